@@ -1,0 +1,3 @@
+from ai_worker.app import build
+
+build().run()

@@ -1,0 +1,1 @@
+"""Hypothesis engines. Each turns Evidence into ranked hypotheses."""

@@ -1,0 +1,1 @@
+"""auth: organisations, people, passwords and access tokens."""

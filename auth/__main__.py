@@ -1,0 +1,3 @@
+from auth.app import build
+
+build().run()

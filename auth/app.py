@@ -1,0 +1,22 @@
+"""auth's wiring."""
+
+from __future__ import annotations
+
+from auth import db
+from auth.handlers import register_handlers
+from auth.settings import AuthSettings
+from auth.tokens import TokenIssuer
+from runtime.service import Service
+
+
+def build() -> Service:
+    settings = AuthSettings()
+    service = Service("auth", settings, outbox=db.outbox)
+    issuer = TokenIssuer(
+        settings.private_key_pem(),
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        settings.jwt_access_ttl_seconds,
+    )
+    register_handlers(service, issuer)
+    return service

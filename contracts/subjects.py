@@ -1,0 +1,46 @@
+"""Subject and stream names: the only place they are spelled out."""
+
+from __future__ import annotations
+
+EVENTS_STREAM = "EVENTS"
+EVENTS_PREFIX = "events"
+DLQ_STREAM = "DLQ"
+DLQ_PREFIX = "dlq"
+
+# Durable consumers, one per purpose: `<service>_<purpose>`.
+GATEWAY_PROJECTOR = "gateway_projector"
+AI_WORKER_CONSUMER = "ai_worker"
+
+SERVICES = ("auth", "incidents", "ai_worker", "integrations")
+
+
+def event_subject(tenant_id: str, event_type: str) -> str:
+    """`incident.created` of tenant t_1 travels on `events.t_1.incident.created`."""
+    if "." in tenant_id or not tenant_id:
+        raise ValueError(f"tenant id {tenant_id!r} must be non-empty and contain no dots")
+    return f"{EVENTS_PREFIX}.{tenant_id}.{event_type}"
+
+
+def tenant_events(tenant_id: str) -> str:
+    return f"{EVENTS_PREFIX}.{tenant_id}.>"
+
+
+def events_of_type(event_type: str) -> str:
+    """Every tenant's events of one type, e.g. `events.*.incident.created`."""
+    return f"{EVENTS_PREFIX}.*.{event_type}"
+
+
+def all_events() -> str:
+    return f"{EVENTS_PREFIX}.>"
+
+
+def dead_letter_subject(consumer: str) -> str:
+    return f"{DLQ_PREFIX}.{consumer}"
+
+
+def command_subject(service: str, command: str) -> str:
+    return f"cmd.{service}.{command}"
+
+
+def ping_subject(service: str) -> str:
+    return command_subject(service, "ping")

@@ -1,0 +1,100 @@
+"""The gateway's wiring: FastAPI, its NATS connection, read-model engine, token verifier, projector."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+
+from gateway import errors
+from gateway.commands import CommandClient
+from gateway.projector import Projector
+from gateway.routes import auth, health, incidents
+from gateway.security import TokenVerifier
+from gateway.settings import GatewaySettings
+from runtime.bus import connect, declare_streams
+from runtime.db import create_engine
+from runtime.logging import configure_logging
+
+log = structlog.get_logger(__name__)
+
+STARTUP_WAIT_SECONDS = 60.0
+
+
+async def _until_auth_answers(verifier: TokenVerifier) -> None:
+    """The gateway cannot verify a token before it has auth's public keys."""
+    deadline = asyncio.get_running_loop().time() + STARTUP_WAIT_SECONDS
+    while True:
+        try:
+            await verifier.refresh()
+            return
+        except Exception as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError("auth did not publish its keys (cmd.auth.jwks)") from exc
+            await asyncio.sleep(0.2)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    configure_logging("gateway", settings.log_level, settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nc = await connect(settings.nats_url, f"gateway:{settings.instance}")
+        js = nc.jetstream()
+        await declare_streams(js)
+        engine = create_engine(settings.database_url, pool_size=20)
+        verifier = TokenVerifier(nc, settings.jwt_issuer, settings.jwt_audience)
+        await _until_auth_answers(verifier)
+        projector = Projector(engine, js, settings.projector_batch_size)
+        await projector.start()
+        app.state.settings, app.state.nc, app.state.engine = settings, nc, engine
+        app.state.verifier, app.state.projector = verifier, projector
+        app.state.commands = CommandClient(nc, settings.command_timeout_seconds)
+        log.info("gateway_started", port=settings.port)
+        try:
+            yield
+        finally:
+            await projector.stop()
+            await nc.drain()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="SRE Copilot",
+        version="0.1.0",
+        description="Incidents, their lifecycle and AI root-cause hypotheses, for SRE teams.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["Authorization", "Content-Type", "X-Correlation-ID"],
+        expose_headers=["X-Correlation-ID"],
+    )
+
+    @app.middleware("http")
+    async def correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        correlation_id = request.headers.get("x-correlation-id", "")[:64] or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(service="gateway", correlation_id=correlation_id)
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_request_bytes):
+            response: Response = errors.error_response(
+                413, "payload_too_large", f"request bodies are limited to {settings.max_request_bytes} bytes"
+            )
+        else:
+            response = await call_next(request)
+        response.headers["X-Correlation-ID"] = correlation_id
+        return response
+
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(incidents.router)
+    return app

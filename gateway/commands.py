@@ -1,0 +1,39 @@
+"""Commands from the gateway to the services: NATS request/reply, typed errors mapped to HTTP."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+import nats.errors
+import structlog
+from nats.aio.client import Client
+from pydantic import BaseModel
+
+from contracts.commands import ErrorCode, ErrorReply
+from gateway.errors import ApiError
+
+log = structlog.get_logger(__name__)
+R = TypeVar("R", bound=BaseModel)
+
+
+class CommandClient:
+    def __init__(self, nc: Client, timeout: float) -> None:
+        self.nc, self.timeout = nc, timeout
+
+    async def call(self, subject: str, body: dict[str, Any], reply_model: type[R]) -> R:
+        correlation_id = structlog.contextvars.get_contextvars().get("correlation_id", "")
+        payload = json.dumps({"correlation_id": correlation_id, **body}, default=str).encode()
+        try:
+            msg = await self.nc.request(subject, payload, timeout=self.timeout)
+        except nats.errors.NoRespondersError as exc:
+            raise ApiError(
+                503, ErrorCode.UNAVAILABLE.value, f"{subject.split('.')[1]} is unavailable"
+            ) from exc
+        except nats.errors.TimeoutError as exc:
+            raise ApiError(504, "timeout", f"{subject.split('.')[1]} did not answer in time") from exc
+        reply = json.loads(msg.data)
+        if isinstance(reply, dict) and "error" in reply:
+            error = ErrorReply.model_validate(reply).error
+            raise ApiError.of(error.code, error.message, error.details)
+        return reply_model.model_validate(reply)

@@ -1,0 +1,253 @@
+"""Projects the event stream into the gateway's read models.
+
+A durable pull consumer fetches batches; each batch is applied in one transaction together with the
+checkpoint, then acked. Every apply is idempotent (keyed by event id or guarded by aggregate
+version), so a redelivered event changes nothing. Waiters let a write answer only once its own event
+is readable (read-your-writes)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import nats.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from contracts.envelope import EventEnvelope
+from contracts.events import (
+    EventData,
+    HypothesisGenerated,
+    IncidentCreated,
+    IncidentState,
+    IncidentStateChanged,
+    UnknownEventType,
+    payload_of,
+)
+from contracts.subjects import EVENTS_STREAM, GATEWAY_PROJECTOR, all_events
+from gateway import read_models as rm
+from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry
+
+log = structlog.get_logger(__name__)
+
+# Events whose own fields do not touch an incident still go to its timeline.
+TIMELINE_TYPES = {"incident.created", "incident.state_changed", "hypothesis.generated"}
+
+Listener = Callable[[Sequence[tuple[int, EventEnvelope]]], Awaitable[None]]
+
+
+async def apply_event(conn: AsyncConnection, seq: int, event: EventEnvelope, data: EventData) -> None:
+    """Apply one event to the read models. Idempotent."""
+    if isinstance(data, IncidentCreated):
+        await conn.execute(
+            insert(rm.incidents)
+            .values(
+                id=uuid.UUID(data.incident_id),
+                tenant_id=event.tenant_id,
+                key=data.key,
+                number=data.number,
+                title=data.title,
+                description=data.description,
+                service_name=data.service_name,
+                severity=data.severity.value,
+                state=data.state.value,
+                version=event.aggregate_version,
+                created_by=data.created_by,
+                created_at=data.created_at,
+                updated_at=data.created_at,
+            )
+            .on_conflict_do_nothing()
+        )
+    elif isinstance(data, IncidentStateChanged):
+        values: dict[str, Any] = {
+            "state": data.to_state.value,
+            "version": event.aggregate_version,
+            "updated_at": data.changed_at,
+        }
+        if data.to_state is IncidentState.ACKNOWLEDGED:
+            values["acknowledged_at"] = data.changed_at
+        if data.to_state is IncidentState.RESOLVED:
+            values["resolved_at"] = data.changed_at
+        elif data.from_state is IncidentState.RESOLVED:
+            values["resolved_at"] = None
+        await conn.execute(
+            update(rm.incidents)
+            .where(
+                rm.incidents.c.id == uuid.UUID(data.incident_id),
+                rm.incidents.c.version < event.aggregate_version,
+            )
+            .values(**values)
+        )
+    elif isinstance(data, HypothesisGenerated):
+        await conn.execute(
+            insert(rm.hypotheses)
+            .values(
+                incident_id=uuid.UUID(data.incident_id),
+                tenant_id=event.tenant_id,
+                engine=data.engine,
+                items=[h.model_dump(mode="json") for h in data.hypotheses],
+                generated_at=data.generated_at,
+                event_id=event.id,
+            )
+            .on_conflict_do_nothing()
+        )
+    if event.type in TIMELINE_TYPES:
+        await conn.execute(
+            insert(rm.timeline)
+            .values(
+                event_id=event.id,
+                tenant_id=event.tenant_id,
+                incident_id=uuid.UUID(event.aggregate_id),
+                seq=seq,
+                kind=event.type,
+                actor=event.actor,
+                at=event.occurred_at,
+                data=event.data,
+            )
+            .on_conflict_do_nothing()
+        )
+
+
+async def save_checkpoint(conn: AsyncConnection, name: str, seq: int) -> None:
+    statement = insert(rm.checkpoints).values(name=name, last_seq=seq)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[rm.checkpoints.c.name],
+            set_={"last_seq": statement.excluded.last_seq},
+            where=rm.checkpoints.c.last_seq < statement.excluded.last_seq,
+        )
+    )
+
+
+class Projector:
+    def __init__(self, engine: AsyncEngine, js: JetStreamContext, batch_size: int = 500) -> None:
+        self.engine, self.js, self.batch_size = engine, js, batch_size
+        self.name = GATEWAY_PROJECTOR
+        self.checkpoint = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._listeners: list[Listener] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add_listener(self, listener: Listener) -> None:
+        """Called with each committed batch (the live feed's fan-out hooks in here)."""
+        self._listeners.append(listener)
+
+    async def wait_for(self, seq: int | None, timeout: float) -> bool:
+        """True once the read models include stream sequence `seq`; False after `timeout`."""
+        if seq is None or self.checkpoint >= seq:
+            return seq is not None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((seq, future))
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters = [(s, f) for s, f in self._waiters if f is not future]
+
+    def _advance(self, seq: int) -> None:
+        self.checkpoint = max(self.checkpoint, seq)
+        for waited, future in self._waiters:
+            if waited <= self.checkpoint and not future.done():
+                future.set_result(None)
+
+    async def start(self) -> None:
+        async with self.engine.connect() as conn:
+            self.checkpoint = await rm.last_seq(conn, self.name)
+        self._subscription = await self.js.pull_subscribe(
+            all_events(),
+            durable=self.name,
+            stream=EVENTS_STREAM,
+            config=ConsumerConfig(
+                durable_name=self.name,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=30,
+                max_deliver=MAX_DELIVER + 1,
+                max_ack_pending=20_000,
+            ),
+        )
+        self._task = asyncio.create_task(self._run(), name="gateway-projector")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                msgs = await self._subscription.fetch(self.batch_size, timeout=1.0)
+            except nats.errors.TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("projector_fetch_failed", error=str(exc))
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await self.handle_batch(msgs)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("projector_batch_failed")
+                await asyncio.sleep(0.5)
+
+    async def handle_batch(self, msgs: Sequence[Msg]) -> None:
+        decoded: list[tuple[Msg, int, EventEnvelope, EventData]] = []
+        for msg in msgs:
+            try:
+                event = EventEnvelope.from_bytes(msg.data)
+                decoded.append((msg, msg.metadata.sequence.stream, event, payload_of(event)))
+            except (ValidationError, UnknownEventType, ValueError) as exc:
+                # Retrying cannot make an unreadable event readable.
+                await dead_letter(self.js, self.name, msg, exc)
+        if not decoded:
+            return
+        try:
+            async with self.engine.begin() as conn:
+                for _msg, seq, event, data in decoded:
+                    await apply_event(conn, seq, event, data)
+                await save_checkpoint(conn, self.name, max(seq for _, seq, _, _ in decoded))
+            applied = decoded
+        except Exception as exc:
+            log.warning("projector_batch_retry_one_by_one", error=str(exc), size=len(decoded))
+            applied = await self._apply_one_by_one(decoded)
+        for msg, *_ in applied:
+            await msg.ack()
+        if applied:
+            self._advance(max(seq for _, seq, _, _ in applied))
+            batch = [(seq, event) for _, seq, event, _ in applied]
+            for listener in self._listeners:
+                try:
+                    await listener(batch)
+                except Exception:
+                    log.exception("projector_listener_failed")
+
+    async def _apply_one_by_one(
+        self, decoded: list[tuple[Msg, int, EventEnvelope, EventData]]
+    ) -> list[tuple[Msg, int, EventEnvelope, EventData]]:
+        applied = []
+        for item in decoded:
+            msg, seq, event, data = item
+            try:
+                async with self.engine.begin() as conn:
+                    await apply_event(conn, seq, event, data)
+                    await save_checkpoint(conn, self.name, seq)
+                applied.append(item)
+            except Exception as exc:
+                await give_up_or_retry(self.js, self.name, msg, exc)
+        return applied

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from contracts.commands import Pong
+from contracts.subjects import SERVICES, ping_subject
+from gateway.schemas import DependencyHealth, ServicesHealth
+
+router = APIRouter(tags=["health"])
+
+PING_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness of the gateway itself."""
+    return {"status": "healthy"}
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+async def _ping_service(request: Request, name: str) -> DependencyHealth:
+    started = time.perf_counter()
+    try:
+        reply = await request.app.state.nc.request(ping_subject(name), b"{}", timeout=PING_TIMEOUT_SECONDS)
+        pong = Pong.model_validate(json.loads(reply.data))
+    except Exception as exc:
+        return DependencyHealth(
+            status="unhealthy", detail=type(exc).__name__ + (f": {exc}" if str(exc) else "")
+        )
+    if not pong.database:
+        return DependencyHealth(
+            status="unhealthy", latency_ms=_ms(started), instance=pong.instance, detail="database unreachable"
+        )
+    return DependencyHealth(status="healthy", latency_ms=_ms(started), instance=pong.instance)
+
+
+async def _ping_nats(request: Request) -> DependencyHealth:
+    started = time.perf_counter()
+    try:
+        await request.app.state.nc.flush(timeout=PING_TIMEOUT_SECONDS)
+    except Exception as exc:
+        return DependencyHealth(status="unhealthy", detail=type(exc).__name__)
+    return DependencyHealth(status="healthy", latency_ms=_ms(started))
+
+
+async def _ping_postgres(request: Request) -> DependencyHealth:
+    started = time.perf_counter()
+    try:
+        async with request.app.state.engine.connect() as conn:
+            await asyncio.wait_for(conn.execute(text("SELECT 1")), PING_TIMEOUT_SECONDS)
+    except Exception as exc:
+        return DependencyHealth(status="unhealthy", detail=type(exc).__name__)
+    return DependencyHealth(status="healthy", latency_ms=_ms(started))
+
+
+@router.get("/health/services", response_model=ServicesHealth)
+async def services_health(request: Request) -> JSONResponse:
+    """Each service and dependency pinged for real, with its latency; 503 if any is unhealthy."""
+    names = [*SERVICES, "nats", "postgres"]
+    checks = await asyncio.gather(
+        *(_ping_service(request, s) for s in SERVICES), _ping_nats(request), _ping_postgres(request)
+    )
+    services = dict(zip(names, checks, strict=True))
+    healthy = all(c.status == "healthy" for c in checks)
+    body = ServicesHealth(status="healthy" if healthy else "degraded", services=services)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)

@@ -1,0 +1,1 @@
+"""incidents: the incident aggregate, its numbering and its lifecycle."""

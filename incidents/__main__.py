@@ -1,0 +1,3 @@
+from incidents.app import build
+
+build().run()

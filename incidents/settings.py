@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from runtime.settings import ServiceSettings
+
+
+class IncidentsSettings(ServiceSettings):
+    pass

@@ -1,0 +1,1 @@
+"""integrations: Alertmanager and deploy events in; Slack and signed webhooks out."""

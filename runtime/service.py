@@ -1,0 +1,143 @@
+"""What every bus-facing service shares: the FastStream broker, a database engine, JetStream,
+the outbox relay, the ping handler, and the wrapper that turns a command into a typed reply."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+from faststream import FastStream
+from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Table, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.commands import Command, CommandFailed, ErrorBody, ErrorCode, ErrorReply, Pong
+from contracts.subjects import ping_subject
+from runtime.bus import declare_streams
+from runtime.db import create_engine
+from runtime.logging import configure_logging
+from runtime.outbox import OutboxRelay
+from runtime.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+C = TypeVar("C", bound=Command)
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+class Service:
+    """One process of one service. `engine`, `js` and `relay` exist once the service has started."""
+
+    def __init__(self, name: str, settings: ServiceSettings, outbox: Table | None = None) -> None:
+        self.name, self.settings, self.outbox = name, settings, outbox
+        configure_logging(name, settings.log_level, settings.log_format)
+        self.broker = NatsBroker(
+            settings.nats_url,
+            name=f"{name}:{settings.instance}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            # Through the root logger, i.e. the same JSON stream; one line per message is DEBUG.
+            logger=logging.getLogger(f"faststream.{name}"),
+            log_level=logging.DEBUG,
+        )
+        self.app = FastStream(
+            self.broker, on_startup=[self._open], after_startup=[self._started], on_shutdown=[self._close]
+        )
+        self._engine: AsyncEngine | None = None
+        self._relay: OutboxRelay | None = None
+        self.broker.subscriber(ping_subject(name), queue=name)(self._ping)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        assert self._engine is not None, "the service has not started"
+        return self._engine
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self.broker.connection.jetstream()
+
+    @property
+    def relay(self) -> OutboxRelay:
+        if self._relay is None:
+            assert self.outbox is not None, f"{self.name} has no outbox"
+            self._relay = OutboxRelay(self.engine, self.outbox, self.js)
+        return self._relay
+
+    async def _open(self) -> None:
+        self._engine = create_engine(self.settings.database_url)
+
+    async def _started(self) -> None:
+        await declare_streams(self.js)
+        if self.outbox is not None:
+            self.relay.start()
+        log.info("service_started", instance=self.settings.instance)
+
+    async def _close(self) -> None:
+        if self._relay is not None:
+            await self._relay.stop()
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    async def _ping(self, body: dict[str, Any]) -> dict[str, Any]:
+        database = False
+        try:
+            async with self.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
+            database = True
+        except Exception as exc:
+            log.warning("ping_database_failed", error=str(exc))
+        return Pong(service=self.name, instance=self.settings.instance, database=database).model_dump()
+
+    def command(
+        self, subject: str, model: type[C]
+    ) -> Callable[[Callable[[C], Awaitable[BaseModel]]], Callable[[C], Awaitable[BaseModel]]]:
+        """Register a command handler. It receives the validated command and returns a reply model;
+        bad input and CommandFailed become an ErrorReply, anything unexpected an internal error."""
+
+        def register(handler: Callable[[C], Awaitable[BaseModel]]) -> Callable[[C], Awaitable[BaseModel]]:
+            async def on_request(body: dict[str, Any]) -> dict[str, Any]:
+                correlation_id = str(body.get("correlation_id") or uuid.uuid4())
+                started = time.perf_counter()
+                with structlog.contextvars.bound_contextvars(correlation_id=correlation_id, command=subject):
+                    try:
+                        command = model.model_validate(body)
+                        reply: BaseModel = await handler(command)
+                    except ValidationError as exc:
+                        reply = ErrorReply(
+                            error=ErrorBody(
+                                code=ErrorCode.VALIDATION,
+                                message="invalid command",
+                                details=validation_details(exc),
+                            )
+                        )
+                    except CommandFailed as exc:
+                        reply = exc.reply()
+                    except Exception:
+                        log.exception("command_failed")
+                        reply = ErrorReply(
+                            error=ErrorBody(code=ErrorCode.INTERNAL, message=f"{subject} failed")
+                        )
+                    log.debug("command_handled", ms=round((time.perf_counter() - started) * 1000, 2))
+                    return reply.model_dump(mode="json")
+
+            on_request.__name__ = handler.__name__
+            self.broker.subscriber(subject, queue=self.name)(on_request)
+            return handler
+
+        return register
+
+    def run(self) -> None:
+        asyncio.run(self.app.run())

@@ -1,0 +1,221 @@
+"""Runs the whole platform: embedded servers when no URLs are given, migrations, the streams, then
+each service as its own process (restarted with back-off if it dies), the gateway last."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from contracts.subjects import SERVICES, ping_subject
+from runtime import embedded
+from runtime.bus import connect, declare_streams
+from runtime.migrate import upgrade
+
+log = structlog.get_logger("supervisor")
+
+RUNTIME_FILE = "runtime.json"
+MAX_BACKOFF_SECONDS = 30.0
+
+
+@dataclass
+class Child:
+    name: str
+    module: str
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = 0.0
+
+
+@dataclass
+class Platform:
+    state_dir: Path
+    port: int = 8000
+    host: str = "127.0.0.1"
+    nats_url: str | None = None
+    database_url: str | None = None
+    durable: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+    servers: list[embedded.ServerProcess] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+    stopping: bool = False
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start_dependencies(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self.nats_url:
+            nats = embedded.start_nats(self.state_dir)
+            self.servers.append(nats)
+            self.nats_url = nats.url
+        if not self.database_url:
+            pg = embedded.start_postgres(self.state_dir, durable=self.durable)
+            self.servers.append(pg)
+            self.database_url = pg.url
+        upgrade(self.database_url)
+        asyncio.run(self._declare_streams())
+
+    async def _declare_streams(self) -> None:
+        assert self.nats_url
+        nc = await connect(self.nats_url, "supervisor", reconnect=False)
+        try:
+            await declare_streams(nc.jetstream())
+        finally:
+            await nc.close()
+
+    def _signing_key_env(self) -> dict[str, str]:
+        if os.environ.get("JWT_PRIVATE_KEY") or os.environ.get("JWT_PRIVATE_KEY_FILE"):
+            return {}
+        from auth.tokens import generate_private_key_pem
+
+        key_file = self.state_dir / "jwt-signing-key.pem"
+        if not key_file.exists():
+            key_file.touch(mode=0o600)
+            key_file.write_text(generate_private_key_pem())
+        return {"JWT_PRIVATE_KEY_FILE": str(key_file.resolve())}
+
+    def env(self) -> dict[str, str]:
+        assert self.nats_url and self.database_url
+        return {
+            **os.environ,
+            "NATS_URL": self.nats_url,
+            "DATABASE_URL": self.database_url,
+            "HOST": self.host,
+            "PORT": str(self.port),
+            **self._signing_key_env(),
+            **self.extra_env,
+        }
+
+    def _spawn(self, child: Child, env: dict[str, str]) -> None:
+        child.process = subprocess.Popen([sys.executable, "-m", child.module], env=env)
+        child.started_at = time.monotonic()
+        log.info("service_spawned", service=child.name, pid=child.process.pid)
+
+    def start_services(self, timeout: float = 60.0) -> None:
+        env = self.env()
+        self.children = [Child(name, name) for name in SERVICES]
+        for child in self.children:
+            self._spawn(child, env)
+        asyncio.run(self._until_services_answer(timeout))
+        gateway = Child("gateway", "gateway")
+        self.children.append(gateway)
+        self._spawn(gateway, env)
+        self._write_runtime_file()
+
+    async def _until_services_answer(self, timeout: float) -> None:
+        assert self.nats_url
+        nc = await connect(self.nats_url, "supervisor", reconnect=False)
+        deadline = time.monotonic() + timeout
+        try:
+            for name in SERVICES:
+                while True:
+                    try:
+                        await nc.request(ping_subject(name), b"{}", timeout=0.5)
+                        break
+                    except Exception:
+                        if self.stopping:
+                            return
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(f"{name} did not start within {timeout:.0f} s") from None
+                        await asyncio.sleep(0.1)
+        finally:
+            await nc.close()
+
+    def wait_gateway(self, timeout: float = 60.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping:
+            try:
+                if httpx.get(f"{self.gateway_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        if self.stopping:
+            return
+        raise RuntimeError(f"the gateway did not answer on {self.gateway_url} within {timeout:.0f} s")
+
+    def _write_runtime_file(self) -> None:
+        info = {
+            "pid": os.getpid(),
+            "gateway_url": self.gateway_url,
+            "nats_url": self.nats_url,
+            "database_url": self.database_url,
+            "embedded": [s.name for s in self.servers],
+        }
+        (self.state_dir / RUNTIME_FILE).write_text(json.dumps(info, indent=2))
+
+    def supervise_once(self) -> None:
+        """Restart any child that died, with exponential back-off; a child that ran a minute is forgiven."""
+        now = time.monotonic()
+        env: dict[str, str] | None = None
+        for child in self.children:
+            if child.process is None or child.process.poll() is None:
+                continue
+            if child.next_start == 0.0:
+                uptime = now - child.started_at
+                if uptime > 60:
+                    child.restarts = 0
+                delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**child.restarts)
+                child.next_start = now + delay
+                log.warning(
+                    "service_died", service=child.name, code=child.process.returncode, restart_in_s=delay
+                )
+            elif now >= child.next_start:
+                child.restarts += 1
+                child.next_start = 0.0
+                env = env or self.env()
+                self._spawn(child, env)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for child in reversed(self.children):  # the gateway first: stop taking requests
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait(5)
+        for server in reversed(self.servers):
+            server.stop()
+        runtime_file = self.state_dir / RUNTIME_FILE
+        if runtime_file.exists():
+            runtime_file.unlink()
+
+
+def run_forever(platform: Platform) -> None:
+    def request_stop(signum: int, frame: object) -> None:
+        platform.stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        platform.start_dependencies()
+        if platform.stopping:
+            return
+        platform.start_services()
+        platform.wait_gateway()
+        if not platform.stopping:
+            log.info("platform_ready", url=platform.gateway_url, docs=f"{platform.gateway_url}/docs")
+        while not platform.stopping:
+            platform.supervise_once()
+            time.sleep(0.25)
+    finally:
+        log.info("platform_stopping")
+        platform.stop()
