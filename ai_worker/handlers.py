@@ -10,6 +10,7 @@ import structlog
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, PullSub
 from faststream.nats.annotations import NatsMessage
+from pydantic import ValidationError
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -23,10 +24,11 @@ from contracts.events import (
     IncidentCreated,
     IncidentState,
     IncidentStateChanged,
+    UnknownEventType,
     payload_of,
 )
 from contracts.subjects import AI_WORKER_CONSUMER, EVENTS_STREAM, events_of_type
-from runtime.consumer import MAX_DELIVER, give_up_or_retry
+from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry
 from runtime.outbox import stage
 from runtime.service import Service
 
@@ -138,10 +140,15 @@ def register_handlers(service: Service, settings: AiWorkerSettings) -> None:
         raw = msg.raw_message
         try:
             event = EventEnvelope.from_bytes(raw.data)
+            data = payload_of(event)
+        except (ValidationError, UnknownEventType, ValueError) as exc:
+            # Retrying cannot make an unreadable event readable.
+            await dead_letter(service.js, AI_WORKER_CONSUMER, raw, exc)
+            return
+        try:
             with structlog.contextvars.bound_contextvars(
                 correlation_id=event.correlation_id, event_id=str(event.id), event_type=event.type
             ):
-                data = payload_of(event)
                 if isinstance(data, IncidentCreated):
                     generated = await on_incident_created(service, settings, event, data)
                     if generated is not None:

@@ -23,5 +23,5 @@ def normalise_email(email: str) -> str:
 
 def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
-    return slug[:60] or "org"
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower())[:60].strip("-")
+    return slug or "org"

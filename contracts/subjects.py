@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 EVENTS_STREAM = "EVENTS"
 EVENTS_PREFIX = "events"
 DLQ_STREAM = "DLQ"
@@ -11,13 +13,18 @@ DLQ_PREFIX = "dlq"
 GATEWAY_PROJECTOR = "gateway_projector"
 AI_WORKER_CONSUMER = "ai_worker"
 
+# A subject token: no dots, wildcards or spaces.
+TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
 SERVICES = ("auth", "incidents", "ai_worker", "integrations")
 
 
 def event_subject(tenant_id: str, event_type: str) -> str:
     """`incident.created` of tenant t_1 travels on `events.t_1.incident.created`."""
-    if "." in tenant_id or not tenant_id:
-        raise ValueError(f"tenant id {tenant_id!r} must be non-empty and contain no dots")
+    if not TENANT_ID.fullmatch(tenant_id):
+        raise ValueError(
+            f"tenant id {tenant_id!r} must be letters, digits, '_' or '-' (no dots or wildcards)"
+        )
     return f"{EVENTS_PREFIX}.{tenant_id}.{event_type}"
 
 

@@ -54,7 +54,11 @@ class Service:
             log_level=logging.DEBUG,
         )
         self.app = FastStream(
-            self.broker, on_startup=[self._open], after_startup=[self._started], on_shutdown=[self._close]
+            self.broker,
+            logger=logging.getLogger(f"faststream.{name}.app"),
+            on_startup=[self._open],
+            after_startup=[self._started],
+            on_shutdown=[self._close],
         )
         self._engine: AsyncEngine | None = None
         self._relay: OutboxRelay | None = None

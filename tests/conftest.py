@@ -1,0 +1,108 @@
+"""One real platform per test session: embedded nats-server and PostgreSQL, migrations applied once,
+every service as its own process, the gateway on a free port. Each test makes its own tenant."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from runtime.bus import connect
+from runtime.db import create_engine
+from runtime.embedded import free_port
+from runtime.supervisor import Platform
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    state = tmp_path_factory.mktemp("platform")
+    env = {"LOG_LEVEL": os.environ.get("TEST_SERVICE_LOG_LEVEL", "WARNING")}
+    # fsync off: still the real PostgreSQL server, only not crash-safe, which tests do not need.
+    running = Platform(state_dir=state, port=free_port(), durable=False, extra_env=env)
+    try:
+        running.start_dependencies()
+        running.start_services()
+        running.wait_gateway()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+async def engine(platform: Platform) -> AsyncIterator[AsyncEngine]:
+    assert platform.database_url
+    db = create_engine(platform.database_url, pool_size=5)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture(scope="session")
+async def nc(platform: Platform) -> AsyncIterator[Client]:
+    assert platform.nats_url
+    client = await connect(platform.nats_url, "tests")
+    yield client
+    await client.drain()
+
+
+@pytest.fixture(scope="session")
+def js(nc: Client) -> JetStreamContext:
+    return nc.jetstream()
+
+
+@pytest.fixture
+async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=15) as http:
+        yield http
+
+
+@dataclass
+class Tenant:
+    token: str
+    email: str
+    password: str
+    tenant_id: str
+    user_id: str
+    body: dict[str, Any]
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def register_tenant(client: httpx.AsyncClient, org: str = "Acme") -> Tenant:
+    suffix = uuid.uuid4().hex[:10]
+    email, password = f"owner-{suffix}@example.com", f"correct-horse-{suffix}"
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": email,
+            "password": password,
+            "full_name": f"{org} Owner",
+            "tenant_name": f"{org} {suffix}",
+        },
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return Tenant(body["access_token"], email, password, body["tenant"]["id"], body["user"]["id"], body)
+
+
+@pytest.fixture
+async def tenant(client: httpx.AsyncClient) -> Tenant:
+    """A clean tenant for this test."""
+    return await register_tenant(client)
+
+
+INCIDENT = {
+    "title": "High CPU usage on payment-api",
+    "description": "CPU spiked to 90% after recent deployment at 10:30 AM",
+    "service_name": "payment-api",
+    "severity": "high",
+}
