@@ -61,7 +61,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await projector.stop()
-            await nc.drain()
+            # HTTP requests are finished by now; draining would wait on the pull subscription.
+            await nc.close()
             await engine.dispose()
 
     app = FastAPI(

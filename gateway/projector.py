@@ -41,6 +41,8 @@ log = structlog.get_logger(__name__)
 # Events whose own fields do not touch an incident still go to its timeline.
 TIMELINE_TYPES = {"incident.created", "incident.state_changed", "hypothesis.generated"}
 
+FETCH_TIMEOUT_SECONDS = 1.0
+
 Listener = Callable[[Sequence[tuple[int, EventEnvelope]]], Awaitable[None]]
 
 
@@ -135,6 +137,7 @@ class Projector:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def add_listener(self, listener: Listener) -> None:
         """Called with each committed batch (the live feed's fan-out hooks in here)."""
@@ -179,17 +182,18 @@ class Projector:
         self._task = asyncio.create_task(self._run(), name="gateway-projector")
 
     async def stop(self) -> None:
+        """Let the current fetch (at most a second) and batch finish, then stop; cancel if stuck."""
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), 3 * FETCH_TIMEOUT_SECONDS)
+            except TimeoutError:
+                self._task.cancel()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
-                msgs = await self._subscription.fetch(self.batch_size, timeout=1.0)
+                msgs = await self._subscription.fetch(self.batch_size, timeout=FETCH_TIMEOUT_SECONDS)
             except nats.errors.TimeoutError:
                 continue
             except asyncio.CancelledError:

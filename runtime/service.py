@@ -50,12 +50,12 @@ class Service:
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             # Through the root logger, i.e. the same JSON stream; one line per message is DEBUG.
-            logger=logging.getLogger(f"faststream.{name}"),
+            logger=logging.getLogger(f"sre_copilot.{name}.broker"),
             log_level=logging.DEBUG,
         )
         self.app = FastStream(
             self.broker,
-            logger=logging.getLogger(f"faststream.{name}.app"),
+            logger=logging.getLogger(f"sre_copilot.{name}.app"),
             on_startup=[self._open],
             after_startup=[self._started],
             on_shutdown=[self._close],

@@ -4,6 +4,7 @@ each service as its own process (restarted with back-off if it dies), the gatewa
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import signal
@@ -53,8 +54,19 @@ class Platform:
     def gateway_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def _lock_state_dir(self) -> None:
+        """Two installations may run side by side, but never two on the same data."""
+        self._lock_file = (self.state_dir / "lock").open("w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(
+                f"another `sre-copilot up` is using {self.state_dir}; stop it or pick another --state-dir"
+            ) from None
+
     def start_dependencies(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_state_dir()
         if not self.nats_url:
             nats = embedded.start_nats(self.state_dir)
             self.servers.append(nats)
@@ -195,7 +207,7 @@ class Platform:
         for server in reversed(self.servers):
             server.stop()
         runtime_file = self.state_dir / RUNTIME_FILE
-        if runtime_file.exists():
+        if self.children and runtime_file.exists():  # ours: we got as far as starting services
             runtime_file.unlink()
 
 

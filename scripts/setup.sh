@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Creates .venv in the checkout and installs the project (with its test tools) into it.
+# Re-running is cheap: it reinstalls only when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "SRE Copilot needs Python 3.11 or newer")'
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade pip
+fi
+
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ] || [ ! -x .venv/bin/sre-copilot ]; then
+  # compat mode: the checkout itself is on sys.path, so new modules need no reinstall
+  .venv/bin/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
