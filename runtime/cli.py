@@ -51,7 +51,7 @@ def migrate(
     from runtime.migrate import upgrade
 
     upgrade(database_url)
-    typer.echo("migrated to head")
+    typer.echo("migrated to the latest revision")
 
 
 @app.command()
