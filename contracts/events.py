@@ -96,6 +96,55 @@ class HypothesisGenerated(EventData):
     engine: str
     hypotheses: list[Hypothesis]
     generated_at: AwareDatetime
+    # Each generation for an incident is numbered 1, 2, ...; the API serves the latest.
+    generation: int = Field(default=1, ge=1)
+    # What caused it: "incident.created", "alert.attached", "deploy.recorded", "regenerate".
+    trigger: str = "incident.created"
+    # Set when the requested engine failed and another one answered instead.
+    fallback_reason: str | None = None
+
+
+class EvidenceItem(EventData):
+    """One checkable fact behind a hypothesis."""
+
+    kind: str  # "report", "deploy", "alert", "similar_incident", "metric", ...
+    summary: str
+    source: str
+    time: AwareDatetime | None = None
+    link: str | None = None
+
+
+class EvidenceCollected(EventData):
+    """Published before the hypotheses that cite it, so a generation can be reproduced from the log."""
+
+    incident_id: str
+    generation: int = Field(ge=1)
+    items: list[EvidenceItem]
+    collected_at: AwareDatetime
+
+
+class DeployRecorded(EventData):
+    deploy_id: str
+    service_name: str
+    version: str
+    environment: str
+    commit: str | None = None
+    author: str | None = None
+    deployed_at: AwareDatetime
+
+
+class AlertAttached(EventData):
+    """An Alertmanager alert joined an incident (or changed status: firing -> resolved)."""
+
+    incident_id: str
+    fingerprint: str
+    status: str  # "firing" | "resolved"
+    alertname: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
+    generator_url: str | None = None
 
 
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
@@ -104,6 +153,9 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     ("incident.created", 1): IncidentCreated,
     ("incident.state_changed", 1): IncidentStateChanged,
     ("hypothesis.generated", 1): HypothesisGenerated,
+    ("evidence.collected", 1): EvidenceCollected,
+    ("deploy.recorded", 1): DeployRecorded,
+    ("alert.attached", 1): AlertAttached,
 }
 CURRENT_VERSION: dict[str, int] = {}
 for _type, _version in EVENT_TYPES:
