@@ -1,10 +1,28 @@
-"""ai_worker's tables (schema `ai_worker`): its own view of past incidents, and what it generated."""
+"""ai_worker's tables (schema `ai_worker`): its own view of incidents, deploys and alerts built from
+events (no reads of another service's tables), the generations it made and the triggers it saw."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text, Uuid, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    Uuid,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,8 +32,6 @@ from runtime.outbox import outbox_table
 SCHEMA = "ai_worker"
 metadata = MetaData(schema=SCHEMA)
 
-# Built from incident events: what the worker knows of each tenant's history (no reads of
-# another service's tables).
 known_incidents = Table(
     "known_incidents",
     metadata,
@@ -30,26 +46,111 @@ known_incidents = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True)),
+    # The note the incident was resolved with: its recorded root cause.
+    Column("resolution", Text),
+    # While set and in the future, a worker is generating for this incident (a lease, so a crashed
+    # worker does not block the incident for ever).
+    Column("claimed_until", DateTime(timezone=True)),
     Index("ix_known_incidents_tenant_created", "tenant_id", "created_at"),
+    Index("ix_known_incidents_tenant_service", "tenant_id", "service_name", "state"),
 )
 
-# One row per incident that got its hypotheses: what makes a redelivered event a no-op.
 generations = Table(
     "generations",
     metadata,
-    Column("incident_id", Uuid, primary_key=True),
+    Column("incident_id", Uuid, nullable=False),
+    Column("generation", Integer, nullable=False),
     Column("tenant_id", String(64), nullable=False),
     Column("engine", String(32), nullable=False),
+    Column("trigger", String(64), nullable=False),
+    Column("fallback_reason", Text),
     Column("event_id", Uuid, nullable=False),
+    Column("evidence_event_id", Uuid),
     Column("hypotheses", JSONB, nullable=False),
+    Column("evidence", JSONB, nullable=False),
     Column("generated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("incident_id", "generation", name="generations_pkey"),
+)
+
+deploys = Table(
+    "deploys",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("deploy_id", String(200), nullable=False),
+    Column("service_name", String(100), nullable=False),
+    Column("version", Text, nullable=False),
+    Column("environment", Text, nullable=False),
+    Column("commit", Text),
+    Column("author", Text),
+    Column("deployed_at", DateTime(timezone=True), nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "deploy_id"),
+    Index("ix_deploys_tenant_service_time", "tenant_id", "service_name", "deployed_at"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("incident_id", Uuid, nullable=False),
+    Column("fingerprint", String(200), nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("alertname", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("labels", JSONB, nullable=False),
+    Column("annotations", JSONB, nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True)),
+    Column("generator_url", Text),
+    Column("event_id", Uuid, nullable=False),
+    # When the event that last wrote the row happened: an older redelivery never overwrites it.
+    Column("event_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("incident_id", "fingerprint"),
+)
+
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("event_id", Uuid, nullable=False),
+    Column("incident_id", Uuid, nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    # The generation that covered this trigger; NULL while it waits to be coalesced.
+    Column("generation", Integer),
+    PrimaryKeyConstraint("event_id", "incident_id"),
+    Index("ix_triggers_pending", "incident_id", postgresql_where=text("generation IS NULL")),
 )
 
 outbox = outbox_table(metadata)
 
 
+async def lock_incident(conn: AsyncConnection, incident_id: uuid.UUID) -> None:
+    """Serialise everything that decides about one incident's generations, until the transaction
+    ends. An advisory lock rather than a row lock: an alert may arrive before its incident does."""
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"ai_worker.incident:{incident_id}"},
+    )
+
+
 async def remember_incident(conn: AsyncConnection, values: dict[str, object]) -> None:
     await conn.execute(insert(known_incidents).values(**values).on_conflict_do_nothing())
+
+
+async def incident(conn: AsyncConnection, incident_id: uuid.UUID) -> Row[Any] | None:
+    return (await conn.execute(select(known_incidents).where(known_incidents.c.id == incident_id))).first()
+
+
+async def open_incidents_of_service(
+    conn: AsyncConnection, tenant_id: str, service_name: str
+) -> list[uuid.UUID]:
+    k = known_incidents
+    rows = await conn.execute(
+        select(k.c.id)
+        .where(k.c.tenant_id == tenant_id, k.c.service_name == service_name, k.c.state != "resolved")
+        .order_by(k.c.created_at, k.c.id)
+    )
+    return [row.id for row in rows]
 
 
 async def history(
@@ -59,7 +160,7 @@ async def history(
     since: datetime,
     exclude: object,
     limit: int = 500,
-) -> list[Row]:  # type: ignore[type-arg]
+) -> list[Row[Any]]:
     query = (
         select(known_incidents)
         .where(
@@ -72,3 +173,110 @@ async def history(
         .limit(limit)
     )
     return list((await conn.execute(query)).all())
+
+
+async def record_deploy(conn: AsyncConnection, values: dict[str, object]) -> None:
+    await conn.execute(insert(deploys).values(**values).on_conflict_do_nothing())
+
+
+async def deploys_of_service(
+    conn: AsyncConnection, tenant_id: str, service_name: str, since: datetime, until: datetime
+) -> list[Row[Any]]:
+    d = deploys
+    query = (
+        select(d)
+        .where(
+            d.c.tenant_id == tenant_id,
+            d.c.service_name == service_name,
+            d.c.deployed_at >= since,
+            d.c.deployed_at <= until,
+        )
+        .order_by(d.c.deployed_at.desc(), d.c.deploy_id)
+        .limit(50)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def record_alert(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    statement = insert(alerts).values(**values)
+    changing = {k: statement.excluded[k] for k in values if k not in ("incident_id", "fingerprint")}
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[alerts.c.incident_id, alerts.c.fingerprint],
+            set_=changing,
+            where=alerts.c.event_at <= statement.excluded.event_at,
+        )
+    )
+
+
+async def alerts_of_incident(conn: AsyncConnection, incident_id: uuid.UUID) -> list[Row[Any]]:
+    query = (
+        select(alerts)
+        .where(alerts.c.incident_id == incident_id)
+        .order_by(alerts.c.starts_at, alerts.c.fingerprint)
+        .limit(50)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def trigger(conn: AsyncConnection, event_id: uuid.UUID, incident_id: uuid.UUID) -> Row[Any] | None:
+    t = triggers
+    return (
+        await conn.execute(select(t).where(t.c.event_id == event_id, t.c.incident_id == incident_id))
+    ).first()
+
+
+async def add_trigger(
+    conn: AsyncConnection,
+    event_id: uuid.UUID,
+    incident_id: uuid.UUID,
+    tenant_id: str,
+    kind: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        insert(triggers)
+        .values(event_id=event_id, incident_id=incident_id, tenant_id=tenant_id, kind=kind, received_at=at)
+        .on_conflict_do_nothing()
+    )
+
+
+async def pending_triggers(conn: AsyncConnection, incident_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+    t = triggers
+    query = (
+        select(t.c.event_id, t.c.kind)
+        .where(t.c.incident_id == incident_id, t.c.generation.is_(None))
+        .order_by(t.c.received_at, t.c.event_id)
+    )
+    return [(row.event_id, row.kind) for row in await conn.execute(query)]
+
+
+async def cover_triggers(
+    conn: AsyncConnection, incident_id: uuid.UUID, event_ids: Sequence[uuid.UUID], generation: int
+) -> None:
+    if event_ids:
+        t = triggers
+        await conn.execute(
+            update(t)
+            .where(t.c.incident_id == incident_id, t.c.event_id.in_(event_ids), t.c.generation.is_(None))
+            .values(generation=generation)
+        )
+
+
+async def last_generation(conn: AsyncConnection, incident_id: uuid.UUID) -> tuple[int, datetime] | None:
+    g = generations
+    row = (
+        await conn.execute(
+            select(g.c.generation, g.c.generated_at)
+            .where(g.c.incident_id == incident_id)
+            .order_by(g.c.generation.desc())
+            .limit(1)
+        )
+    ).first()
+    return (int(row.generation), row.generated_at) if row is not None else None
+
+
+async def set_claim(conn: AsyncConnection, incident_id: uuid.UUID, until: datetime | None) -> None:
+    await conn.execute(
+        update(known_incidents).where(known_incidents.c.id == incident_id).values(claimed_until=until)
+    )

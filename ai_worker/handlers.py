@@ -1,50 +1,99 @@
-"""ai_worker's durable consumer of incident events."""
+"""ai_worker on the bus: its durable consumer of the events it learns from and is triggered by, and
+the `cmd.ai_worker.regenerate` command.
+
+The consumer reads several event types through one durable with several filter subjects (NATS
+2.10+), so the server sends it only what it uses, rather than one `events.>` filter that would
+deliver (and make it ack) every event of the platform, its own output included. nats-py does not
+change the filter of a durable that already exists, so at start-up `reconcile_consumer` brings an
+older installation's durable (filtered on `events.*.incident.>` alone) to the current filters; its
+position in the stream is kept.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, PullSub
 from faststream.nats.annotations import NatsMessage
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert
 
 from ai_worker import db
-from ai_worker.engines import rules
-from ai_worker.evidence import IncidentFacts, PastIncident, gather
+from ai_worker.generation import Generator, Trigger
 from ai_worker.settings import AiWorkerSettings
+from contracts.commands import Caller, CommandFailed, ErrorCode, RegenerateHypotheses, RegenerationAccepted
 from contracts.envelope import EventEnvelope
 from contracts.events import (
-    HypothesisGenerated,
+    AlertAttached,
+    DeployRecorded,
+    HypothesisRegenerationRequested,
     IncidentCreated,
     IncidentState,
     IncidentStateChanged,
+    IncidentUpdated,
+    Role,
     UnknownEventType,
     payload_of,
 )
-from contracts.subjects import AI_WORKER_CONSUMER, EVENTS_STREAM, events_of_type
+from contracts.subjects import AI_WORKER_CONSUMER, EVENTS_STREAM, command_subject, events_of_type
+from runtime.bus import connect
 from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry
 from runtime.outbox import stage
 from runtime.service import Service
 
 log = structlog.get_logger(__name__)
 
+FILTER_SUBJECTS = [
+    events_of_type("incident.>"),
+    events_of_type("alert.attached"),
+    events_of_type("deploy.recorded"),
+    events_of_type("hypothesis.regeneration_requested"),
+]
+# Generations wait on Claude or coalesce; this many messages are worked on at once per replica.
+MAX_WORKERS = 8
+# Fields of incident.updated that the worker's view keeps.
+VIEW_FIELDS = ("title", "description", "service_name", "severity")
 
-async def on_incident_created(
-    service: Service, settings: AiWorkerSettings, event: EventEnvelope, data: IncidentCreated
-) -> EventEnvelope | None:
-    """Remember the incident and generate its hypotheses once; a redelivery returns None."""
-    incident_id = uuid.UUID(data.incident_id)
+
+async def reconcile_consumer(
+    js: JetStreamContext, durable: str = AI_WORKER_CONSUMER, filters: list[str] = FILTER_SUBJECTS
+) -> bool:
+    """Bring an existing durable to `filters` (a missing one is created by the subscriber itself);
+    True if it had to change."""
+    try:
+        info = await js.consumer_info(EVENTS_STREAM, durable)
+    except NotFoundError:
+        return False
+    config = info.config
+    if sorted(config.filter_subjects or [config.filter_subject or ""]) == sorted(filters):
+        return False
+    config.filter_subject = None
+    config.filter_subjects = list(filters)
+    await js.add_consumer(EVENTS_STREAM, config)
+    log.info("consumer_filters_updated", consumer=durable, filters=filters)
+    return True
+
+
+class IncidentNotYetKnown(Exception):
+    """A change to an incident whose incident.created this worker has not applied yet (the two can
+    be worked on at once): retried with back-off until it has."""
+
+
+async def remember_incident(service: Service, event: EventEnvelope, data: IncidentCreated) -> None:
     async with service.engine.begin() as conn:
+        await db.lock_incident(conn, uuid.UUID(data.incident_id))
         await db.remember_incident(
             conn,
             {
-                "id": incident_id,
+                "id": uuid.UUID(data.incident_id),
                 "tenant_id": event.tenant_id,
                 "key": data.key,
                 "title": data.title,
@@ -56,84 +105,178 @@ async def on_incident_created(
                 "created_at": data.created_at,
             },
         )
-        past = await db.history(
-            conn,
-            event.tenant_id,
-            before=data.created_at,
-            since=data.created_at - timedelta(days=settings.history_days),
-            exclude=incident_id,
-        )
-        facts = IncidentFacts(
-            id=data.incident_id,
-            tenant_id=event.tenant_id,
-            key=data.key,
-            title=data.title,
-            description=data.description,
-            service_name=data.service_name,
-            severity=data.severity.value,
-            created_at=data.created_at,
-        )
-        history = [
-            PastIncident(p.key, p.title, p.description, p.service_name, p.state, p.created_at) for p in past
-        ]
-        hypotheses = rules.generate(gather(facts, history))
-        now = datetime.now(UTC)
-        generated = EventEnvelope(
-            type="hypothesis.generated",
-            tenant_id=event.tenant_id,
-            aggregate_id=data.incident_id,
-            actor="ai_worker",
-            correlation_id=event.correlation_id,
-            causation_id=str(event.id),
-            data=HypothesisGenerated(
-                incident_id=data.incident_id, engine=rules.ENGINE, hypotheses=hypotheses, generated_at=now
-            ).model_dump(mode="json"),
-        )
-        claimed = (
-            await conn.execute(
-                insert(db.generations)
-                .values(
-                    incident_id=incident_id,
-                    tenant_id=event.tenant_id,
-                    engine=rules.ENGINE,
-                    event_id=generated.id,
-                    hypotheses=[h.model_dump(mode="json") for h in hypotheses],
-                    generated_at=now,
-                )
-                .on_conflict_do_nothing()
-                .returning(db.generations.c.incident_id)
-            )
-        ).first()
-        if claimed is None:
-            return None
-        await stage(conn, db.outbox, [generated])
-    return generated
 
 
 async def on_state_changed(service: Service, event: EventEnvelope, data: IncidentStateChanged) -> None:
+    resolved = data.to_state is IncidentState.RESOLVED
+    values: dict[str, Any] = {
+        "state": data.to_state.value,
+        "resolved_at": data.changed_at if resolved else None,
+    }
+    if resolved:
+        # The note an incident is resolved with is what later incidents cite as its root cause.
+        values["resolution"] = data.note.strip() or None
+    await _apply_to_view(service, event, data.incident_id, values)
+
+
+async def _apply_to_view(
+    service: Service, event: EventEnvelope, incident_id: str, values: dict[str, Any]
+) -> None:
+    """Apply a change of the incident aggregate once, and only over an older version of it."""
     k = db.known_incidents
-    resolved_at = data.changed_at if data.to_state is IncidentState.RESOLVED else None
+    key = uuid.UUID(incident_id)
     async with service.engine.begin() as conn:
-        await conn.execute(
+        await db.lock_incident(conn, key)
+        result = await conn.execute(
             update(k)
-            .where(k.c.id == uuid.UUID(data.incident_id), k.c.version < event.aggregate_version)
-            .values(state=data.to_state.value, version=event.aggregate_version, resolved_at=resolved_at)
+            .where(k.c.id == key, k.c.tenant_id == event.tenant_id, k.c.version < event.aggregate_version)
+            .values(**values, version=event.aggregate_version)
+        )
+        if result.rowcount == 0 and await db.incident(conn, key) is None:
+            raise IncidentNotYetKnown(f"incident {incident_id} not known yet")
+
+
+async def on_updated(service: Service, event: EventEnvelope, data: IncidentUpdated) -> None:
+    values: dict[str, Any] = {
+        name: change.new
+        for name, change in data.changes.items()
+        if name in VIEW_FIELDS and change.new is not None
+    }
+    await _apply_to_view(service, event, data.incident_id, values)
+
+
+async def record_alert(service: Service, event: EventEnvelope, data: AlertAttached) -> None:
+    async with service.engine.begin() as conn:
+        await db.record_alert(
+            conn,
+            {
+                "incident_id": uuid.UUID(data.incident_id),
+                "fingerprint": data.fingerprint,
+                "tenant_id": event.tenant_id,
+                "alertname": data.alertname,
+                "status": data.status,
+                "labels": data.labels,
+                "annotations": data.annotations,
+                "starts_at": data.starts_at,
+                "ends_at": data.ends_at,
+                "generator_url": data.generator_url,
+                "event_id": event.id,
+                "event_at": event.occurred_at,
+            },
         )
 
 
-def register_handlers(service: Service, settings: AiWorkerSettings) -> None:
+async def record_deploy(service: Service, event: EventEnvelope, data: DeployRecorded) -> list[uuid.UUID]:
+    """Remember the deploy; the open incidents of its service are the ones it may explain."""
+    async with service.engine.begin() as conn:
+        await db.record_deploy(
+            conn,
+            {
+                "tenant_id": event.tenant_id,
+                "deploy_id": data.deploy_id,
+                "service_name": data.service_name,
+                "version": data.version,
+                "environment": data.environment,
+                "commit": data.commit,
+                "author": data.author,
+                "deployed_at": data.deployed_at,
+                "event_id": event.id,
+            },
+        )
+        return await db.open_incidents_of_service(conn, event.tenant_id, data.service_name)
+
+
+def _trigger(event: EventEnvelope, kind: str, incident_id: str | uuid.UUID, **extra: Any) -> Trigger:
+    return Trigger(
+        event_id=event.id,
+        kind=kind,
+        incident_id=incident_id if isinstance(incident_id, uuid.UUID) else uuid.UUID(incident_id),
+        tenant_id=event.tenant_id,
+        correlation_id=event.correlation_id,
+        **extra,
+    )
+
+
+async def handle_event(generator: Generator, event: EventEnvelope, data: Any, raw: Msg | None = None) -> int:
+    """Apply one event to the worker's view and run the generations it triggers; returns how many
+    events were published."""
+    service = generator.service
+
+    async def heartbeat() -> None:
+        if raw is not None:
+            await raw.in_progress()
+
+    triggers: list[Trigger] = []
+    if isinstance(data, IncidentCreated):
+        await remember_incident(service, event, data)
+        triggers.append(_trigger(event, "incident.created", data.incident_id))
+    elif isinstance(data, IncidentStateChanged):
+        await on_state_changed(service, event, data)
+    elif isinstance(data, IncidentUpdated):
+        await on_updated(service, event, data)
+    elif isinstance(data, AlertAttached):
+        await record_alert(service, event, data)
+        # A firing alert is new evidence; its later "resolved" is kept in the view but is no reason
+        # to generate again.
+        if data.status == "firing":
+            triggers.append(_trigger(event, "alert.attached", data.incident_id, only_if_open=True))
+    elif isinstance(data, DeployRecorded):
+        for incident_id in await record_deploy(service, event, data):
+            triggers.append(_trigger(event, "deploy.recorded", incident_id, only_if_open=True))
+    elif isinstance(data, HypothesisRegenerationRequested):
+        triggers.append(_trigger(event, "regenerate", data.incident_id, actor=data.requested_by))
+    published = 0
+    for trigger in triggers:
+        events = await generator.handle(trigger, heartbeat)
+        if events:
+            await service.relay.publish_now(events)
+            published += len(events)
+    return published
+
+
+def _parse_incident_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise CommandFailed(ErrorCode.NOT_FOUND, "incident not found") from exc
+
+
+def _require_responder(caller: Caller) -> None:
+    if not caller.role.at_least(Role.RESPONDER):
+        raise CommandFailed(ErrorCode.FORBIDDEN, f"role {caller.role.value} may not regenerate hypotheses")
+
+
+def register_handlers(service: Service, settings: AiWorkerSettings) -> Generator:
+    generator = Generator.from_settings(service, settings)
+
+    @service.app.on_startup
+    async def update_consumer_filters() -> None:
+        # Before the subscriber binds to the durable, with a connection of its own (the broker's
+        # is not open yet).
+        nc = await connect(settings.nats_url, f"ai_worker:{settings.instance}:setup", reconnect=False)
+        try:
+            await reconcile_consumer(nc.jetstream())
+        finally:
+            await nc.close()
+
+    @service.app.on_shutdown
+    async def close_generator() -> None:
+        await generator.close()
+
     @service.broker.subscriber(
-        events_of_type("incident.>"),
+        "",
         stream=JStream(EVENTS_STREAM, declare=False),
         durable=AI_WORKER_CONSUMER,
         config=ConsumerConfig(
             durable_name=AI_WORKER_CONSUMER,
+            filter_subjects=list(FILTER_SUBJECTS),
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=30,
             max_deliver=MAX_DELIVER + 1,
             max_ack_pending=256,
         ),
-        pull_sub=PullSub(batch_size=16, timeout=1.0),
+        pull_sub=PullSub(batch_size=MAX_WORKERS, timeout=1.0),
+        max_workers=MAX_WORKERS,
         ack_policy=AckPolicy.MANUAL,
     )
     async def consume(body: Any, msg: NatsMessage) -> None:
@@ -149,14 +292,39 @@ def register_handlers(service: Service, settings: AiWorkerSettings) -> None:
             with structlog.contextvars.bound_contextvars(
                 correlation_id=event.correlation_id, event_id=str(event.id), event_type=event.type
             ):
-                if isinstance(data, IncidentCreated):
-                    generated = await on_incident_created(service, settings, event, data)
-                    if generated is not None:
-                        await service.relay.publish_now([generated])
-                        log.info("hypotheses_generated", incident_id=data.incident_id)
-                elif isinstance(data, IncidentStateChanged):
-                    await on_state_changed(service, event, data)
+                await handle_event(generator, event, data, raw)
             await raw.ack()
-        except Exception as exc:
-            log.exception("incident_event_failed", subject=raw.subject)
+        except asyncio.CancelledError:
+            raise
+        except IncidentNotYetKnown as exc:
             await give_up_or_retry(service.js, AI_WORKER_CONSUMER, raw, exc)
+        except Exception as exc:
+            log.exception("event_failed", subject=raw.subject)
+            await give_up_or_retry(service.js, AI_WORKER_CONSUMER, raw, exc)
+
+    @service.command(command_subject("ai_worker", "regenerate"), RegenerateHypotheses)
+    async def regenerate(cmd: RegenerateHypotheses) -> RegenerationAccepted:
+        caller = cmd.caller
+        _require_responder(caller)
+        incident_id = _parse_incident_id(cmd.incident_id)
+        async with service.engine.begin() as conn:
+            row = await db.incident(conn, incident_id)
+            if row is None or row.tenant_id != caller.tenant_id:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "incident not found")
+            # Through the log rather than at once: the generation is durable, coalesces with other
+            # triggers and runs on whichever replica takes it, like every other trigger.
+            requested = EventEnvelope(
+                type="hypothesis.regeneration_requested",
+                tenant_id=caller.tenant_id,
+                aggregate_id=str(incident_id),
+                actor=caller.user_id,
+                correlation_id=cmd.correlation_id,
+                data=HypothesisRegenerationRequested(
+                    incident_id=str(incident_id), requested_by=caller.user_id, requested_at=datetime.now(UTC)
+                ).model_dump(mode="json"),
+            )
+            await stage(conn, db.outbox, [requested])
+        seq = await service.relay.publish_now([requested])
+        return RegenerationAccepted(incident_id=str(incident_id), request_id=str(requested.id), seq=seq)
+
+    return generator

@@ -17,6 +17,7 @@ def build() -> Service:
         settings.jwt_issuer,
         settings.jwt_audience,
         settings.jwt_access_ttl_seconds,
+        previous_key_pems=settings.previous_key_pems(),
     )
-    register_handlers(service, issuer)
+    register_handlers(service, issuer, settings)
     return service

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import (
-    Boolean,
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
+    Identity,
+    Index,
+    Integer,
     MetaData,
     String,
     Table,
+    Uuid,
+    delete,
     func,
     select,
+    update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,19 +47,168 @@ users = Table(
     Column("tenant_id", String(64), ForeignKey(tenants.c.id), nullable=False, index=True),
     Column("email", String(320), nullable=False, unique=True),
     Column("full_name", String(120), nullable=False),
-    Column("password_hash", String(255), nullable=False),
+    # NULL until an invited user sets one.
+    Column("password_hash", String(255)),
     Column("role", String(20), nullable=False),
-    Column("is_active", Boolean, nullable=False, server_default="true"),
+    Column("status", String(16), nullable=False, server_default="active"),
+    # Raised when every token the user holds must die (deactivation, password change); access
+    # tokens carry it as `sep` and the gateway refuses older ones.
+    Column("session_epoch", Integer, nullable=False, server_default="0"),
+    # The user aggregate's version: each of its events carries the next one.
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("invite_token_hash", String(64), unique=True),
+    Column("invite_expires_at", DateTime(timezone=True)),
+    Column("invited_by", String(64)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Rotating refresh tokens: only their SHA-256 is kept. A family is one login's chain of rotations;
+# presenting a token that was already used revokes its whole family (someone else has a copy).
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("family_id", Uuid, nullable=False, index=True),
+    Column("user_id", String(64), ForeignKey(users.c.id), nullable=False, index=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Counted attempts for rate limits (failed logins, registrations), shared by every auth replica.
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("scope", String(32), nullable=False),
+    Column("key", String(320), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_auth_attempts_scope_key_at", "scope", "key", "at"),
+    Index("ix_auth_attempts_at", "at"),
+)
+
+integration_keys = Table(
+    "integration_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey(tenants.c.id), nullable=False, index=True),
+    Column("name", String(120), nullable=False),
+    Column("scopes", ARRAY(String(32)), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
 )
 
 outbox = outbox_table(metadata)
 
 
-async def user_by_email(conn: AsyncConnection, email: str) -> Row | None:  # type: ignore[type-arg]
+async def user_by_email(conn: AsyncConnection, email: str) -> Row[Any] | None:
     query = (
         select(users, tenants.c.name.label("tenant_name"), tenants.c.slug.label("tenant_slug"))
         .join(tenants, tenants.c.id == users.c.tenant_id)
         .where(users.c.email == email)
     )
     return (await conn.execute(query)).first()
+
+
+async def user_by_id(conn: AsyncConnection, user_id: str, *, for_update: bool = False) -> Row[Any] | None:
+    query = (
+        select(users, tenants.c.name.label("tenant_name"), tenants.c.slug.label("tenant_slug"))
+        .join(tenants, tenants.c.id == users.c.tenant_id)
+        .where(users.c.id == user_id)
+    )
+    if for_update:
+        query = query.with_for_update(of=users)
+    return (await conn.execute(query)).first()
+
+
+async def user_by_invite(conn: AsyncConnection, token_hash: str) -> Row[Any] | None:
+    query = (
+        select(users, tenants.c.name.label("tenant_name"), tenants.c.slug.label("tenant_slug"))
+        .join(tenants, tenants.c.id == users.c.tenant_id)
+        .where(users.c.invite_token_hash == token_hash)
+        .with_for_update(of=users)
+    )
+    return (await conn.execute(query)).first()
+
+
+async def refresh_token_by_hash(conn: AsyncConnection, token_hash: str) -> Row[Any] | None:
+    query = select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).with_for_update()
+    return (await conn.execute(query)).first()
+
+
+async def revoke_family(conn: AsyncConnection, family_id: Any, now: datetime) -> None:
+    await conn.execute(
+        update(refresh_tokens)
+        .where(refresh_tokens.c.family_id == family_id, refresh_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def revoke_user_sessions(conn: AsyncConnection, user_id: str, now: datetime) -> None:
+    await conn.execute(
+        update(refresh_tokens)
+        .where(refresh_tokens.c.user_id == user_id, refresh_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def lock_attempt_keys(conn: AsyncConnection, lock_ids: list[int]) -> None:
+    """Serialise check-then-record per key across replicas (sorted, so two never deadlock)."""
+    for lock_id in sorted(set(lock_ids)):
+        await conn.execute(select(func.pg_advisory_xact_lock(lock_id)))
+
+
+async def recent_attempts(
+    conn: AsyncConnection, scope: str, key: str, since: datetime, limit: int
+) -> list[datetime]:
+    query = (
+        select(attempts.c.at)
+        .where(attempts.c.scope == scope, attempts.c.key == key, attempts.c.at > since)
+        .order_by(attempts.c.at.desc())
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def record_attempt(conn: AsyncConnection, scope: str, key: str, at: datetime) -> int:
+    inserted = await conn.execute(
+        attempts.insert().values(scope=scope, key=key, at=at).returning(attempts.c.id)
+    )
+    return int(inserted.scalar_one())
+
+
+async def forget_attempts(conn: AsyncConnection, ids: list[int]) -> None:
+    if ids:
+        await conn.execute(delete(attempts).where(attempts.c.id.in_(ids)))
+
+
+async def clear_attempts(conn: AsyncConnection, scope: str, key: str) -> None:
+    await conn.execute(delete(attempts).where(attempts.c.scope == scope, attempts.c.key == key))
+
+
+async def purge_expired(conn: AsyncConnection, attempts_before: datetime, tokens_before: datetime) -> None:
+    await conn.execute(delete(attempts).where(attempts.c.at < attempts_before))
+    await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at < tokens_before))
+
+
+async def lock_tenant(conn: AsyncConnection, tenant_id: str) -> None:
+    """Serialise the tenant's count-then-insert (keys, invitations) across replicas."""
+    await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant_id).with_for_update())
+
+
+async def count_active_keys(conn: AsyncConnection, tenant_id: str) -> int:
+    query = select(func.count()).where(
+        integration_keys.c.tenant_id == tenant_id, integration_keys.c.revoked_at.is_(None)
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def count_pending_invites(conn: AsyncConnection, tenant_id: str) -> int:
+    query = select(func.count()).where(users.c.tenant_id == tenant_id, users.c.status == "invited")
+    return int((await conn.execute(query)).scalar_one())

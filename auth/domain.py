@@ -1,11 +1,24 @@
-"""Pure rules of identity: names, emails, tenant ids and what each role may do."""
+"""Pure rules of identity: names, emails, tenant ids, passwords, what each role may do to whom,
+rate-limit windows and the shapes of the secrets auth hands out."""
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
+import math
 import re
+import secrets
 import unicodedata
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from uuid6 import uuid7
+
+from contracts.credentials import KEY_PREFIX, secret_sha256
+from contracts.events import Role
+
+MIN_PASSWORD_LENGTH = 8
 
 
 def new_tenant_id() -> str:
@@ -25,3 +38,130 @@ def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower())[:60].strip("-")
     return slug or "org"
+
+
+# ---------------------------------------------------------------- passwords
+
+
+def password_problem(password: str, common: Collection[str], email: str = "") -> str | None:
+    """Why a new password is refused, or None. argon2 hashes the whole password (no 72-byte cut)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"a password needs at least {MIN_PASSWORD_LENGTH} characters"
+    folded = password.strip().lower()
+    if folded in common:
+        return "this password is too common: it appears in lists attackers try first"
+    email = normalise_email(email)
+    if email and (folded == email or folded == email.split("@", 1)[0]):
+        return "a password must not be the email address"
+    if len(set(password)) < 3:
+        return "a password needs more than one or two distinct characters"
+    return None
+
+
+def parse_password_list(text: str) -> frozenset[str]:
+    """One password a line; blank lines and `#` comments skipped; compared case-insensitively."""
+    return frozenset(
+        line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+# ---------------------------------------------------------------- roles
+
+
+def can_manage(actor: Role, target: Role) -> bool:
+    """Owners manage everyone; admins manage responders and viewers; nobody else manages anyone."""
+    if actor is Role.OWNER:
+        return True
+    return actor is Role.ADMIN and target in (Role.RESPONDER, Role.VIEWER)
+
+
+def can_grant(actor: Role, role: Role) -> bool:
+    """Which roles an actor may give (by invitation or a role change): only roles they manage."""
+    return can_manage(actor, role)
+
+
+class ManagementRefused(Exception):
+    def __init__(self, reason: str, forbidden: bool) -> None:
+        super().__init__(reason)
+        self.reason, self.forbidden = reason, forbidden
+
+
+def check_member_change(
+    actor_id: str, actor: Role, target_id: str, target: Role, new_role: Role | None
+) -> None:
+    """May `actor` change `target` (its role to `new_role`, or its active flag when None)? Raises
+    ManagementRefused: forbidden=True is a 403, False a 409 (allowed in general, not in this case)."""
+    if not actor.at_least(Role.ADMIN):
+        raise ManagementRefused(f"role {actor.value} may not manage users", forbidden=True)
+    if actor_id == target_id:
+        # Also what keeps every organisation with at least one active owner: an owner can only be
+        # demoted or deactivated by another owner.
+        raise ManagementRefused("you cannot change your own role or deactivate yourself", forbidden=False)
+    if not can_manage(actor, target):
+        raise ManagementRefused(f"role {actor.value} may not manage a user with role {target.value}", True)
+    if new_role is not None and not can_grant(actor, new_role):
+        raise ManagementRefused(f"role {actor.value} may not grant role {new_role.value}", forbidden=True)
+
+
+# ---------------------------------------------------------------- rate limits
+
+
+@dataclass(frozen=True)
+class Limit:
+    max_attempts: int
+    window: timedelta
+
+
+def retry_after(recent: Iterable[datetime], now: datetime, limit: Limit) -> int | None:
+    """Seconds until one more attempt is allowed, or None if it is allowed now. `recent` are the
+    counted attempts' times; only those inside the sliding window count, so a lock lifts by itself."""
+    inside = sorted(t for t in recent if t > now - limit.window)
+    if len(inside) < limit.max_attempts:
+        return None
+    # Once this one leaves the window, fewer than max_attempts remain.
+    blocking = inside[len(inside) - limit.max_attempts]
+    return max(1, math.ceil((blocking + limit.window - now).total_seconds()))
+
+
+def address_bucket(address: str) -> str:
+    """The unit a per-address limit counts: an IPv4 address, or an IPv6 /64 (anyone holding one IPv6
+    address usually holds its whole /64, so counting single addresses would count nothing)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64] or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def advisory_lock_id(scope: str, key: str) -> int:
+    """A signed 64-bit id for pg_advisory_xact_lock, the same in every replica."""
+    digest = hashlib.sha256(f"{scope}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+# ---------------------------------------------------------------- secrets handed out
+
+REFRESH_PREFIX = "rt_"
+INVITE_PREFIX = "inv_"
+
+
+def new_refresh_token() -> str:
+    return REFRESH_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_invite_token() -> str:
+    return INVITE_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_key_id() -> str:
+    return f"k_{uuid7().hex}"
+
+
+def new_integration_key(key_id: str) -> tuple[str, str]:
+    """The whole key to show once (`sck_<key id>_<secret>`) and the secret's hash to keep."""
+    secret = secrets.token_urlsafe(32)
+    return f"{KEY_PREFIX}{key_id}_{secret}", secret_sha256(secret)

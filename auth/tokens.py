@@ -1,9 +1,12 @@
-"""Access tokens: RS256 JWTs signed with auth's private key; the public half is published as JWKS."""
+"""Access tokens: RS256 JWTs signed with auth's private key. The public half is published as JWKS,
+together with the public halves of keys used before a rotation, so the tokens those signed keep
+verifying until they expire."""
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -14,6 +17,7 @@ from uuid6 import uuid7
 from contracts.events import Role
 
 ALGORITHM = "RS256"
+MIN_KEY_BITS = 2048
 
 
 def generate_private_key_pem() -> str:
@@ -23,25 +27,55 @@ def generate_private_key_pem() -> str:
     ).decode()
 
 
-class TokenIssuer:
-    def __init__(self, private_key_pem: str, issuer: str, audience: str, ttl_seconds: int) -> None:
-        private_key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
-        if not isinstance(private_key, rsa.RSAPrivateKey) or private_key.key_size < 2048:
+def _rsa_public_key(pem: str) -> rsa.RSAPublicKey:
+    """The RSA public key of a PEM holding either half; anything else (or a weak key) is refused."""
+    data = pem.encode()
+    public: object
+    if b"PRIVATE KEY" in data:
+        private = serialization.load_pem_private_key(data, password=None)
+        if not isinstance(private, rsa.RSAPrivateKey):
             raise ValueError("the token signing key must be an RSA key of at least 2048 bits")
-        public_pem = private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        self.kid = hashlib.sha256(public_pem).hexdigest()[:16]
+        public = private.public_key()
+    else:
+        public = serialization.load_pem_public_key(data)
+    if not isinstance(public, rsa.RSAPublicKey) or public.key_size < MIN_KEY_BITS:
+        raise ValueError("the token signing key must be an RSA key of at least 2048 bits")
+    return public
+
+
+def public_jwk(pem: str) -> dict[str, Any]:
+    """The JWK (with its `kid`: a digest of the key, stable across restarts) of a PEM key's public half."""
+    public_pem = _rsa_public_key(pem).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return {
+        **jwk.construct(public_pem.decode(), ALGORITHM).to_dict(),
+        "kid": hashlib.sha256(public_pem).hexdigest()[:16],
+        "use": "sig",
+        "alg": ALGORITHM,
+    }
+
+
+class TokenIssuer:
+    def __init__(
+        self,
+        private_key_pem: str,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        previous_key_pems: Sequence[str] = (),
+    ) -> None:
+        private_key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+        if not isinstance(private_key, rsa.RSAPrivateKey) or private_key.key_size < MIN_KEY_BITS:
+            raise ValueError("the token signing key must be an RSA key of at least 2048 bits")
+        self.public_jwk = public_jwk(private_key_pem)
+        self.kid: str = self.public_jwk["kid"]
         self._private_key_pem = private_key_pem
         self.issuer, self.audience, self.ttl_seconds = issuer, audience, ttl_seconds
-        self.public_jwk: dict[str, Any] = {
-            **jwk.construct(public_pem.decode(), ALGORITHM).to_dict(),
-            "kid": self.kid,
-            "use": "sig",
-            "alg": ALGORITHM,
-        }
+        previous = (public_jwk(pem) for pem in previous_key_pems)
+        self.previous_jwks = list({k["kid"]: k for k in previous if k["kid"] != self.kid}.values())
 
-    def issue(self, user_id: str, tenant_id: str, role: Role) -> str:
+    def issue(self, user_id: str, tenant_id: str, role: Role, session_epoch: int = 0) -> str:
         now = int(time.time())
         claims = {
             "iss": self.issuer,
@@ -49,12 +83,15 @@ class TokenIssuer:
             "sub": user_id,
             "tid": tenant_id,
             "role": role.value,
+            "sep": session_epoch,
             "iat": now,
             "nbf": now,
             "exp": now + self.ttl_seconds,
             "jti": uuid7().hex,
         }
-        return str(jwt.encode(claims, self._private_key_pem, algorithm=ALGORITHM, headers={"kid": self.kid}))
+        headers = {"kid": self.kid, "typ": "JWT"}
+        return str(jwt.encode(claims, self._private_key_pem, algorithm=ALGORITHM, headers=headers))
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [self.public_jwk]}
+        """The current key first, then the previous ones."""
+        return {"keys": [self.public_jwk, *self.previous_jwks]}

@@ -7,7 +7,17 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from contracts.events import Description, IncidentState, Note, Role, ServiceName, Severity, Title
+from contracts.events import (
+    Description,
+    IncidentState,
+    KeyScope,
+    Note,
+    Role,
+    ServiceName,
+    Severity,
+    Title,
+    UserStatus,
+)
 
 
 class Caller(BaseModel):
@@ -32,6 +42,8 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
+    # Too many attempts: `details.retry_after` says in how many seconds to try again.
+    RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal_error"
 
@@ -62,16 +74,130 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 
 # ---- auth
+# Where a request came from, as the gateway saw it (rate limits are per address too).
+ClientAddress = Annotated[str, StringConstraints(max_length=64)]
+# Opaque secrets handed to clients (refresh tokens, invitation tokens): long, but bounded.
+OpaqueToken = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+PresentedPassword = Annotated[str, StringConstraints(max_length=128)]
+
+
 class RegisterTenant(Command):
     email: EmailStr
     password: Password
     full_name: Name
     tenant_name: Name
+    client_address: ClientAddress = ""
 
 
 class Login(Command):
     email: EmailStr
-    password: Annotated[str, StringConstraints(max_length=128)]
+    password: PresentedPassword
+    client_address: ClientAddress = ""
+
+
+class RefreshSession(Command):
+    refresh_token: OpaqueToken
+
+
+class Logout(Command):
+    refresh_token: OpaqueToken
+
+
+class ChangePassword(Command):
+    caller: Caller
+    current_password: PresentedPassword
+    new_password: Password
+    client_address: ClientAddress = ""
+
+
+class InviteUser(Command):
+    caller: Caller
+    email: EmailStr
+    full_name: Name
+    role: Role
+
+
+class AcceptInvite(Command):
+    invite_token: OpaqueToken
+    password: Password
+    full_name: Name | None = None
+
+
+class ChangeUserRole(Command):
+    caller: Caller
+    user_id: UserId
+    role: Role
+
+
+class SetUserActive(Command):
+    caller: Caller
+    user_id: UserId
+    active: bool
+
+
+class MemberView(BaseModel):
+    """A user as their organisation's admins see them."""
+
+    id: str
+    tenant_id: str
+    email: str
+    full_name: str
+    role: Role
+    status: UserStatus
+    created_at: AwareDatetime
+
+
+class MemberAccepted(BaseModel):
+    user: MemberView
+    seq: int | None
+
+
+class InviteIssued(BaseModel):
+    """The invitation token is in this reply only; auth keeps its hash."""
+
+    user: MemberView
+    invite_token: str
+    invite_expires_at: AwareDatetime
+    seq: int | None
+
+
+class CreateIntegrationKey(Command):
+    caller: Caller
+    name: Name
+    scopes: Annotated[list[KeyScope], Field(min_length=1, max_length=len(KeyScope))]
+
+
+class RevokeIntegrationKey(Command):
+    caller: Caller
+    key_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class IntegrationKeyView(BaseModel):
+    id: str
+    tenant_id: str
+    name: str
+    scopes: list[KeyScope]
+    created_by: str
+    created_at: AwareDatetime
+    revoked_at: AwareDatetime | None = None
+
+
+class IntegrationKeyAccepted(BaseModel):
+    key: IntegrationKeyView
+    seq: int | None
+
+
+class IntegrationKeyIssued(BaseModel):
+    """`secret` is the whole key (`sck_<id>_<secret>`), shown this once; auth keeps its hash."""
+
+    key: IntegrationKeyView
+    secret: str
+    seq: int | None
+
+
+class Done(BaseModel):
+    seq: int | None = None
 
 
 class UserView(BaseModel):
@@ -92,6 +218,9 @@ class TokenGrant(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int
+    # Opaque, single use: each refresh answers with a new one (rotation).
+    refresh_token: str | None = None
+    refresh_expires_in: int | None = None
     user: UserView
     tenant: TenantView
     seq: int | None = Field(
@@ -121,6 +250,26 @@ class TransitionIncident(Command):
     note: Note = ""
 
 
+class UpdateIncident(Command):
+    """Only the fields present change; `assignee_id: null` unassigns. With `expected_version`, the
+    update applies only to that version of the incident (a 409 otherwise)."""
+
+    caller: Caller
+    incident_id: str
+    title: Title | None = None
+    description: Description | None = None
+    service_name: ServiceName | None = None
+    severity: Severity | None = None
+    assignee_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    expected_version: int | None = Field(default=None, ge=1)
+
+
+class AddNote(Command):
+    caller: Caller
+    incident_id: str
+    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5_000)]
+
+
 class IncidentSnapshot(BaseModel):
     id: str
     key: str
@@ -134,6 +283,7 @@ class IncidentSnapshot(BaseModel):
     created_by: str
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    assignee_id: str | None = None
 
 
 class IncidentAccepted(BaseModel):
@@ -141,6 +291,23 @@ class IncidentAccepted(BaseModel):
     (`seq`: the stream sequence the gateway waits for before answering, None if not yet published)."""
 
     incident: IncidentSnapshot
+    seq: int | None
+
+
+# ---- ai_worker
+class RegenerateHypotheses(Command):
+    """Ask for a new generation of an incident's hypotheses (responders and above)."""
+
+    caller: Caller
+    incident_id: str
+
+
+class RegenerationAccepted(BaseModel):
+    """The request is on the log (`seq`); the generation it causes follows as `hypothesis.generated`
+    with `trigger` "regenerate" and `causation_id` = `request_id`."""
+
+    incident_id: str
+    request_id: str
     seq: int | None
 
 

@@ -61,6 +61,74 @@ class UserCreated(EventData):
     role: Role
 
 
+# ---- identity: users beyond their creation, and integration keys (auth emits all of these)
+class UserStatus(StrEnum):
+    INVITED = "invited"
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+
+
+class KeyScope(StrEnum):
+    """What an integration key may do; each endpoint that accepts keys names the scope it needs."""
+
+    ALERTS_WRITE = "alerts:write"
+    DEPLOYS_WRITE = "deploys:write"
+
+
+class UserInvited(EventData):
+    user_id: str
+    email: str
+    full_name: str
+    role: Role
+    invited_by: str
+    expires_at: AwareDatetime
+
+
+class UserActivated(EventData):
+    """An invited user accepted the invitation (set a password): they can now log in."""
+
+    user_id: str
+    full_name: str
+
+
+class UserReactivated(EventData):
+    user_id: str
+
+
+class UserDeactivated(EventData):
+    """Access tokens carrying an older `sep` (session epoch) than this are refused from now on."""
+
+    user_id: str
+    session_epoch: int = Field(ge=0)
+
+
+class UserRoleChanged(EventData):
+    user_id: str
+    from_role: Role
+    to_role: Role
+
+
+class UserPasswordChanged(EventData):
+    user_id: str
+    session_epoch: int = Field(ge=0)
+
+
+class IntegrationKeyCreated(EventData):
+    """Never the secret: only its SHA-256, which the gateway compares against presented keys."""
+
+    key_id: str
+    name: str
+    scopes: list[KeyScope]
+    secret_sha256: str
+    created_by: str
+    created_at: AwareDatetime
+
+
+class IntegrationKeyRevoked(EventData):
+    key_id: str
+    revoked_at: AwareDatetime
+
+
 class IncidentCreated(EventData):
     incident_id: str
     key: str
@@ -72,6 +140,7 @@ class IncidentCreated(EventData):
     state: IncidentState
     created_by: str
     created_at: AwareDatetime
+    assignee_id: str | None = None
 
 
 class IncidentStateChanged(EventData):
@@ -80,6 +149,26 @@ class IncidentStateChanged(EventData):
     to_state: IncidentState
     note: str = ""
     changed_at: AwareDatetime
+
+
+class FieldChange(EventData):
+    old: str | None
+    new: str | None
+
+
+class IncidentUpdated(EventData):
+    """Fields of an incident changed; `changes` names only the fields that did."""
+
+    incident_id: str
+    changes: dict[str, FieldChange]
+    updated_at: AwareDatetime
+
+
+class IncidentNoteAdded(EventData):
+    incident_id: str
+    note_id: str
+    body: str
+    added_at: AwareDatetime
 
 
 class Hypothesis(EventData):
@@ -123,6 +212,14 @@ class EvidenceCollected(EventData):
     collected_at: AwareDatetime
 
 
+class HypothesisRegenerationRequested(EventData):
+    """Someone asked for fresh hypotheses; ai_worker's consumer turns it into a generation."""
+
+    incident_id: str
+    requested_by: str
+    requested_at: AwareDatetime
+
+
 class DeployRecorded(EventData):
     deploy_id: str
     service_name: str
@@ -150,10 +247,21 @@ class AlertAttached(EventData):
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     ("tenant.created", 1): TenantCreated,
     ("user.created", 1): UserCreated,
+    ("user.invited", 1): UserInvited,
+    ("user.activated", 1): UserActivated,
+    ("user.reactivated", 1): UserReactivated,
+    ("user.deactivated", 1): UserDeactivated,
+    ("user.role_changed", 1): UserRoleChanged,
+    ("user.password_changed", 1): UserPasswordChanged,
+    ("integration_key.created", 1): IntegrationKeyCreated,
+    ("integration_key.revoked", 1): IntegrationKeyRevoked,
     ("incident.created", 1): IncidentCreated,
     ("incident.state_changed", 1): IncidentStateChanged,
+    ("incident.updated", 1): IncidentUpdated,
+    ("incident.note_added", 1): IncidentNoteAdded,
     ("hypothesis.generated", 1): HypothesisGenerated,
     ("evidence.collected", 1): EvidenceCollected,
+    ("hypothesis.regeneration_requested", 1): HypothesisRegenerationRequested,
     ("deploy.recorded", 1): DeployRecorded,
     ("alert.attached", 1): AlertAttached,
 }

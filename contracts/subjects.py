@@ -12,6 +12,7 @@ DLQ_PREFIX = "dlq"
 # Durable consumers, one per purpose: `<service>_<purpose>`.
 GATEWAY_PROJECTOR = "gateway_projector"
 AI_WORKER_CONSUMER = "ai_worker"
+INCIDENTS_DIRECTORY = "incidents_directory"
 
 # A subject token: no dots, wildcards or spaces.
 TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -13,9 +13,10 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import errors
 from gateway.commands import CommandClient
+from gateway.live import FanOut
 from gateway.projector import Projector
-from gateway.routes import auth, health, incidents
-from gateway.security import TokenVerifier
+from gateway.routes import auth, health, incidents, integration_keys, metrics, stream, users
+from gateway.security import BodySizeLimit, TokenVerifier
 from gateway.settings import GatewaySettings
 from runtime.bus import connect, declare_streams
 from runtime.db import create_engine
@@ -49,11 +50,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         js = nc.jetstream()
         await declare_streams(js)
         engine = create_engine(settings.database_url, pool_size=20)
-        verifier = TokenVerifier(nc, settings.jwt_issuer, settings.jwt_audience)
+        verifier = TokenVerifier(nc, settings.jwt_issuer, settings.jwt_audience, engine)
         await _until_auth_answers(verifier)
         projector = Projector(engine, js, settings.projector_batch_size)
+        fanout = FanOut(settings.live_queue_size)
+        projector.add_listener(fanout.publish)
         await projector.start()
-        app.state.settings, app.state.nc, app.state.engine = settings, nc, engine
+        app.state.settings, app.state.nc, app.state.js, app.state.engine = settings, nc, js, engine
+        app.state.fanout = fanout
         app.state.verifier, app.state.projector = verifier, projector
         app.state.commands = CommandClient(nc, settings.command_timeout_seconds)
         log.info("gateway_started", port=settings.port)
@@ -72,6 +76,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -97,5 +102,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(users.router)
+    app.include_router(integration_keys.router)
     app.include_router(incidents.router)
+    app.include_router(metrics.router)
+    app.include_router(stream.router)
     return app

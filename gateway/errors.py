@@ -20,6 +20,7 @@ STATUS_OF: dict[ErrorCode, int] = {
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.RATE_LIMITED: 429,
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
 }
@@ -34,6 +35,7 @@ CODE_OF_STATUS = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: ErrorCode.VALIDATION.value,
+    429: ErrorCode.RATE_LIMITED.value,
     503: ErrorCode.UNAVAILABLE.value,
     504: "timeout",
 }
@@ -60,6 +62,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.status == 429 and isinstance(exc.details, dict) and "retry_after" in exc.details:
+            headers = {"Retry-After": str(int(exc.details["retry_after"]))}
         return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -8,38 +8,29 @@ is readable (read-your-writes)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
-import nats.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
-from sqlalchemy import update
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import EventEnvelope
 from contracts.events import (
     EventData,
-    HypothesisGenerated,
-    IncidentCreated,
-    IncidentState,
-    IncidentStateChanged,
     UnknownEventType,
     payload_of,
 )
 from contracts.subjects import EVENTS_STREAM, GATEWAY_PROJECTOR, all_events
 from gateway import read_models as rm
+from gateway.projection import apply_batch
 from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry
 
 log = structlog.get_logger(__name__)
-
-# Events whose own fields do not touch an incident still go to its timeline.
-TIMELINE_TYPES = {"incident.created", "incident.state_changed", "hypothesis.generated"}
 
 FETCH_TIMEOUT_SECONDS = 1.0
 
@@ -48,74 +39,11 @@ Listener = Callable[[Sequence[tuple[int, EventEnvelope]]], Awaitable[None]]
 
 async def apply_event(conn: AsyncConnection, seq: int, event: EventEnvelope, data: EventData) -> None:
     """Apply one event to the read models. Idempotent."""
-    if isinstance(data, IncidentCreated):
-        await conn.execute(
-            insert(rm.incidents)
-            .values(
-                id=uuid.UUID(data.incident_id),
-                tenant_id=event.tenant_id,
-                key=data.key,
-                number=data.number,
-                title=data.title,
-                description=data.description,
-                service_name=data.service_name,
-                severity=data.severity.value,
-                state=data.state.value,
-                version=event.aggregate_version,
-                created_by=data.created_by,
-                created_at=data.created_at,
-                updated_at=data.created_at,
-            )
-            .on_conflict_do_nothing()
-        )
-    elif isinstance(data, IncidentStateChanged):
-        values: dict[str, Any] = {
-            "state": data.to_state.value,
-            "version": event.aggregate_version,
-            "updated_at": data.changed_at,
-        }
-        if data.to_state is IncidentState.ACKNOWLEDGED:
-            values["acknowledged_at"] = data.changed_at
-        if data.to_state is IncidentState.RESOLVED:
-            values["resolved_at"] = data.changed_at
-        elif data.from_state is IncidentState.RESOLVED:
-            values["resolved_at"] = None
-        await conn.execute(
-            update(rm.incidents)
-            .where(
-                rm.incidents.c.id == uuid.UUID(data.incident_id),
-                rm.incidents.c.version < event.aggregate_version,
-            )
-            .values(**values)
-        )
-    elif isinstance(data, HypothesisGenerated):
-        await conn.execute(
-            insert(rm.hypotheses)
-            .values(
-                incident_id=uuid.UUID(data.incident_id),
-                tenant_id=event.tenant_id,
-                engine=data.engine,
-                items=[h.model_dump(mode="json") for h in data.hypotheses],
-                generated_at=data.generated_at,
-                event_id=event.id,
-            )
-            .on_conflict_do_nothing()
-        )
-    if event.type in TIMELINE_TYPES:
-        await conn.execute(
-            insert(rm.timeline)
-            .values(
-                event_id=event.id,
-                tenant_id=event.tenant_id,
-                incident_id=uuid.UUID(event.aggregate_id),
-                seq=seq,
-                kind=event.type,
-                actor=event.actor,
-                at=event.occurred_at,
-                data=event.data,
-            )
-            .on_conflict_do_nothing()
-        )
+    await apply_batch(conn, [(seq, event, data)])
+
+
+async def _hold_projection_lock(conn: AsyncConnection) -> None:
+    await conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": rm.PROJECTION_LOCK})
 
 
 async def save_checkpoint(conn: AsyncConnection, name: str, seq: int) -> None:
@@ -194,12 +122,12 @@ class Projector:
         while not self._stopping:
             try:
                 msgs = await self._subscription.fetch(self.batch_size, timeout=FETCH_TIMEOUT_SECONDS)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nothing new (nats-py raises its own subclass or asyncio's)
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("projector_fetch_failed", error=str(exc))
+                log.warning("projector_fetch_failed", error=repr(exc))
                 await asyncio.sleep(0.5)
                 continue
             try:
@@ -211,6 +139,8 @@ class Projector:
                 await asyncio.sleep(0.5)
 
     async def handle_batch(self, msgs: Sequence[Msg]) -> None:
+        if not msgs:
+            return
         decoded: list[tuple[Msg, int, EventEnvelope, EventData]] = []
         for msg in msgs:
             try:
@@ -220,11 +150,13 @@ class Projector:
                 # Retrying cannot make an unreadable event readable.
                 await dead_letter(self.js, self.name, msg, exc)
         if not decoded:
+            # The checkpoint still passes what was dead-lettered: it is handled, not pending.
+            await self._checkpoint_only(max(m.metadata.sequence.stream for m in msgs))
             return
         try:
             async with self.engine.begin() as conn:
-                for _msg, seq, event, data in decoded:
-                    await apply_event(conn, seq, event, data)
+                await _hold_projection_lock(conn)
+                await apply_batch(conn, [(seq, event, data) for _msg, seq, event, data in decoded])
                 await save_checkpoint(conn, self.name, max(seq for _, seq, _, _ in decoded))
             applied = decoded
         except Exception as exc:
@@ -241,17 +173,27 @@ class Projector:
                 except Exception:
                     log.exception("projector_listener_failed")
 
+    async def _checkpoint_only(self, seq: int) -> None:
+        async with self.engine.begin() as conn:
+            await _hold_projection_lock(conn)
+            await save_checkpoint(conn, self.name, seq)
+        self._advance(seq)
+
     async def _apply_one_by_one(
         self, decoded: list[tuple[Msg, int, EventEnvelope, EventData]]
     ) -> list[tuple[Msg, int, EventEnvelope, EventData]]:
-        applied = []
+        applied, given_up = [], []
         for item in decoded:
             msg, seq, event, data = item
             try:
                 async with self.engine.begin() as conn:
+                    await _hold_projection_lock(conn)
                     await apply_event(conn, seq, event, data)
                     await save_checkpoint(conn, self.name, seq)
                 applied.append(item)
             except Exception as exc:
-                await give_up_or_retry(self.js, self.name, msg, exc)
+                if await give_up_or_retry(self.js, self.name, msg, exc):
+                    given_up.append(seq)
+        if given_up:
+            await self._checkpoint_only(max(given_up))
         return applied

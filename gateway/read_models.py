@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
+    func,
     select,
     tuple_,
 )
@@ -31,6 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 SCHEMA = "gateway"
 metadata = MetaData(schema=SCHEMA)
+# Advisory lock id: the projector holds it shared for each batch; a rebuild holds it exclusively
+# while it catches up and swaps, so no batch lands in between.
+PROJECTION_LOCK = 0x5EC0_0001
 
 incidents = Table(
     "incidents",
@@ -50,6 +55,7 @@ incidents = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("acknowledged_at", DateTime(timezone=True)),
     Column("resolved_at", DateTime(timezone=True)),
+    Column("assignee_id", String(64)),
     Index("ix_gw_incidents_tenant_created", "tenant_id", "created_at", "id"),
 )
 
@@ -71,11 +77,24 @@ hypotheses = Table(
     "hypotheses",
     metadata,
     Column("incident_id", Uuid, primary_key=True),
+    Column("generation", Integer, primary_key=True),
     Column("tenant_id", String(64), nullable=False),
     Column("engine", String(32), nullable=False),
     Column("items", JSONB, nullable=False),
     Column("generated_at", DateTime(timezone=True), nullable=False),
     Column("event_id", Uuid, nullable=False),
+    Column("trigger", String(64)),
+    Column("fallback_reason", Text),
+)
+
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("incident_id", Uuid, primary_key=True),
+    Column("generation", Integer, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("items", JSONB, nullable=False),
+    Column("collected_at", DateTime(timezone=True), nullable=False),
 )
 
 checkpoints = Table(
@@ -113,19 +132,59 @@ async def get_incident(conn: AsyncConnection, tenant_id: str, incident_id: uuid.
     return (await conn.execute(query)).first()
 
 
+@dataclass(frozen=True)
+class IncidentFilter:
+    states: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    service_name: str | None = None
+    assignee_id: str | None = None  # "none": unassigned ones
+    text: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    oldest_first: bool = False
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def list_incidents(
-    conn: AsyncConnection, tenant_id: str, limit: int, after: tuple[datetime, uuid.UUID] | None
+    conn: AsyncConnection,
+    tenant_id: str,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+    where: IncidentFilter = IncidentFilter(),
 ) -> tuple[list[Row[Any]], str | None]:
-    """Newest first, keyset-paginated on (created_at, id): stable under concurrent inserts."""
+    """Keyset-paginated on (created_at, id), newest first unless asked: stable under concurrent
+    inserts, and every filter has an index that starts with the tenant."""
     conditions = [incidents.c.tenant_id == tenant_id]
+    if where.states:
+        conditions.append(incidents.c.state.in_(where.states))
+    if where.severities:
+        conditions.append(incidents.c.severity.in_(where.severities))
+    if where.service_name:
+        conditions.append(incidents.c.service_name == where.service_name)
+    if where.assignee_id == "none":
+        conditions.append(incidents.c.assignee_id.is_(None))
+    elif where.assignee_id:
+        conditions.append(incidents.c.assignee_id == where.assignee_id)
+    if where.text:
+        searchable = incidents.c.title + " " + incidents.c.description
+        conditions.append(searchable.ilike(_like_pattern(where.text), escape="\\"))
+    if where.created_from:
+        conditions.append(incidents.c.created_at >= where.created_from)
+    if where.created_to:
+        conditions.append(incidents.c.created_at < where.created_to)
+    position = tuple_(incidents.c.created_at, incidents.c.id)
     if after is not None:
-        conditions.append(tuple_(incidents.c.created_at, incidents.c.id) < tuple_(*after))
-    query = (
-        select(incidents)
-        .where(and_(*conditions))
-        .order_by(incidents.c.created_at.desc(), incidents.c.id.desc())
-        .limit(limit + 1)
+        conditions.append(position > tuple_(*after) if where.oldest_first else position < tuple_(*after))
+    order = (
+        (incidents.c.created_at.asc(), incidents.c.id.asc())
+        if where.oldest_first
+        else (incidents.c.created_at.desc(), incidents.c.id.desc())
     )
+    query = select(incidents).where(and_(*conditions)).order_by(*order).limit(limit + 1)
     rows = list((await conn.execute(query)).all())
     next_cursor = None
     if len(rows) > limit:
@@ -134,8 +193,70 @@ async def list_incidents(
     return rows, next_cursor
 
 
-async def get_hypotheses(conn: AsyncConnection, incident_id: uuid.UUID) -> Row[Any] | None:
-    return (await conn.execute(select(hypotheses).where(hypotheses.c.incident_id == incident_id))).first()
+async def get_hypotheses(
+    conn: AsyncConnection, incident_id: uuid.UUID, generation: int | None = None
+) -> Row[Any] | None:
+    """The latest generation, or the one asked for."""
+    query = select(hypotheses).where(hypotheses.c.incident_id == incident_id)
+    if generation is not None:
+        query = query.where(hypotheses.c.generation == generation)
+    return (await conn.execute(query.order_by(hypotheses.c.generation.desc()).limit(1))).first()
+
+
+async def get_evidence(conn: AsyncConnection, incident_id: uuid.UUID, generation: int) -> Row[Any] | None:
+    query = select(evidence).where(evidence.c.incident_id == incident_id, evidence.c.generation == generation)
+    return (await conn.execute(query)).first()
+
+
+async def incident_metrics(
+    conn: AsyncConnection, tenant_id: str, created_from: datetime, created_to: datetime
+) -> dict[str, Any]:
+    """Counts by state and severity, and time to acknowledge / resolve (seconds), over the incidents
+    created in [created_from, created_to)."""
+    window = and_(
+        incidents.c.tenant_id == tenant_id,
+        incidents.c.created_at >= created_from,
+        incidents.c.created_at < created_to,
+    )
+    by_state = {
+        r.state: r.n
+        for r in await conn.execute(
+            select(incidents.c.state, func.count().label("n")).where(window).group_by(incidents.c.state)
+        )
+    }
+    by_severity = {
+        r.severity: r.n
+        for r in await conn.execute(
+            select(incidents.c.severity, func.count().label("n")).where(window).group_by(incidents.c.severity)
+        )
+    }
+
+    async def durations(end: Any) -> dict[str, float | int | None]:
+        seconds = func.extract("epoch", end - incidents.c.created_at)
+        row = (
+            await conn.execute(
+                select(
+                    func.count(end).label("n"),
+                    func.avg(seconds).label("mean"),
+                    func.percentile_cont(0.5).within_group(seconds).label("p50"),
+                    func.percentile_cont(0.9).within_group(seconds).label("p90"),
+                ).where(window, end.is_not(None))
+            )
+        ).one()
+        return {
+            "count": int(row.n),
+            "mean_seconds": None if row.mean is None else round(float(row.mean), 3),
+            "p50_seconds": None if row.p50 is None else round(float(row.p50), 3),
+            "p90_seconds": None if row.p90 is None else round(float(row.p90), 3),
+        }
+
+    return {
+        "total": sum(by_state.values()),
+        "by_state": by_state,
+        "by_severity": by_severity,
+        "time_to_acknowledge": await durations(incidents.c.acknowledged_at),
+        "time_to_resolve": await durations(incidents.c.resolved_at),
+    }
 
 
 async def get_timeline(conn: AsyncConnection, incident_id: uuid.UUID) -> list[Row[Any]]:
@@ -146,3 +267,46 @@ async def get_timeline(conn: AsyncConnection, incident_id: uuid.UUID) -> list[Ro
 async def last_seq(conn: AsyncConnection, name: str) -> int:
     value = (await conn.execute(select(checkpoints.c.last_seq).where(checkpoints.c.name == name))).scalar()
     return int(value or 0)
+
+
+# ---- identity: users, tenants and integration keys, projected from auth's events (see
+# projector.apply_identity_event). The gateway checks tokens and keys against these on every request.
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("full_name", String(120), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("session_epoch", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_gw_users_tenant_id", "tenant_id", "id"),
+)
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(120), nullable=False),
+    Column("slug", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+integration_keys = Table(
+    "integration_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("scopes", JSONB, nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index("ix_gw_integration_keys_tenant_id", "tenant_id", "id"),
+)

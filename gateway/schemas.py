@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from contracts.commands import Name, Password, TenantView, UserView
-from contracts.events import Description, IncidentState, Note, ServiceName, Severity, Title
+from contracts.commands import Name, OpaqueToken, Password, PresentedPassword, TenantView, UserView
+from contracts.events import (
+    Description,
+    IncidentState,
+    KeyScope,
+    Note,
+    Role,
+    ServiceName,
+    Severity,
+    Title,
+    UserStatus,
+)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A time without an offset in a query string is taken as UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 class Strict(BaseModel):
@@ -25,13 +42,16 @@ class RegisterCreate(Strict):
 
 class LoginCreate(Strict):
     email: EmailStr
-    password: str
+    password: PresentedPassword
 
 
 class SessionRead(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+    # Single use: POST it to /api/v1/auth/refresh for a new access token and a new refresh token.
+    refresh_token: str | None = None
+    refresh_expires_in: int | None = None
     user: UserView
     tenant: TenantView
 
@@ -46,6 +66,22 @@ class IncidentCreate(Strict):
 class TransitionCreate(Strict):
     to: IncidentState
     note: Note = ""
+
+
+class IncidentUpdate(Strict):
+    """Only the fields sent change; `"assignee_id": null` unassigns. Send the `version` you read as
+    `expected_version` to refuse (409) an update over someone else's change."""
+
+    title: Title | None = None
+    description: Description | None = None
+    service_name: ServiceName | None = None
+    severity: Severity | None = None
+    assignee_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    expected_version: int | None = Field(default=None, ge=1)
+
+
+class NoteCreate(Strict):
+    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5_000)]
 
 
 class IncidentRead(BaseModel):
@@ -63,6 +99,7 @@ class IncidentRead(BaseModel):
     updated_at: datetime
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
+    assignee_id: str | None = None
 
 
 class IncidentPage(BaseModel):
@@ -79,11 +116,41 @@ class HypothesisRead(BaseModel):
     engine: str
 
 
+class EvidenceItemRead(BaseModel):
+    kind: str
+    summary: str
+    source: str
+    time: datetime | None = None
+    link: str | None = None
+
+
 class HypothesesRead(BaseModel):
     status: Literal["pending", "ready"]
     engine: str | None = None
+    generation: int | None = None
+    trigger: str | None = None
+    fallback_reason: str | None = None
     generated_at: datetime | None = None
     items: list[HypothesisRead]
+    # The structured evidence gathered for this generation (when the worker published it).
+    evidence: list[EvidenceItemRead] = []
+
+
+class DurationStats(BaseModel):
+    count: int
+    mean_seconds: float | None
+    p50_seconds: float | None
+    p90_seconds: float | None
+
+
+class IncidentMetricsRead(BaseModel):
+    created_from: datetime
+    created_to: datetime
+    total: int
+    by_state: dict[str, int]
+    by_severity: dict[str, int]
+    time_to_acknowledge: DurationStats
+    time_to_resolve: DurationStats
 
 
 class TimelineEntryRead(BaseModel):
@@ -109,3 +176,93 @@ class DependencyHealth(BaseModel):
 class ServicesHealth(BaseModel):
     status: Literal["healthy", "degraded"]
     services: dict[str, DependencyHealth]
+
+
+# ---- sessions, users and integration keys (auth)
+class RefreshCreate(Strict):
+    refresh_token: OpaqueToken
+
+
+class LogoutCreate(Strict):
+    refresh_token: OpaqueToken
+
+
+class PasswordChange(Strict):
+    current_password: PresentedPassword
+    new_password: Password
+
+
+class InviteCreate(Strict):
+    email: EmailStr
+    full_name: Name
+    role: Role = Role.RESPONDER
+
+
+class InviteAccept(Strict):
+    token: OpaqueToken
+    password: Password
+    full_name: Name | None = None
+
+
+class RoleUpdate(Strict):
+    role: Role
+
+
+class UserRead(BaseModel):
+    id: str
+    email: str
+    full_name: str
+    role: Role
+    status: UserStatus
+    created_at: datetime
+
+
+class UserPage(BaseModel):
+    items: list[UserRead]
+    next_cursor: str | None
+
+
+class InviteRead(BaseModel):
+    """`invite_token` is shown this once: hand it to the person invited (auth keeps only its hash)."""
+
+    user: UserRead
+    invite_token: str
+    invite_expires_at: datetime
+
+
+class MeRead(BaseModel):
+    user: UserRead
+    role: Role
+    tenant: TenantView
+
+
+class IntegrationKeyCreate(Strict):
+    name: Name
+    scopes: Annotated[list[KeyScope], Field(min_length=1, max_length=len(KeyScope))]
+
+
+class IntegrationKeyRead(BaseModel):
+    id: str
+    name: str
+    scopes: list[KeyScope]
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class IntegrationKeyPage(BaseModel):
+    items: list[IntegrationKeyRead]
+    next_cursor: str | None
+
+
+class IntegrationKeySecretRead(IntegrationKeyRead):
+    """`key` is the whole secret, shown this once: auth keeps only its hash."""
+
+    key: str
+
+
+class KeyIdentityRead(BaseModel):
+    key_id: str
+    name: str
+    tenant_id: str
+    scopes: list[KeyScope]

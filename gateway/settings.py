@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from runtime.settings import JwtSettings, ServiceSettings
 
@@ -15,3 +15,15 @@ class GatewaySettings(ServiceSettings, JwtSettings):
     read_your_writes_timeout_seconds: float = 2.0
     max_request_bytes: int = 1_000_000
     projector_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Proxies (addresses or CIDR networks) whose X-Forwarded-For is believed; with none, the client
+    # address is the TCP peer's. Rate limits are per client address, so only list your own proxies.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Events a websocket may have waiting before it counts as too slow and is closed (4408). The
+    # projector hands over a whole batch at once, so a client that keeps up needs room for two.
+    live_queue_size: int = Field(default=2_000, ge=1)
+
+    @model_validator(mode="after")
+    def _room_for_two_batches(self) -> GatewaySettings:
+        if self.live_queue_size < 2 * self.projector_batch_size:
+            raise ValueError("LIVE_QUEUE_SIZE must be at least twice PROJECTOR_BATCH_SIZE")
+        return self

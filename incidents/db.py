@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -39,7 +40,30 @@ incidents = Table(
     Column("created_by", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("assignee_id", String(64)),
     UniqueConstraint("tenant_id", "number", name="uq_incidents_tenant_number"),
+)
+
+notes = Table(
+    "notes",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("incident_id", Uuid, ForeignKey(incidents.c.id), nullable=False, index=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("author", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# Who belongs to which tenant, built from auth's user events, so an assignee can be checked
+# without reading auth's tables.
+directory = Table(
+    "directory",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
 )
 
 transitions = Table(

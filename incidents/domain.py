@@ -30,3 +30,17 @@ def check_transition(current: IncidentState, requested: IncidentState) -> None:
 
 def incident_key(number: int) -> str:
     return f"INC-{number}"
+
+
+EDITABLE_FIELDS = ("title", "description", "service_name", "severity", "assignee_id")
+
+
+def changed_fields(
+    current: dict[str, str | None], requested: dict[str, str | None]
+) -> dict[str, tuple[str | None, str | None]]:
+    """The requested fields whose value differs from the current one: field -> (old, new)."""
+    return {
+        field: (current.get(field), value)
+        for field, value in requested.items()
+        if field in EDITABLE_FIELDS and current.get(field) != value
+    }

@@ -1,14 +1,22 @@
-"""incidents' commands on the bus: create and transition."""
+"""incidents' commands on the bus (create, transition, update, note) and its directory of users."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
+from faststream import AckPolicy
+from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, PullSub
+from faststream.nats.annotations import NatsMessage
+from pydantic import ValidationError
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.commands import (
+    AddNote,
     Caller,
     CommandFailed,
     CreateIncident,
@@ -16,13 +24,39 @@ from contracts.commands import (
     IncidentAccepted,
     IncidentSnapshot,
     TransitionIncident,
+    UpdateIncident,
 )
 from contracts.envelope import EventEnvelope
-from contracts.events import IncidentCreated, IncidentState, IncidentStateChanged, Role, Severity
+from contracts.events import (
+    FieldChange,
+    IncidentCreated,
+    IncidentNoteAdded,
+    IncidentState,
+    IncidentStateChanged,
+    IncidentUpdated,
+    Role,
+    Severity,
+)
+from contracts.subjects import EVENTS_STREAM, INCIDENTS_DIRECTORY, events_of_type
 from incidents import db
-from incidents.domain import TransitionRefused, check_transition, incident_key
+from incidents.domain import (
+    EDITABLE_FIELDS,
+    TransitionRefused,
+    changed_fields,
+    check_transition,
+    incident_key,
+)
+from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry
 from runtime.outbox import stage
 from runtime.service import Service
+
+# What each of auth's user events says about whether the user can be assigned incidents.
+USER_ACTIVITY = {
+    "user.created": True,
+    "user.activated": True,
+    "user.reactivated": True,
+    "user.deactivated": False,
+}
 
 
 def _require_responder(caller: Caller) -> None:
@@ -44,6 +78,7 @@ def _snapshot(row: Row) -> IncidentSnapshot:  # type: ignore[type-arg]
         created_by=row.created_by,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        assignee_id=row.assignee_id,
     )
 
 
@@ -52,6 +87,36 @@ def _parse_id(raw: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError as exc:
         raise CommandFailed(ErrorCode.NOT_FOUND, "incident not found") from exc
+
+
+async def _locked_incident(conn: AsyncConnection, caller: Caller, incident_id: uuid.UUID) -> Row:  # type: ignore[type-arg]
+    """The caller's incident, locked for this transaction; another tenant's is not found."""
+    row = (
+        await conn.execute(
+            select(db.incidents)
+            .where(db.incidents.c.id == incident_id, db.incidents.c.tenant_id == caller.tenant_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise CommandFailed(ErrorCode.NOT_FOUND, "incident not found")
+    return row
+
+
+async def _check_assignee(conn: AsyncConnection, tenant_id: str, user_id: str) -> None:
+    member = (
+        await conn.execute(
+            select(db.directory.c.active).where(
+                db.directory.c.user_id == user_id, db.directory.c.tenant_id == tenant_id
+            )
+        )
+    ).first()
+    if member is None or not member.active:
+        raise CommandFailed(
+            ErrorCode.VALIDATION,
+            "the assignee must be an active user of your organisation",
+            [{"loc": ["body", "assignee_id"], "msg": "unknown or inactive user", "type": "value_error"}],
+        )
 
 
 def register_handlers(service: Service) -> None:
@@ -112,15 +177,7 @@ def register_handlers(service: Service) -> None:
         _require_responder(caller)
         incident_id, now = _parse_id(cmd.incident_id), datetime.now(UTC)
         async with service.engine.begin() as conn:
-            current = (
-                await conn.execute(
-                    select(db.incidents)
-                    .where(db.incidents.c.id == incident_id, db.incidents.c.tenant_id == caller.tenant_id)
-                    .with_for_update()
-                )
-            ).first()
-            if current is None:
-                raise CommandFailed(ErrorCode.NOT_FOUND, "incident not found")
+            current = await _locked_incident(conn, caller, incident_id)
             from_state = IncidentState(current.state)
             try:
                 check_transition(from_state, cmd.to)
@@ -168,3 +225,127 @@ def register_handlers(service: Service) -> None:
             )
             await stage(conn, db.outbox, [event])
         return IncidentAccepted(incident=_snapshot(row), seq=await service.relay.publish_now([event]))
+
+    @service.command("cmd.incidents.update", UpdateIncident)
+    async def update_incident(cmd: UpdateIncident) -> IncidentAccepted:
+        caller = cmd.caller
+        _require_responder(caller)
+        incident_id, now = _parse_id(cmd.incident_id), datetime.now(UTC)
+        requested = cmd.model_dump(
+            mode="json", include=set(EDITABLE_FIELDS) & cmd.model_fields_set, exclude_none=False
+        )
+        for field in ("title", "service_name", "severity", "description"):
+            if field in requested and requested[field] is None:
+                raise CommandFailed(ErrorCode.VALIDATION, f"{field} cannot be null")
+        async with service.engine.begin() as conn:
+            current = await _locked_incident(conn, caller, incident_id)
+            if cmd.expected_version is not None and cmd.expected_version != current.version:
+                raise CommandFailed(
+                    ErrorCode.CONFLICT,
+                    "the incident changed since you read it",
+                    {"version": current.version, "expected_version": cmd.expected_version},
+                )
+            changes = changed_fields({f: getattr(current, f) for f in EDITABLE_FIELDS}, requested)
+            if not changes:
+                return IncidentAccepted(incident=_snapshot(current), seq=None)
+            if changes.get("assignee_id", (None, None))[1] is not None:
+                await _check_assignee(conn, caller.tenant_id, str(requested["assignee_id"]))
+            version = current.version + 1
+            row = (
+                await conn.execute(
+                    update(db.incidents)
+                    .where(db.incidents.c.id == incident_id, db.incidents.c.version == current.version)
+                    .values(**{f: new for f, (_old, new) in changes.items()}, version=version, updated_at=now)
+                    .returning(db.incidents)
+                )
+            ).one()
+            event = EventEnvelope(
+                type="incident.updated",
+                tenant_id=caller.tenant_id,
+                aggregate_id=str(incident_id),
+                aggregate_version=version,
+                actor=caller.user_id,
+                correlation_id=cmd.correlation_id,
+                data=IncidentUpdated(
+                    incident_id=str(incident_id),
+                    changes={f: FieldChange(old=old, new=new) for f, (old, new) in changes.items()},
+                    updated_at=now,
+                ).model_dump(mode="json"),
+            )
+            await stage(conn, db.outbox, [event])
+        return IncidentAccepted(incident=_snapshot(row), seq=await service.relay.publish_now([event]))
+
+    @service.command("cmd.incidents.add_note", AddNote)
+    async def add_note(cmd: AddNote) -> IncidentAccepted:
+        caller = cmd.caller
+        _require_responder(caller)
+        incident_id, now, note_id = _parse_id(cmd.incident_id), datetime.now(UTC), uuid.uuid4()
+        async with service.engine.begin() as conn:
+            current = await _locked_incident(conn, caller, incident_id)
+            await conn.execute(
+                db.notes.insert().values(
+                    id=note_id,
+                    incident_id=incident_id,
+                    tenant_id=caller.tenant_id,
+                    body=cmd.body,
+                    author=caller.user_id,
+                    at=now,
+                )
+            )
+            # A note does not change the incident's fields, so its version stays.
+            event = EventEnvelope(
+                type="incident.note_added",
+                tenant_id=caller.tenant_id,
+                aggregate_id=str(incident_id),
+                aggregate_version=current.version,
+                actor=caller.user_id,
+                correlation_id=cmd.correlation_id,
+                data=IncidentNoteAdded(
+                    incident_id=str(incident_id), note_id=str(note_id), body=cmd.body, added_at=now
+                ).model_dump(mode="json"),
+            )
+            await stage(conn, db.outbox, [event])
+        return IncidentAccepted(incident=_snapshot(current), seq=await service.relay.publish_now([event]))
+
+    @service.broker.subscriber(
+        events_of_type("user.>"),
+        stream=JStream(EVENTS_STREAM, declare=False),
+        durable=INCIDENTS_DIRECTORY,
+        config=ConsumerConfig(
+            durable_name=INCIDENTS_DIRECTORY,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=30,
+            max_deliver=MAX_DELIVER + 1,
+        ),
+        pull_sub=PullSub(batch_size=64, timeout=1.0),
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_user_event(body: Any, msg: NatsMessage) -> None:
+        raw = msg.raw_message
+        try:
+            event = EventEnvelope.from_bytes(raw.data)
+            user_id = str(event.data["user_id"])
+        except (ValidationError, ValueError, KeyError) as exc:
+            await dead_letter(service.js, INCIDENTS_DIRECTORY, raw, exc)
+            return
+        active = USER_ACTIVITY.get(event.type)
+        try:
+            if active is not None:
+                seq = raw.metadata.sequence.stream
+                statement = insert(db.directory).values(
+                    user_id=user_id, tenant_id=event.tenant_id, active=active, last_seq=seq
+                )
+                async with service.engine.begin() as conn:
+                    await conn.execute(
+                        statement.on_conflict_do_update(
+                            index_elements=[db.directory.c.user_id],
+                            set_={
+                                "active": statement.excluded.active,
+                                "last_seq": statement.excluded.last_seq,
+                            },
+                            where=db.directory.c.last_seq < statement.excluded.last_seq,
+                        )
+                    )
+            await raw.ack()
+        except Exception as exc:
+            await give_up_or_retry(service.js, INCIDENTS_DIRECTORY, raw, exc)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
 import runpy
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
+from nats.js import JetStreamContext
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 
 from contracts.subjects import SERVICES
 from runtime.logging import configure_logging
+
+T = TypeVar("T")
 
 app = typer.Typer(help="SRE Copilot: incident response for SRE teams.", no_args_is_help=True)
 
@@ -62,6 +73,251 @@ def service(
     if name not in ("gateway", *SERVICES):
         raise typer.BadParameter(f"unknown service {name!r}")
     runpy.run_module(name, run_name="__main__")
+
+
+events_app = typer.Typer(help="Read, follow, export and import the event log.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+NatsUrl = Annotated[
+    str | None,
+    typer.Option("--nats-url", envvar="NATS_URL", help="Default: the running `up` in --state-dir."),
+]
+
+
+def _nats_url(nats_url: str | None, state_dir: Path) -> str:
+    return nats_url or _runtime_value(state_dir, "nats_url")
+
+
+def _runtime_value(state_dir: Path, key: str) -> str:
+    from runtime.replay import ReplayError, runtime_urls
+
+    try:
+        return runtime_urls(state_dir.resolve())[key]
+    except ReplayError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _since(value: str | None) -> tuple[int | None, datetime | None]:
+    """`--since` takes a stream sequence (`1234`) or a time (`2026-11-25T10:00:00Z`)."""
+    if value is None:
+        return None, None
+    if value.isdigit():
+        return int(value), None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter("--since takes a sequence number or an ISO 8601 time") from exc
+    return None, moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _with_js(url: str, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
+    from runtime.bus import connect
+
+    nc = await connect(url, "sre-copilot-cli", reconnect=False)
+    try:
+        return await work(nc.jetstream())
+    finally:
+        await nc.close()
+
+
+@events_app.command("tail")
+def events_tail(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's events.")] = None,
+    type_: Annotated[
+        list[str] | None, typer.Option("--type", help="Only these event types (repeatable).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Start after this sequence, or at this time.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Keep waiting for new events.")] = True,
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = Path(".sre-copilot"),
+) -> None:
+    """Follow the stream, one readable line per event (or --json). Without --since it starts with the
+    next event; `--since 0` starts from the beginning."""
+    from runtime.replay import StoredEvent, describe, read_events, subject_filters
+
+    since_seq, since_time = _since(since)
+    console = Console(highlight=False)
+
+    async def work(js: JetStreamContext) -> None:
+        async for stored in read_events(
+            js, subject_filters(tenant, type_ or ()), since_seq, since_time, follow=follow
+        ):
+            if not isinstance(stored, StoredEvent):
+                console.print(f"[red]{stored.metadata.sequence.stream}: not an event envelope[/red]")
+            elif as_json:
+                print(json.dumps(stored.to_json()), flush=True)
+            else:
+                console.print(describe(stored), markup=False, soft_wrap=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_with_js(_nats_url(nats_url, state_dir), work))
+
+
+@events_app.command("export")
+def events_export(
+    out: Annotated[Path, typer.Option("--out", help="A .jsonl file to write.")],
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's events.")] = None,
+    since: Annotated[str | None, typer.Option(help="After this sequence, or from this time.")] = None,
+    until: Annotated[int | None, typer.Option(help="Up to this sequence (inclusive).")] = None,
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = Path(".sre-copilot"),
+) -> None:
+    """Write history to a JSON-lines file (`{"seq","subject","event"}` per line), oldest first."""
+    from runtime.replay import StoredEvent, export_path, read_events, subject_filters
+
+    since_seq, since_time = _since(since)
+    target = export_path(out)
+
+    async def work(js: JetStreamContext) -> int:
+        from contracts.subjects import EVENTS_STREAM
+
+        total = (await js.stream_info(EVENTS_STREAM)).state.messages
+        written = 0
+        with target.open("w") as sink, Progress(console=Console(stderr=True)) as progress:
+            task = progress.add_task("exporting", total=total)
+            async for stored in read_events(
+                js, subject_filters(tenant), since_seq, since_time, until_seq=until
+            ):
+                progress.advance(task)
+                if isinstance(stored, StoredEvent):
+                    sink.write(json.dumps(stored.to_json()) + "\n")
+                    written += 1
+            progress.update(task, completed=total)
+        return written
+
+    written = asyncio.run(_with_js(_nats_url(nats_url, state_dir), work))
+    typer.echo(f"exported {written} events to {target}")
+
+
+@events_app.command("import")
+def events_import(
+    source: Annotated[
+        Path, typer.Argument(help="A .jsonl file from `events export`.", exists=True, dir_okay=False)
+    ],
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = Path(".sre-copilot"),
+) -> None:
+    """Publish exported history into this installation. Every line is validated against the
+    event contracts first (a bad line imports nothing); events already present are skipped, so
+    importing twice changes nothing. Imported events update every read model, but trigger no new
+    actions (hypotheses, notifications)."""
+    from runtime.replay import import_events
+
+    lines = sum(1 for line in source.open() if line.strip())
+
+    async def work(js: JetStreamContext) -> Any:
+        with source.open() as stream, Progress(console=Console(stderr=True)) as progress:
+            task = progress.add_task("importing", total=lines)
+            return await import_events(js, stream, lambda: progress.advance(task))
+
+    report = asyncio.run(_with_js(_nats_url(nats_url, state_dir), work))
+    if report.invalid:
+        for _line, problem in report.invalid[:20]:
+            typer.echo(problem, err=True)
+        typer.echo(f"nothing imported: {len(report.invalid)} invalid line(s) of {report.read}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"read {report.read}, published {report.published}, already present {report.already_present}")
+
+
+@events_app.command("stats")
+def events_stats(
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = Path(".sre-copilot"),
+) -> None:
+    """Counts per type and tenant, the stream's size, each durable consumer's lag, dead letters."""
+    from runtime.replay import stream_stats
+
+    stats = asyncio.run(_with_js(_nats_url(nats_url, state_dir), stream_stats))
+    console = Console()
+    console.print(
+        f"stream EVENTS: {stats.messages} events, {stats.bytes / 1e6:.2f} MB, "
+        f"sequences {stats.first_seq}..{stats.last_seq}; dead letters: {stats.dead_letters}"
+    )
+    by_type = Table("event type", "count", title="by type")
+    for event_type, count in stats.by_type.most_common():
+        by_type.add_row(event_type, str(count))
+    console.print(by_type)
+    by_tenant = Table("tenant", "events", "types", title="by tenant")
+    for tenant, counts in sorted(stats.by_tenant.items(), key=lambda item: -sum(item[1].values())):
+        by_tenant.add_row(
+            tenant, str(sum(counts.values())), ", ".join(f"{t} {n}" for t, n in counts.most_common())
+        )
+    console.print(by_tenant)
+    consumers = Table(
+        "consumer", "lag (pending)", "awaiting ack", "redelivered", "delivered up to", title="consumers"
+    )
+    for c in stats.consumers:
+        consumers.add_row(
+            str(c["name"]),
+            str(c["pending"]),
+            str(c["ack_pending"]),
+            str(c["redelivered"]),
+            str(c["delivered_seq"]),
+        )
+    console.print(consumers)
+
+
+projections_app = typer.Typer(help="Rebuild and verify read models from the event log.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="DATABASE_URL", help="Default: the running `up` in --state-dir."),
+]
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str, typer.Option(help="Which read models (only `gateway` exists).")] = "gateway",
+    verify: Annotated[
+        bool, typer.Option(help="Compare a rebuild with the live read models; change nothing.")
+    ] = False,
+    nats_url: NatsUrl = None,
+    database_url: DatabaseUrl = None,
+    state_dir: StateDir = Path(".sre-copilot"),
+) -> None:
+    """Rebuild the gateway's read models from sequence 1 into fresh tables and swap them in
+    atomically; the live gateway keeps serving the old ones meanwhile. With --verify, report every
+    difference between a rebuild and the live read models instead."""
+    from gateway.rebuild import rebuild
+    from runtime.db import create_engine
+
+    if name != "gateway":
+        raise typer.BadParameter("the only projection is `gateway`")
+    nats = _nats_url(nats_url, state_dir)
+    db_url = database_url or _runtime_value(state_dir, "database_url")
+
+    async def work(js: JetStreamContext) -> Any:
+        from contracts.subjects import EVENTS_STREAM
+
+        engine = create_engine(db_url, pool_size=2)
+        total = (await js.stream_info(EVENTS_STREAM)).state.messages
+        try:
+            with Progress(console=Console(stderr=True)) as progress:
+                task = progress.add_task("replaying", total=total)
+                return await rebuild(engine, js, verify=verify, progress=lambda n: progress.advance(task, n))
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(_with_js(nats, work))
+    typer.echo(
+        f"replayed {report.events} events up to sequence {report.up_to_seq} in {report.seconds:.2f} s "
+        f"({report.rate:,.0f} events/s); skipped {report.skipped} unreadable"
+    )
+    if verify:
+        for diff in report.differences:
+            typer.echo(
+                f"  {diff.table}: {diff.only_live} row(s) only live, {diff.only_rebuilt} only rebuilt; "
+                f"e.g. {'; '.join(diff.examples)}"
+            )
+        typer.echo(
+            "no differences" if not report.differences else f"{len(report.differences)} table(s) differ"
+        )
+        if report.differences:
+            raise typer.Exit(1)
+    else:
+        typer.echo("swapped the rebuilt read models in")
 
 
 if __name__ == "__main__":

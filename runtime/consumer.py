@@ -22,9 +22,9 @@ def attempt_of(msg: Msg) -> int:
         return 1
 
 
-async def give_up_or_retry(js: JetStreamContext, consumer: str, msg: Msg, error: BaseException) -> None:
+async def give_up_or_retry(js: JetStreamContext, consumer: str, msg: Msg, error: BaseException) -> bool:
     """After a failed attempt: nak with back-off, or on the last attempt copy the message with its
-    error to `dlq.<consumer>` and ack it so the consumer moves on."""
+    error to `dlq.<consumer>` and ack it so the consumer moves on. True when it was dead-lettered."""
     attempt = attempt_of(msg)
     if attempt < MAX_DELIVER:
         delay = BACKOFF_SECONDS[min(attempt - 1, len(BACKOFF_SECONDS) - 1)]
@@ -32,8 +32,9 @@ async def give_up_or_retry(js: JetStreamContext, consumer: str, msg: Msg, error:
             "message_retry", consumer=consumer, subject=msg.subject, attempt=attempt, error=str(error)
         )
         await msg.nak(delay=delay)
-        return
+        return False
     await dead_letter(js, consumer, msg, error, attempt)
+    return True
 
 
 async def dead_letter(

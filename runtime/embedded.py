@@ -77,13 +77,17 @@ class ServerProcess:
             self.process.wait(5)
 
 
-def start_nats(state_dir: Path, port: int | None = None, timeout: float = 20.0) -> ServerProcess:
+def start_nats(
+    state_dir: Path, port: int | None = None, timeout: float = 20.0, durable: bool = True
+) -> ServerProcess:
     data = state_dir / "nats"
     data.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     config = data / "nats-server.conf"
     # sync_interval: always -> every acknowledged publish is fsynced before the PubAck, so on a
-    # single node an acknowledged event survives a machine crash.
+    # single node an acknowledged event survives a machine crash. (Test fixtures turn it off: still
+    # the real server, only not crash-safe.)
+    sync = "sync_interval: always" if durable else ""
     config.write_text(
         f"""
 server_name: sre_copilot_embedded
@@ -91,7 +95,7 @@ listen: 127.0.0.1:{port}
 max_payload: 8MB
 jetstream {{
   store_dir: "{data}"
-  sync_interval: always
+  {sync}
 }}
 """
     )

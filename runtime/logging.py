@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+
+# A websocket client may pass its access token in the query string, which servers log with the path.
+SECRET_IN_QUERY = re.compile(r"((?:access_|refresh_)?token|key|secret)=[^&\s\"']+", re.IGNORECASE)
+
+
+def redact_secrets(
+    logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    message = event_dict.get("event")
+    if isinstance(message, str) and "=" in message:
+        event_dict["event"] = SECRET_IN_QUERY.sub(r"\1=<redacted>", message)
+    return event_dict
 
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
@@ -16,6 +31,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
     ]
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],

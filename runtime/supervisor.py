@@ -68,7 +68,7 @@ class Platform:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_state_dir()
         if not self.nats_url:
-            nats = embedded.start_nats(self.state_dir)
+            nats = embedded.start_nats(self.state_dir, durable=self.durable)
             self.servers.append(nats)
             self.nats_url = nats.url
         if not self.database_url:

@@ -3,7 +3,9 @@ every service as its own process, the gateway on a free port. Each test makes it
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -15,16 +17,42 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auth.tokens import generate_private_key_pem
 from runtime.bus import connect
 from runtime.db import create_engine
 from runtime.embedded import free_port
 from runtime.supervisor import Platform
 
+PREVIOUS_SIGNING_KEY = "jwt-previous-signing-key.pem"
+
+
+def fresh_address() -> str:
+    """A client address of its own (in 198.18.0.0/15, the range set aside for testing networks)."""
+    return str(ipaddress.IPv4Address("198.18.0.0") + secrets.randbelow(2**17))
+
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     state = tmp_path_factory.mktemp("platform")
-    env = {"LOG_LEVEL": os.environ.get("TEST_SERVICE_LOG_LEVEL", "WARNING")}
+    env = {
+        "LOG_LEVEL": os.environ.get("TEST_SERVICE_LOG_LEVEL", "WARNING"),
+        # Small (two projector batches), so the slow-client rule of the live feed shows quickly.
+        "LIVE_QUEUE_SIZE": "1000",
+    }
+    # Auth also publishes a "previous" signing key, as after a key rotation; tests sign with it.
+    previous_key = state / PREVIOUS_SIGNING_KEY
+    previous_key.write_text(generate_private_key_pem())
+    env["JWT_PREVIOUS_PUBLIC_KEY_FILES"] = str(previous_key)
+    # The tests are the proxy: each test's client says it is its own address (X-Forwarded-For), so
+    # per-address rate limits keep their production defaults without one test tripping another's.
+    env["TRUSTED_PROXIES"] = '["127.0.0.1"]'
+    # Small per-organisation caps, so that reaching them takes a handful of requests.
+    env["MAX_ACTIVE_KEYS_PER_TENANT"] = "5"
+    env["MAX_PENDING_INVITES_PER_TENANT"] = "10"
+    # A shorter coalescing window than the default 2 s: the AI worker's tests wait it out. The offline
+    # engine whatever the developer's environment holds: no test reaches the real Anthropic API.
+    env["COALESCE_WINDOW_SECONDS"] = "0.5"
+    env["AI_ENGINE"] = "rules"
     # fsync off: still the real PostgreSQL server, only not crash-safe, which tests do not need.
     running = Platform(state_dir=state, port=free_port(), durable=False, extra_env=env)
     try:
@@ -59,7 +87,8 @@ def js(nc: Client) -> JetStreamContext:
 
 @pytest.fixture
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=15) as http:
+    headers = {"X-Forwarded-For": fresh_address()}
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=15, headers=headers) as http:
         yield http
 
 
@@ -82,6 +111,7 @@ async def register_tenant(client: httpx.AsyncClient, org: str = "Acme") -> Tenan
     email, password = f"owner-{suffix}@example.com", f"correct-horse-{suffix}"
     response = await client.post(
         "/api/v1/auth/register",
+        headers={"X-Forwarded-For": fresh_address()},
         json={
             "email": email,
             "password": password,

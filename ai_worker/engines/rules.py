@@ -1,238 +1,635 @@
-"""The offline engine: deterministic rules over the gathered evidence. No network, no model."""
+"""The offline engine: a catalogue of common failure modes scored against the gathered evidence.
+
+No network, no model, no clock: the same evidence always gives the same hypotheses.
+
+Scoring (all weights below):
+- the report: each catalogue signal found in the title or description adds its weight (capped, so a
+  wordy report does not win by volume); a signal in the title adds a little more, as the title names
+  the symptom the reporter saw first;
+- attached alerts: their names (split into words: "KubePodCrashLooping"), label values and
+  annotations are matched the same way, weighted a little higher: machines name symptoms precisely;
+- the closest deploy of the service before the start: strong support for a bad deploy and some for a
+  configuration change, the more the closer (full strength within minutes, fading over two hours,
+  a little up to the deploy window);
+- metrics read around the start: a failure mode gains when the signal it predicts moved
+  (CPU x2, memory x1.3, error rate over 5%, latency x2, request rate x2);
+- similar past incidents: their text, and above all their recorded root cause, lend weight to the
+  failure modes they match, in proportion to how similar they are;
+- every failure mode starts from a prior: how often it explains incidents in general.
+Confidences are the softmax shares of the scores over the whole catalogue (so the three shown sum
+to at most 1), and each hypothesis carries the line that explains its confidence.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from ai_worker.domain import Scored, rank
-from ai_worker.evidence import Evidence, sentence_with, tokens
-from contracts.events import Hypothesis
+from ai_worker.evidence import Evidence, ItemRefs, MetricReading, collect, render, split_name
+from contracts.events import EvidenceItem, Hypothesis
 
 ENGINE = "rules"
 
+# Report signals: weight each, at most REPORT_CAP in all, times KEYWORD_WEIGHT.
+KEYWORD_WEIGHT = 0.9
+REPORT_CAP = 3.0
+TITLE_WEIGHT = 0.4
+TITLE_CAP = 2.0
+ALERT_WEIGHT = 1.1
+ALERT_CAP = 3.0
+# Similar past incidents: per unit of similarity, when their root cause / their text matches.
+SIMILAR_CAUSE_WEIGHT = 1.5
+SIMILAR_TEXT_WEIGHT = 0.6
+RECENT_INCIDENTS_BOOST = 0.2
+# The closest deploy before the start: full strength within CLOSE_MINUTES, fading to half at
+# FADE_MINUTES, then a floor up to the deploy window.
+CLOSE_MINUTES = 15.0
+FADE_MINUTES = 120.0
+FAR_DEPLOY = 0.2
+# Above 1 flattens the shares: the catalogue's weights are hand-set, so confidences stay modest
+# until feedback calibrates them.
+TEMPERATURE = 1.5
+MAX_EVIDENCE_LINES = 8
+
 
 @dataclass(frozen=True)
-class Cause:
+class MetricRule:
+    """A metric that, when it moved this much, supports a failure mode."""
+
+    metric: str
+    boost: float
+    # Peak over baseline at least this (None: not used).
+    min_change: float | None = None
+    # Or peak at least this, in the metric's unit (None: not used).
+    min_peak: float | None = None
+
+    def fires(self, reading: MetricReading) -> bool:
+        change = reading.change
+        if self.min_change is not None and change is not None and change >= self.min_change:
+            return True
+        return self.min_peak is not None and reading.peak is not None and reading.peak >= self.min_peak
+
+
+@dataclass(frozen=True)
+class FailureMode:
+    """One entry of the catalogue.
+
+    `signals` are words and phrases (weight each) that point at it in a report, an alert or a past
+    incident; `why` says why it produces the symptoms, `check` what a responder should look at.
+    """
+
     code: str
+    name: str
     claim: str
-    description: str
-    keywords: tuple[str, ...]
+    why: str
+    check: str
+    signals: dict[str, float]
     prior: float
+    # How strongly a deploy shortly before the start supports it (0: not at all).
+    deploy_affinity: float = 0.0
+    metric_rules: tuple[MetricRule, ...] = ()
+    patterns: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def description(self) -> str:
+        return f"{self.why} What to check: {self.check}"
 
 
-# Common root causes of production incidents, with the words that point at them.
-CATALOGUE: tuple[Cause, ...] = (
-    Cause(
-        "recent_change",
-        "A recent change to {service} introduced a regression",
-        "A deploy, configuration change or migration shortly before the symptoms is the most frequent "
-        "trigger of incidents. Compare the last change to {service} with the start of the symptoms and "
-        "roll it back if they line up.",
-        (
-            "deploy",
-            "deployment",
-            "deployed",
-            "release",
-            "released",
-            "rollout",
-            "version",
-            "upgrade",
-            "migration",
-            "config",
-            "configuration",
-            "change",
-            "changed",
-            "feature",
-            "flag",
+def _mode(**kwargs: object) -> FailureMode:
+    signals = kwargs["signals"]
+    assert isinstance(signals, dict)
+    patterns = tuple(
+        re.compile(
+            r"(?<![a-z0-9])" + r"\s+".join(map(re.escape, s.split())) + r"(?:s|es|ed|d|ing)?(?![a-z0-9])"
+        )
+        for s in signals
+    )
+    return FailureMode(**kwargs, patterns=patterns)  # type: ignore[arg-type]
+
+
+CATALOGUE: tuple[FailureMode, ...] = (
+    # Signals: "deploy", "release", "rollout", "rollback", "version", new exceptions, crash loops; a
+    # deploy of the service minutes before the start; error rate up after it.
+    _mode(
+        code="bad_deploy",
+        name="bad deploy",
+        claim="A recent change to {service} (a bad deploy) introduced a regression",
+        why=(
+            "Most incidents follow a change, and a release is the commonest one: new code paths, "
+            "migrations or dependencies behave differently under production traffic."
         ),
-        0.6,
-    ),
-    Cause(
-        "cpu_saturation",
-        "CPU saturation in {service} (hot code path or inefficient query)",
-        "The service is running out of CPU: a hot loop, an inefficient query or serialisation on a "
-        "critical path. Profile {service} and check per-endpoint CPU time against the baseline.",
-        ("cpu", "load", "throttled", "throttling", "saturation", "saturated", "hot", "busy"),
-        0.3,
-    ),
-    Cause(
-        "memory_pressure",
-        "Memory pressure or a leak in {service}",
-        "Rising memory, garbage-collection pauses or OOM kills point at a leak or an undersized limit. "
-        "Check {service}'s memory over the last deploys and its restart count.",
-        ("memory", "oom", "oomkilled", "heap", "leak", "gc", "garbage", "swap", "rss"),
-        0.3,
-    ),
-    Cause(
-        "database",
-        "Database contention behind {service} (slow queries, locks or pool exhaustion)",
-        "Slow or locked queries and an exhausted connection pool make every request wait. Check slow-query "
-        "logs, lock waits and pool usage for the databases {service} depends on.",
-        (
-            "database",
-            "db",
-            "query",
-            "queries",
-            "sql",
-            "postgres",
-            "postgresql",
-            "mysql",
-            "deadlock",
-            "lock",
-            "locks",
-            "pool",
-            "connection",
-            "connections",
-            "replica",
-            "replication",
+        check=(
+            "compare the last deploy of {service} with the start of the symptoms, diff it, watch the "
+            "error rate by version, and roll back if they line up."
         ),
-        0.4,
+        signals={
+            "deploy": 1.0,
+            "deployment": 1.0,
+            "release": 1.0,
+            "rollout": 1.0,
+            "rolled out": 1.0,
+            "rollback": 1.0,
+            "roll back": 1.0,
+            "new version": 1.0,
+            "version": 0.6,
+            "upgrade": 0.8,
+            "canary": 0.8,
+            "regression": 0.8,
+            "migration": 0.6,
+            "crash loop": 0.7,
+            "crashloopbackoff": 0.7,
+            "exception": 0.5,
+            "null pointer": 0.6,
+            "nullpointerexception": 0.6,
+            "stack trace": 0.4,
+            "panic": 0.5,
+            "bug": 0.5,
+            "500": 0.3,
+            "5xx": 0.3,
+            "error rate": 0.3,
+        },
+        prior=0.6,
+        deploy_affinity=2.5,
+        metric_rules=(MetricRule("error_rate", 0.8, min_change=3.0, min_peak=0.05),),
     ),
-    Cause(
-        "dependency",
-        "A failing downstream dependency of {service}",
-        "Timeouts and 5xx answers from a dependency propagate upstream. Check the error rates and latency "
-        "of the services {service} calls, and whether retries amplify the load.",
-        (
-            "timeout",
-            "timeouts",
-            "upstream",
-            "downstream",
-            "dependency",
-            "dependencies",
-            "502",
-            "503",
-            "504",
-            "gateway",
-            "api",
-            "third-party",
-            "vendor",
-            "unavailable",
-            "refused",
+    # Signals: "config", "feature flag", "setting", "env var", "configmap", "secret", "misconfigured";
+    # a deploy shortly before (configuration often ships with one).
+    _mode(
+        code="config_change",
+        name="configuration change",
+        claim="A configuration change to {service} (flags, settings, secrets)",
+        why=(
+            "A flag, a setting or a secret changes behaviour without new code, often outside the "
+            "release process and its checks."
         ),
-        0.45,
-    ),
-    Cause(
-        "traffic_surge",
-        "A traffic surge beyond {service}'s capacity",
-        "More requests than the service was sized for: a campaign, a retry storm or abusive clients. "
-        "Compare request rate with the usual peak and check autoscaling.",
-        ("traffic", "surge", "requests", "rps", "qps", "peak", "ddos", "burst", "clients", "users"),
-        0.35,
-    ),
-    Cause(
-        "error_regression",
-        "An application error path in {service} (exceptions or crashes)",
-        "Exceptions, panics or crash loops in the service itself. Group the errors in {service}'s logs by "
-        "type and find the first occurrence.",
-        (
-            "error",
-            "errors",
-            "exception",
-            "exceptions",
-            "500",
-            "crash",
-            "crashed",
-            "panic",
-            "bug",
-            "fail",
-            "failed",
-            "failing",
-            "failures",
-            "nullpointer",
-            "stacktrace",
+        check=(
+            "the configuration and feature-flag history of {service} (config maps, secrets, flag "
+            "service, infrastructure as code) around the start; revert the last change."
         ),
-        0.4,
+        signals={
+            "config": 1.0,
+            "configuration": 1.0,
+            "misconfigured": 1.2,
+            "misconfiguration": 1.2,
+            "feature flag": 1.2,
+            "flag": 0.6,
+            "toggle": 0.6,
+            "setting": 0.6,
+            "env var": 1.0,
+            "environment variable": 1.0,
+            "configmap": 1.0,
+            "config map": 1.0,
+            "secret": 0.5,
+            "terraform": 0.8,
+            "helm values": 0.8,
+            "parameter": 0.4,
+            "wrong value": 0.8,
+        },
+        prior=0.45,
+        deploy_affinity=1.0,
     ),
-    Cause(
-        "storage",
-        "Disk or storage exhaustion on {service}'s hosts",
-        "A full disk, exhausted inodes or a slow volume stall writes and logs. Check free space and I/O "
-        "latency on the volumes {service} writes to.",
-        ("disk", "storage", "volume", "inode", "inodes", "full", "iops", "io", "filesystem"),
-        0.25,
-    ),
-    Cause(
-        "network",
-        "A network, DNS or TLS problem between {service} and its peers",
-        "Packet loss, DNS failures or expired certificates break connections intermittently. Check DNS "
-        "resolution, certificate expiry and packet loss on {service}'s paths.",
-        (
-            "network",
-            "dns",
-            "packet",
-            "packets",
-            "latency",
-            "tls",
-            "ssl",
-            "certificate",
-            "cert",
-            "connectivity",
-            "unreachable",
-            "resolve",
+    # Signals: "cpu", "load average", "throttling", "saturated", "hot loop"; CPU alerts; CPU x2.
+    _mode(
+        code="cpu_saturation",
+        name="CPU saturation",
+        claim="CPU saturation in {service} (hot code path, inefficient work or throttling)",
+        why=(
+            "When the service runs out of CPU (a hot loop, a regex or serialisation on a hot path, a "
+            "limit that throttles it) every request queues behind the busy cores."
         ),
-        0.3,
+        check=(
+            "CPU usage and throttling of {service} against its limits and its baseline; profile the "
+            "busiest endpoints; compare with the last deploy."
+        ),
+        signals={
+            "cpu": 1.2,
+            "high cpu": 0.8,
+            "load average": 1.0,
+            "throttled": 1.0,
+            "throttling": 1.0,
+            "cfs": 0.6,
+            "saturation": 0.7,
+            "saturated": 0.7,
+            "hot loop": 1.0,
+            "busy loop": 1.0,
+            "infinite loop": 1.0,
+            "backtracking": 1.0,
+            "cpu bound": 1.0,
+        },
+        prior=0.35,
+        metric_rules=(MetricRule("cpu", 1.5, min_change=2.0),),
+    ),
+    # Signals: "memory", "OOM", "OOMKilled", "heap", "leak", "GC pauses", "evicted"; memory alerts;
+    # memory x1.3 over the window.
+    _mode(
+        code="memory_leak",
+        name="memory leak / OOM",
+        claim="A memory leak or OOM kills in {service}",
+        why=(
+            "Memory that grows until the limit ends in OOM kills and restarts; before that, garbage "
+            "collection pauses stall requests."
+        ),
+        check=(
+            "memory of {service} since its last deploys (a steady climb is a leak), OOM kills and "
+            "restart counts, GC pause times, heap dumps."
+        ),
+        signals={
+            "memory": 1.2,
+            "oom": 1.5,
+            "oomkilled": 1.5,
+            "out of memory": 1.5,
+            "outofmemoryerror": 1.5,
+            "heap": 1.0,
+            "leak": 1.2,
+            "gc": 0.8,
+            "garbage collection": 0.8,
+            "swap": 0.6,
+            "rss": 0.8,
+            "evicted": 0.6,
+        },
+        prior=0.35,
+        metric_rules=(MetricRule("memory", 1.5, min_change=1.3),),
+    ),
+    # Signals: "connection pool", "pool exhausted", "too many connections", "thread pool", "worker
+    # threads", "too many open files"; latency x2 while CPU stays flat.
+    _mode(
+        code="resource_exhaustion",
+        name="connection-pool or thread exhaustion",
+        claim="Connection-pool or thread exhaustion in {service}",
+        why=(
+            "When every pooled connection or worker thread is busy (a slow query holding them, a "
+            "leak, a pool sized below the load) new requests wait for one and time out, though CPU "
+            "stays low."
+        ),
+        check=(
+            "pool usage and wait time of {service} (database, HTTP client, thread pools), "
+            "connections held per instance, file descriptors, and what holds them."
+        ),
+        signals={
+            "pool": 1.3,
+            "connection pool": 1.0,
+            "exhausted": 0.8,
+            "exhaustion": 0.8,
+            "too many connections": 1.5,
+            "max connections": 1.2,
+            "thread pool": 1.3,
+            "threads": 0.6,
+            "thread starvation": 1.3,
+            "worker threads": 1.0,
+            "semaphore": 0.8,
+            "file descriptors": 1.0,
+            "too many open files": 1.5,
+            "waiting for connection": 1.2,
+            "hikari": 1.2,
+            "pgbouncer": 1.0,
+            "queue full": 0.8,
+        },
+        prior=0.4,
+        metric_rules=(MetricRule("latency_p99", 0.8, min_change=2.0),),
+    ),
+    # Signals: "timeout", "upstream", "downstream", "dependency", "502/503/504", "slow queries",
+    # "circuit breaker", "provider"; latency x2, error rate up.
+    _mode(
+        code="slow_dependency",
+        name="slow dependency",
+        claim="A slow or failing dependency of {service} (database, downstream API)",
+        why=(
+            "Timeouts and errors from something {service} calls propagate upstream, and retries "
+            "amplify the load on it."
+        ),
+        check=(
+            "latency and error rate of each dependency of {service} (databases, caches, internal and "
+            "third-party APIs), slow-query logs, circuit breakers and retry counts."
+        ),
+        signals={
+            "timeout": 1.0,
+            "timed out": 1.0,
+            "slow": 0.5,
+            "latency": 0.5,
+            "upstream": 0.8,
+            "downstream": 0.8,
+            "dependency": 1.0,
+            "third party": 1.0,
+            "vendor": 0.8,
+            "provider": 0.8,
+            "502": 0.8,
+            "503": 0.6,
+            "504": 1.0,
+            "bad gateway": 0.8,
+            "gateway timeout": 1.0,
+            "circuit breaker": 1.2,
+            "slow query": 1.0,
+            "slow queries": 1.0,
+            "database": 0.6,
+            "replica lag": 1.0,
+            "deadlock": 0.8,
+            "lock wait": 1.0,
+            "retries": 0.5,
+        },
+        prior=0.45,
+        metric_rules=(
+            MetricRule("latency_p99", 1.0, min_change=2.0),
+            MetricRule("error_rate", 0.4, min_change=3.0, min_peak=0.05),
+        ),
+    ),
+    # Signals: "disk", "no space left", "volume", "inode", "filesystem", "read-only file system";
+    # filesystem alerts.
+    _mode(
+        code="disk_full",
+        name="disk full",
+        claim="A full disk or volume on {service}'s hosts",
+        why=(
+            "A full disk or exhausted inodes make writes fail (logs, temp files, database WAL); the "
+            "service errors or stalls although nothing else changed."
+        ),
+        check=(
+            "free space and inodes on the volumes {service} writes to, what grew (logs, temp files, "
+            "WAL, core dumps), and log rotation."
+        ),
+        signals={
+            "disk": 1.2,
+            "disk full": 1.0,
+            "no space left": 2.0,
+            "no space": 1.0,
+            "out of disk": 1.5,
+            "volume": 0.6,
+            "inode": 1.2,
+            "filesystem": 1.0,
+            "file system": 1.0,
+            "read only file system": 1.2,
+            "disk pressure": 1.2,
+            "storage": 0.6,
+            "iops": 0.6,
+            "wal": 0.5,
+        },
+        prior=0.25,
+    ),
+    # Signals: "certificate", "TLS/SSL", "x509", "expired", "handshake"; certificate alerts.
+    _mode(
+        code="certificate_expiry",
+        name="certificate expiry",
+        claim="An expired or invalid TLS certificate on {service}'s path",
+        why=(
+            "An expired, revoked or mismatched certificate fails every TLS handshake at once, at a "
+            "time set months ago, with no change on the service itself."
+        ),
+        check=(
+            "the expiry dates and chains of the certificates {service} serves and the ones it "
+            "trusts, and the renewal job (cert-manager, ACME) logs."
+        ),
+        signals={
+            "certificate": 1.5,
+            "cert": 1.2,
+            "tls": 1.0,
+            "ssl": 1.0,
+            "x509": 1.8,
+            "expired": 0.8,
+            "expiry": 1.0,
+            "expiration": 1.0,
+            "handshake": 1.0,
+            "cert manager": 1.0,
+            "acme": 0.8,
+        },
+        prior=0.2,
+    ),
+    # Signals: "traffic", "surge", "requests per second", "campaign", "bots", "DDoS", "429"; request
+    # rate x2.
+    _mode(
+        code="traffic_spike",
+        name="traffic spike",
+        claim="A traffic spike beyond {service}'s capacity",
+        why=(
+            "More requests than the service was sized for (a campaign, a retry storm, bots) saturate "
+            "it even though nothing is broken."
+        ),
+        check=(
+            "request rate of {service} against its usual peak, top clients and endpoints, "
+            "autoscaling limits and rate limiting."
+        ),
+        signals={
+            "traffic": 1.2,
+            "surge": 1.0,
+            "spike in requests": 1.0,
+            "requests per second": 1.0,
+            "rps": 0.8,
+            "qps": 0.8,
+            "campaign": 1.2,
+            "black friday": 1.5,
+            "marketing": 0.8,
+            "bot": 1.0,
+            "ddos": 1.5,
+            "scraper": 1.0,
+            "crawler": 1.0,
+            "burst": 0.6,
+            "load test": 1.0,
+            "rate limit": 0.8,
+            "429": 0.8,
+            "autoscaling": 0.6,
+            "autoscaler": 0.6,
+            "peak": 0.4,
+        },
+        prior=0.3,
+        metric_rules=(MetricRule("request_rate", 1.8, min_change=2.0),),
+    ),
+    # Signals: "DNS", "NXDOMAIN", "SERVFAIL", "packet loss", "unreachable", "connection reset",
+    # "no route to host", "load balancer".
+    _mode(
+        code="dns_network",
+        name="DNS / network",
+        claim="A DNS or network failure between {service} and its peers",
+        why=(
+            "Failing name resolution, packet loss or a misbehaving load balancer break connections "
+            "intermittently, across services that share the path."
+        ),
+        check=(
+            "DNS resolution from {service}'s hosts, packet loss and retransmits, load balancer and "
+            "ingress health, recent network policy or firewall changes."
+        ),
+        signals={
+            "dns": 1.5,
+            "nxdomain": 1.8,
+            "servfail": 1.8,
+            "name resolution": 1.5,
+            "resolve": 0.8,
+            "network": 1.0,
+            "packet loss": 1.5,
+            "packets": 0.6,
+            "unreachable": 1.0,
+            "connection reset": 1.0,
+            "no route to host": 1.5,
+            "connection refused": 0.5,
+            "load balancer": 0.8,
+            "ingress": 0.6,
+            "firewall": 1.0,
+            "network policy": 1.2,
+            "partition": 0.8,
+            "mtu": 1.2,
+            "coredns": 1.5,
+        },
+        prior=0.3,
     ),
 )
 
-KEYWORD_WEIGHT = 0.9
-# A word in the title names the symptom the reporter saw first.
-TITLE_WEIGHT = 0.4
-SIMILAR_WEIGHT = 0.8
+BY_CODE = {mode.code: mode for mode in CATALOGUE}
 
 
-def _hits(cause: Cause, words: set[str]) -> list[str]:
-    return [k for k in cause.keywords if k in words]
+def normalise(text: str) -> str:
+    """Lower-case words, with CamelCase names also split ("OOMKilled" -> "oom killed"), so one
+    catalogue matches reports, alert names and metric names alike."""
+    plain = " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+    split = " ".join(re.findall(r"[a-z0-9]+", split_name(text).lower()))
+    return f"{plain} | {split}" if split != plain else plain
 
 
-def generate(evidence: Evidence) -> list[Hypothesis]:
+def signals_in(mode: FailureMode, text: str) -> list[tuple[str, float]]:
+    """The mode's signals found in `text`, in catalogue order."""
+    norm = normalise(text)
+    return [
+        (signal, weight)
+        for (signal, weight), pattern in zip(mode.signals.items(), mode.patterns, strict=True)
+        if pattern.search(norm)
+    ]
+
+
+def _weight(hits: Sequence[tuple[str, float]], cap: float) -> float:
+    return min(sum(w for _, w in hits), cap)
+
+
+def deploy_proximity(minutes: float, window_minutes: float) -> float:
+    """1 for a deploy within CLOSE_MINUTES of the start, fading to 0.5 at FADE_MINUTES, FAR_DEPLOY up
+    to the window, 0 beyond (or after the start)."""
+    if minutes < 0 or minutes > window_minutes:
+        return 0.0
+    if minutes <= CLOSE_MINUTES:
+        return 1.0
+    if minutes <= FADE_MINUTES:
+        return 1.0 - 0.5 * (minutes - CLOSE_MINUTES) / (FADE_MINUTES - CLOSE_MINUTES)
+    return FAR_DEPLOY
+
+
+@dataclass
+class _Case:
+    """The score of one failure mode and why."""
+
+    mode: FailureMode
+    score: float
+    reasons: list[str] = field(default_factory=list)
+    cited: list[int] = field(default_factory=list)
+
+    def cite(self, index: int | None) -> None:
+        if index is not None and index not in self.cited:
+            self.cited.append(index)
+
+
+def _quoted(hits: Sequence[tuple[str, float]]) -> str:
+    return ", ".join(f"'{s}'" for s, _ in hits[:4])
+
+
+def score_modes(
+    evidence: Evidence, items: Sequence[EvidenceItem], refs: ItemRefs, deploy_window_minutes: float = 24 * 60
+) -> list[_Case]:
     incident = evidence.incident
-    words = set(tokens(incident.text))
-    title_words = set(tokens(incident.title))
-    scored: list[Scored] = []
-    support: dict[str, list[str]] = {}
-    for cause in CATALOGUE:
-        hits = _hits(cause, words)
-        score = (
-            cause.prior + KEYWORD_WEIGHT * min(len(hits), 3) + TITLE_WEIGHT * len(_hits(cause, title_words))
-        )
-        lines: list[str] = []
+    cases = []
+    for mode in CATALOGUE:
+        case = _Case(mode, mode.prior)
+        hits = signals_in(mode, incident.text)
         if hits:
-            quoted = sentence_with(incident.text, hits[0])
-            lines.append(f"The report mentions {', '.join(repr(h) for h in hits[:4])}: \u201c{quoted}\u201d")
-            if evidence.figures:
-                lines.append(f"Figures in the report: {', '.join(evidence.figures[:5])}")
+            case.score += KEYWORD_WEIGHT * _weight(hits, REPORT_CAP)
+            title_hits = signals_in(mode, incident.title)
+            case.score += TITLE_WEIGHT * _weight(title_hits, TITLE_CAP)
+            case.reasons.append(f"the report says {_quoted(hits)}")
+            quoting = [i for i in refs.report if signals_in(mode, items[i].summary)]
+            for index in quoting[:2]:
+                case.cite(index)
+            case.cite(refs.figures)
+
+        alert_hits: list[tuple[str, float]] = []
+        named: list[str] = []
+        for alert in evidence.alerts:
+            found = signals_in(mode, alert.text)
+            if found:
+                alert_hits += [h for h in found if h not in alert_hits]
+                named.append(alert.alertname)
+                case.cite(refs.alerts.get(alert.fingerprint))
+        if alert_hits:
+            case.score += ALERT_WEIGHT * _weight(alert_hits, ALERT_CAP)
+            case.reasons.append(f"alert {', '.join(dict.fromkeys(named))} ({_quoted(alert_hits)})")
+
+        closest = evidence.closest_deploy
+        if closest is not None and mode.deploy_affinity:
+            minutes = evidence.minutes_before_start(closest)
+            proximity = deploy_proximity(minutes, deploy_window_minutes)
+            if proximity:
+                case.score += mode.deploy_affinity * proximity
+                case.reasons.append(f"{closest.version} deployed {minutes:.0f} min before the start")
+                case.cite(refs.deploys.get(closest.deploy_id))
+
+        for reading in evidence.metrics:
+            for rule in mode.metric_rules:
+                if rule.metric == reading.name and rule.fires(reading):
+                    case.score += rule.boost
+                    change = reading.change
+                    moved = f"x{change:.1f}" if change is not None else "high"
+                    case.reasons.append(f"{reading.name} {moved} around the start")
+                    case.cite(refs.metrics.get(reading.name))
+            if reading.name.startswith("alert:") and (reading.change or 0) >= 1.5:
+                # An alert's own expression names what it measures (e.g. container_memory_...).
+                if signals_in(mode, reading.expr.replace("_", " ")):
+                    case.score += 0.5
+                    case.reasons.append(f"{reading.name} rose x{reading.change:.1f}")
+                    case.cite(refs.metrics.get(reading.name))
+
         for similar in evidence.similar:
             past = similar.incident
-            if _hits(cause, set(tokens(past.text))):
-                score += SIMILAR_WEIGHT * similar.score
-                lines.append(
-                    f"{past.key} ({past.service_name}, {past.state}, {past.created_at:%Y-%m-%d}) had similar "
-                    f"symptoms: \u201c{past.title}\u201d (similarity {similar.score:.2f})"
-                )
-        if cause.code == "recent_change" and evidence.recent_on_service:
-            keys = ", ".join(p.key for p in evidence.recent_on_service[:5])
-            score += 0.2
-            lines.append(
-                f"{incident.service_name} had {len(evidence.recent_on_service)} other incident(s) in the "
-                f"previous 7 days ({keys}): something about it is changing"
-            )
-        if not lines:
-            lines.append(
-                f"No direct signal in the report; ranked by how often this explains incidents like "
-                f"{incident.key} ({incident.severity} on {incident.service_name})"
-            )
-        scored.append(Scored(cause.code, score))
-        support[cause.code] = lines
-    by_code = {c.code: c for c in CATALOGUE}
-    return [
-        Hypothesis(
-            rank=position,
-            claim=by_code[s.code].claim.format(service=incident.service_name),
-            description=by_code[s.code].description.format(service=incident.service_name),
-            confidence=confidence,
-            evidence=support[s.code],
-            engine=ENGINE,
+            if past.resolution and signals_in(mode, past.resolution):
+                case.score += SIMILAR_CAUSE_WEIGHT * similar.score
+                case.reasons.append(f"{past.key}'s root cause matches")
+                case.cite(refs.similar.get(past.key))
+            elif signals_in(mode, past.text):
+                case.score += SIMILAR_TEXT_WEIGHT * similar.score
+                case.reasons.append(f"similar {past.key}")
+                case.cite(refs.similar.get(past.key))
+
+        if evidence.recent_on_service and mode.deploy_affinity:
+            case.score += RECENT_INCIDENTS_BOOST * min(mode.deploy_affinity, 1.0)
+            case.reasons.append(f"{len(evidence.recent_on_service)} recent incident(s) on the service")
+            case.cite(refs.recent)
+        cases.append(case)
+    return cases
+
+
+def explain(case: _Case, confidence: float, evidence: Evidence) -> str:
+    if not case.reasons:
+        incident = evidence.incident
+        return (
+            f"Confidence {confidence:.2f}: no direct signal; ranked by how often a {case.mode.name} explains "
+            f"incidents like {incident.key} ({incident.severity} on {incident.service_name})"
         )
-        for position, (s, confidence) in enumerate(rank(scored), start=1)
-    ]
+    return f"Confidence {confidence:.2f} (score {case.score:.2f}): " + "; ".join(case.reasons)
+
+
+def generate(evidence: Evidence, deploy_window_minutes: float = 24 * 60) -> list[Hypothesis]:
+    """Three ranked hypotheses whose evidence lines are rendered from `collect(evidence)`: the same
+    items `evidence.collected` publishes."""
+    items, refs = collect(evidence)
+    cases = {c.mode.code: c for c in score_modes(evidence, items, refs, deploy_window_minutes)}
+    ranked = rank([Scored(code, case.score) for code, case in cases.items()], temperature=TEMPERATURE)
+    service = evidence.incident.service_name
+    hypotheses = []
+    for position, (scored, confidence) in enumerate(ranked, start=1):
+        case = cases[scored.code]
+        lines = [explain(case, confidence, evidence)]
+        lines += [render(items[i]) for i in case.cited[: MAX_EVIDENCE_LINES - 1]]
+        hypotheses.append(
+            Hypothesis(
+                rank=position,
+                claim=case.mode.claim.format(service=service),
+                description=case.mode.description.format(service=service),
+                confidence=confidence,
+                evidence=lines,
+                engine=ENGINE,
+            )
+        )
+    return hypotheses

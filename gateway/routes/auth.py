@@ -1,23 +1,114 @@
+"""`/api/v1/auth`: register, log in, refresh, log out, accept an invitation, who am I, change my
+password, and which integration key is this."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
-from contracts.commands import TokenGrant
-from gateway.schemas import LoginCreate, RegisterCreate, SessionRead
+from contracts.commands import Done, ErrorCode, TenantView, TokenGrant
+from gateway import identity
+from gateway.errors import ApiError
+from gateway.routes.users import user_read
+from gateway.schemas import (
+    InviteAccept,
+    KeyIdentityRead,
+    LoginCreate,
+    LogoutCreate,
+    MeRead,
+    PasswordChange,
+    RefreshCreate,
+    RegisterCreate,
+    SessionRead,
+)
+from gateway.security import AnyKeyDep, SelfDep, client_address
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/register", status_code=201, response_model=SessionRead)
-async def register(body: RegisterCreate, request: Request) -> SessionRead:
-    """Create an organisation and its owner; the owner is logged in at once."""
+async def _session(request: Request, grant: TokenGrant) -> SessionRead:
+    """Answer once the grant's events are projected, so the new session's first request sees them."""
     state = request.app.state
-    grant = await state.commands.call("cmd.auth.register", body.model_dump(mode="json"), TokenGrant)
     await state.projector.wait_for(grant.seq, state.settings.read_your_writes_timeout_seconds)
     return SessionRead.model_validate(grant.model_dump(exclude={"seq"}))
 
 
+@router.post("/register", status_code=201, response_model=SessionRead)
+async def register(body: RegisterCreate, request: Request) -> SessionRead:
+    """Create an organisation and its owner; the owner is logged in at once. Rate-limited per client
+    address and per email (429 with `Retry-After`)."""
+    command = {**body.model_dump(mode="json"), "client_address": client_address(request)}
+    grant = await request.app.state.commands.call("cmd.auth.register", command, TokenGrant)
+    return await _session(request, grant)
+
+
 @router.post("/login", response_model=SessionRead)
 async def login(body: LoginCreate, request: Request) -> SessionRead:
-    grant = await request.app.state.commands.call("cmd.auth.login", body.model_dump(mode="json"), TokenGrant)
-    return SessionRead.model_validate(grant.model_dump(exclude={"seq"}))
+    """Email and password to a session: a 15-minute access token and a single-use refresh token.
+    A wrong pair is a 401 that does not say which half was wrong; too many failures for the account
+    or from the address are a 429 with `Retry-After` until the window has passed."""
+    command = {**body.model_dump(mode="json"), "client_address": client_address(request)}
+    grant = await request.app.state.commands.call("cmd.auth.login", command, TokenGrant)
+    return await _session(request, grant)
+
+
+@router.post("/refresh", response_model=SessionRead)
+async def refresh(body: RefreshCreate, request: Request) -> SessionRead:
+    """A refresh token for a new access token and a new refresh token (the one sent is used up).
+    Presenting a used refresh token again ends that whole login (401)."""
+    grant = await request.app.state.commands.call("cmd.auth.refresh", body.model_dump(), TokenGrant)
+    return await _session(request, grant)
+
+
+@router.post("/logout", status_code=204)
+async def logout(body: LogoutCreate, request: Request) -> Response:
+    """End the login this refresh token belongs to. Always 204, known token or not."""
+    await request.app.state.commands.call("cmd.auth.logout", body.model_dump(), Done)
+    return Response(status_code=204)
+
+
+@router.post("/accept-invite", response_model=SessionRead)
+async def accept_invite(body: InviteAccept, request: Request) -> SessionRead:
+    """Set the password of an invited account with the invitation's one-time token; logs in."""
+    command = {
+        "invite_token": body.token,
+        "password": body.password,
+        "full_name": body.full_name,
+    }
+    grant = await request.app.state.commands.call("cmd.auth.accept_invite", command, TokenGrant)
+    return await _session(request, grant)
+
+
+@router.post("/password", response_model=SessionRead)
+async def change_password(body: PasswordChange, caller: SelfDep, request: Request) -> SessionRead:
+    """Change your own password (any role). Every other session of yours ends: refresh tokens at
+    once, access tokens as soon as this answers. Answers with a fresh session."""
+    command = {
+        "caller": caller.model_dump(),
+        **body.model_dump(),
+        "client_address": client_address(request),
+    }
+    grant = await request.app.state.commands.call("cmd.auth.change_password", command, TokenGrant)
+    return await _session(request, grant)
+
+
+@router.get("/me", response_model=MeRead)
+async def me(caller: SelfDep, request: Request) -> MeRead:
+    """The user the token belongs to, their current role and their organisation."""
+    async with request.app.state.engine.connect() as conn:
+        user = await identity.get_user(conn, caller.tenant_id, caller.user_id)
+        tenant = await identity.get_tenant(conn, caller.tenant_id)
+    if user is None or tenant is None:
+        raise ApiError(404, ErrorCode.NOT_FOUND.value, "user not found")
+    return MeRead(
+        user=user_read(user),
+        role=caller.role,
+        tenant=TenantView(id=tenant.id, name=tenant.name, slug=tenant.slug),
+    )
+
+
+@router.get("/key", response_model=KeyIdentityRead)
+async def key_identity(key: AnyKeyDep) -> KeyIdentityRead:
+    """For operators wiring a machine up: which integration key this is, its organisation and scopes."""
+    return KeyIdentityRead(
+        key_id=key.key_id, name=key.name, tenant_id=key.tenant_id, scopes=sorted(key.scopes)
+    )

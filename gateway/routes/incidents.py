@@ -1,22 +1,29 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
 from contracts.commands import ErrorCode, IncidentAccepted
+from contracts.events import IncidentState, Severity
 from gateway import read_models as rm
 from gateway.errors import ApiError
 from gateway.schemas import (
+    EvidenceItemRead,
     HypothesesRead,
     HypothesisRead,
     IncidentCreate,
     IncidentPage,
     IncidentRead,
+    IncidentUpdate,
+    NoteCreate,
     TimelineEntryRead,
     TimelineRead,
     TransitionCreate,
+    as_utc,
 )
 from gateway.security import CallerDep
 
@@ -62,20 +69,55 @@ async def create_incident(body: IncidentCreate, caller: CallerDep, request: Requ
     return await _answer_write(request, caller.tenant_id, accepted)
 
 
+def _several(values: list[str] | None, allowed: type[StrEnum], name: str) -> tuple[str, ...]:
+    """`?state=a&state=b` and `?state=a,b` both work."""
+    picked = tuple(v.strip() for value in values or () for v in value.split(",") if v.strip())
+    unknown = [v for v in picked if v not in allowed.__members__.values()]
+    if unknown:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"unknown {name}: {', '.join(unknown)}",
+            [{"loc": ["query", name], "msg": f"allowed: {', '.join(m.value for m in allowed)}"}],
+        )
+    return picked
+
+
 @router.get("", response_model=IncidentPage)
 async def list_incidents(
     caller: CallerDep,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    state: Annotated[
+        list[str] | None, Query(description="One or more states (repeat or comma-separate)")
+    ] = None,
+    severity: Annotated[list[str] | None, Query(description="One or more severities")] = None,
+    service: Annotated[str | None, Query(max_length=100)] = None,
+    assignee: Annotated[str | None, Query(max_length=64, description="A user id, `me`, or `none`")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in the title or description")] = None,
+    created_from: Annotated[datetime | None, Query(description="Created at or after (ISO 8601)")] = None,
+    created_to: Annotated[datetime | None, Query(description="Created before (ISO 8601)")] = None,
+    order: Annotated[Literal["newest", "oldest"], Query()] = "newest",
 ) -> IncidentPage:
-    """The caller's incidents, newest first. Pass `next_cursor` back as `cursor` for the next page."""
+    """The caller's incidents, newest first unless `order=oldest`, with optional filters. Pass
+    `next_cursor` back as `cursor` (with the same filters) for the next page."""
     try:
         after = rm.decode_cursor(cursor) if cursor else None
     except ValueError as exc:
         raise ApiError(400, "bad_request", "invalid cursor") from exc
+    where = rm.IncidentFilter(
+        states=_several(state, IncidentState, "state"),
+        severities=_several(severity, Severity, "severity"),
+        service_name=service,
+        assignee_id=caller.user_id if assignee == "me" else assignee,
+        text=q.strip() if q and q.strip() else None,
+        created_from=as_utc(created_from),
+        created_to=as_utc(created_to),
+        oldest_first=order == "oldest",
+    )
     async with request.app.state.engine.connect() as conn:
-        rows, next_cursor = await rm.list_incidents(conn, caller.tenant_id, limit, after)
+        rows, next_cursor = await rm.list_incidents(conn, caller.tenant_id, limit, after, where)
     return IncidentPage(items=[_read(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -98,19 +140,61 @@ async def transition_incident(
     return await _answer_write(request, caller.tenant_id, accepted)
 
 
+@router.patch("/{incident_id}", response_model=IncidentRead)
+async def update_incident(
+    incident_id: str, body: IncidentUpdate, caller: CallerDep, request: Request
+) -> IncidentRead:
+    """Change title, description, severity, service or assignee (a user of your organisation).
+    Each change is recorded on the timeline with its old and new value."""
+    accepted = await request.app.state.commands.call(
+        "cmd.incidents.update",
+        {
+            "caller": caller.model_dump(),
+            "incident_id": incident_id,
+            **body.model_dump(mode="json", exclude_unset=True),
+        },
+        IncidentAccepted,
+    )
+    return await _answer_write(request, caller.tenant_id, accepted)
+
+
+@router.post("/{incident_id}/notes", status_code=201, response_model=IncidentRead)
+async def add_note(incident_id: str, body: NoteCreate, caller: CallerDep, request: Request) -> IncidentRead:
+    """Add a note to the incident's timeline."""
+    accepted = await request.app.state.commands.call(
+        "cmd.incidents.add_note",
+        {"caller": caller.model_dump(), "incident_id": incident_id, "body": body.body},
+        IncidentAccepted,
+    )
+    return await _answer_write(request, caller.tenant_id, accepted)
+
+
 @router.get("/{incident_id}/hypotheses", response_model=HypothesesRead)
-async def get_hypotheses(incident_id: str, caller: CallerDep, request: Request) -> HypothesesRead:
-    """The AI worker's ranked root-cause hypotheses: `pending` until they exist."""
+async def get_hypotheses(
+    incident_id: str,
+    caller: CallerDep,
+    request: Request,
+    version: Annotated[int | None, Query(ge=1, description="A generation; the latest by default")] = None,
+) -> HypothesesRead:
+    """The AI worker's ranked root-cause hypotheses: `pending` until they exist. Each generation
+    (a new one follows new evidence) is numbered; `?version=N` returns an older one."""
     incident = await _visible_incident(request, caller.tenant_id, incident_id)
     async with request.app.state.engine.connect() as conn:
-        row = await rm.get_hypotheses(conn, incident.id)
+        row = await rm.get_hypotheses(conn, incident.id, version)
+        evidence = await rm.get_evidence(conn, incident.id, row.generation) if row is not None else None
     if row is None:
+        if version is not None:
+            raise ApiError(404, ErrorCode.NOT_FOUND.value, f"no generation {version} of hypotheses")
         return HypothesesRead(status="pending", items=[])
     return HypothesesRead(
         status="ready",
         engine=row.engine,
+        generation=row.generation,
+        trigger=row.trigger,
+        fallback_reason=row.fallback_reason,
         generated_at=row.generated_at,
         items=[HypothesisRead.model_validate(h) for h in row.items],
+        evidence=[EvidenceItemRead.model_validate(e) for e in evidence.items] if evidence is not None else [],
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -22,7 +21,7 @@ async def messages_on(js: JetStreamContext, subject: str, stream: str = "EVENTS"
         while True:
             try:
                 batch = await sub.fetch(256, timeout=0.5)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own subclass or asyncio's
                 return found
             found.extend(batch)
     finally:

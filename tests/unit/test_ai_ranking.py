@@ -12,11 +12,19 @@ from ai_worker.engines import rules
 from ai_worker.evidence import (
     FIGURE,
     STOPWORDS,
+    AlertFact,
+    DeployFact,
     Evidence,
     IncidentFacts,
+    MetricReading,
     PastIncident,
+    collect,
+    evidence_items,
+    format_value,
     gather,
+    render,
     sentence_with,
+    split_name,
     tfidf_similarity,
     tokens,
 )
@@ -95,15 +103,39 @@ def test_rank_tie_break_only_applies_among_equal_scores() -> None:
     assert [s.code for s, _ in ranked] == ["z", "a", "b"]
 
 
-def test_rank_confidences_are_softmax_shares_rounded() -> None:
+def test_rank_confidences_are_softmax_shares_rounded_down() -> None:
     ranked = rank([Scored("a", 2.0), Scored("b", 1.0), Scored("c", 0.0)])
     total = math.exp(2) + math.exp(1) + 1
     assert [c for _, c in ranked] == [
-        round(math.exp(2) / total, 2),
-        round(math.exp(1) / total, 2),
-        round(1 / total, 2),
+        math.floor(math.exp(2) / total * 100) / 100,
+        math.floor(math.exp(1) / total * 100) / 100,
+        math.floor(1 / total * 100) / 100,
     ]
-    assert [c for _, c in ranked] == [0.67, 0.24, 0.09]
+    # Rounded down, so three shares of a whole never add up to more than it (0.665 -> 0.66).
+    assert [c for _, c in ranked] == [0.66, 0.24, 0.09]
+
+
+def test_rank_rounding_down_is_not_fooled_by_binary_fractions() -> None:
+    # 0.29 * 100 is 28.999999999999996 in binary floating point.
+    ranked = rank([Scored("a", math.log(0.29)), Scored("b", math.log(0.71))])
+    assert [c for _, c in ranked] == [0.71, 0.29]
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [
+        [1.0, 1.0, 1.0],
+        [5.0, 5.0, 5.0, -30.0],
+        [100.0, 1.0, 0.0],
+        [2.0, 1.999, 1.998],
+        [0.3, 0.2, 0.1, 0.0, -0.1, -0.2, -0.3, -0.4, -0.5, -0.6],
+    ],
+)
+def test_rank_confidences_sum_to_at_most_one(scores: list[float]) -> None:
+    for temperature in (0.5, 1.0, 1.5, 3.0):
+        confidences = [c for _, c in rank([Scored(f"c{i}", s) for i, s in enumerate(scores)], temperature)]
+        assert sum(confidences) <= 1.0 + 1e-9, (scores, temperature, confidences)
+        assert confidences == sorted(confidences, reverse=True)
 
 
 def test_rank_share_is_over_all_candidates_not_just_the_top_three() -> None:
@@ -139,10 +171,10 @@ def test_rank_confidences_are_in_zero_one_and_non_increasing(scores: list[float]
     assert confidences == sorted(confidences, reverse=True)
 
 
-def test_rank_floors_negligible_confidences_at_one_percent() -> None:
+def test_rank_floors_negligible_confidences_at_one_percent_within_the_whole() -> None:
     ranked = rank([Scored("big", 100.0), Scored("tiny", 1.0), Scored("tinier", 0.0)])
-    assert ranked[0][1] == 1.0
-    assert [c for _, c in ranked[1:]] == [0.01, 0.01]
+    # The floor is taken from the first, so the three still sum to 1.
+    assert [c for _, c in ranked] == [0.98, 0.01, 0.01]
 
 
 def test_rank_is_deterministic() -> None:
@@ -305,6 +337,7 @@ def assert_well_formed(hypotheses: list[Hypothesis]) -> None:
     confidences = [h.confidence for h in hypotheses]
     assert all(0 < c <= 1 for c in confidences), confidences
     assert confidences == sorted(confidences, reverse=True)
+    assert sum(confidences) <= 1.0 + 1e-9
     codes_claims = {h.claim for h in hypotheses}
     assert len(codes_claims) == 3
     for h in hypotheses:
@@ -317,6 +350,10 @@ def assert_well_formed(hypotheses: list[Hypothesis]) -> None:
         assert "{service}" not in h.description
 
 
+CPU = "CPU saturation in payment-api (hot code path, inefficient work or throttling)"
+CHANGE = "A recent change to payment-api (a bad deploy) introduced a regression"
+
+
 def test_rules_generate_three_well_formed_hypotheses() -> None:
     hypotheses = rules.generate(gather(CPU_DEPLOY, []))
     assert_well_formed(hypotheses)
@@ -324,37 +361,32 @@ def test_rules_generate_three_well_formed_hypotheses() -> None:
 
 def test_rules_rank_cpu_and_recent_change_first_for_a_cpu_after_deploy_report() -> None:
     hypotheses = rules.generate(gather(CPU_DEPLOY, []))
-    top_two = {h.claim for h in hypotheses[:2]}
-    assert top_two == {
-        "CPU saturation in payment-api (hot code path or inefficient query)",
-        "A recent change to payment-api introduced a regression",
-    }
-    # Strictly ordered for this report.
+    assert [h.claim for h in hypotheses[:2]] == [CPU, CHANGE]
     assert hypotheses[0].confidence > hypotheses[1].confidence > hypotheses[2].confidence
 
 
-def test_rules_quote_the_report_in_the_evidence() -> None:
+def test_rules_explain_each_confidence_first_then_quote_the_report() -> None:
     hypotheses = rules.generate(gather(CPU_DEPLOY, []))
     by_claim = {h.claim: h for h in hypotheses}
-    change = by_claim["A recent change to payment-api introduced a regression"]
-    assert any(
-        "deployment" in e and "CPU spiked to 90% after recent deployment at 10:30 AM." in e
-        for e in change.evidence
-    )
-    cpu = by_claim["CPU saturation in payment-api (hot code path or inefficient query)"]
-    assert any("'cpu'" in e and "High CPU usage on payment-api" in e for e in cpu.evidence)
+    cpu = by_claim[CPU]
+    assert cpu.evidence[0].startswith(f"Confidence {cpu.confidence:.2f} (score ")
+    assert "the report says 'cpu'" in cpu.evidence[0]
+    assert "“High CPU usage on payment-api.” [incident INC-10]" in cpu.evidence
     # The figures found in the report are cited too.
-    assert any("90%" in e and "250 ms" in e and e.startswith("Figures") for e in cpu.evidence)
+    assert any(e.startswith("Figures in the report: 90%, 250 ms") for e in cpu.evidence)
+    change = by_claim[CHANGE]
+    assert "'deployment'" in change.evidence[0]
+    assert any("CPU spiked to 90% after recent deployment at 10:30 AM." in e for e in change.evidence)
 
 
 def test_rules_cite_a_similar_resolved_past_incident_by_key() -> None:
     similar = past("INC-2", "CPU saturation on payment-api after deploy", "CPU load hit 95% after deployment")
     hypotheses = rules.generate(gather(CPU_DEPLOY, [similar]))
     assert_well_formed(hypotheses)
-    cited = [e for h in hypotheses for e in h.evidence if "INC-2" in e]
+    cited = [e for h in hypotheses for e in h.evidence if e.startswith("INC-2")]
     assert cited
     assert any("resolved" in e and "CPU saturation on payment-api after deploy" in e for e in cited)
-    # Only causes whose keywords the past incident shares get the citation.
+    # Only failure modes whose signals the past incident shares get the citation.
     network = [h for h in hypotheses if "network" in h.claim.lower()]
     for h in network:
         assert not any("INC-2" in e for e in h.evidence)
@@ -375,17 +407,42 @@ def test_rules_similar_past_incident_raises_that_cause() -> None:
             ],
         )
     )
-    database = "Database contention behind payment-api (slow queries, locks or pool exhaustion)"
-    assert alone[0].claim != database
-    assert with_history[0].claim == database
-    assert with_history[0].confidence > next(h.confidence for h in alone if h.claim == database)
+    dependency = "A slow or failing dependency of payment-api (database, downstream API)"
+    assert with_history[0].claim == dependency
+    assert with_history[0].confidence > next(h.confidence for h in alone if h.claim == dependency)
     assert any("INC-7" in e for e in with_history[0].evidence)
+
+
+def test_rules_a_recorded_root_cause_outweighs_matching_symptoms() -> None:
+    incident = facts(title="Checkout latency alerts again", description="p99 above 2 s, as last week.")
+    symptoms_only = past("INC-5", "Checkout latency above 2 s", "p99 latency high on checkout")
+    with_cause = PastIncident(
+        key="INC-5",
+        title="Checkout latency above 2 s",
+        description="p99 latency high on checkout",
+        service_name="payment-api",
+        state="resolved",
+        created_at=NOW - timedelta(days=7),
+        id="00000000-0000-0000-0000-000000000005",
+        resolved_at=NOW - timedelta(days=6),
+        resolution="connection pool exhaustion: pool size 10 too small",
+    )
+    pool = "Connection-pool or thread exhaustion in payment-api"
+    before = rules.generate(gather(incident, [symptoms_only]))
+    after = rules.generate(gather(incident, [with_cause]))
+    assert pool not in [h.claim for h in before[:1]]
+    assert after[0].claim == pool
+    assert any(
+        e.startswith("INC-5, resolved 2026-01-04: connection pool exhaustion")
+        and "00000000-0000-0000-0000-000000000005" in e
+        for e in after[0].evidence
+    )
 
 
 def test_rules_recent_incidents_on_the_service_support_recent_change() -> None:
     recent = past("INC-8", "Unrelated glitch", age=timedelta(days=2))
     hypotheses = rules.generate(gather(CPU_DEPLOY, [recent]))
-    change = next(h for h in hypotheses if h.claim.startswith("A recent change"))
+    change = next(h for h in hypotheses if h.claim == CHANGE)
     assert any("INC-8" in e and "previous 7 days" in e for e in change.evidence)
 
 
@@ -393,18 +450,16 @@ def test_rules_without_signal_fall_back_to_priors_with_an_explanation() -> None:
     incident = facts(title="Something odd", description="Nobody knows.")
     hypotheses = rules.generate(Evidence(incident=incident))
     assert_well_formed(hypotheses)
-    # Highest prior first: recent_change (0.6), dependency (0.45), then database/error_regression (0.4).
-    assert hypotheses[0].claim == "A recent change to payment-api introduced a regression"
-    assert hypotheses[1].claim == "A failing downstream dependency of payment-api"
-    assert (
-        hypotheses[2].claim
-        == "Database contention behind payment-api (slow queries, locks or pool exhaustion)"
-    )
-    for h in hypotheses:
-        assert h.evidence == [
-            "No direct signal in the report; ranked by how often this explains incidents like "
-            "INC-10 (high on payment-api)"
-        ]
+    # Highest prior first: bad deploy (0.6), then config change and slow dependency (0.45, by code).
+    assert [h.claim for h in hypotheses] == [
+        CHANGE,
+        "A configuration change to payment-api (flags, settings, secrets)",
+        "A slow or failing dependency of payment-api (database, downstream API)",
+    ]
+    assert hypotheses[0].evidence == [
+        f"Confidence {hypotheses[0].confidence:.2f}: no direct signal; ranked by how often a bad deploy "
+        "explains incidents like INC-10 (high on payment-api)"
+    ]
 
 
 def test_rules_memory_report_ranks_memory_first() -> None:
@@ -415,7 +470,7 @@ def test_rules_memory_report_ranks_memory_first() -> None:
     )
     hypotheses = rules.generate(gather(incident, []))
     assert_well_formed(hypotheses)
-    assert hypotheses[0].claim == "Memory pressure or a leak in worker"
+    assert hypotheses[0].claim == "A memory leak or OOM kills in worker"
 
 
 def test_rules_are_deterministic() -> None:
@@ -428,3 +483,140 @@ def test_rules_are_deterministic() -> None:
     second = rules.generate(gather(CPU_DEPLOY, list(history)))
     assert first == second
     assert [h.model_dump() for h in first] == [h.model_dump() for h in second]
+
+
+# ---------------------------------------------------------------- evidence from deploys, alerts, metrics
+
+VAGUE = facts(title="Checkout errors", description="Customers report errors when paying.")
+
+
+def deploy(minutes_before: float, deploy_id: str = "d-1", version: str = "v2.4.1") -> DeployFact:
+    return DeployFact(
+        deploy_id=deploy_id,
+        service_name="payment-api",
+        version=version,
+        environment="production",
+        deployed_at=NOW - timedelta(minutes=minutes_before),
+        commit="0123456789abcdef",
+        author="alice",
+    )
+
+
+def test_a_deploy_minutes_before_the_start_makes_bad_deploy_first_and_is_cited() -> None:
+    without = rules.generate(gather(VAGUE, []))
+    with_deploy = rules.generate(gather(VAGUE, [], deploys=[deploy(12)]))
+    assert with_deploy[0].claim == CHANGE
+    assert with_deploy[0].confidence > next((h.confidence for h in without if h.claim == CHANGE), 0)
+    assert "v2.4.1 deployed 12 min before the start" in with_deploy[0].evidence[0]
+    assert (
+        "Closest deploy before the start: payment-api v2.4.1 deployed to production 12 min before the start "
+        "(commit 0123456789ab, by alice) [deploy d-1; 2026-01-10 11:48 UTC]"
+    ) in with_deploy[0].evidence
+
+
+def test_the_deploy_boost_fades_with_distance_and_ignores_later_deploys() -> None:
+    def change_confidence(*deploys: DeployFact) -> float:
+        hypotheses = rules.generate(gather(VAGUE, [], deploys=list(deploys)))
+        return next((h.confidence for h in hypotheses if h.claim == CHANGE), 0.0)
+
+    close, hour, day = (
+        change_confidence(deploy(5)),
+        change_confidence(deploy(60)),
+        change_confidence(deploy(600)),
+    )
+    assert close > hour > day
+    after = DeployFact("d-9", "payment-api", "v2.4.2", "production", NOW + timedelta(minutes=5))
+    assert change_confidence(after) == change_confidence()
+    assert rules.deploy_proximity(-1, 1440) == 0.0
+    assert rules.deploy_proximity(2000, 1440) == 0.0
+    assert rules.deploy_proximity(10, 1440) == 1.0
+
+
+def test_the_closest_deploy_is_the_latest_before_the_start() -> None:
+    evidence = gather(VAGUE, [], deploys=[deploy(90, "old"), deploy(20, "new"), deploy(-10, "later")])
+    assert evidence.closest_deploy is not None and evidence.closest_deploy.deploy_id == "new"
+    assert [d.deploy_id for d in evidence.deploys] == ["new", "old"]
+    assert [d.deploy_id for d in evidence.deploys_after] == ["later"]
+
+
+def alert(name: str, minutes_before: float, **labels: str) -> AlertFact:
+    return AlertFact(
+        fingerprint=f"fp-{name}",
+        alertname=name,
+        status="firing",
+        labels={"alertname": name, "service": "payment-api", **labels},
+        annotations={"summary": f"{name} is firing"},
+        starts_at=NOW - timedelta(minutes=minutes_before),
+        generator_url="http://prometheus:9090/graph?g0.expr=up+%3D%3D+0&g0.tab=1",
+    )
+
+
+def test_an_alert_name_points_at_its_failure_mode_and_moves_the_start() -> None:
+    evidence = gather(VAGUE, [], alerts=[alert("KubeContainerOOMKilled", 25)], deploys=[deploy(600)])
+    assert evidence.started_at == NOW - timedelta(minutes=25)
+    hypotheses = rules.generate(evidence)
+    assert hypotheses[0].claim == "A memory leak or OOM kills in payment-api"
+    assert "alert KubeContainerOOMKilled" in hypotheses[0].evidence[0]
+    line = next(e for e in hypotheses[0].evidence if e.startswith("Alert KubeContainerOOMKilled firing"))
+    assert "service=payment-api" in line and "http://prometheus:9090/graph?g0.expr=up" in line
+    # Minutes are counted from the alert, not from the report: 600 - 25.
+    change = next(h for h in hypotheses if h.claim == CHANGE)
+    assert "deployed 575 min before the start" in change.evidence[0]
+
+
+def test_metrics_that_moved_support_their_failure_modes() -> None:
+    cpu = MetricReading(
+        "cpu", "sum(rate(process_cpu_seconds_total[5m]))", "cores", 0.5, 2.0, 2.4, "http://p/g"
+    )
+    flat_memory = MetricReading("memory", "sum(process_resident_memory_bytes)", "bytes", 1e9, 1e9, 1.05e9)
+    hypotheses = rules.generate(gather(VAGUE, [], metrics=[cpu, flat_memory]))
+    assert hypotheses[0].claim == CPU
+    assert "cpu x4.8 around the start" in hypotheses[0].evidence[0]
+    assert (
+        "CPU of payment-api: 2.00 cores at the start, peak 2.40 cores, baseline 0.50 cores before it, "
+        "x4.8 the baseline [prometheus; 2026-01-10 12:00 UTC; http://p/g]"
+    ) in hypotheses[0].evidence
+    assert all("memory" not in h.claim.lower() for h in hypotheses[:1])
+
+
+def test_evidence_items_are_structured_ordered_and_rendered() -> None:
+    evidence = gather(
+        facts(),
+        [past("INC-2", "CPU saturation on payment-api after deploy", "CPU load hit 95%")],
+        alerts=[alert("HighCPU", 5)],
+        deploys=[deploy(30)],
+        metrics=[MetricReading("error_rate", "x", "ratio", 0.001, 0.02, 0.15)],
+    )
+    items, refs = collect(evidence)
+    assert [i.kind for i in items] == [
+        "report",
+        "report",
+        "report",
+        "report",
+        "alert",
+        "deploy",
+        "metric",
+        "similar_incident",
+    ]
+    assert refs.report == [0, 1, 2] and refs.figures == 3
+    assert refs.alerts == {"fp-HighCPU": 4} and refs.deploys == {"d-1": 5}
+    assert refs.metrics == {"error_rate": 6} and refs.similar == {"INC-2": 7}
+    assert items[6].summary == (
+        "Error rate of payment-api: 2.0% at the start, peak 15.0%, baseline 0.1% before it, "
+        "x150.0 the baseline"
+    )
+    assert items[5].time == NOW - timedelta(minutes=30) and items[5].source == "deploy d-1"
+    assert render(items[5]).endswith("[deploy d-1; 2026-01-10 11:30 UTC]")
+    assert evidence_items(evidence) == items
+
+
+def test_split_names_and_value_formats() -> None:
+    assert split_name("KubePodCrashLooping") == "Kube Pod Crash Looping"
+    assert split_name("HighCPUUsage") == "High CPU Usage"
+    assert split_name("disk_full") == "disk full"
+    assert format_value(0.0423, "ratio") == "4.2%"
+    assert format_value(0.25, "seconds") == "250 ms"
+    assert format_value(2.5, "seconds") == "2.50 s"
+    assert format_value(3 * 2**30, "bytes") == "3.00 GiB"
+    assert format_value(1234.5, "rps") == "1,234.5 req/s"
+    assert format_value(None, "cores") == "n/a"

@@ -6,15 +6,39 @@ import base64
 import json
 import re
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from argon2.exceptions import VerifyMismatchError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwt
 from jose.exceptions import JWTClaimsError, JWTError
 
-from auth.domain import new_tenant_id, new_user_id, normalise_email, slugify
+from auth.domain import (
+    Limit,
+    ManagementRefused,
+    address_bucket,
+    advisory_lock_id,
+    can_grant,
+    can_manage,
+    check_member_change,
+    new_integration_key,
+    new_invite_token,
+    new_key_id,
+    new_refresh_token,
+    new_tenant_id,
+    new_user_id,
+    normalise_email,
+    parse_password_list,
+    password_problem,
+    retry_after,
+    slugify,
+)
+from auth.passwords import check_new_password, common_passwords, hasher
 from auth.tokens import ALGORITHM, TokenIssuer, generate_private_key_pem
+from contracts.commands import CommandFailed, ErrorCode
+from contracts.credentials import parse_integration_key, secret_sha256
 from contracts.events import Role
 from contracts.subjects import event_subject
 
@@ -237,3 +261,206 @@ def test_non_rsa_key_is_refused() -> None:
     ).decode()
     with pytest.raises(ValueError, match="RSA key"):
         TokenIssuer(pem, ISSUER, AUDIENCE, 900)
+
+
+# ---------------------------------------------------------------- passwords
+
+
+COMMON = parse_password_list("# comment\npassword\nQwerty123\n\n  letmein1  \ncorrecthorsebatterystaple\n")
+
+
+def test_password_list_parsing_skips_comments_and_folds_case() -> None:
+    assert COMMON == {"password", "qwerty123", "letmein1", "correcthorsebatterystaple"}
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("short1!", "at least 8"),
+        ("", "at least 8"),
+        ("password", "too common"),
+        ("PASSWORD", "too common"),
+        ("Qwerty123", "too common"),
+        (" letmein1 ", "too common"),
+        ("aaaaaaaaaaaa", "distinct"),
+        ("abababababab", "distinct"),
+        ("ada@example.com", "email"),
+        ("ADA@example.com", "email"),
+        ("adalovelace", None),
+    ],
+)
+def test_password_problem(password: str, reason: str | None) -> None:
+    problem = password_problem(password, COMMON, "Ada@Example.com")
+    if reason is None:
+        assert problem is None
+    else:
+        assert problem is not None and reason in problem, problem
+
+
+def test_password_equal_to_the_email_local_part_is_refused() -> None:
+    assert password_problem("ada.lovelace", COMMON, "ada.lovelace@example.com") is not None
+    assert password_problem("ada.lovelace!", COMMON, "ada.lovelace@example.com") is None
+
+
+def test_long_passwords_are_not_cut_at_72_bytes() -> None:
+    """bcrypt would ignore everything after byte 72; argon2 (what auth uses) hashes all of it."""
+    long_password = "é" * 40  # 80 bytes in UTF-8
+    assert password_problem(long_password, COMMON) is not None  # one distinct character
+    prefix = "correct-horse-battery-staple-" * 3  # 87 bytes
+    stored = hasher.hash(prefix + "A")
+    assert hasher.verify(stored, prefix + "A")
+    with pytest.raises(VerifyMismatchError):
+        hasher.verify(stored, prefix + "B")
+
+
+def test_the_shipped_common_password_list() -> None:
+    common = common_passwords()
+    assert len(common) >= 500
+    for weak in ("password", "12345678", "qwerty123", "iloveyou", "p@ssw0rd", "welcome1", "letmein!"):
+        assert weak in common, weak
+    assert all(p == p.lower() and p.strip() == p for p in common)
+    # The password the README's curl scenario uses is not refused.
+    assert password_problem("correct-horse-battery", common, "john@acme.example") is None
+    with pytest.raises(CommandFailed) as refused:
+        check_new_password("Password1", "x@example.com")
+    assert refused.value.code is ErrorCode.VALIDATION
+    assert refused.value.details[0]["loc"] == ["body", "password"]
+
+
+# ---------------------------------------------------------------- roles
+
+OW, AD, RE, VI = Role.OWNER, Role.ADMIN, Role.RESPONDER, Role.VIEWER
+
+
+@pytest.mark.parametrize(
+    ("actor", "target", "allowed"),
+    [
+        (OW, OW, True),
+        (OW, AD, True),
+        (OW, RE, True),
+        (OW, VI, True),
+        (AD, OW, False),
+        (AD, AD, False),
+        (AD, RE, True),
+        (AD, VI, True),
+        (RE, RE, False),
+        (RE, VI, False),
+        (VI, VI, False),
+    ],
+)
+def test_who_manages_whom(actor: Role, target: Role, allowed: bool) -> None:
+    assert can_manage(actor, target) is allowed
+    assert can_grant(actor, target) is allowed
+
+
+def test_member_changes() -> None:
+    check_member_change("u_a", AD, "u_b", RE, VI)  # admin demotes a responder
+    check_member_change("u_o", OW, "u_b", AD, OW)  # owner makes an admin an owner
+    check_member_change("u_o", OW, "u_p", OW, None)  # owner deactivates another owner
+    cases: list[tuple[tuple[str, Role, str, Role, Role | None], bool, str]] = [
+        (("u_a", AD, "u_b", RE, AD), True, "may not grant"),  # admin may not make admins
+        (("u_a", AD, "u_b", AD, VI), True, "may not manage"),  # nor touch admins
+        (("u_a", AD, "u_b", OW, None), True, "may not manage"),  # nor owners
+        (("u_r", RE, "u_b", VI, None), True, "may not manage users"),
+        (("u_v", VI, "u_b", VI, None), True, "may not manage users"),
+        (("u_o", OW, "u_o", OW, AD), False, "your own"),  # nobody demotes themselves
+        (("u_a", AD, "u_a", AD, None), False, "your own"),  # nor deactivates themselves
+    ]
+    for args, forbidden, reason in cases:
+        with pytest.raises(ManagementRefused) as refused:
+            check_member_change(*args)
+        assert refused.value.forbidden is forbidden, args
+        assert reason in refused.value.reason, args
+
+
+# ---------------------------------------------------------------- rate limits
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+FIVE_IN_15 = Limit(5, timedelta(minutes=15))
+
+
+def test_under_the_limit_nothing_waits() -> None:
+    assert retry_after([], NOW, FIVE_IN_15) is None
+    assert retry_after([NOW - timedelta(minutes=m) for m in (1, 2, 3, 4)], NOW, FIVE_IN_15) is None
+
+
+def test_at_the_limit_wait_until_the_oldest_counted_attempt_leaves_the_window() -> None:
+    attempts = [NOW - timedelta(minutes=m) for m in (10, 8, 6, 4, 2)]
+    assert retry_after(attempts, NOW, FIVE_IN_15) == 5 * 60
+    # Attempts outside the window do not count, so the lock lifts by itself.
+    assert retry_after(attempts, NOW + timedelta(minutes=5, seconds=1), FIVE_IN_15) is None
+
+
+def test_more_than_the_limit_waits_for_enough_to_expire() -> None:
+    attempts = [NOW - timedelta(minutes=m) for m in (14, 12, 10, 8, 6, 4, 2)]
+    # 7 counted; one more is allowed once 3 have left the window: the one 10 minutes old, in 5.
+    assert retry_after(attempts, NOW, FIVE_IN_15) == 5 * 60
+
+
+def test_retry_after_is_at_least_one_second_and_rounds_up() -> None:
+    attempts = [NOW - timedelta(minutes=15) + timedelta(milliseconds=300)] * 5
+    assert retry_after(attempts, NOW, FIVE_IN_15) == 1
+
+
+@pytest.mark.parametrize(
+    ("address", "bucket"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("", "unknown"),
+        ("not-an-ip", "not-an-ip"),
+    ],
+)
+def test_address_buckets(address: str, bucket: str) -> None:
+    assert address_bucket(address) == bucket
+
+
+def test_advisory_lock_ids_are_stable_64_bit_and_distinct() -> None:
+    first = advisory_lock_id("login_account", "a@example.com")
+    assert first == advisory_lock_id("login_account", "a@example.com")
+    assert -(2**63) <= first < 2**63
+    assert first != advisory_lock_id("login_address", "a@example.com")
+    assert first != advisory_lock_id("login_account", "b@example.com")
+
+
+# ---------------------------------------------------------------- secrets handed out
+
+
+def test_integration_keys_round_trip_and_only_their_hash_is_kept() -> None:
+    key_id = new_key_id()
+    assert re.fullmatch(r"k_[0-9a-f]{32}", key_id)
+    whole, stored = new_integration_key(key_id)
+    assert whole.startswith(f"sck_{key_id}_")
+    parsed = parse_integration_key(whole)
+    assert parsed is not None and parsed[0] == key_id
+    assert secret_sha256(parsed[1]) == stored
+    assert parsed[1] not in stored and len(stored) == 64
+    assert new_integration_key(key_id)[0] != whole
+
+
+@pytest.mark.parametrize(
+    "presented",
+    [
+        "",
+        "sck_",
+        "sck_k_123_abc",
+        "Bearer sck_k_" + "0" * 32 + "_" + "a" * 43,
+        "sck_k_" + "0" * 32 + "_" + "a" * 42,
+        "sck_k_" + "0" * 32 + "_" + "a" * 44,
+        "sck_k_" + "G" * 32 + "_" + "a" * 43,
+        "sck_k_" + "0" * 32 + "_" + "a" * 42 + "=",
+        "xck_k_" + "0" * 32 + "_" + "a" * 43,
+    ],
+)
+def test_malformed_integration_keys_do_not_parse(presented: str) -> None:
+    assert parse_integration_key(presented) is None
+
+
+def test_refresh_and_invite_tokens_are_long_random_and_prefixed() -> None:
+    refresh = {new_refresh_token() for _ in range(50)}
+    invites = {new_invite_token() for _ in range(50)}
+    assert len(refresh) == 50 and len(invites) == 50
+    assert all(t.startswith("rt_") and len(t) >= 46 for t in refresh)
+    assert all(t.startswith("inv_") and len(t) >= 47 for t in invites)

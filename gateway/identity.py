@@ -1,0 +1,149 @@
+"""The gateway's view of identity: auth's user, tenant and integration-key events projected into its
+own read models (called by the projector, in the projector's transaction), and the queries on them.
+
+Every apply is idempotent: creations do nothing when the row exists; changes apply only over an older
+aggregate version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contracts.envelope import EventEnvelope
+from contracts.events import (
+    EventData,
+    IntegrationKeyCreated,
+    IntegrationKeyRevoked,
+    TenantCreated,
+    UserActivated,
+    UserCreated,
+    UserDeactivated,
+    UserInvited,
+    UserPasswordChanged,
+    UserReactivated,
+    UserRoleChanged,
+    UserStatus,
+)
+from gateway import read_models as rm
+
+
+async def apply_identity_event(conn: AsyncConnection, event: EventEnvelope, data: EventData) -> None:
+    """Apply one of auth's events to the identity read models; anything else is ignored."""
+    if isinstance(data, TenantCreated):
+        await conn.execute(
+            insert(rm.tenants)
+            .values(id=event.tenant_id, name=data.name, slug=data.slug, created_at=event.occurred_at)
+            .on_conflict_do_nothing()
+        )
+    elif isinstance(data, UserCreated | UserInvited):
+        status = UserStatus.INVITED if isinstance(data, UserInvited) else UserStatus.ACTIVE
+        await conn.execute(
+            insert(rm.users)
+            .values(
+                id=data.user_id,
+                tenant_id=event.tenant_id,
+                email=data.email,
+                full_name=data.full_name,
+                role=data.role.value,
+                status=status.value,
+                session_epoch=0,
+                version=event.aggregate_version,
+                created_at=event.occurred_at,
+                updated_at=event.occurred_at,
+            )
+            .on_conflict_do_nothing()
+        )
+    elif isinstance(data, UserActivated):
+        await _change_user(
+            conn, event, data.user_id, status=UserStatus.ACTIVE.value, full_name=data.full_name
+        )
+    elif isinstance(data, UserReactivated):
+        await _change_user(conn, event, data.user_id, status=UserStatus.ACTIVE.value)
+    elif isinstance(data, UserDeactivated):
+        await _change_user(
+            conn, event, data.user_id, status=UserStatus.DEACTIVATED.value, session_epoch=data.session_epoch
+        )
+    elif isinstance(data, UserRoleChanged):
+        await _change_user(conn, event, data.user_id, role=data.to_role.value)
+    elif isinstance(data, UserPasswordChanged):
+        await _change_user(conn, event, data.user_id, session_epoch=data.session_epoch)
+    elif isinstance(data, IntegrationKeyCreated):
+        await conn.execute(
+            insert(rm.integration_keys)
+            .values(
+                id=data.key_id,
+                tenant_id=event.tenant_id,
+                name=data.name,
+                scopes=[s.value for s in data.scopes],
+                secret_sha256=data.secret_sha256,
+                created_by=data.created_by,
+                created_at=data.created_at,
+            )
+            .on_conflict_do_nothing()
+        )
+    elif isinstance(data, IntegrationKeyRevoked):
+        keys = rm.integration_keys
+        await conn.execute(
+            update(keys)
+            .where(keys.c.id == data.key_id, keys.c.tenant_id == event.tenant_id, keys.c.revoked_at.is_(None))
+            .values(revoked_at=data.revoked_at)
+        )
+
+
+async def _change_user(conn: AsyncConnection, event: EventEnvelope, user_id: str, **values: Any) -> None:
+    await conn.execute(
+        update(rm.users)
+        .where(
+            rm.users.c.id == user_id,
+            rm.users.c.tenant_id == event.tenant_id,
+            rm.users.c.version < event.aggregate_version,
+        )
+        .values(version=event.aggregate_version, updated_at=event.occurred_at, **values)
+    )
+
+
+# ---- queries
+
+
+async def get_principal(conn: AsyncConnection, user_id: str) -> Any:
+    """What every authenticated request checks: is the user still active, with which role and epoch."""
+    users = rm.users
+    query = select(users.c.tenant_id, users.c.role, users.c.status, users.c.session_epoch).where(
+        users.c.id == user_id
+    )
+    return (await conn.execute(query)).first()
+
+
+async def get_user(conn: AsyncConnection, tenant_id: str, user_id: str) -> Row[Any] | None:
+    query = select(rm.users).where(rm.users.c.id == user_id, rm.users.c.tenant_id == tenant_id)
+    return (await conn.execute(query)).first()
+
+
+async def list_users(conn: AsyncConnection, tenant_id: str, limit: int, after: str | None) -> list[Row[Any]]:
+    """Oldest first; ids are UUIDv7-based, so their order is their creation order (keyset on id)."""
+    query = select(rm.users).where(rm.users.c.tenant_id == tenant_id)
+    if after is not None:
+        query = query.where(rm.users.c.id > after)
+    return list((await conn.execute(query.order_by(rm.users.c.id).limit(limit + 1))).all())
+
+
+async def get_tenant(conn: AsyncConnection, tenant_id: str) -> Row[Any] | None:
+    return (await conn.execute(select(rm.tenants).where(rm.tenants.c.id == tenant_id))).first()
+
+
+async def get_integration_key(conn: AsyncConnection, key_id: str) -> Row[Any] | None:
+    return (await conn.execute(select(rm.integration_keys).where(rm.integration_keys.c.id == key_id))).first()
+
+
+async def list_integration_keys(
+    conn: AsyncConnection, tenant_id: str, limit: int, after: str | None
+) -> list[Row[Any]]:
+    keys = rm.integration_keys
+    query = select(keys).where(keys.c.tenant_id == tenant_id)
+    if after is not None:
+        query = query.where(keys.c.id > after)
+    return list((await conn.execute(query.order_by(keys.c.id).limit(limit + 1))).all())

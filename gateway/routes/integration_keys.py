@@ -1,0 +1,78 @@
+"""`/api/v1/integration-keys`: API keys for machines (Alertmanager, CI), scoped to what they may do.
+Admins create and revoke them; the secret is shown once, at creation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from contracts.commands import ErrorCode, IntegrationKeyAccepted, IntegrationKeyIssued
+from gateway import identity
+from gateway.errors import ApiError
+from gateway.schemas import (
+    IntegrationKeyCreate,
+    IntegrationKeyPage,
+    IntegrationKeyRead,
+    IntegrationKeySecretRead,
+)
+from gateway.security import AdminDep
+
+router = APIRouter(prefix="/api/v1/integration-keys", tags=["integration keys"])
+
+KeyId = Annotated[str, Path(max_length=64)]
+NOT_FOUND = ApiError(404, ErrorCode.NOT_FOUND.value, "integration key not found")
+
+
+def _read(row: Any) -> IntegrationKeyRead:
+    return IntegrationKeyRead.model_validate(row, from_attributes=True)
+
+
+@router.post("", status_code=201, response_model=IntegrationKeySecretRead)
+async def create_key(
+    body: IntegrationKeyCreate, caller: AdminDep, request: Request
+) -> IntegrationKeySecretRead:
+    """A new key with its scopes (`alerts:write`, `deploys:write`). The answer's `key` is the only
+    time the secret is shown; send it as `Authorization: Bearer sck_...`. It works at once."""
+    state = request.app.state
+    issued = await state.commands.call(
+        "cmd.auth.create_key",
+        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
+        IntegrationKeyIssued,
+    )
+    await state.projector.wait_for(issued.seq, state.settings.read_your_writes_timeout_seconds)
+    return IntegrationKeySecretRead(**issued.key.model_dump(), key=issued.secret)
+
+
+@router.get("", response_model=IntegrationKeyPage)
+async def list_keys(
+    caller: AdminDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> IntegrationKeyPage:
+    """The organisation's keys, revoked ones included, oldest first; never their secrets."""
+    async with request.app.state.engine.connect() as conn:
+        rows = await identity.list_integration_keys(conn, caller.tenant_id, limit, cursor)
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return IntegrationKeyPage(items=[_read(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/{key_id}", response_model=IntegrationKeyRead)
+async def get_key(key_id: KeyId, caller: AdminDep, request: Request) -> IntegrationKeyRead:
+    async with request.app.state.engine.connect() as conn:
+        row = await identity.get_integration_key(conn, key_id)
+    if row is None or row.tenant_id != caller.tenant_id:
+        raise NOT_FOUND
+    return _read(row)
+
+
+@router.delete("/{key_id}", status_code=204)
+async def revoke_key(key_id: KeyId, caller: AdminDep, request: Request) -> Response:
+    """Revoke a key: it is refused from the moment this answers. Revoking twice is harmless."""
+    state = request.app.state
+    accepted = await state.commands.call(
+        "cmd.auth.revoke_key", {"caller": caller.model_dump(), "key_id": key_id}, IntegrationKeyAccepted
+    )
+    await state.projector.wait_for(accepted.seq, state.settings.read_your_writes_timeout_seconds)
+    return Response(status_code=204)

@@ -1,0 +1,101 @@
+"""`/api/v1/users`: an organisation's people. Admins invite, list, change roles and deactivate;
+owners also manage admins and owners. Another organisation's user is a 404."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from contracts.commands import ErrorCode, InviteIssued, MemberAccepted, MemberView
+from gateway import identity
+from gateway.errors import ApiError
+from gateway.schemas import InviteCreate, InviteRead, RoleUpdate, UserPage, UserRead
+from gateway.security import AdminDep
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+UserId = Annotated[str, Path(max_length=64)]
+NOT_FOUND = ApiError(404, ErrorCode.NOT_FOUND.value, "user not found")
+
+
+def user_read(row: Any) -> UserRead:
+    return UserRead.model_validate(row, from_attributes=True)
+
+
+async def _answer(request: Request, tenant_id: str, user: MemberView, seq: int | None) -> UserRead:
+    """The user as the read model has it once the change is projected (read-your-writes)."""
+    state = request.app.state
+    if await state.projector.wait_for(seq, state.settings.read_your_writes_timeout_seconds):
+        async with state.engine.connect() as conn:
+            row = await identity.get_user(conn, tenant_id, user.id)
+        if row is not None:
+            return user_read(row)
+    return UserRead.model_validate(user.model_dump())
+
+
+@router.get("", response_model=UserPage)
+async def list_users(
+    caller: AdminDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> UserPage:
+    """The organisation's users (invited, active and deactivated), oldest first."""
+    async with request.app.state.engine.connect() as conn:
+        rows = await identity.list_users(conn, caller.tenant_id, limit, cursor)
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return UserPage(items=[user_read(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.post("", status_code=201, response_model=InviteRead)
+async def invite_user(body: InviteCreate, caller: AdminDep, request: Request) -> InviteRead:
+    """Invite someone with a role; the answer carries the one-time `invite_token` they need for
+    `POST /api/v1/auth/accept-invite`. Admins may invite responders and viewers; owners anyone."""
+    issued = await request.app.state.commands.call(
+        "cmd.auth.invite", {"caller": caller.model_dump(), **body.model_dump(mode="json")}, InviteIssued
+    )
+    user = await _answer(request, caller.tenant_id, issued.user, issued.seq)
+    return InviteRead(user=user, invite_token=issued.invite_token, invite_expires_at=issued.invite_expires_at)
+
+
+@router.get("/{user_id}", response_model=UserRead)
+async def get_user(user_id: UserId, caller: AdminDep, request: Request) -> UserRead:
+    async with request.app.state.engine.connect() as conn:
+        row = await identity.get_user(conn, caller.tenant_id, user_id)
+    if row is None:
+        raise NOT_FOUND
+    return user_read(row)
+
+
+@router.patch("/{user_id}", response_model=UserRead)
+async def change_role(user_id: UserId, body: RoleUpdate, caller: AdminDep, request: Request) -> UserRead:
+    """Change a user's role; it applies to their very next request."""
+    accepted = await request.app.state.commands.call(
+        "cmd.auth.change_role",
+        {"caller": caller.model_dump(), "user_id": user_id, "role": body.role.value},
+        MemberAccepted,
+    )
+    return await _answer(request, caller.tenant_id, accepted.user, accepted.seq)
+
+
+@router.post("/{user_id}/deactivate", response_model=UserRead)
+async def deactivate_user(user_id: UserId, caller: AdminDep, request: Request) -> UserRead:
+    """The user can no longer log in or refresh, and their access tokens stop working at once."""
+    accepted = await request.app.state.commands.call(
+        "cmd.auth.set_active",
+        {"caller": caller.model_dump(), "user_id": user_id, "active": False},
+        MemberAccepted,
+    )
+    return await _answer(request, caller.tenant_id, accepted.user, accepted.seq)
+
+
+@router.post("/{user_id}/reactivate", response_model=UserRead)
+async def reactivate_user(user_id: UserId, caller: AdminDep, request: Request) -> UserRead:
+    """The user may log in again (tokens from before the deactivation stay dead)."""
+    accepted = await request.app.state.commands.call(
+        "cmd.auth.set_active",
+        {"caller": caller.model_dump(), "user_id": user_id, "active": True},
+        MemberAccepted,
+    )
+    return await _answer(request, caller.tenant_id, accepted.user, accepted.seq)

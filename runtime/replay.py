@@ -1,0 +1,277 @@
+"""Reading and writing the event log for operators: tail, export, import, stats.
+
+Everything here speaks the stream's own sequence numbers, the same ones the projector checkpoints
+and the websocket's `since=` use."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+
+from contracts.envelope import EventEnvelope
+from contracts.events import UnknownEventType, payload_of
+from contracts.subjects import DLQ_STREAM, EVENTS_PREFIX, EVENTS_STREAM, event_subject
+
+# Set on events that `events import` publishes: consumers update their views from them but take no
+# action (no new hypotheses, no notifications) for history that already happened elsewhere.
+IMPORTED_HEADER = "Sre-Imported"
+RUNTIME_FILE = "runtime.json"
+
+
+class ReplayError(RuntimeError):
+    pass
+
+
+def runtime_urls(state_dir: Path) -> dict[str, str]:
+    """The connection details a running `sre-copilot up` wrote into its state directory."""
+    path = state_dir / RUNTIME_FILE
+    if not path.exists():
+        raise ReplayError(
+            f"no running platform found in {state_dir} (no {RUNTIME_FILE}); start `sre-copilot up`, "
+            "pass --state-dir, or set NATS_URL / DATABASE_URL"
+        )
+    info: dict[str, str] = json.loads(path.read_text())
+    return info
+
+
+def subject_filters(tenant: str | None, types: Iterable[str] = ()) -> list[str]:
+    scope = tenant or "*"
+    wanted = [t for t in types if t]
+    if not wanted:
+        return [f"{EVENTS_PREFIX}.{scope}.>"]
+    return [event_subject(tenant, t) if tenant else f"{EVENTS_PREFIX}.*.{t}" for t in wanted]
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    seq: int
+    subject: str
+    event: EventEnvelope
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "subject": self.subject, "event": self.event.model_dump(mode="json")}
+
+
+def _config(
+    filters: list[str], since_seq: int | None, since_time: datetime | None, follow: bool
+) -> ConsumerConfig:
+    config = ConsumerConfig(ack_policy=AckPolicy.NONE, inactive_threshold=30.0, mem_storage=True)
+    if len(filters) == 1:
+        config.filter_subject = filters[0]
+    else:
+        config.filter_subjects = filters
+    if since_seq is not None:
+        config.deliver_policy, config.opt_start_seq = DeliverPolicy.BY_START_SEQUENCE, since_seq + 1
+    elif since_time is not None:
+        config.deliver_policy, config.opt_start_time = DeliverPolicy.BY_START_TIME, since_time
+    else:
+        config.deliver_policy = DeliverPolicy.NEW if follow else DeliverPolicy.ALL
+    return config
+
+
+async def read_events(
+    js: JetStreamContext,
+    filters: list[str],
+    since_seq: int | None = None,
+    since_time: datetime | None = None,
+    until_seq: int | None = None,
+    follow: bool = False,
+    batch: int = 500,
+) -> AsyncIterator[StoredEvent | Msg]:
+    """Events in stream order. Yields the raw message for what does not parse as an envelope, so
+    callers can report it. Without `follow`, stops at the end of the stream (or at `until_seq`)."""
+    sub = await js.pull_subscribe(
+        filters[0], stream=EVENTS_STREAM, config=_config(filters, since_seq, since_time, follow)
+    )
+    try:
+        if not follow and (await sub.consumer_info()).num_pending == 0:
+            return
+        while True:
+            try:
+                msgs = await sub.fetch(batch, timeout=1.0)
+            except TimeoutError:
+                # A busy server can take longer than the fetch timeout: only an empty consumer
+                # means the end of the stream.
+                if follow or ((await sub.consumer_info()).num_pending or 0) > 0:
+                    continue
+                return
+            for msg in msgs:
+                seq = msg.metadata.sequence.stream
+                if until_seq is not None and seq > until_seq:
+                    return
+                try:
+                    yield StoredEvent(
+                        seq, msg.subject, EventEnvelope.from_bytes(msg.data), dict(msg.headers or {})
+                    )
+                except (ValidationError, ValueError):
+                    yield msg
+                if not follow and msg.metadata.num_pending == 0:
+                    return
+    finally:
+        try:
+            await sub.unsubscribe()
+        except Exception:  # noqa: S110 - the ephemeral consumer expires by itself
+            pass
+
+
+def describe(stored: StoredEvent) -> str:
+    """One readable line per event."""
+    event = stored.event
+    data = event.data
+    detail = ""
+    if event.type == "incident.created":
+        detail = f"{data.get('key')} {data.get('severity')} {data.get('service_name')}: {data.get('title')}"
+    elif event.type == "incident.state_changed":
+        detail = f"{data.get('from_state')} -> {data.get('to_state')}" + (
+            f" ({data['note']})" if data.get("note") else ""
+        )
+    elif event.type == "incident.updated":
+        detail = ", ".join(
+            f"{k}: {v.get('old')!r} -> {v.get('new')!r}" for k, v in data.get("changes", {}).items()
+        )
+    elif event.type == "hypothesis.generated":
+        top = (data.get("hypotheses") or [{}])[0]
+        detail = (
+            f"gen {data.get('generation', 1)} by {data.get('engine')}: {top.get('claim')} "
+            f"({top.get('confidence')})"
+        )
+    elif event.type == "incident.note_added":
+        detail = str(data.get("body", ""))[:80]
+    return (
+        f"{stored.seq:>8}  {event.occurred_at:%Y-%m-%d %H:%M:%S}  {event.tenant_id}  {event.type:<24} "
+        f"{event.aggregate_id}  by {event.actor}  {detail}".rstrip()
+    )
+
+
+@dataclass
+class ImportReport:
+    read: int = 0
+    published: int = 0
+    already_present: int = 0
+    invalid: list[tuple[int, str]] = field(default_factory=list)
+
+
+def parse_export_line(line_number: int, line: str) -> EventEnvelope:
+    """An exported line, validated against contracts/ (envelope and payload, upcast if older)."""
+    try:
+        record = json.loads(line)
+        event = EventEnvelope.model_validate(record["event"] if "event" in record else record)
+        payload_of(event)
+    except (ValueError, KeyError, TypeError, ValidationError, UnknownEventType) as exc:
+        raise ReplayError(f"line {line_number}: {exc}") from exc
+    return event
+
+
+async def existing_event_ids(js: JetStreamContext, tenants: Iterable[str]) -> set[str]:
+    """Ids of the events already in the stream for these tenants: what makes an import idempotent
+    beyond the broker's de-duplication window."""
+    found: set[str] = set()
+    for tenant in tenants:
+        async for stored in read_events(js, subject_filters(tenant)):
+            if isinstance(stored, StoredEvent):
+                found.add(str(stored.event.id))
+    return found
+
+
+async def import_events(js: JetStreamContext, source: TextIO, progress: Any = None) -> ImportReport:
+    """Validate every line first (nothing is published from a file with a bad line), then publish
+    what the stream does not have yet, in order."""
+    report = ImportReport()
+    events: list[EventEnvelope] = []
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        report.read += 1
+        try:
+            events.append(parse_export_line(number, line))
+        except ReplayError as exc:
+            report.invalid.append((number, str(exc)))
+    if report.invalid:
+        return report
+    present = await existing_event_ids(js, {e.tenant_id for e in events})
+    for event in events:
+        if str(event.id) in present:
+            report.already_present += 1
+        else:
+            ack = await js.publish(
+                event_subject(event.tenant_id, event.type),
+                event.to_bytes(),
+                stream=EVENTS_STREAM,
+                headers={
+                    "Nats-Msg-Id": str(event.id),
+                    "Correlation-Id": event.correlation_id,
+                    IMPORTED_HEADER: "1",
+                },
+            )
+            if ack.duplicate:
+                report.already_present += 1
+            else:
+                report.published += 1
+            present.add(str(event.id))
+        if progress is not None:
+            progress()
+    return report
+
+
+@dataclass
+class Stats:
+    messages: int
+    bytes: int
+    first_seq: int
+    last_seq: int
+    by_type: Counter[str]
+    by_tenant: dict[str, Counter[str]]
+    consumers: list[dict[str, Any]]
+    dead_letters: int
+
+
+async def stream_stats(js: JetStreamContext) -> Stats:
+    info = await js.stream_info(EVENTS_STREAM, subjects_filter=f"{EVENTS_PREFIX}.>")
+    by_type: Counter[str] = Counter()
+    by_tenant: dict[str, Counter[str]] = defaultdict(Counter)
+    for subject, count in (info.state.subjects or {}).items():
+        _, tenant, event_type = subject.split(".", 2)
+        by_type[event_type] += count
+        by_tenant[tenant][event_type] += count
+    consumers = [
+        {
+            "name": c.name,
+            "pending": c.num_pending,
+            "ack_pending": c.num_ack_pending,
+            "redelivered": c.num_redelivered,
+            "delivered_seq": c.delivered.stream_seq if c.delivered else None,
+        }
+        for c in await js.consumers_info(EVENTS_STREAM)
+        if c.config.durable_name
+    ]
+    try:
+        dead = (await js.stream_info(DLQ_STREAM)).state.messages
+    except Exception:
+        dead = 0
+    return Stats(
+        messages=info.state.messages,
+        bytes=info.state.bytes,
+        first_seq=info.state.first_seq,
+        last_seq=info.state.last_seq,
+        by_type=by_type,
+        by_tenant=dict(by_tenant),
+        consumers=sorted(consumers, key=lambda c: str(c["name"])),
+        dead_letters=dead,
+    )
+
+
+def export_path(out: Path) -> Path:
+    if out.suffix != ".jsonl":
+        raise ReplayError("the export file must end in .jsonl")
+    return out
