@@ -280,3 +280,13 @@ async def set_claim(conn: AsyncConnection, incident_id: uuid.UUID, until: dateti
     await conn.execute(
         update(known_incidents).where(known_incidents.c.id == incident_id).values(claimed_until=until)
     )
+
+
+async def generation(
+    conn: AsyncConnection, incident_id: uuid.UUID, number: int | None = None
+) -> Row[Any] | None:
+    """One generation of an incident's hypotheses, the latest when no number is given."""
+    query = select(generations).where(generations.c.incident_id == incident_id)
+    if number is not None:
+        query = query.where(generations.c.generation == number)
+    return (await conn.execute(query.order_by(generations.c.generation.desc()).limit(1))).first()

@@ -29,11 +29,20 @@ from sqlalchemy import update
 from ai_worker import db
 from ai_worker.generation import Generator, Trigger
 from ai_worker.settings import AiWorkerSettings
-from contracts.commands import Caller, CommandFailed, ErrorCode, RegenerateHypotheses, RegenerationAccepted
+from contracts.commands import (
+    Caller,
+    CommandFailed,
+    ErrorCode,
+    FeedbackAccepted,
+    RecordFeedback,
+    RegenerateHypotheses,
+    RegenerationAccepted,
+)
 from contracts.envelope import EventEnvelope
 from contracts.events import (
     AlertAttached,
     DeployRecorded,
+    HypothesisFeedbackRecorded,
     HypothesisRegenerationRequested,
     IncidentCreated,
     IncidentState,
@@ -43,7 +52,13 @@ from contracts.events import (
     UnknownEventType,
     payload_of,
 )
-from contracts.subjects import AI_WORKER_CONSUMER, EVENTS_STREAM, command_subject, events_of_type
+from contracts.subjects import (
+    AI_WORKER_CONSUMER,
+    EVENTS_STREAM,
+    IMPORTED_HEADER,
+    command_subject,
+    events_of_type,
+)
 from runtime.bus import connect
 from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry
 from runtime.outbox import stage
@@ -114,8 +129,9 @@ async def on_state_changed(service: Service, event: EventEnvelope, data: Inciden
         "resolved_at": data.changed_at if resolved else None,
     }
     if resolved:
-        # The note an incident is resolved with is what later incidents cite as its root cause.
-        values["resolution"] = data.note.strip() or None
+        # The root cause recorded when resolving (or else the resolving note) is what later
+        # incidents cite.
+        values["resolution"] = (data.root_cause or data.note).strip() or None
     await _apply_to_view(service, event, data.incident_id, values)
 
 
@@ -197,9 +213,12 @@ def _trigger(event: EventEnvelope, kind: str, incident_id: str | uuid.UUID, **ex
     )
 
 
-async def handle_event(generator: Generator, event: EventEnvelope, data: Any, raw: Msg | None = None) -> int:
+async def handle_event(
+    generator: Generator, event: EventEnvelope, data: Any, raw: Msg | None = None, imported: bool = False
+) -> int:
     """Apply one event to the worker's view and run the generations it triggers; returns how many
-    events were published."""
+    events were published. Imported history updates the view but triggers nothing: its hypotheses
+    were generated where it happened, and came along in the import."""
     service = generator.service
 
     async def heartbeat() -> None:
@@ -226,7 +245,7 @@ async def handle_event(generator: Generator, event: EventEnvelope, data: Any, ra
     elif isinstance(data, HypothesisRegenerationRequested):
         triggers.append(_trigger(event, "regenerate", data.incident_id, actor=data.requested_by))
     published = 0
-    for trigger in triggers:
+    for trigger in [] if imported else triggers:
         events = await generator.handle(trigger, heartbeat)
         if events:
             await service.relay.publish_now(events)
@@ -292,7 +311,8 @@ def register_handlers(service: Service, settings: AiWorkerSettings) -> Generator
             with structlog.contextvars.bound_contextvars(
                 correlation_id=event.correlation_id, event_id=str(event.id), event_type=event.type
             ):
-                await handle_event(generator, event, data, raw)
+                imported = (raw.headers or {}).get(IMPORTED_HEADER) is not None
+                await handle_event(generator, event, data, raw, imported)
             await raw.ack()
         except asyncio.CancelledError:
             raise
@@ -326,5 +346,46 @@ def register_handlers(service: Service, settings: AiWorkerSettings) -> Generator
             await stage(conn, db.outbox, [requested])
         seq = await service.relay.publish_now([requested])
         return RegenerationAccepted(incident_id=str(incident_id), request_id=str(requested.id), seq=seq)
+
+    @service.command(command_subject("ai_worker", "feedback"), RecordFeedback)
+    async def record_feedback(cmd: RecordFeedback) -> FeedbackAccepted:
+        caller = cmd.caller
+        _require_responder(caller)
+        incident_id = _parse_incident_id(cmd.incident_id)
+        async with service.engine.begin() as conn:
+            row = await db.incident(conn, incident_id)
+            if row is None or row.tenant_id != caller.tenant_id:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "incident not found")
+            generation = await db.generation(conn, incident_id, cmd.generation)
+            if generation is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "no such generation of hypotheses")
+            ranked = {h["rank"]: h for h in generation.hypotheses}
+            if cmd.rank not in ranked:
+                raise CommandFailed(
+                    ErrorCode.NOT_FOUND, f"generation {generation.generation} has no rank {cmd.rank}"
+                )
+            recorded = EventEnvelope(
+                type="hypothesis.feedback_recorded",
+                tenant_id=caller.tenant_id,
+                aggregate_id=str(incident_id),
+                actor=caller.user_id,
+                correlation_id=cmd.correlation_id,
+                data=HypothesisFeedbackRecorded(
+                    incident_id=str(incident_id),
+                    generation=generation.generation,
+                    rank=cmd.rank,
+                    claim=ranked[cmd.rank]["claim"],
+                    engine=generation.engine,
+                    verdict=cmd.verdict,
+                    comment=cmd.comment,
+                    given_by=caller.user_id,
+                    given_at=datetime.now(UTC),
+                ).model_dump(mode="json"),
+            )
+            await stage(conn, db.outbox, [recorded])
+        seq = await service.relay.publish_now([recorded])
+        return FeedbackAccepted(
+            incident_id=str(incident_id), generation=generation.generation, rank=cmd.rank, seq=seq
+        )
 
     return generator

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, Stri
 
 from contracts.events import (
     Description,
+    FeedbackVerdict,
     IncidentState,
     KeyScope,
     Note,
@@ -241,6 +242,14 @@ class CreateIncident(Command):
     description: Description = ""
     service_name: ServiceName
     severity: Severity
+    # Chosen by a service that opens incidents on its own (integrations), so that sending the same
+    # command again after a lost reply answers with the incident it already created.
+    incident_id: str | None = None
+    # An earlier incident this one continues (an alert that fires again after its incident was resolved).
+    related_incident_id: str | None = None
+
+
+RootCause = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000)]
 
 
 class TransitionIncident(Command):
@@ -248,6 +257,26 @@ class TransitionIncident(Command):
     incident_id: str
     to: IncidentState
     note: Note = ""
+    # Only with `to: resolved`.
+    root_cause: RootCause | None = None
+
+
+class RecordFeedback(Command):
+    """A verdict on the hypothesis at `rank` of a generation (the latest when none is given)."""
+
+    caller: Caller
+    incident_id: str
+    rank: int = Field(ge=1, le=10)
+    verdict: FeedbackVerdict
+    comment: Annotated[str, StringConstraints(max_length=2_000)] = ""
+    generation: int | None = Field(default=None, ge=1)
+
+
+class FeedbackAccepted(BaseModel):
+    incident_id: str
+    generation: int
+    rank: int
+    seq: int | None
 
 
 class UpdateIncident(Command):
@@ -284,6 +313,8 @@ class IncidentSnapshot(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     assignee_id: str | None = None
+    root_cause: str | None = None
+    related_incident_id: str | None = None
 
 
 class IncidentAccepted(BaseModel):

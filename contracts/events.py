@@ -24,6 +24,11 @@ class IncidentState(StrEnum):
     RESOLVED = "resolved"
 
 
+class FeedbackVerdict(StrEnum):
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
 class Role(StrEnum):
     OWNER = "owner"
     ADMIN = "admin"
@@ -141,6 +146,8 @@ class IncidentCreated(EventData):
     created_by: str
     created_at: AwareDatetime
     assignee_id: str | None = None
+    # The earlier incident this one continues (an alert firing again after its incident was resolved).
+    related_incident_id: str | None = None
 
 
 class IncidentStateChanged(EventData):
@@ -149,6 +156,23 @@ class IncidentStateChanged(EventData):
     to_state: IncidentState
     note: str = ""
     changed_at: AwareDatetime
+    # What the responders found, recorded when resolving: what later incidents cite, and what
+    # hypothesis accuracy is measured against.
+    root_cause: str | None = None
+
+
+class HypothesisFeedbackRecorded(EventData):
+    """A responder's verdict on one ranked hypothesis of one generation."""
+
+    incident_id: str
+    generation: int = Field(ge=1)
+    rank: int = Field(ge=1)
+    claim: str
+    engine: str
+    verdict: FeedbackVerdict
+    comment: str = ""
+    given_by: str
+    given_at: AwareDatetime
 
 
 class FieldChange(EventData):
@@ -262,6 +286,7 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     ("hypothesis.generated", 1): HypothesisGenerated,
     ("evidence.collected", 1): EvidenceCollected,
     ("hypothesis.regeneration_requested", 1): HypothesisRegenerationRequested,
+    ("hypothesis.feedback_recorded", 1): HypothesisFeedbackRecorded,
     ("deploy.recorded", 1): DeployRecorded,
     ("alert.attached", 1): AlertAttached,
 }

@@ -13,6 +13,11 @@ DLQ_PREFIX = "dlq"
 GATEWAY_PROJECTOR = "gateway_projector"
 AI_WORKER_CONSUMER = "ai_worker"
 INCIDENTS_DIRECTORY = "incidents_directory"
+INTEGRATIONS_NOTIFIER = "integrations_notifier"
+
+# Header on events that `sre-copilot events import` publishes: consumers update their views from
+# them but take no action (no new hypotheses, no notifications) for history that happened elsewhere.
+IMPORTED_HEADER = "Sre-Imported"
 
 # A subject token: no dots, wildcards or spaces.
 TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

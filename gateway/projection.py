@@ -20,6 +20,7 @@ from contracts.events import (
     CURRENT_VERSION,
     EventData,
     EvidenceCollected,
+    HypothesisFeedbackRecorded,
     HypothesisGenerated,
     IncidentCreated,
     IncidentState,
@@ -39,6 +40,7 @@ TIMELINE_TYPES = frozenset(
         "incident.updated",
         "incident.note_added",
         "hypothesis.generated",
+        "hypothesis.feedback_recorded",
         "alert.attached",
     }
 )
@@ -76,6 +78,10 @@ def fold_incidents(
                 "acknowledged_at": None,
                 "resolved_at": None,
                 "assignee_id": data.assignee_id,
+                "root_cause": None,
+                "related_incident_id": (
+                    uuid.UUID(data.related_incident_id) if data.related_incident_id else None
+                ),
             }
             changed.add(incident_id)
         elif isinstance(data, IncidentStateChanged | IncidentUpdated):
@@ -90,6 +96,7 @@ def fold_incidents(
                     row["acknowledged_at"] = data.changed_at
                 if data.to_state is IncidentState.RESOLVED:
                     row["resolved_at"] = data.changed_at
+                    row["root_cause"] = data.root_cause or row["root_cause"]
                 elif data.from_state is IncidentState.RESOLVED:
                     row["resolved_at"] = None
             else:
@@ -159,6 +166,26 @@ async def apply_batch(conn: AsyncConnection, items: Sequence[Item]) -> None:
     ]
     if evidence:
         await conn.execute(insert(rm.evidence).on_conflict_do_nothing(), evidence)
+
+    feedback = [
+        {
+            "event_id": event.id,
+            "tenant_id": event.tenant_id,
+            "incident_id": uuid.UUID(data.incident_id),
+            "generation": data.generation,
+            "rank": data.rank,
+            "claim": data.claim,
+            "engine": data.engine,
+            "verdict": data.verdict.value,
+            "comment": data.comment,
+            "given_by": data.given_by,
+            "given_at": data.given_at,
+        }
+        for _seq, event, data in items
+        if isinstance(data, HypothesisFeedbackRecorded)
+    ]
+    if feedback:
+        await conn.execute(insert(rm.hypothesis_feedback).on_conflict_do_nothing(), feedback)
 
     timeline = [
         {

@@ -56,6 +56,9 @@ incidents = Table(
     Column("acknowledged_at", DateTime(timezone=True)),
     Column("resolved_at", DateTime(timezone=True)),
     Column("assignee_id", String(64)),
+    Column("root_cause", Text),
+    # The earlier incident this one continues (an alert firing again after its incident was resolved).
+    Column("related_incident_id", Uuid),
     Index("ix_gw_incidents_tenant_created", "tenant_id", "created_at", "id"),
 )
 
@@ -95,6 +98,23 @@ evidence = Table(
     Column("tenant_id", String(64), nullable=False),
     Column("items", JSONB, nullable=False),
     Column("collected_at", DateTime(timezone=True), nullable=False),
+)
+
+hypothesis_feedback = Table(
+    "hypothesis_feedback",
+    metadata,
+    Column("event_id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("incident_id", Uuid, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("claim", Text, nullable=False),
+    Column("engine", String(32), nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("given_by", String(64), nullable=False),
+    Column("given_at", DateTime(timezone=True), nullable=False),
+    Index("ix_gw_feedback_tenant_incident", "tenant_id", "incident_id"),
 )
 
 checkpoints = Table(
@@ -310,3 +330,68 @@ integration_keys = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Index("ix_gw_integration_keys_tenant_id", "tenant_id", "id"),
 )
+
+
+async def feedback_counts(
+    conn: AsyncConnection, incident_id: uuid.UUID, generation: int
+) -> dict[int, dict[str, int]]:
+    """Per rank, how many responders confirmed or rejected it (each responder's latest verdict)."""
+    f = hypothesis_feedback
+    latest = (
+        select(f.c.rank, f.c.given_by, f.c.verdict)
+        .where(f.c.incident_id == incident_id, f.c.generation == generation)
+        .distinct(f.c.rank, f.c.given_by)
+        .order_by(f.c.rank, f.c.given_by, f.c.given_at.desc())
+        .subquery()
+    )
+    counts: dict[int, dict[str, int]] = {}
+    query = select(latest.c.rank, latest.c.verdict, func.count().label("n")).group_by(
+        latest.c.rank, latest.c.verdict
+    )
+    for row in await conn.execute(query):
+        counts.setdefault(row.rank, {"confirmed": 0, "rejected": 0})[row.verdict] = row.n
+    return counts
+
+
+async def accuracy_inputs(
+    conn: AsyncConnection, tenant_id: str, resolved_from: datetime, resolved_to: datetime
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """The incidents resolved in the window, their hypothesis generations and confirmations."""
+    resolved = list(
+        (
+            await conn.execute(
+                select(incidents.c.id, incidents.c.created_at, incidents.c.resolved_at).where(
+                    incidents.c.tenant_id == tenant_id,
+                    incidents.c.state == "resolved",
+                    incidents.c.resolved_at >= resolved_from,
+                    incidents.c.resolved_at < resolved_to,
+                )
+            )
+        ).all()
+    )
+    ids = [r.id for r in resolved]
+    if not ids:
+        return resolved, [], []
+    generations = list(
+        (
+            await conn.execute(
+                select(
+                    hypotheses.c.incident_id,
+                    hypotheses.c.engine,
+                    hypotheses.c.generated_at,
+                    hypotheses.c["items"],  # `.c.items` is the collection's own method
+                ).where(hypotheses.c.incident_id.in_(ids))
+            )
+        ).all()
+    )
+    f = hypothesis_feedback
+    confirmations = list(
+        (
+            await conn.execute(
+                select(f.c.incident_id, f.c.claim, f.c.given_at).where(
+                    f.c.incident_id.in_(ids), f.c.verdict == "confirmed"
+                )
+            )
+        ).all()
+    )
+    return resolved, generations, confirmations

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from contracts.commands import Name, OpaqueToken, Password, PresentedPassword, TenantView, UserView
+from contracts.commands import Name, OpaqueToken, Password, PresentedPassword, RootCause, TenantView, UserView
 from contracts.events import (
     Description,
+    FeedbackVerdict,
     IncidentState,
     KeyScope,
     Note,
@@ -66,6 +68,42 @@ class IncidentCreate(Strict):
 class TransitionCreate(Strict):
     to: IncidentState
     note: Note = ""
+    # When resolving: what the cause turned out to be (what hypothesis accuracy is measured against).
+    root_cause: RootCause | None = None
+
+
+class FeedbackCreate(Strict):
+    verdict: FeedbackVerdict
+    comment: Annotated[str, StringConstraints(max_length=2_000)] = ""
+    generation: int | None = Field(default=None, ge=1, description="The latest generation by default")
+
+
+class FeedbackRead(BaseModel):
+    incident_id: str
+    generation: int
+    rank: int
+    verdict: FeedbackVerdict
+
+
+class RegenerationRead(BaseModel):
+    incident_id: str
+    request_id: str
+    status: Literal["requested"] = "requested"
+
+
+class EngineAccuracyRead(BaseModel):
+    engine: str
+    incidents: int
+    top1: float | None
+    top3: float | None
+    brier: float | None
+    median_seconds_to_correct_top1: float | None
+
+
+class HypothesisMetricsRead(BaseModel):
+    resolved_from: datetime
+    resolved_to: datetime
+    engines: list[EngineAccuracyRead]
 
 
 class IncidentUpdate(Strict):
@@ -100,6 +138,9 @@ class IncidentRead(BaseModel):
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     assignee_id: str | None = None
+    root_cause: str | None = None
+    # The earlier incident this one continues (an alert that fired again after it was resolved).
+    related_incident_id: uuid.UUID | None = None
 
 
 class IncidentPage(BaseModel):
@@ -114,6 +155,8 @@ class HypothesisRead(BaseModel):
     confidence: float
     evidence: list[str]
     engine: str
+    # Responders' verdicts on this hypothesis of this generation.
+    feedback: dict[str, int] = Field(default_factory=lambda: {"confirmed": 0, "rejected": 0})
 
 
 class EvidenceItemRead(BaseModel):

@@ -41,6 +41,9 @@ incidents = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("assignee_id", String(64)),
+    Column("root_cause", Text),
+    # The earlier incident this one continues (set by integrations when an alert fires again).
+    Column("related_incident_id", Uuid),
     UniqueConstraint("tenant_id", "number", name="uq_incidents_tenant_number"),
 )
 

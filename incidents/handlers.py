@@ -79,6 +79,8 @@ def _snapshot(row: Row) -> IncidentSnapshot:  # type: ignore[type-arg]
         created_at=row.created_at,
         updated_at=row.updated_at,
         assignee_id=row.assignee_id,
+        root_cause=row.root_cause,
+        related_incident_id=str(row.related_incident_id) if row.related_incident_id else None,
     )
 
 
@@ -119,13 +121,55 @@ async def _check_assignee(conn: AsyncConnection, tenant_id: str, user_id: str) -
         )
 
 
+def _chosen_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise CommandFailed(ErrorCode.VALIDATION, "incident_id must be a UUID") from exc
+
+
+def _related_id(raw: str | None) -> uuid.UUID | None:
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise CommandFailed(ErrorCode.VALIDATION, "related_incident_id must be a UUID") from exc
+
+
+async def _existing(conn: AsyncConnection, caller: Caller, incident_id: uuid.UUID) -> Row | None:  # type: ignore[type-arg]
+    row = (await conn.execute(select(db.incidents).where(db.incidents.c.id == incident_id))).first()
+    if row is not None and row.tenant_id != caller.tenant_id:
+        raise CommandFailed(ErrorCode.CONFLICT, "incident_id is taken")
+    return row
+
+
+async def _check_related(conn: AsyncConnection, tenant_id: str, related_id: uuid.UUID) -> None:
+    found = (
+        await conn.execute(
+            select(db.incidents.c.id).where(db.incidents.c.id == related_id, db.incidents.c.tenant_id == tenant_id)
+        )
+    ).first()
+    if found is None:
+        raise CommandFailed(ErrorCode.VALIDATION, "the related incident does not exist")
+
+
 def register_handlers(service: Service) -> None:
     @service.command("cmd.incidents.create", CreateIncident)
     async def create(cmd: CreateIncident) -> IncidentAccepted:
         caller = cmd.caller
         _require_responder(caller)
         incident_id, now = uuid.uuid4(), datetime.now(UTC)
+        related_id = _related_id(cmd.related_incident_id)
         async with service.engine.begin() as conn:
+            if cmd.incident_id is not None:
+                incident_id = _chosen_id(cmd.incident_id)
+                existing = await _existing(conn, caller, incident_id)
+                if existing is not None:
+                    # The same command again (its first reply was lost): the incident it made.
+                    return IncidentAccepted(incident=_snapshot(existing), seq=None)
+            if related_id is not None:
+                await _check_related(conn, caller.tenant_id, related_id)
             number = await db.next_incident_number(conn, caller.tenant_id)
             row = (
                 await conn.execute(
@@ -143,6 +187,7 @@ def register_handlers(service: Service) -> None:
                         created_by=caller.user_id,
                         created_at=now,
                         updated_at=now,
+                        related_incident_id=related_id,
                     )
                     .returning(db.incidents)
                 )
@@ -166,6 +211,7 @@ def register_handlers(service: Service) -> None:
                     state=snapshot.state,
                     created_by=caller.user_id,
                     created_at=now,
+                    related_incident_id=snapshot.related_incident_id,
                 ).model_dump(mode="json"),
             )
             await stage(conn, db.outbox, [event])
@@ -176,6 +222,12 @@ def register_handlers(service: Service) -> None:
         caller = cmd.caller
         _require_responder(caller)
         incident_id, now = _parse_id(cmd.incident_id), datetime.now(UTC)
+        if cmd.root_cause is not None and cmd.to is not IncidentState.RESOLVED:
+            raise CommandFailed(
+                ErrorCode.VALIDATION,
+                "a root cause is recorded when resolving",
+                [{"loc": ["body", "root_cause"], "msg": "only with to: resolved", "type": "value_error"}],
+            )
         async with service.engine.begin() as conn:
             current = await _locked_incident(conn, caller, incident_id)
             from_state = IncidentState(current.state)
@@ -192,7 +244,13 @@ def register_handlers(service: Service) -> None:
                 await conn.execute(
                     update(db.incidents)
                     .where(db.incidents.c.id == incident_id, db.incidents.c.version == current.version)
-                    .values(state=cmd.to.value, version=version, updated_at=now)
+                    .values(
+                        state=cmd.to.value,
+                        version=version,
+                        updated_at=now,
+                        # Reopening keeps the last root cause until a new resolution replaces it.
+                        root_cause=cmd.root_cause if cmd.root_cause is not None else current.root_cause,
+                    )
                     .returning(db.incidents)
                 )
             ).one()
@@ -221,6 +279,7 @@ def register_handlers(service: Service) -> None:
                     to_state=cmd.to,
                     note=cmd.note,
                     changed_at=now,
+                    root_cause=cmd.root_cause,
                 ).model_dump(mode="json"),
             )
             await stage(conn, db.outbox, [event])

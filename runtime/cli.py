@@ -320,5 +320,75 @@ def projections_rebuild(
         typer.echo("swapped the rebuilt read models in")
 
 
+ai_app = typer.Typer(help="Judge hypothesis engines on your own history.", no_args_is_help=True)
+app.add_typer(ai_app, name="ai")
+
+
+@ai_app.command("rerun")
+def ai_rerun(
+    engine: Annotated[str, typer.Option(help="rules or claude (needs ANTHROPIC_API_KEY).")] = "rules",
+    since: Annotated[
+        str | None, typer.Option(help="Only incidents created from this time (ISO 8601).")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = Path(".sre-copilot"),
+) -> None:
+    """Re-run hypothesis generation over past incidents as they were known at the time (only what
+    existed before each incident), publishing nothing, and print its accuracy against the causes
+    responders confirmed, side by side with what was generated live."""
+    from ai_worker.rerun import rerun
+    from ai_worker.settings import AiWorkerSettings
+    from gateway.accuracy import Confirmation, Generation, Resolved, engine_accuracy
+    from runtime.replay import StoredEvent, read_events, subject_filters
+
+    if engine not in ("rules", "claude"):
+        raise typer.BadParameter("--engine is rules or claude")
+    _seq, since_time = _since(since) if since and not since.isdigit() else (None, None)
+    settings = AiWorkerSettings()
+
+    async def work(js: JetStreamContext) -> Any:
+        async def envelopes() -> Any:
+            async for stored in read_events(js, subject_filters(tenant)):
+                if isinstance(stored, StoredEvent):
+                    yield stored.event
+
+        return await rerun(envelopes(), engine, settings, since=since_time)
+
+    replayed = asyncio.run(_with_js(_nats_url(nats_url, state_dir), work))
+    rerun_ids = {g.incident_id for g in replayed.rerun}
+    resolved = [Resolved(i, c, r) for i, (c, r) in replayed.resolved.items() if i in rerun_ids]
+    generations = [
+        Generation(g.incident_id, g.engine, g.generated_at, g.hypotheses)
+        for g in [*replayed.live, *replayed.rerun]
+        if g.incident_id in rerun_ids
+    ]
+    confirmations = [Confirmation(i, claim, at) for i, claim, at in replayed.confirmations]
+    results = engine_accuracy(resolved, generations, confirmations)
+    table = Table(
+        "engine",
+        "incidents judged",
+        "top-1",
+        "top-3",
+        "Brier",
+        "median s to right top-1",
+        title=f"{replayed.incidents_seen} incidents re-run; judged: resolved with a confirmed cause",
+    )
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    for r in results:
+        table.add_row(
+            r.engine,
+            str(r.incidents),
+            pct(r.top1),
+            pct(r.top3),
+            "-" if r.brier is None else f"{r.brier:.3f}",
+            "-" if r.median_seconds_to_correct_top1 is None else f"{r.median_seconds_to_correct_top1:.1f}",
+        )
+    Console().print(table)
+
+
 if __name__ == "__main__":
     app()

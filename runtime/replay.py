@@ -20,11 +20,8 @@ from pydantic import ValidationError
 
 from contracts.envelope import EventEnvelope
 from contracts.events import UnknownEventType, payload_of
-from contracts.subjects import DLQ_STREAM, EVENTS_PREFIX, EVENTS_STREAM, event_subject
+from contracts.subjects import DLQ_STREAM, EVENTS_PREFIX, EVENTS_STREAM, IMPORTED_HEADER, event_subject
 
-# Set on events that `events import` publishes: consumers update their views from them but take no
-# action (no new hypotheses, no notifications) for history that already happened elsewhere.
-IMPORTED_HEADER = "Sre-Imported"
 RUNTIME_FILE = "runtime.json"
 
 

@@ -5,14 +5,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
-from contracts.commands import ErrorCode, IncidentAccepted
+from contracts.commands import ErrorCode, FeedbackAccepted, IncidentAccepted, RegenerationAccepted
 from contracts.events import IncidentState, Severity
 from gateway import read_models as rm
 from gateway.errors import ApiError
 from gateway.schemas import (
     EvidenceItemRead,
+    FeedbackCreate,
+    FeedbackRead,
     HypothesesRead,
     HypothesisRead,
     IncidentCreate,
@@ -20,6 +22,7 @@ from gateway.schemas import (
     IncidentRead,
     IncidentUpdate,
     NoteCreate,
+    RegenerationRead,
     TimelineEntryRead,
     TimelineRead,
     TransitionCreate,
@@ -186,6 +189,8 @@ async def get_hypotheses(
         if version is not None:
             raise ApiError(404, ErrorCode.NOT_FOUND.value, f"no generation {version} of hypotheses")
         return HypothesesRead(status="pending", items=[])
+    async with request.app.state.engine.connect() as conn:
+        verdicts = await rm.feedback_counts(conn, incident.id, row.generation)
     return HypothesesRead(
         status="ready",
         engine=row.engine,
@@ -193,7 +198,12 @@ async def get_hypotheses(
         trigger=row.trigger,
         fallback_reason=row.fallback_reason,
         generated_at=row.generated_at,
-        items=[HypothesisRead.model_validate(h) for h in row.items],
+        items=[
+            HypothesisRead.model_validate(
+                {**h, "feedback": verdicts.get(h["rank"], {"confirmed": 0, "rejected": 0})}
+            )
+            for h in row.items
+        ],
         evidence=[EvidenceItemRead.model_validate(e) for e in evidence.items] if evidence is not None else [],
     )
 
@@ -209,4 +219,48 @@ async def get_timeline(incident_id: str, caller: CallerDep, request: Request) ->
             TimelineEntryRead(id=str(r.event_id), seq=r.seq, kind=r.kind, actor=r.actor, at=r.at, data=r.data)
             for r in rows
         ]
+    )
+
+
+@router.post("/{incident_id}/hypotheses/regenerate", status_code=202, response_model=RegenerationRead)
+async def regenerate_hypotheses(incident_id: str, caller: CallerDep, request: Request) -> RegenerationRead:
+    """Ask the AI worker for a new generation now (responders and above). The request goes on the log;
+    the new generation follows on `GET .../hypotheses` and the live feed, with `trigger: regenerate`."""
+    await _visible_incident(request, caller.tenant_id, incident_id)
+    accepted = await request.app.state.commands.call(
+        "cmd.ai_worker.regenerate",
+        {"caller": caller.model_dump(), "incident_id": incident_id},
+        RegenerationAccepted,
+    )
+    return RegenerationRead(incident_id=accepted.incident_id, request_id=accepted.request_id)
+
+
+@router.post("/{incident_id}/hypotheses/{rank}/feedback", status_code=201, response_model=FeedbackRead)
+async def hypothesis_feedback(
+    incident_id: str,
+    rank: Annotated[int, Path(ge=1, le=10)],
+    body: FeedbackCreate,
+    caller: CallerDep,
+    request: Request,
+) -> FeedbackRead:
+    """Confirm or reject the hypothesis at `rank` (of the latest generation unless `generation` is
+    given). Confirmations of resolved incidents are what `GET /api/v1/metrics/hypotheses` measures."""
+    await _visible_incident(request, caller.tenant_id, incident_id)
+    accepted = await request.app.state.commands.call(
+        "cmd.ai_worker.feedback",
+        {
+            "caller": caller.model_dump(),
+            "incident_id": incident_id,
+            "rank": rank,
+            **body.model_dump(mode="json"),
+        },
+        FeedbackAccepted,
+    )
+    state = request.app.state
+    await state.projector.wait_for(accepted.seq, state.settings.read_your_writes_timeout_seconds)
+    return FeedbackRead(
+        incident_id=accepted.incident_id,
+        generation=accepted.generation,
+        rank=accepted.rank,
+        verdict=body.verdict,
     )

@@ -6,13 +6,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from gateway import read_models as rm
+from gateway.accuracy import Confirmation, Generation, Resolved, engine_accuracy
 from gateway.errors import ApiError
-from gateway.schemas import IncidentMetricsRead, as_utc
+from gateway.schemas import EngineAccuracyRead, HypothesisMetricsRead, IncidentMetricsRead, as_utc
 from gateway.security import CallerDep
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 
 DEFAULT_WINDOW = timedelta(days=30)
+ACCURACY_WINDOW = timedelta(days=90)
 
 
 @router.get("/incidents", response_model=IncidentMetricsRead)
@@ -31,3 +33,34 @@ async def incident_metrics(
     async with request.app.state.engine.connect() as conn:
         figures = await rm.incident_metrics(conn, caller.tenant_id, start, end)
     return IncidentMetricsRead(created_from=start, created_to=end, **figures)
+
+
+@router.get("/hypotheses", response_model=HypothesisMetricsRead)
+async def hypothesis_metrics(
+    caller: CallerDep,
+    request: Request,
+    resolved_from: Annotated[
+        datetime | None, Query(description="Window start (default: 90 days ago)")
+    ] = None,
+    resolved_to: Annotated[datetime | None, Query(description="Window end (default: now)")] = None,
+) -> HypothesisMetricsRead:
+    """Per engine, over incidents resolved in the window with a confirmed hypothesis: the share whose
+    confirmed cause the engine ranked 1st and in its top 3, the Brier score of its confidences (lower
+    is better calibrated), and the median time from detection to its first generation that ranked
+    the confirmed cause 1st."""
+    end = as_utc(resolved_to) or datetime.now(UTC)
+    start = as_utc(resolved_from) or end - ACCURACY_WINDOW
+    if start >= end:
+        raise ApiError(422, "validation_error", "resolved_from must be before resolved_to")
+    async with request.app.state.engine.connect() as conn:
+        resolved, generations, confirmations = await rm.accuracy_inputs(conn, caller.tenant_id, start, end)
+    results = engine_accuracy(
+        [Resolved(r.id, r.created_at, r.resolved_at) for r in resolved],
+        [Generation(g.incident_id, g.engine, g.generated_at, g.items) for g in generations],
+        [Confirmation(c.incident_id, c.claim, c.given_at) for c in confirmations],
+    )
+    return HypothesisMetricsRead(
+        resolved_from=start,
+        resolved_to=end,
+        engines=[EngineAccuracyRead.model_validate(r, from_attributes=True) for r in results],
+    )

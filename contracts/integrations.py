@@ -1,0 +1,323 @@
+"""What crosses the bus for integrations: the inbound payloads as senders write them (Alertmanager,
+Grafana, CI), the commands the gateway sends to the integrations service, and their replies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from contracts.commands import Caller, Command
+from contracts.events import KeyScope, ServiceName
+
+# ---- inbound payloads
+
+Text = Annotated[str, StringConstraints(max_length=10_000)]
+LabelMap = Annotated[
+    dict[Annotated[str, StringConstraints(max_length=256)], Annotated[str, StringConstraints(max_length=4_096)]],
+    Field(max_length=200),
+]
+
+
+class AlertmanagerAlert(BaseModel):
+    """One alert of an Alertmanager webhook (payload version 4); Grafana's extra fields (`values`,
+    `silenceURL`, `dashboardURL`, ...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["firing", "resolved"]
+    labels: LabelMap
+    annotations: LabelMap = Field(default_factory=dict)
+    startsAt: AwareDatetime
+    # Alertmanager sends 0001-01-01T00:00:00Z (or a time in the future) while an alert fires.
+    endsAt: datetime | None = None
+    generatorURL: Annotated[str, StringConstraints(max_length=2_048)] = ""
+    # Alertmanager always sends it; a sender that does not gets one computed from the labels.
+    fingerprint: Annotated[str, StringConstraints(max_length=128)] = ""
+
+
+class AlertmanagerPayload(BaseModel):
+    """The body of an Alertmanager `webhook_configs` notification (version "4"), or Grafana's
+    Alertmanager-compatible webhook (version "1", with `orgId`, `title`, `state`, `message`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: Annotated[str, StringConstraints(max_length=16)] = "4"
+    groupKey: Annotated[str, StringConstraints(min_length=1, max_length=4_096)]
+    truncatedAlerts: int = Field(default=0, ge=0)
+    status: Literal["firing", "resolved"]
+    receiver: Annotated[str, StringConstraints(max_length=512)] = ""
+    groupLabels: LabelMap = Field(default_factory=dict)
+    commonLabels: LabelMap = Field(default_factory=dict)
+    commonAnnotations: LabelMap = Field(default_factory=dict)
+    externalURL: Annotated[str, StringConstraints(max_length=2_048)] = ""
+    alerts: Annotated[list[AlertmanagerAlert], Field(min_length=1, max_length=1_000)]
+
+
+Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class DeployReport(BaseModel):
+    """What CI sends when it has deployed: `deployed_at` defaults to when it arrives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service_name: ServiceName
+    version: Short
+    environment: Short
+    commit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    author: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    deployed_at: AwareDatetime | None = None
+
+
+# ---- who sends: a machine holding an integration key
+
+
+class IntegrationSource(BaseModel):
+    """The integration key the gateway verified; integrations checks its scope again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: str
+    key_id: str
+    scopes: list[KeyScope]
+
+    @property
+    def actor(self) -> str:
+        return f"integration:{self.key_id}"
+
+
+class InboundSource(StrEnum):
+    ALERTMANAGER = "alertmanager"
+    DEPLOYS = "deploys"
+
+
+class ReceiveAlerts(Command):
+    source: IntegrationSource
+    payload: AlertmanagerPayload
+
+
+class AlertsAccepted(BaseModel):
+    """Stored; it is worked on in the background, in arrival order for the tenant."""
+
+    delivery_id: str
+    alerts: int
+
+
+class RecordDeploy(Command):
+    source: IntegrationSource
+    deploy: DeployReport
+
+
+class DeployView(BaseModel):
+    id: str
+    service_name: str
+    version: str
+    environment: str
+    commit: str | None
+    author: str | None
+    deployed_at: AwareDatetime
+    recorded_at: AwareDatetime
+
+
+class DeployAccepted(BaseModel):
+    deploy: DeployView
+    # False when the same deploy (same service, environment, version, commit and time) was
+    # reported before: nothing new is published.
+    created: bool
+    seq: int | None
+
+
+class RecordRejection(Command):
+    source: IntegrationSource
+    endpoint: InboundSource
+    message: Annotated[str, StringConstraints(max_length=500)]
+    details: Any = None
+    body: Annotated[str, StringConstraints(max_length=2_000_000)] = ""
+
+
+class RejectionView(BaseModel):
+    id: str
+    endpoint: InboundSource
+    key_id: str
+    received_at: AwareDatetime
+    message: str
+    details: Any
+    body: str
+    body_truncated: bool
+
+
+class Page(BaseModel):
+    next_cursor: str | None
+
+
+class RejectionPage(Page):
+    items: list[RejectionView]
+
+
+Cursor = Annotated[str, StringConstraints(max_length=64)]
+
+
+class ListRejections(Command):
+    caller: Caller
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: Cursor | None = None
+
+
+class InboundStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    FAILED = "failed"
+
+
+class InboundView(BaseModel):
+    id: str
+    source: InboundSource
+    key_id: str
+    group_key: str
+    alerts: int
+    status: InboundStatus
+    attempts: int
+    last_error: str | None
+    received_at: AwareDatetime
+    processed_at: AwareDatetime | None
+    # What processing did: incident opened, alerts attached, duplicates ignored, ...
+    outcome: dict[str, Any]
+
+
+class InboundPage(Page):
+    items: list[InboundView]
+
+
+class ListInbound(Command):
+    caller: Caller
+    status: InboundStatus | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: Cursor | None = None
+
+
+class GetIntegrationSettings(Command):
+    caller: Caller
+
+
+class UpdateIntegrationSettings(Command):
+    caller: Caller
+    auto_resolve: bool | None = None
+
+
+class IntegrationSettingsView(BaseModel):
+    # Resolve an incident opened from alerts once every one of its alerts is resolved.
+    auto_resolve: bool
+
+
+# ---- outbound webhooks
+
+
+class WebhookKind(StrEnum):
+    SLACK = "slack"  # a Slack incoming webhook: a Block Kit message
+    GENERIC = "generic"  # the event envelope as JSON, signed
+
+
+class NotifiedEvent(StrEnum):
+    INCIDENT_CREATED = "incident.created"
+    INCIDENT_STATE_CHANGED = "incident.state_changed"
+    HYPOTHESIS_GENERATED = "hypothesis.generated"
+
+
+WebhookUrl = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_048)]
+WebhookName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+EventTypes = Annotated[list[NotifiedEvent], Field(min_length=1, max_length=len(NotifiedEvent))]
+Id = Annotated[str, StringConstraints(max_length=64)]
+
+
+class CreateWebhook(Command):
+    caller: Caller
+    kind: WebhookKind
+    name: WebhookName
+    url: WebhookUrl
+    event_types: EventTypes = Field(default_factory=lambda: list(NotifiedEvent))
+    enabled: bool = True
+
+
+class UpdateWebhook(Command):
+    caller: Caller
+    webhook_id: Id
+    name: WebhookName | None = None
+    url: WebhookUrl | None = None
+    event_types: EventTypes | None = None
+    enabled: bool | None = None
+
+
+class WebhookRef(Command):
+    caller: Caller
+    webhook_id: Id
+
+
+class ListWebhooks(Command):
+    caller: Caller
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: Cursor | None = None
+
+
+class WebhookView(BaseModel):
+    id: str
+    kind: WebhookKind
+    name: str
+    url: str
+    event_types: list[NotifiedEvent]
+    enabled: bool
+    created_by: str
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class WebhookIssued(BaseModel):
+    """`secret` (generic webhooks only) is in this reply only; integrations keeps it encrypted."""
+
+    webhook: WebhookView
+    secret: str | None
+
+
+class WebhookPage(Page):
+    items: list[WebhookView]
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class ListDeliveries(Command):
+    caller: Caller
+    webhook_id: Id
+    status: DeliveryStatus | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: Cursor | None = None
+
+
+class RetryDelivery(Command):
+    caller: Caller
+    webhook_id: Id
+    delivery_id: Id
+
+
+class DeliveryView(BaseModel):
+    id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    incident_id: str | None
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: AwareDatetime | None
+    created_at: AwareDatetime
+    delivered_at: AwareDatetime | None
+
+
+class DeliveryPage(Page):
+    items: list[DeliveryView]
