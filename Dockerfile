@@ -18,5 +18,8 @@ RUN pip install .
 RUN useradd --system --uid 10001 app
 USER app
 EXPOSE 8000
+# `docker build --build-arg SERVICE=incidents` makes an image that runs incidents by default.
+ARG SERVICE=gateway
+ENV SRE_COPILOT_SERVICE=${SERVICE}
 ENTRYPOINT ["sre-copilot"]
-CMD ["service", "gateway"]
+CMD ["service"]

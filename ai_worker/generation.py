@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import structlog
+from prometheus_client import Counter, Histogram
 
 from ai_worker import db
 from ai_worker.domain import GenerationState, decide
@@ -45,10 +46,24 @@ from ai_worker.prometheus import PrometheusClient, PrometheusError, service_quer
 from ai_worker.settings import AiWorkerSettings
 from contracts.envelope import EventEnvelope
 from contracts.events import EvidenceCollected, EvidenceItem, HypothesisGenerated
+from runtime import tracing
+from runtime.metrics import SLOW_BUCKETS
 from runtime.outbox import stage
 from runtime.service import Service
 
 log = structlog.get_logger(__name__)
+
+GENERATION_SECONDS = Histogram(
+    "sre_copilot_hypothesis_generation_duration_seconds",
+    "Time an engine took to produce one generation of hypotheses (evidence gathering excluded).",
+    ["engine"],
+    buckets=SLOW_BUCKETS,
+)
+GENERATIONS = Counter(
+    "sre_copilot_hypothesis_generations",
+    "Generations of hypotheses produced, by engine and whether it fell back to the rules.",
+    ["engine", "fallback"],
+)
 
 Heartbeat = Callable[[], Awaitable[None]]
 HEARTBEAT_SECONDS = 10.0
@@ -256,6 +271,9 @@ class IncidentTools:
         )
 
 
+RULES_LEASE_SECONDS = 10.0
+
+
 class Generator:
     def __init__(
         self,
@@ -272,6 +290,15 @@ class Generator:
             if settings.prometheus_url
             else None
         )
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a generation may hold its incident. Claude may take its whole time budget; the
+        rules take milliseconds, and a short lease means a generation cut off by an outage (whose
+        release could not be written) is taken over quickly."""
+        if self.claude is not None:
+            return self.settings.generation_lease_seconds
+        return min(self.settings.generation_lease_seconds, RULES_LEASE_SECONDS)
 
     @classmethod
     def from_settings(cls, service: Service, settings: AiWorkerSettings) -> Generator:
@@ -296,7 +323,7 @@ class Generator:
         """Generate for `trigger` unless a generation already covers it; returns what to publish
         (after commit, already staged in the outbox)."""
         window = timedelta(seconds=self.settings.coalesce_window_seconds)
-        lease = timedelta(seconds=self.settings.generation_lease_seconds)
+        lease = timedelta(seconds=self.lease_seconds)
         waited = timedelta(0)
         last_beat = 0.0
         while True:
@@ -422,7 +449,13 @@ class Generator:
             metrics = await self.metrics(snapshot.facts, evidence.started_at, snapshot.alerts)
             if metrics:
                 evidence = replace(evidence, metrics=metrics)
-            return evidence, await self.run_engine(evidence)
+            started = time.perf_counter()
+            with tracing.span("hypotheses.generate") as span:
+                result = await self.run_engine(evidence)
+                tracing.set_attributes(span, engine=result.engine, fallback_reason=result.fallback_reason)
+            GENERATION_SECONDS.labels(result.engine).observe(time.perf_counter() - started)
+            GENERATIONS.labels(result.engine, "true" if result.fallback_reason else "false").inc()
+            return evidence, result
         finally:
             beating.cancel()
 

@@ -60,7 +60,8 @@ from contracts.subjects import (
     events_of_type,
 )
 from runtime.bus import connect
-from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry
+from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry, through_outages
+from runtime.observe import consuming
 from runtime.outbox import stage
 from runtime.service import Service
 
@@ -308,18 +309,18 @@ def register_handlers(service: Service, settings: AiWorkerSettings) -> Generator
             await dead_letter(service.js, AI_WORKER_CONSUMER, raw, exc)
             return
         try:
-            with structlog.contextvars.bound_contextvars(
-                correlation_id=event.correlation_id, event_id=str(event.id), event_type=event.type
-            ):
+            with consuming(AI_WORKER_CONSUMER, event, raw.headers):
                 imported = (raw.headers or {}).get(IMPORTED_HEADER) is not None
-                await handle_event(generator, event, data, raw, imported)
+                await through_outages(
+                    [raw], lambda: handle_event(generator, event, data, raw, imported), AI_WORKER_CONSUMER
+                )
             await raw.ack()
         except asyncio.CancelledError:
             raise
         except IncidentNotYetKnown as exc:
             await give_up_or_retry(service.js, AI_WORKER_CONSUMER, raw, exc)
         except Exception as exc:
-            log.exception("event_failed", subject=raw.subject)
+            log.exception("event_failed", subject=raw.subject, correlation_id=event.correlation_id)
             await give_up_or_retry(service.js, AI_WORKER_CONSUMER, raw, exc)
 
     @service.command(command_subject("ai_worker", "regenerate"), RegenerateHypotheses)

@@ -20,6 +20,9 @@ from contracts.events import (
     UserStatus,
 )
 
+# Counters stored in 32-bit integer columns (versions, generations): larger values are invalid input.
+MAX_INT32 = 2_147_483_647
+
 
 class Caller(BaseModel):
     """The identity the gateway verified from the bearer token; services re-check what it may do."""
@@ -269,7 +272,7 @@ class RecordFeedback(Command):
     rank: int = Field(ge=1, le=10)
     verdict: FeedbackVerdict
     comment: Annotated[str, StringConstraints(max_length=2_000)] = ""
-    generation: int | None = Field(default=None, ge=1)
+    generation: int | None = Field(default=None, ge=1, le=MAX_INT32)
 
 
 class FeedbackAccepted(BaseModel):
@@ -290,7 +293,7 @@ class UpdateIncident(Command):
     service_name: ServiceName | None = None
     severity: Severity | None = None
     assignee_id: Annotated[str, StringConstraints(max_length=64)] | None = None
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: int | None = Field(default=None, ge=1, le=MAX_INT32)
 
 
 class AddNote(Command):
@@ -347,3 +350,11 @@ class Pong(BaseModel):
     service: str
     instance: str
     database: bool
+
+
+class MetricsReport(BaseModel):
+    """One process's answer to `cmd.<service>.metrics`: its metrics in the Prometheus text format."""
+
+    service: str
+    instance: str
+    exposition: str

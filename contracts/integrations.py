@@ -14,10 +14,11 @@ from contracts.events import KeyScope, ServiceName
 
 # ---- inbound payloads
 
-Text = Annotated[str, StringConstraints(max_length=10_000)]
-LabelMap = Annotated[
-    dict[Annotated[str, StringConstraints(max_length=256)], Annotated[str, StringConstraints(max_length=4_096)]],
-    Field(max_length=200),
+Label = Annotated[str, StringConstraints(max_length=256)]
+LabelMap = Annotated[dict[Label, Annotated[str, StringConstraints(max_length=4_096)]], Field(max_length=200)]
+# Annotations carry prose (descriptions, runbook excerpts): longer values than labels.
+AnnotationMap = Annotated[
+    dict[Label, Annotated[str, StringConstraints(max_length=32_768)]], Field(max_length=200)
 ]
 
 
@@ -29,11 +30,12 @@ class AlertmanagerAlert(BaseModel):
 
     status: Literal["firing", "resolved"]
     labels: LabelMap
-    annotations: LabelMap = Field(default_factory=dict)
+    annotations: AnnotationMap = Field(default_factory=dict)
     startsAt: AwareDatetime
     # Alertmanager sends 0001-01-01T00:00:00Z (or a time in the future) while an alert fires.
     endsAt: datetime | None = None
-    generatorURL: Annotated[str, StringConstraints(max_length=2_048)] = ""
+    # Prometheus puts the alert's whole PromQL expression in it.
+    generatorURL: Annotated[str, StringConstraints(max_length=16_384)] = ""
     # Alertmanager always sends it; a sender that does not gets one computed from the labels.
     fingerprint: Annotated[str, StringConstraints(max_length=128)] = ""
 
@@ -51,9 +53,10 @@ class AlertmanagerPayload(BaseModel):
     receiver: Annotated[str, StringConstraints(max_length=512)] = ""
     groupLabels: LabelMap = Field(default_factory=dict)
     commonLabels: LabelMap = Field(default_factory=dict)
-    commonAnnotations: LabelMap = Field(default_factory=dict)
+    commonAnnotations: AnnotationMap = Field(default_factory=dict)
     externalURL: Annotated[str, StringConstraints(max_length=2_048)] = ""
-    alerts: Annotated[list[AlertmanagerAlert], Field(min_length=1, max_length=1_000)]
+    # Bounded by the gateway's body limit (MAX_REQUEST_BYTES) rather than by a count.
+    alerts: Annotated[list[AlertmanagerAlert], Field(min_length=1, max_length=20_000)]
 
 
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -130,12 +133,17 @@ class DeployAccepted(BaseModel):
     seq: int | None
 
 
+# A refused body is kept up to this many characters (the gateway accepts up to MAX_REQUEST_BYTES).
+REJECTED_BODY_KEPT = 64_000
+
+
 class RecordRejection(Command):
     source: IntegrationSource
     endpoint: InboundSource
     message: Annotated[str, StringConstraints(max_length=500)]
     details: Any = None
-    body: Annotated[str, StringConstraints(max_length=2_000_000)] = ""
+    # Cut by the sender at REJECTED_BODY_KEPT + 1 characters, so that a cut shows.
+    body: Annotated[str, StringConstraints(max_length=REJECTED_BODY_KEPT + 1)] = ""
 
 
 class RejectionView(BaseModel):

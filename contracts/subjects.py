@@ -57,3 +57,8 @@ def command_subject(service: str, command: str) -> str:
 
 def ping_subject(service: str) -> str:
     return command_subject(service, "ping")
+
+
+def metrics_subject(service: str) -> str:
+    """Asked of every replica at once (no queue group): each answers with its own metrics."""
+    return command_subject(service, "metrics")

@@ -11,16 +11,19 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
-from gateway import errors
+from gateway import console, errors
 from gateway.commands import CommandClient
 from gateway.live import FanOut
 from gateway.projector import Projector
 from gateway.routes import auth, health, incidents, integration_keys, metrics, stream, users
+from gateway.routes import integrations as integrations_routes
 from gateway.security import BodySizeLimit, TokenVerifier
 from gateway.settings import GatewaySettings
+from gateway.telemetry import HttpTelemetry, PlatformMetrics, metrics_router
 from runtime.bus import connect, declare_streams
 from runtime.db import create_engine
 from runtime.logging import configure_logging
+from runtime.tracing import configure_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +46,7 @@ async def _until_auth_answers(verifier: TokenVerifier) -> None:
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_format)
+    configure_tracing("gateway")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +64,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.fanout = fanout
         app.state.verifier, app.state.projector = verifier, projector
         app.state.commands = CommandClient(nc, settings.command_timeout_seconds)
+        app.state.platform_metrics = PlatformMetrics(settings, nc, js, projector, fanout)
         log.info("gateway_started", port=settings.port)
         try:
             yield
@@ -84,6 +89,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "X-Correlation-ID"],
         expose_headers=["X-Correlation-ID"],
     )
+    # Inside `correlate` (added next, so outermost): its access lines carry the correlation id.
+    app.add_middleware(HttpTelemetry)
 
     @app.middleware("http")
     async def correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -104,7 +111,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(integration_keys.router)
+    app.include_router(integrations_routes.router)
     app.include_router(incidents.router)
     app.include_router(metrics.router)
     app.include_router(stream.router)
+    app.include_router(metrics_router(settings))
+    # The web console at /: it answers only what no route answers (routers added later included).
+    console.install(app)
     return app

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from contracts.commands import ErrorCode, ErrorReply
 from gateway.errors import ApiError
+from runtime import tracing
 
 log = structlog.get_logger(__name__)
 R = TypeVar("R", bound=BaseModel)
@@ -25,13 +26,19 @@ class CommandClient:
         correlation_id = structlog.contextvars.get_contextvars().get("correlation_id", "")
         payload = json.dumps({"correlation_id": correlation_id, **body}, default=str).encode()
         try:
-            msg = await self.nc.request(subject, payload, timeout=self.timeout)
+            with tracing.span(subject, "client"):
+                headers = tracing.inject({}) if tracing.enabled() else None
+                msg = await self.nc.request(subject, payload, timeout=self.timeout, headers=headers)
         except nats.errors.NoRespondersError as exc:
             raise ApiError(
                 503, ErrorCode.UNAVAILABLE.value, f"{subject.split('.')[1]} is unavailable"
             ) from exc
         except nats.errors.TimeoutError as exc:
             raise ApiError(504, "timeout", f"{subject.split('.')[1]} did not answer in time") from exc
+        except (nats.errors.Error, OSError) as exc:  # the bus itself is down or reconnecting
+            raise ApiError(
+                503, ErrorCode.UNAVAILABLE.value, "the message bus is unavailable; retry shortly"
+            ) from exc
         reply = json.loads(msg.data)
         if isinstance(reply, dict) and "error" in reply:
             error = ErrorReply.model_validate(reply).error

@@ -8,9 +8,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts.commands import ErrorCode
+from runtime.db import is_unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -81,5 +83,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DataError):  # a value the database cannot hold: bad input, not a bug
+            return error_response(422, ErrorCode.VALIDATION.value, "a value is out of range or malformed")
+        if is_unavailable(exc):
+            log.warning("database_unavailable", path=request.url.path, error=str(exc))
+            return error_response(
+                503, ErrorCode.UNAVAILABLE.value, "the database is unavailable; retry shortly"
+            )
         log.exception("unhandled_error", path=request.url.path)
         return error_response(500, ErrorCode.INTERNAL.value, "internal error")

@@ -8,6 +8,9 @@ is readable (read-your-writes)."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
@@ -28,11 +31,16 @@ from contracts.events import (
 from contracts.subjects import EVENTS_STREAM, GATEWAY_PROJECTOR, all_events
 from gateway import read_models as rm
 from gateway.projection import apply_batch
-from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry
+from runtime import tracing
+from runtime.consumer import BACKOFF_SECONDS, MAX_DELIVER, dead_letter, through_outages
+from runtime.metrics import EVENTS_HANDLED, PROJECTION_BATCH_SECONDS
 
 log = structlog.get_logger(__name__)
 
 FETCH_TIMEOUT_SECONDS = 1.0
+
+# A fetched message (None: read from the stream directly to fill a gap), its sequence, the event.
+Item = tuple[Msg | None, int, EventEnvelope, EventData]
 
 Listener = Callable[[Sequence[tuple[int, EventEnvelope]]], Awaitable[None]]
 
@@ -139,33 +147,55 @@ class Projector:
                 await asyncio.sleep(0.5)
 
     async def handle_batch(self, msgs: Sequence[Msg]) -> None:
+        """Apply a fetched batch strictly in stream order. Events a previous life of the projector
+        fetched but never acked are redelivered only after their ack wait, behind newer ones; the
+        projector fills such a gap from the stream itself first, so the checkpoint never passes an
+        event that is not applied (read-your-writes and the live feed's `since` rely on that)."""
         if not msgs:
             return
-        decoded: list[tuple[Msg, int, EventEnvelope, EventData]] = []
+        items: list[Item] = []
+        handled: list[int] = []  # sequences done without applying: dead-lettered
         for msg in msgs:
+            seq = msg.metadata.sequence.stream
+            if seq <= self.checkpoint:
+                await msg.ack()  # a late redelivery of what is already applied
+                continue
             try:
                 event = EventEnvelope.from_bytes(msg.data)
-                decoded.append((msg, msg.metadata.sequence.stream, event, payload_of(event)))
+                items.append((msg, seq, event, payload_of(event)))
             except (ValidationError, UnknownEventType, ValueError) as exc:
                 # Retrying cannot make an unreadable event readable.
                 await dead_letter(self.js, self.name, msg, exc)
-        if not decoded:
-            # The checkpoint still passes what was dead-lettered: it is handled, not pending.
-            await self._checkpoint_only(max(m.metadata.sequence.stream for m in msgs))
+                handled.append(seq)
+        present = {seq for _, seq, _, _ in items} | set(handled)
+        if not present:
             return
-        try:
-            async with self.engine.begin() as conn:
-                await _hold_projection_lock(conn)
-                await apply_batch(conn, [(seq, event, data) for _msg, seq, event, data in decoded])
-                await save_checkpoint(conn, self.name, max(seq for _, seq, _, _ in decoded))
-            applied = decoded
-        except Exception as exc:
-            log.warning("projector_batch_retry_one_by_one", error=str(exc), size=len(decoded))
-            applied = await self._apply_one_by_one(decoded)
-        for msg, *_ in applied:
-            await msg.ack()
+        for seq in range(self.checkpoint + 1, min(present)):
+            stored = await self.js.get_msg(EVENTS_STREAM, seq)
+            try:
+                event = EventEnvelope.from_bytes(stored.data or b"")
+                items.append((None, seq, event, payload_of(event)))
+            except (ValidationError, UnknownEventType, ValueError):
+                handled.append(seq)  # its own delivery is dead-lettered when it comes back
+        items.sort(key=lambda item: item[1])
+
+        started = time.perf_counter()
+        # One span per batch, linked to the trace of each event in it (off: no cost).
+        links = [dict(m.headers or {}) for m in msgs] if tracing.enabled() else None
+        with tracing.span(f"{self.name} batch", "consumer", links=links, attributes={"batch": len(msgs)}):
+            applied = await self._apply_in_order(items, handled) if items else []
+            if not items:
+                await self._checkpoint_only(max(handled))
+        PROJECTION_BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        for event_type, count in Counter(event.type for _, _, event, _ in applied).items():
+            EVENTS_HANDLED.labels(self.name, event_type, "ok").inc(count)
+        for acked, *_ in applied:
+            if acked is not None:
+                await acked.ack()
+        done = [seq for _, seq, _, _ in applied] + handled
+        if done:
+            self._advance(max(done))
         if applied:
-            self._advance(max(seq for _, seq, _, _ in applied))
             batch = [(seq, event) for _, seq, event, _ in applied]
             for listener in self._listeners:
                 try:
@@ -173,27 +203,48 @@ class Projector:
                 except Exception:
                     log.exception("projector_listener_failed")
 
+    async def _apply_in_order(self, items: list[Item], handled: list[int]) -> list[Item]:
+        """All in one transaction; if that fails because of the data, one by one, retrying the
+        failing event with back-off and dead-lettering it after the last attempt, never skipping
+        ahead of it. Database outages are waited out (see `through_outages`)."""
+        live_msgs = [msg for msg, *_ in items if msg is not None]
+        end = max([seq for _, seq, _, _ in items] + handled)
+
+        async def apply(chunk: list[Item], upto: int) -> None:
+            async with self.engine.begin() as conn:
+                await _hold_projection_lock(conn)
+                await apply_batch(conn, [(seq, event, data) for _msg, seq, event, data in chunk])
+                await save_checkpoint(conn, self.name, upto)
+
+        try:
+            await through_outages(live_msgs, lambda: apply(items, end), self.name)
+            return items
+        except Exception as exc:
+            log.warning("projector_batch_retry_one_by_one", error=str(exc), size=len(items))
+        applied: list[Item] = []
+        for item in items:
+            msg, seq = item[0], item[1]
+            for attempt in range(1, MAX_DELIVER + 1):
+                try:
+                    await through_outages(live_msgs, functools.partial(apply, [item], seq), self.name)
+                    applied.append(item)
+                    break
+                except Exception as exc:
+                    if attempt < MAX_DELIVER:
+                        for waiting in live_msgs:
+                            await waiting.in_progress()
+                        await asyncio.sleep(BACKOFF_SECONDS[min(attempt - 1, len(BACKOFF_SECONDS) - 1)])
+                        continue
+                    if msg is not None:
+                        await dead_letter(self.js, self.name, msg, exc, attempt)
+                    else:
+                        log.error("projector_gap_event_failed", seq=seq, error=str(exc))
+                    handled.append(seq)
+                    await self._checkpoint_only(seq)
+        return applied
+
     async def _checkpoint_only(self, seq: int) -> None:
         async with self.engine.begin() as conn:
             await _hold_projection_lock(conn)
             await save_checkpoint(conn, self.name, seq)
         self._advance(seq)
-
-    async def _apply_one_by_one(
-        self, decoded: list[tuple[Msg, int, EventEnvelope, EventData]]
-    ) -> list[tuple[Msg, int, EventEnvelope, EventData]]:
-        applied, given_up = [], []
-        for item in decoded:
-            msg, seq, event, data = item
-            try:
-                async with self.engine.begin() as conn:
-                    await _hold_projection_lock(conn)
-                    await apply_event(conn, seq, event, data)
-                    await save_checkpoint(conn, self.name, seq)
-                applied.append(item)
-            except Exception as exc:
-                if await give_up_or_retry(self.js, self.name, msg, exc):
-                    given_up.append(seq)
-        if given_up:
-            await self._checkpoint_only(max(given_up))
-        return applied

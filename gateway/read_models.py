@@ -270,12 +270,25 @@ async def incident_metrics(
             "p90_seconds": None if row.p90 is None else round(float(row.p90), 3),
         }
 
+    # Open now, whatever their age (the window does not apply), and the window's incidents per UTC day.
+    open_now = and_(incidents.c.tenant_id == tenant_id, incidents.c.state != "resolved")
+    open_by: dict[str, dict[str, int]] = {}
+    for name, column in (("by_state", incidents.c.state), ("by_severity", incidents.c.severity)):
+        counted = select(column.label("k"), func.count().label("n")).where(open_now).group_by(column)
+        open_by[name] = {r.k: r.n for r in await conn.execute(counted)}
+    day = func.to_char(func.timezone("UTC", incidents.c.created_at), "YYYY-MM-DD")
+    per_day = await conn.execute(
+        select(day.label("day"), func.count().label("n")).where(window).group_by(day).order_by(day)
+    )
+
     return {
         "total": sum(by_state.values()),
         "by_state": by_state,
         "by_severity": by_severity,
         "time_to_acknowledge": await durations(incidents.c.acknowledged_at),
         "time_to_resolve": await durations(incidents.c.resolved_at),
+        "open": {"total": sum(open_by["by_state"].values()), **open_by},
+        "created_per_day": [{"day": r.day, "count": r.n} for r in per_day],
     }
 
 

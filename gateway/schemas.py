@@ -8,7 +8,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from contracts.commands import Name, OpaqueToken, Password, PresentedPassword, RootCause, TenantView, UserView
+from contracts.commands import (
+    MAX_INT32,
+    Name,
+    OpaqueToken,
+    Password,
+    PresentedPassword,
+    RootCause,
+    TenantView,
+    UserView,
+)
 from contracts.events import (
     Description,
     FeedbackVerdict,
@@ -20,6 +29,19 @@ from contracts.events import (
     Severity,
     Title,
     UserStatus,
+)
+from contracts.integrations import (
+    DeliveryView,
+    DeployView,
+    EventTypes,
+    InboundView,
+    IntegrationSettingsView,
+    NotifiedEvent,
+    RejectionView,
+    WebhookKind,
+    WebhookName,
+    WebhookUrl,
+    WebhookView,
 )
 
 
@@ -75,7 +97,9 @@ class TransitionCreate(Strict):
 class FeedbackCreate(Strict):
     verdict: FeedbackVerdict
     comment: Annotated[str, StringConstraints(max_length=2_000)] = ""
-    generation: int | None = Field(default=None, ge=1, description="The latest generation by default")
+    generation: int | None = Field(
+        default=None, ge=1, le=MAX_INT32, description="The latest generation by default"
+    )
 
 
 class FeedbackRead(BaseModel):
@@ -115,7 +139,7 @@ class IncidentUpdate(Strict):
     service_name: ServiceName | None = None
     severity: Severity | None = None
     assignee_id: Annotated[str, StringConstraints(max_length=64)] | None = None
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: int | None = Field(default=None, ge=1, le=MAX_INT32)
 
 
 class NoteCreate(Strict):
@@ -186,6 +210,19 @@ class DurationStats(BaseModel):
     p90_seconds: float | None
 
 
+class OpenIncidentsRead(BaseModel):
+    """Incidents not resolved now, whatever the window."""
+
+    total: int
+    by_state: dict[str, int]
+    by_severity: dict[str, int]
+
+
+class DayCountRead(BaseModel):
+    day: str = Field(description="A UTC date, YYYY-MM-DD")
+    count: int
+
+
 class IncidentMetricsRead(BaseModel):
     created_from: datetime
     created_to: datetime
@@ -194,6 +231,9 @@ class IncidentMetricsRead(BaseModel):
     by_severity: dict[str, int]
     time_to_acknowledge: DurationStats
     time_to_resolve: DurationStats
+    open: OpenIncidentsRead
+    # Incidents created in the window per UTC day (days without any are left out).
+    created_per_day: list[DayCountRead]
 
 
 class TimelineEntryRead(BaseModel):
@@ -309,3 +349,81 @@ class KeyIdentityRead(BaseModel):
     name: str
     tenant_id: str
     scopes: list[KeyScope]
+
+
+# ---- integrations: inbound alerts and deploys, outbound webhooks
+class AlertsAcceptedRead(BaseModel):
+    """Stored; incidents open, grow and resolve in the background (see `GET .../inbound`)."""
+
+    delivery_id: str
+    status: Literal["accepted"] = "accepted"
+    alerts: int
+
+
+class DeployRead(DeployView):
+    pass
+
+
+class RejectionRead(RejectionView):
+    """A payload that was refused (4xx), as it arrived (up to 64 000 characters)."""
+
+
+class RejectionPage(BaseModel):
+    items: list[RejectionRead]
+    next_cursor: str | None
+
+
+class InboundDeliveryRead(InboundView):
+    """An accepted Alertmanager notification and what processing it did."""
+
+
+class InboundDeliveryPage(BaseModel):
+    items: list[InboundDeliveryRead]
+    next_cursor: str | None
+
+
+class IntegrationSettingsRead(IntegrationSettingsView):
+    pass
+
+
+class IntegrationSettingsUpdate(Strict):
+    auto_resolve: bool | None = None
+
+
+class WebhookCreate(Strict):
+    kind: WebhookKind
+    name: WebhookName
+    url: WebhookUrl
+    event_types: EventTypes = Field(default_factory=lambda: list(NotifiedEvent))
+    enabled: bool = True
+
+
+class WebhookUpdate(Strict):
+    name: WebhookName | None = None
+    url: WebhookUrl | None = None
+    event_types: EventTypes | None = None
+    enabled: bool | None = None
+
+
+class WebhookRead(WebhookView):
+    pass
+
+
+class WebhookSecretRead(WebhookRead):
+    """`secret` (generic webhooks) signs every delivery; it is shown this once."""
+
+    secret: str | None
+
+
+class WebhookPage(BaseModel):
+    items: list[WebhookRead]
+    next_cursor: str | None
+
+
+class WebhookDeliveryRead(DeliveryView):
+    pass
+
+
+class WebhookDeliveryPage(BaseModel):
+    items: list[WebhookDeliveryRead]
+    next_cursor: str | None

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from runtime.settings import JwtSettings, ServiceSettings
 
@@ -8,9 +8,12 @@ from runtime.settings import JwtSettings, ServiceSettings
 class GatewaySettings(ServiceSettings, JwtSettings):
     host: str = "127.0.0.1"
     port: int = 8000
-    cors_origins: list[str] = Field(
-        default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"]
-    )
+    # Other origins whose pages may call the API from a browser. None by default: the console is
+    # served by the gateway itself (same origin), and `npm run dev` proxies through Vite.
+    cors_origins: list[str] = Field(default_factory=list)
+    # When set, `/metrics` asks for `Authorization: Bearer <METRICS_TOKEN>` (Prometheus's
+    # `authorization` block); unset, it is open like `/health`.
+    metrics_token: SecretStr | None = None
     # A write answers once the projector has applied its event, or after this long regardless.
     read_your_writes_timeout_seconds: float = 2.0
     max_request_bytes: int = 1_000_000

@@ -46,7 +46,8 @@ from incidents.domain import (
     check_transition,
     incident_key,
 )
-from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry
+from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry, through_outages
+from runtime.observe import consuming
 from runtime.outbox import stage
 from runtime.service import Service
 
@@ -147,7 +148,9 @@ async def _existing(conn: AsyncConnection, caller: Caller, incident_id: uuid.UUI
 async def _check_related(conn: AsyncConnection, tenant_id: str, related_id: uuid.UUID) -> None:
     found = (
         await conn.execute(
-            select(db.incidents.c.id).where(db.incidents.c.id == related_id, db.incidents.c.tenant_id == tenant_id)
+            select(db.incidents.c.id).where(
+                db.incidents.c.id == related_id, db.incidents.c.tenant_id == tenant_id
+            )
         )
     ).first()
     if found is None:
@@ -388,23 +391,26 @@ def register_handlers(service: Service) -> None:
             await dead_letter(service.js, INCIDENTS_DIRECTORY, raw, exc)
             return
         active = USER_ACTIVITY.get(event.type)
-        try:
-            if active is not None:
-                seq = raw.metadata.sequence.stream
-                statement = insert(db.directory).values(
-                    user_id=user_id, tenant_id=event.tenant_id, active=active, last_seq=seq
-                )
-                async with service.engine.begin() as conn:
-                    await conn.execute(
-                        statement.on_conflict_do_update(
-                            index_elements=[db.directory.c.user_id],
-                            set_={
-                                "active": statement.excluded.active,
-                                "last_seq": statement.excluded.last_seq,
-                            },
-                            where=db.directory.c.last_seq < statement.excluded.last_seq,
-                        )
+
+        async def remember() -> None:
+            if active is None:
+                return
+            seq = raw.metadata.sequence.stream
+            statement = insert(db.directory).values(
+                user_id=user_id, tenant_id=event.tenant_id, active=active, last_seq=seq
+            )
+            async with service.engine.begin() as conn:
+                await conn.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=[db.directory.c.user_id],
+                        set_={"active": statement.excluded.active, "last_seq": statement.excluded.last_seq},
+                        where=db.directory.c.last_seq < statement.excluded.last_seq,
                     )
+                )
+
+        try:
+            with consuming(INCIDENTS_DIRECTORY, event, raw.headers):
+                await through_outages([raw], remember, INCIDENTS_DIRECTORY)
             await raw.ack()
         except Exception as exc:
             await give_up_or_retry(service.js, INCIDENTS_DIRECTORY, raw, exc)

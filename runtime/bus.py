@@ -17,6 +17,7 @@ from contracts.subjects import (
     EVENTS_STREAM,
     event_subject,
 )
+from runtime import tracing
 
 log = structlog.get_logger(__name__)
 
@@ -86,11 +87,13 @@ def event_headers(event: EventEnvelope) -> dict[str, str]:
 
 async def publish_event(js: JetStreamContext, event: EventEnvelope, timeout: float = 5.0) -> int:
     """Publish one event; the broker drops a second publish of the same id. Returns its stream sequence."""
-    ack = await js.publish(
-        event_subject(event.tenant_id, event.type),
-        event.to_bytes(),
-        timeout=timeout,
-        stream=EVENTS_STREAM,
-        headers=event_headers(event),
-    )
+    subject = event_subject(event.tenant_id, event.type)
+    with tracing.span(f"publish {event.type}", "producer", attributes={"messaging.system": "nats"}):
+        ack = await js.publish(
+            subject,
+            event.to_bytes(),
+            timeout=timeout,
+            stream=EVENTS_STREAM,
+            headers=tracing.inject(event_headers(event)),
+        )
     return int(ack.seq)

@@ -38,9 +38,13 @@ def up(
     port: Annotated[int, typer.Option(help="The gateway's HTTP port.")] = 8000,
     host: Annotated[str, typer.Option(help="The gateway's bind address.")] = "127.0.0.1",
     state_dir: StateDir = Path(".sre-copilot"),
+    reload: Annotated[
+        bool, typer.Option("--reload", help="Restart a service when its code changes (development).")
+    ] = False,
 ) -> None:
     """Run the whole platform. Without NATS_URL / DATABASE_URL it starts embedded nats-server and
-    PostgreSQL with their data under --state-dir; Ctrl-C stops everything."""
+    PostgreSQL with their data under --state-dir; Ctrl-C stops everything. With --reload, a change
+    under runtime/ or contracts/ restarts every service, one under a service's package that one."""
     from runtime.supervisor import Platform, run_forever
 
     configure_logging("supervisor", os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "json"))
@@ -50,6 +54,7 @@ def up(
         host=host,
         nats_url=os.environ.get("NATS_URL") or None,
         database_url=os.environ.get("DATABASE_URL") or None,
+        reload=reload,
     )
     run_forever(platform)
 
@@ -67,7 +72,13 @@ def migrate(
 
 @app.command()
 def service(
-    name: Annotated[str, typer.Argument(help=f"One of: gateway, {', '.join(SERVICES)}")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help=f"One of: gateway, {', '.join(SERVICES)}",
+            envvar="SRE_COPILOT_SERVICE",  # each image of the CI's matrix sets it
+        ),
+    ],
 ) -> None:
     """Run one service in the foreground (what each container of compose.yaml runs)."""
     if name not in ("gateway", *SERVICES):

@@ -24,3 +24,23 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         sqlalchemy_url(database_url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for failures that mean "the database cannot be reached right now" (down, restarting,
+    connection lost, pool exhausted): callers answer 503 and retry, rather than report a bug."""
+    import asyncpg
+    from sqlalchemy import exc as sa
+
+    if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa.OperationalError | sa.InterfaceError | sa.TimeoutError | sa.DisconnectionError):
+        return True
+    unavailable = (
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.InterfaceError,
+        ConnectionError,
+        OSError,
+    )
+    return isinstance(exc, unavailable) or (exc.__cause__ is not None and is_unavailable(exc.__cause__))

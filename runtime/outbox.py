@@ -31,8 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import EventEnvelope
 from runtime.bus import publish_event
+from runtime.metrics import EVENTS_PUBLISHED
 
 log = structlog.get_logger(__name__)
+
+PUBLISHED_FAST, PUBLISHED_RELAY = EVENTS_PUBLISHED.labels("fast"), EVENTS_PUBLISHED.labels("relay")
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -94,6 +97,7 @@ class OutboxRelay:
             log.warning("outbox_fast_path_failed", error=str(exc), pending=len(events) - len(published))
             last = None
         if published:
+            PUBLISHED_FAST.inc(len(published))
             await self._mark(published)
         return last
 
@@ -127,6 +131,7 @@ class OutboxRelay:
                     update(self.table).where(self.table.c.id == row.id).values(published_at=now, seq=seq)
                 )
         if rows:
+            PUBLISHED_RELAY.inc(len(rows))
             log.info("outbox_relayed", count=len(rows))
         return len(rows)
 

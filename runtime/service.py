@@ -13,16 +13,28 @@ from typing import Any, TypeVar
 import structlog
 from faststream import FastStream
 from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
 from nats.js import JetStreamContext
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table, text
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.commands import Command, CommandFailed, ErrorBody, ErrorCode, ErrorReply, Pong
-from contracts.subjects import ping_subject
+from contracts.commands import (
+    Command,
+    CommandFailed,
+    ErrorBody,
+    ErrorCode,
+    ErrorReply,
+    MetricsReport,
+    Pong,
+)
+from contracts.subjects import metrics_subject, ping_subject
+from runtime import tracing
 from runtime.bus import declare_streams
-from runtime.db import create_engine
+from runtime.db import create_engine, is_unavailable
 from runtime.logging import configure_logging
+from runtime.metrics import COMMAND_SECONDS, COMMANDS, Exposition, outbox_refresher
 from runtime.outbox import OutboxRelay
 from runtime.settings import ServiceSettings
 
@@ -44,6 +56,7 @@ class Service:
     def __init__(self, name: str, settings: ServiceSettings, outbox: Table | None = None) -> None:
         self.name, self.settings, self.outbox = name, settings, outbox
         configure_logging(name, settings.log_level, settings.log_format)
+        tracing.configure_tracing(name)
         self.broker = NatsBroker(
             settings.nats_url,
             name=f"{name}:{settings.instance}",
@@ -63,6 +76,9 @@ class Service:
         self._engine: AsyncEngine | None = None
         self._relay: OutboxRelay | None = None
         self.broker.subscriber(ping_subject(name), queue=name)(self._ping)
+        # Every replica answers (no queue group): the gateway's /metrics gathers them all.
+        self.exposition = Exposition()
+        self.broker.subscriber(metrics_subject(name))(self._metrics)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -87,6 +103,7 @@ class Service:
         await declare_streams(self.js)
         if self.outbox is not None:
             self.relay.start()
+            self.exposition.add_refresher(outbox_refresher(self.engine, self.outbox))
         log.info("service_started", instance=self.settings.instance)
 
     async def _close(self) -> None:
@@ -104,6 +121,12 @@ class Service:
         except Exception as exc:
             log.warning("ping_database_failed", error=str(exc))
         return Pong(service=self.name, instance=self.settings.instance, database=database).model_dump()
+
+    async def _metrics(self, body: Any) -> dict[str, Any]:
+        exposition = await self.exposition.render()
+        return MetricsReport(
+            service=self.name, instance=self.settings.instance, exposition=exposition
+        ).model_dump()
 
     def command(
         self, subject: str, model: type[C]
@@ -129,16 +152,51 @@ class Service:
                         )
                     except CommandFailed as exc:
                         reply = exc.reply()
-                    except Exception:
+                    except DataError as exc:  # a value the database cannot hold: bad input, not a bug
+                        log.warning("command_data_error", error=str(exc.orig))
+                        reply = ErrorReply(
+                            error=ErrorBody(
+                                code=ErrorCode.VALIDATION, message="a value is out of range or malformed"
+                            )
+                        )
+                    except Exception as exc:
+                        if is_unavailable(exc):
+                            log.warning("command_database_unavailable", error=str(exc))
+                            reply = ErrorReply(
+                                error=ErrorBody(
+                                    code=ErrorCode.UNAVAILABLE,
+                                    message="the database is unavailable; retry shortly",
+                                )
+                            )
+                            return reply.model_dump(mode="json")
                         log.exception("command_failed")
                         reply = ErrorReply(
                             error=ErrorBody(code=ErrorCode.INTERNAL, message=f"{subject} failed")
                         )
-                    log.debug("command_handled", ms=round((time.perf_counter() - started) * 1000, 2))
+                    log.info(
+                        "command_handled",
+                        ms=round((time.perf_counter() - started) * 1000, 2),
+                        outcome=reply.error.code.value if isinstance(reply, ErrorReply) else "ok",
+                    )
                     return reply.model_dump(mode="json")
 
-            on_request.__name__ = handler.__name__
-            self.broker.subscriber(subject, queue=self.name)(on_request)
+            handled_ok, seconds = COMMANDS.labels(subject, "ok"), COMMAND_SECONDS.labels(subject)
+
+            async def observed(body: dict[str, Any], msg: NatsMessage) -> dict[str, Any]:
+                """Counted, timed, and traced as a child of the caller's span (NATS headers)."""
+                started = time.perf_counter()
+                with tracing.span(subject, "server", parent=msg.headers or {}):
+                    reply = await on_request(body)
+                error = reply.get("error")
+                if isinstance(error, dict):
+                    COMMANDS.labels(subject, str(error.get("code"))).inc()
+                else:
+                    handled_ok.inc()
+                seconds.observe(time.perf_counter() - started)
+                return reply
+
+            observed.__name__ = handler.__name__
+            self.broker.subscriber(subject, queue=self.name)(observed)
             return handler
 
         return register

@@ -19,3 +19,6 @@ if [ ! -f "$stamp" ] || [ ! -x .venv/bin/sre-copilot ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# The web console, served by the gateway at /: built when missing or older than its sources.
+scripts/web.sh build

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +25,8 @@ from runtime.embedded import free_port
 from runtime.supervisor import Platform
 
 PREVIOUS_SIGNING_KEY = "jwt-previous-signing-key.pem"
+# The session's key for webhook secrets at rest (tests decrypt with it to check what is stored).
+WEBHOOK_ENCRYPTION_KEY = Fernet.generate_key().decode()
 
 
 def fresh_address() -> str:
@@ -35,7 +38,9 @@ def fresh_address() -> str:
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     state = tmp_path_factory.mktemp("platform")
     env = {
-        "LOG_LEVEL": os.environ.get("TEST_SERVICE_LOG_LEVEL", "WARNING"),
+        # INFO: one line per request and command, which tests/e2e/test_ops_logs.py follows by
+        # correlation id through every service's log file (`<state>/logs/<service>.log`).
+        "LOG_LEVEL": os.environ.get("TEST_SERVICE_LOG_LEVEL", "INFO"),
         # Small (two projector batches), so the slow-client rule of the live feed shows quickly.
         "LIVE_QUEUE_SIZE": "1000",
     }
@@ -53,8 +58,18 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     # engine whatever the developer's environment holds: no test reaches the real Anthropic API.
     env["COALESCE_WINDOW_SECONDS"] = "0.5"
     env["AI_ENGINE"] = "rules"
+    # Integrations: webhook receivers are local test servers (private addresses), retries are quick,
+    # and a hanging receiver is given up on within five seconds.
+    env["WEBHOOK_ENCRYPTION_KEYS"] = WEBHOOK_ENCRYPTION_KEY
+    env["WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "true"
+    env["WEBHOOK_MAX_ATTEMPTS"] = "3"
+    env["WEBHOOK_BACKOFF_BASE_SECONDS"] = "0.05"
+    env["WEBHOOK_TIMEOUT_SECONDS"] = "5"
+    env["INBOUND_BACKOFF_BASE_SECONDS"] = "0.1"
     # fsync off: still the real PostgreSQL server, only not crash-safe, which tests do not need.
-    running = Platform(state_dir=state, port=free_port(), durable=False, extra_env=env)
+    running = Platform(
+        state_dir=state, port=free_port(), durable=False, extra_env=env, log_dir=state / "logs"
+    )
     try:
         running.start_dependencies()
         running.start_services()

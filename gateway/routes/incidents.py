@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
-from contracts.commands import ErrorCode, FeedbackAccepted, IncidentAccepted, RegenerationAccepted
+from contracts.commands import MAX_INT32, ErrorCode, FeedbackAccepted, IncidentAccepted, RegenerationAccepted
 from contracts.events import IncidentState, Severity
 from gateway import read_models as rm
 from gateway.errors import ApiError
@@ -177,7 +177,9 @@ async def get_hypotheses(
     incident_id: str,
     caller: CallerDep,
     request: Request,
-    version: Annotated[int | None, Query(ge=1, description="A generation; the latest by default")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=MAX_INT32, description="A generation; the latest by default")
+    ] = None,
 ) -> HypothesesRead:
     """The AI worker's ranked root-cause hypotheses: `pending` until they exist. Each generation
     (a new one follows new evidence) is numbered; `?version=N` returns an older one."""

@@ -25,7 +25,8 @@ async def incident_metrics(
     created_to: Annotated[datetime | None, Query(description="Window end (default: now)")] = None,
 ) -> IncidentMetricsRead:
     """For the incidents created in the window: counts by state and severity, and the mean, p50 and
-    p90 time to acknowledge (first move out of `detected`) and to resolve, in seconds."""
+    p90 time to acknowledge (first move out of `detected`) and to resolve, in seconds; and the
+    incidents created per UTC day. `open` counts the incidents not resolved now, whatever the window."""
     end = as_utc(created_to) or datetime.now(UTC)
     start = as_utc(created_from) or end - DEFAULT_WINDOW
     if start >= end:

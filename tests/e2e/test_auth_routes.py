@@ -58,6 +58,19 @@ EXPECTED: dict[tuple[str, str], Role | str] = {
     ("POST", "/api/v1/incidents/{incident_id}/transitions"): Role.RESPONDER,
     ("GET", "/api/v1/incidents/{incident_id}/hypotheses"): Role.VIEWER,
     ("GET", "/api/v1/incidents/{incident_id}/timeline"): Role.VIEWER,
+    ("POST", "/api/v1/integrations/alertmanager"): KEY,
+    ("POST", "/api/v1/integrations/deploys"): KEY,
+    ("GET", "/api/v1/integrations/inbound"): Role.ADMIN,
+    ("GET", "/api/v1/integrations/rejections"): Role.ADMIN,
+    ("GET", "/api/v1/integrations/settings"): Role.ADMIN,
+    ("PUT", "/api/v1/integrations/settings"): Role.ADMIN,
+    ("POST", "/api/v1/integrations/webhooks"): Role.ADMIN,
+    ("GET", "/api/v1/integrations/webhooks"): Role.ADMIN,
+    ("GET", "/api/v1/integrations/webhooks/{webhook_id}"): Role.ADMIN,
+    ("PATCH", "/api/v1/integrations/webhooks/{webhook_id}"): Role.ADMIN,
+    ("DELETE", "/api/v1/integrations/webhooks/{webhook_id}"): Role.ADMIN,
+    ("GET", "/api/v1/integrations/webhooks/{webhook_id}/deliveries"): Role.ADMIN,
+    ("POST", "/api/v1/integrations/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): Role.ADMIN,
 }
 
 # Bodies that get past validation, so that what answers is the route's own check of the id.
@@ -165,6 +178,13 @@ async def victim(platform: Platform) -> AsyncIterator[World]:
         incident = (await client.post("/api/v1/incidents", json=INCIDENT, headers=owner.auth)).json()
         key = await create_key(client, owner, ["alerts:write"])
         ids = {"incident_id": incident["id"], "user_id": spare["user"]["id"], "key_id": key["id"]}
+        # Disabled: nothing is ever sent to it.
+        webhook = await client.post(
+            "/api/v1/integrations/webhooks",
+            json={"kind": "generic", "name": "victim", "url": "https://example.com/hook", "enabled": False},
+            headers=owner.auth,
+        )
+        ids["webhook_id"] = webhook.json()["id"]
         yield World(client, owner, {Role.OWNER: intruder}, ids)
 
 

@@ -1,0 +1,446 @@
+"""`python -m bench`: start the embedded platform, measure, print a table, write JSON.
+
+Every figure is printed next to a baseline measured in the same run on the same machine, as a
+ratio, since absolute times drift from machine to machine. Only loopback is ever loaded."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from nats.js.api import StorageType, StreamConfig
+from rich.console import Console
+from rich.table import Table
+from websockets.asyncio.client import connect as ws_connect
+
+from bench.load import hammer, offered_rate, summary_ms
+from contracts.envelope import EventEnvelope
+from contracts.events import IncidentCreated, IncidentState, Severity
+from contracts.subjects import IMPORTED_HEADER
+from gateway.rebuild import rebuild
+from runtime.bus import connect
+from runtime.db import create_engine
+from runtime.embedded import free_port
+from runtime.replay import read_events
+from runtime.supervisor import Platform
+
+INCIDENT = {
+    "title": "Checkout latency above SLO",
+    "description": "p99 latency 2.3s after the 14:02 deploy; error rate 4%",
+    "service_name": "checkout",
+    "severity": "high",
+}
+
+
+class Bench:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.rows: list[dict[str, Any]] = []
+        self.platform: Platform | None = None
+        self.baseline_port = free_port()
+        self.baseline: subprocess.Popen[bytes] | None = None
+        self.console = Console()
+
+    # ------------------------------------------------------------------ set-up
+    def start(self) -> None:
+        state = Path(tempfile.mkdtemp(prefix="sre-copilot-bench-"))
+        self.platform = Platform(
+            state_dir=state, port=free_port(), durable=True, extra_env={"LOG_LEVEL": "ERROR"}
+        )
+        self.platform.start_dependencies()
+        self.platform.start_services()
+        self.platform.wait_gateway()
+        self.baseline = subprocess.Popen(
+            [sys.executable, "-m", "bench.baseline_server", str(self.baseline_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.baseline_port}/item", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.baseline is not None:
+            self.baseline.terminate()
+            self.baseline.wait(10)
+        if self.platform is not None:
+            self.platform.stop()
+
+    @property
+    def url(self) -> str:
+        assert self.platform is not None
+        return self.platform.gateway_url
+
+    def record(
+        self, name: str, figure: float, unit: str, baseline: float, baseline_name: str, **extra: Any
+    ) -> None:
+        ratio = figure / baseline if baseline else float("nan")
+        self.rows.append(
+            {
+                "benchmark": name,
+                "figure": round(figure, 2),
+                "unit": unit,
+                "baseline": round(baseline, 2),
+                "baseline_name": baseline_name,
+                "ratio": round(ratio, 3),
+                **extra,
+            }
+        )
+
+    async def tenant(self, http: httpx.AsyncClient) -> dict[str, str]:
+        suffix = uuid.uuid4().hex[:8]
+        response = await http.post(
+            "/api/v1/auth/register",
+            json={
+                "email": f"bench-{suffix}@example.com",
+                "password": f"bench-password-{suffix}",
+                "full_name": "Bench",
+                "tenant_name": f"Bench {suffix}",
+            },
+        )
+        body = response.json()
+        return {"token": body["access_token"], "tenant_id": body["tenant"]["id"]}
+
+    # ------------------------------------------------------------------ benchmarks
+    async def jetstream_round_trip(self, rate: float, seconds: float) -> dict[str, float]:
+        """Baseline: a bare nats-py JetStream publish -> consume round trip on the same server."""
+        assert self.platform and self.platform.nats_url
+        nc = await connect(self.platform.nats_url, "bench-baseline")
+        js = nc.jetstream()
+        stream = f"BENCH_{uuid.uuid4().hex[:6]}"
+        await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream}.>"], storage=StorageType.FILE))
+        latencies: list[float] = []
+
+        async def on_message(msg: Any) -> None:
+            latencies.append(time.perf_counter() - float(msg.data))
+            await msg.ack()
+
+        await js.subscribe(f"{stream}.x", cb=on_message, manual_ack=True)
+
+        async def publish() -> None:
+            await js.publish(f"{stream}.x", str(time.perf_counter()).encode())
+
+        await offered_rate(rate, seconds, publish)
+        await asyncio.sleep(1)
+        await js.delete_stream(stream)
+        await nc.close()
+        return summary_ms(latencies)
+
+    async def e2e_latency(self) -> None:
+        """Create an incident over REST -> its hypotheses projected and readable, at steady rates."""
+        seconds = 3.0 if self.quick else 6.0
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+            who = await self.tenant(http)
+            headers = {"Authorization": f"Bearer {who['token']}"}
+            for rate in (20, 50) if self.quick else (20, 50, 100):
+                started: dict[str, float] = {}
+                early: dict[str, float] = {}  # hypotheses that arrived before their POST answered
+                latencies: list[float] = []
+                ws_url = self.url.replace("http://", "ws://") + f"/api/v1/stream?token={who['token']}"
+                async with ws_connect(ws_url, max_size=None) as ws:
+                    await ws.recv()  # ready
+
+                    async def listen() -> None:
+                        async for raw in ws:
+                            message = json.loads(raw)
+                            if message.get("type") == "hypothesis.generated":
+                                begun = started.pop(message["aggregate_id"], None)
+                                if begun is not None:
+                                    latencies.append(time.perf_counter() - begun)
+                                else:
+                                    early[message["aggregate_id"]] = time.perf_counter()
+
+                    listener = asyncio.create_task(listen())
+
+                    async def create() -> None:
+                        begun = time.perf_counter()
+                        response = await http.post("/api/v1/incidents", json=INCIDENT, headers=headers)
+                        if response.status_code == 201:
+                            incident_id = response.json()["id"]
+                            if incident_id in early:
+                                latencies.append(early.pop(incident_id) - begun)
+                            else:
+                                started[incident_id] = begun
+
+                    offered = await offered_rate(rate, seconds, create)
+                    deadline = time.monotonic() + 30
+                    while started and time.monotonic() < deadline:
+                        await asyncio.sleep(0.2)
+                    listener.cancel()
+                ours = summary_ms(latencies)
+                base = await self.jetstream_round_trip(rate, seconds)
+                self.record(
+                    f"end-to-end p99 at {rate}/s (create -> hypotheses readable)",
+                    ours["p99_ms"],
+                    "ms",
+                    base["p99_ms"],
+                    "JetStream publish->consume p99",
+                    offered=offered,
+                    completed=ours["count"],
+                    p50_ms=ours["p50_ms"],
+                    p95_ms=ours["p95_ms"],
+                    baseline_p50_ms=base["p50_ms"],
+                )
+
+    async def seed_incidents(self, tenant_id: str, count: int) -> str:
+        """Publish `count` incident.created events as imported history (the AI worker leaves imported
+        history alone), wait until projected, return one incident id."""
+        assert self.platform and self.platform.nats_url and self.platform.database_url
+        nc = await connect(self.platform.nats_url, "bench-seed")
+        js = nc.jetstream()
+        now = datetime.now(UTC)
+        last_id = ""
+        for start in range(0, count, 1000):
+            batch = []
+            for n in range(start + 1, min(count, start + 1000) + 1):
+                last_id = str(uuid.uuid4())
+                event = EventEnvelope(
+                    type="incident.created",
+                    tenant_id=tenant_id,
+                    aggregate_id=last_id,
+                    correlation_id="bench-seed",
+                    data=IncidentCreated(
+                        incident_id=last_id,
+                        key=f"INC-{n}",
+                        number=n,
+                        title=f"Seeded incident {n} on checkout",
+                        description="seeded for the read benchmark",
+                        service_name="checkout",
+                        severity=Severity.MEDIUM,
+                        state=IncidentState.DETECTED,
+                        created_by="bench",
+                        created_at=now,
+                    ).model_dump(mode="json"),
+                )
+                batch.append(
+                    js.publish(
+                        f"events.{tenant_id}.incident.created",
+                        event.to_bytes(),
+                        headers={"Nats-Msg-Id": str(event.id), IMPORTED_HEADER: "1"},
+                    )
+                )
+            await asyncio.gather(*batch)
+        last_seq = (await js.stream_info("EVENTS")).state.last_seq
+        await nc.close()
+        engine = create_engine(self.platform.database_url, pool_size=1)
+        from gateway import read_models as rm
+
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            async with engine.connect() as conn:
+                if await rm.last_seq(conn, "gateway_projector") >= last_seq:
+                    break
+            await asyncio.sleep(0.5)
+        await engine.dispose()
+        return last_id
+
+    async def read_throughput(self) -> None:
+        count = 20_000 if self.quick else 100_000
+        seconds = 5.0 if self.quick else 10.0
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+            who = await self.tenant(http)
+        began = time.perf_counter()
+        incident_id = await self.seed_incidents(who["tenant_id"], count)
+        seeded_in = time.perf_counter() - began
+        headers = {"Authorization": f"Bearer {who['token']}"}
+        base = await hammer(f"http://127.0.0.1:{self.baseline_port}/item", {}, seconds)
+        page = await hammer(f"{self.url}/api/v1/incidents?limit=50", headers, seconds)
+        one = await hammer(f"{self.url}/api/v1/incidents/{incident_id}", headers, seconds)
+        for name, result in (("GET /api/v1/incidents (50 items)", page), ("GET /api/v1/incidents/{id}", one)):
+            self.record(
+                f"{name}, {count:,} incidents in the tenant",
+                result.per_second,
+                "req/s",
+                base.per_second,
+                "bare Starlette/uvicorn endpoint",
+                errors=result.errors,
+                tool=result.tool,
+                seeded_events_per_s=round(count / seeded_in),
+            )
+
+    async def fan_out(self) -> None:
+        clients = 200 if self.quick else 1_000
+        messages = 10
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+            who = await self.tenant(http)
+            headers = {"Authorization": f"Bearer {who['token']}"}
+            ws_url = self.url.replace("http://", "ws://") + f"/api/v1/stream?token={who['token']}"
+            ours = await self._fan_out(
+                ws_url,
+                clients,
+                messages,
+                lambda: http.post("/api/v1/incidents", json=INCIDENT, headers=headers),
+                "incident.created",
+            )
+        async with httpx.AsyncClient(timeout=30) as http:
+            base_url = f"http://127.0.0.1:{self.baseline_port}"
+            base = await self._fan_out(
+                base_url.replace("http://", "ws://") + "/ws",
+                clients,
+                messages,
+                lambda: http.post(f"{base_url}/broadcast"),
+                None,
+            )
+        self.record(
+            f"live feed: {clients:,} websocket clients, event-to-delivery p99",
+            ours["p99_ms"],
+            "ms",
+            base["p99_ms"],
+            "bare Starlette websocket broadcast p99",
+            deliveries=ours["count"],
+        )
+
+    async def _fan_out(
+        self, url: str, clients: int, messages: int, trigger: Any, event_type: str | None
+    ) -> dict[str, float]:
+        latencies: list[float] = []
+        sockets = []
+        for _ in range(clients):
+            sockets.append(await ws_connect(url, max_size=None))
+        if event_type:
+            for ws in sockets:
+                await ws.recv()  # ready
+
+        async def drain(ws: Any) -> None:
+            got = 0
+            async for raw in ws:
+                message = json.loads(raw)
+                if event_type is None:
+                    latencies.append(time.time() - message["sent_at"])
+                elif message.get("type") == event_type:
+                    sent = datetime.fromisoformat(message["occurred_at"]).timestamp()
+                    latencies.append(time.time() - sent)
+                else:
+                    continue
+                got += 1
+                if got >= messages:
+                    return
+
+        readers = [asyncio.create_task(drain(ws)) for ws in sockets]
+        for _ in range(messages):
+            await trigger()
+            await asyncio.sleep(0.2)
+        await asyncio.wait(readers, timeout=60)
+        for ws in sockets:
+            await ws.close()
+        return summary_ms(latencies)
+
+    async def replay(self) -> None:
+        assert self.platform and self.platform.nats_url and self.platform.database_url
+        nc = await connect(self.platform.nats_url, "bench-replay")
+        js = nc.jetstream()
+        began, read = time.perf_counter(), 0
+        async for _ in read_events(js, ["events.>"]):
+            read += 1
+        raw_rate = read / (time.perf_counter() - began)
+        engine = create_engine(self.platform.database_url, pool_size=2)
+        report = await rebuild(engine, js, verify=True)
+        await engine.dispose()
+        await nc.close()
+        self.record(
+            f"read-model rebuild ({report.events:,} events)",
+            report.rate,
+            "events/s",
+            raw_rate,
+            "reading the same events from JetStream",
+        )
+
+    async def footprint(self) -> None:
+        assert self.platform
+        idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        time.sleep(1.0)
+        baseline = psutil.Process(idle.pid).memory_info().rss / 2**20
+        idle.terminate()
+        for child in self.platform.children:
+            if child.process is not None:
+                rss = psutil.Process(child.process.pid).memory_info().rss / 2**20
+                self.record(
+                    f"resident memory: {child.name} (after the load above)",
+                    rss,
+                    "MiB",
+                    baseline,
+                    "bare Python process",
+                )
+
+    # ------------------------------------------------------------------ report
+    def report(self, out: Path) -> None:
+        table = Table(
+            "benchmark",
+            "figure",
+            "baseline",
+            "ratio",
+            title=f"SRE Copilot benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        )
+        for row in self.rows:
+            table.add_row(
+                row["benchmark"],
+                f"{row['figure']:,} {row['unit']}",
+                f"{row['baseline']:,} {row['unit']} ({row['baseline_name']})",
+                f"{row['ratio']}x",
+            )
+        self.console.print(table)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        machine = {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        }
+        out.write_text(json.dumps({"machine": machine, "quick": self.quick, "results": self.rows}, indent=2))
+        self.console.print(f"written to {out}")
+
+
+BENCHMARKS = ("e2e", "reads", "fanout", "replay", "footprint")
+
+
+async def run(bench: Bench, only: list[str]) -> None:
+    steps = {
+        "e2e": bench.e2e_latency,
+        "reads": bench.read_throughput,
+        "fanout": bench.fan_out,
+        "replay": bench.replay,
+        "footprint": bench.footprint,
+    }
+    for name in only:
+        bench.console.print(f"[bold]running {name}...[/bold]")
+        await steps[name]()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help=f"comma-separated: {', '.join(BENCHMARKS)}"
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller data and shorter runs")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
+    args = parser.parse_args()
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(only) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
+    bench = Bench(quick=args.quick)
+    try:
+        bench.start()
+        asyncio.run(run(bench, only))
+    finally:
+        bench.stop()
+    bench.report(args.out)
+
+
+if __name__ == "__main__":
+    main()

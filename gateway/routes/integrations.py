@@ -1,0 +1,331 @@
+"""`/api/v1/integrations`: alerts from Alertmanager or Grafana and deploys from CI (with an
+integration key), and, for admins, webhooks (Slack and signed generic ones), their delivery logs, the
+payloads that were refused and the notifications received.
+
+Inbound payloads are validated here, against the raw body, so that a refused one can be kept (with its
+body and the reasons) for admins to read before the sender gets its 422. A valid Alertmanager
+notification is handed to integrations, which stores it and answers at once (202): incidents open and
+resolve in the background.
+
+The admin lists are read through query commands to integrations rather than from gateway read
+models: they are operational state (delivery attempts change every few seconds, webhook secrets must
+not leave integrations), admin-only and low-volume, and putting them on the event log would flood it
+with bookkeeping nobody else consumes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import structlog
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, ValidationError
+
+from contracts import integrations as ci
+from contracts.commands import Done, ErrorCode
+from contracts.events import KeyScope
+from gateway.errors import ApiError
+from gateway.schemas import (
+    AlertsAcceptedRead,
+    DeployRead,
+    InboundDeliveryPage,
+    IntegrationSettingsRead,
+    IntegrationSettingsUpdate,
+    RejectionPage,
+    WebhookCreate,
+    WebhookDeliveryPage,
+    WebhookDeliveryRead,
+    WebhookPage,
+    WebhookRead,
+    WebhookSecretRead,
+    WebhookUpdate,
+)
+from gateway.security import AdminDep, KeyCaller, integration_key
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/api/v1/integrations", tags=["integrations"])
+
+AlertsKey = Annotated[KeyCaller, integration_key(KeyScope.ALERTS_WRITE)]
+DeploysKey = Annotated[KeyCaller, integration_key(KeyScope.DEPLOYS_WRITE)]
+WebhookId = Annotated[str, Path(max_length=64)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=64)]
+
+R = TypeVar("R", bound=BaseModel)
+M = TypeVar("M", bound=BaseModel)
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its `$defs` inlined, to stand alone as an OpenAPI request body."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.rsplit("/", 1)[1]])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return dict(walk(schema))
+
+
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    schema = _inline_refs(model.model_json_schema())
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _source(key: KeyCaller) -> dict[str, Any]:
+    return ci.IntegrationSource(
+        tenant_id=key.tenant_id, key_id=key.key_id, scopes=sorted(key.scopes)
+    ).model_dump(mode="json")
+
+
+async def _call(request: Request, command: str, body: dict[str, Any], reply: type[R]) -> R:
+    result: R = await request.app.state.commands.call(f"cmd.integrations.{command}", body, reply)
+    return result
+
+
+async def _validated(request: Request, model: type[M], key: KeyCaller, endpoint: ci.InboundSource) -> M:
+    """The body as `model`, or a 422 naming each problem; a refused body is kept for admins."""
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        details = [
+            {"loc": ["body", *err["loc"]], "msg": err["msg"], "type": err["type"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in details[:5]
+        )
+        message = f"invalid {endpoint.value} payload: {reasons}"[:500]
+        try:
+            await _call(
+                request,
+                "record_rejection",
+                {
+                    "source": _source(key),
+                    "endpoint": endpoint.value,
+                    "message": message,
+                    "details": details,
+                    "body": raw[: 4 * (ci.REJECTED_BODY_KEPT + 1)].decode("utf-8", errors="replace")[
+                        : ci.REJECTED_BODY_KEPT + 1
+                    ],
+                },
+                Done,
+            )
+        except ApiError as unavailable:
+            # The sender still learns it was refused; only the admin's copy is missing.
+            log.warning("rejection_not_recorded", error=unavailable.message)
+        raise ApiError(422, ErrorCode.VALIDATION.value, message, details) from exc
+
+
+# ---- inbound
+
+
+@router.post(
+    "/alertmanager",
+    status_code=202,
+    response_model=AlertsAcceptedRead,
+    openapi_extra=_json_body(ci.AlertmanagerPayload),
+)
+async def receive_alerts(request: Request, key: AlertsKey) -> AlertsAcceptedRead:
+    """An Alertmanager webhook notification (payload version 4), or Grafana's Alertmanager-compatible
+    one, with an integration key holding `alerts:write` as the bearer token. Answered once stored
+    (202); one open incident per group (`groupKey`), alerts deduplicated by fingerprint, incidents
+    resolved when all their alerts are (unless turned off in `/settings`)."""
+    payload = await _validated(request, ci.AlertmanagerPayload, key, ci.InboundSource.ALERTMANAGER)
+    accepted = await _call(
+        request,
+        "receive_alerts",
+        {"source": _source(key), "payload": payload.model_dump(mode="json")},
+        ci.AlertsAccepted,
+    )
+    return AlertsAcceptedRead(delivery_id=accepted.delivery_id, alerts=accepted.alerts)
+
+
+@router.post(
+    "/deploys",
+    status_code=201,
+    response_model=DeployRead,
+    openapi_extra=_json_body(ci.DeployReport),
+    responses={200: {"description": "The same deploy was reported before; nothing new was recorded"}},
+)
+async def record_deploy(request: Request, response: Response, key: DeploysKey) -> DeployRead:
+    """A deploy from CI (`service_name`, `version`, `environment`, and optionally `commit`, `author`,
+    `deployed_at`), with a key holding `deploys:write`. Published as `deploy.recorded`: the AI worker
+    weighs it against the service's open incidents. Sending the same report again is harmless (200)."""
+    report = await _validated(request, ci.DeployReport, key, ci.InboundSource.DEPLOYS)
+    accepted = await _call(
+        request,
+        "record_deploy",
+        {"source": _source(key), "deploy": report.model_dump(mode="json")},
+        ci.DeployAccepted,
+    )
+    if not accepted.created:
+        response.status_code = 200
+    return DeployRead.model_validate(accepted.deploy.model_dump())
+
+
+@router.get("/rejections", response_model=RejectionPage)
+async def list_rejections(
+    caller: AdminDep, request: Request, limit: Limit = 50, cursor: Cursor = None
+) -> RejectionPage:
+    """Payloads refused with a 4xx (newest first), with the reasons and the body as it arrived, so a
+    misconfigured sender is visible rather than silently dropped."""
+    page = await _call(
+        request,
+        "list_rejections",
+        {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
+        ci.RejectionPage,
+    )
+    return RejectionPage.model_validate(page.model_dump())
+
+
+@router.get("/inbound", response_model=InboundDeliveryPage)
+async def list_inbound(
+    caller: AdminDep,
+    request: Request,
+    status: ci.InboundStatus | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> InboundDeliveryPage:
+    """Accepted Alertmanager notifications (newest first): `pending`, `processed` (with what they did:
+    incident opened, alerts attached, duplicates ignored, incidents being resolved) or `failed`."""
+    page = await _call(
+        request,
+        "list_inbound",
+        {"caller": caller.model_dump(), "status": status, "limit": limit, "cursor": cursor},
+        ci.InboundPage,
+    )
+    return InboundDeliveryPage.model_validate(page.model_dump())
+
+
+@router.get("/settings", response_model=IntegrationSettingsRead)
+async def get_settings(caller: AdminDep, request: Request) -> IntegrationSettingsRead:
+    view = await _call(request, "get_settings", {"caller": caller.model_dump()}, ci.IntegrationSettingsView)
+    return IntegrationSettingsRead.model_validate(view.model_dump())
+
+
+@router.put("/settings", response_model=IntegrationSettingsRead)
+async def update_settings(
+    body: IntegrationSettingsUpdate, caller: AdminDep, request: Request
+) -> IntegrationSettingsRead:
+    """`auto_resolve` (on by default): resolve an incident opened from alerts when all of them are."""
+    view = await _call(
+        request,
+        "update_settings",
+        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
+        ci.IntegrationSettingsView,
+    )
+    return IntegrationSettingsRead.model_validate(view.model_dump())
+
+
+# ---- outbound webhooks
+
+
+@router.post("/webhooks", status_code=201, response_model=WebhookSecretRead)
+async def create_webhook(body: WebhookCreate, caller: AdminDep, request: Request) -> WebhookSecretRead:
+    """A Slack incoming webhook (`kind: slack`: a Block Kit message) or a generic one (`kind:
+    generic`: the event envelope as JSON, signed). `event_types`: `incident.created`,
+    `incident.state_changed`, `hypothesis.generated` (all by default). A generic webhook's `secret`
+    is in this answer only: verify `SRE-Copilot-Signature` with it (see the README)."""
+    issued = await _call(
+        request,
+        "create_webhook",
+        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
+        ci.WebhookIssued,
+    )
+    return WebhookSecretRead(**issued.webhook.model_dump(), secret=issued.secret)
+
+
+@router.get("/webhooks", response_model=WebhookPage)
+async def list_webhooks(
+    caller: AdminDep, request: Request, limit: Limit = 50, cursor: Cursor = None
+) -> WebhookPage:
+    page = await _call(
+        request,
+        "list_webhooks",
+        {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
+        ci.WebhookPage,
+    )
+    return WebhookPage.model_validate(page.model_dump())
+
+
+@router.get("/webhooks/{webhook_id}", response_model=WebhookRead)
+async def get_webhook(webhook_id: WebhookId, caller: AdminDep, request: Request) -> WebhookRead:
+    view = await _call(
+        request, "get_webhook", {"caller": caller.model_dump(), "webhook_id": webhook_id}, ci.WebhookView
+    )
+    return WebhookRead.model_validate(view.model_dump())
+
+
+@router.patch("/webhooks/{webhook_id}", response_model=WebhookRead)
+async def update_webhook(
+    webhook_id: WebhookId, body: WebhookUpdate, caller: AdminDep, request: Request
+) -> WebhookRead:
+    """Change its name, URL, event types, or turn it off (`enabled: false`) and on again."""
+    view = await _call(
+        request,
+        "update_webhook",
+        {"caller": caller.model_dump(), "webhook_id": webhook_id, **body.model_dump(exclude_unset=True)},
+        ci.WebhookView,
+    )
+    return WebhookRead.model_validate(view.model_dump())
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=204)
+async def delete_webhook(webhook_id: WebhookId, caller: AdminDep, request: Request) -> Response:
+    """Delete it and its delivery log; nothing more is sent to it."""
+    await _call(request, "delete_webhook", {"caller": caller.model_dump(), "webhook_id": webhook_id}, Done)
+    return Response(status_code=204)
+
+
+@router.get("/webhooks/{webhook_id}/deliveries", response_model=WebhookDeliveryPage)
+async def list_deliveries(
+    webhook_id: WebhookId,
+    caller: AdminDep,
+    request: Request,
+    status: ci.DeliveryStatus | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> WebhookDeliveryPage:
+    """Its deliveries, newest first: `pending` (with `next_attempt_at`), `succeeded`, or `failed` after
+    the last attempt (with the last status code and error)."""
+    page = await _call(
+        request,
+        "list_deliveries",
+        {
+            "caller": caller.model_dump(),
+            "webhook_id": webhook_id,
+            "status": status,
+            "limit": limit,
+            "cursor": cursor,
+        },
+        ci.DeliveryPage,
+    )
+    return WebhookDeliveryPage.model_validate(page.model_dump())
+
+
+@router.post(
+    "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+    status_code=202,
+    response_model=WebhookDeliveryRead,
+)
+async def retry_delivery(
+    webhook_id: WebhookId,
+    delivery_id: Annotated[str, Path(max_length=64)],
+    caller: AdminDep,
+    request: Request,
+) -> WebhookDeliveryRead:
+    """Send a failed delivery again, with a fresh series of attempts (a pending one is sent now)."""
+    view = await _call(
+        request,
+        "retry_delivery",
+        {"caller": caller.model_dump(), "webhook_id": webhook_id, "delivery_id": delivery_id},
+        ci.DeliveryView,
+    )
+    return WebhookDeliveryRead.model_validate(view.model_dump())

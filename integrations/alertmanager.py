@@ -1,0 +1,415 @@
+"""Alertmanager (and Grafana) notifications, after the 202: each stored notification is worked on in
+the background, in arrival order per tenant (a per-tenant advisory lock lets one replica at a time
+work on a tenant's queue; tenants proceed side by side), and a restart resumes whatever was left.
+
+For one notification, under the row lock of its group (tenant + groupKey): each alert is compared
+with what was recorded for its fingerprint (a re-sent alert changes nothing and publishes nothing), a
+firing alert joins the group's open incident or opens one (through `cmd.incidents.create`, with an
+id derived from the notification, so a retry after a crash finds the incident it made), every change
+is published as `alert.attached`, and an incident whose alerts are all resolved is queued for
+resolution. Resolutions run after that commit, with `system` as the actor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import structlog
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from uuid6 import uuid7
+
+from contracts.commands import (
+    Caller,
+    CommandFailed,
+    CreateIncident,
+    ErrorCode,
+    ErrorReply,
+    IncidentAccepted,
+    IncidentSnapshot,
+    TransitionIncident,
+)
+from contracts.envelope import SYSTEM_ACTOR, EventEnvelope
+from contracts.events import AlertAttached, IncidentState, Role
+from contracts.integrations import AlertmanagerPayload, InboundStatus
+from integrations import db
+from integrations.domain import (
+    Known,
+    Target,
+    backoff_seconds,
+    group_hash,
+    incident_description,
+    incident_id_for,
+    incident_service,
+    incident_title,
+    map_severity,
+    normalise,
+    plan_alerts,
+)
+from integrations.settings import IntegrationsSettings
+from runtime.outbox import stage
+from runtime.service import Service
+
+log = structlog.get_logger(__name__)
+
+R = TypeVar("R", bound=BaseModel)
+
+# Command errors that retrying will not change: the notification is marked failed at once.
+FINAL_ERRORS = frozenset({ErrorCode.VALIDATION, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.CONFLICT})
+
+
+class Commands:
+    """Requests to other services over the bus, their error replies raised as CommandFailed."""
+
+    def __init__(self, service: Service, timeout: float) -> None:
+        self.service, self.timeout = service, timeout
+
+    async def call(self, subject: str, command: BaseModel, reply_model: type[R]) -> R:
+        message = await self.service.broker.connection.request(
+            subject, command.model_dump_json().encode(), timeout=self.timeout
+        )
+        reply = json.loads(message.data)
+        if isinstance(reply, dict) and "error" in reply:
+            error = ErrorReply.model_validate(reply).error
+            raise CommandFailed(error.code, error.message, error.details)
+        return reply_model.model_validate(reply)
+
+
+def incident_row(tenant_id: str, snapshot: IncidentSnapshot) -> dict[str, Any]:
+    return {
+        "id": uuid.UUID(snapshot.id),
+        "tenant_id": tenant_id,
+        "key": snapshot.key,
+        "title": snapshot.title,
+        "service_name": snapshot.service_name,
+        "severity": snapshot.severity.value,
+        "state": snapshot.state.value,
+        "version": snapshot.version,
+        "created_at": snapshot.created_at,
+        "related_incident_id": uuid.UUID(snapshot.related_incident_id)
+        if snapshot.related_incident_id
+        else None,
+    }
+
+
+class InboundProcessor:
+    def __init__(self, service: Service, settings: IntegrationsSettings) -> None:
+        self.service, self.settings = service, settings
+        self.commands = Commands(service, settings.command_timeout_seconds)
+        self.wake = asyncio.Event()
+        self._active: set[str] = set()
+        self._slots = asyncio.Semaphore(settings.inbound_concurrency)
+        self._task: asyncio.Task[None] | None = None
+        self._tenant_tasks: set[asyncio.Task[None]] = set()
+
+    def kick(self) -> None:
+        self.wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="integrations-inbound")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._tenant_tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def run(self) -> None:
+        while True:
+            self.wake.clear()
+            try:
+                async with self.service.engine.connect() as conn:
+                    tenants = await db.tenants_with_work(conn, datetime.now(UTC), 200)
+                for tenant_id in tenants:
+                    if tenant_id not in self._active:
+                        self._active.add(tenant_id)
+                        task = asyncio.create_task(self._drain(tenant_id))
+                        self._tenant_tasks.add(task)
+                        task.add_done_callback(self._tenant_tasks.discard)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("inbound_poll_failed", error=str(exc))
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=self.settings.poll_seconds)
+            except TimeoutError:
+                pass
+
+    async def _drain(self, tenant_id: str) -> None:
+        """Work through one tenant's queue, oldest first, while this replica holds the tenant."""
+        progressed = False
+        try:
+            async with self._slots, self.service.engine.connect() as lock_conn:
+                lock = {"c": db.INBOUND_LOCK_CLASS, "t": tenant_id}
+                held = await lock_conn.scalar(text("SELECT pg_try_advisory_lock(:c, hashtext(:t))"), lock)
+                await lock_conn.commit()
+                if not held:
+                    return
+                try:
+                    while await self._step(tenant_id):
+                        progressed = True
+                finally:
+                    await lock_conn.execute(text("SELECT pg_advisory_unlock(:c, hashtext(:t))"), lock)
+                    await lock_conn.commit()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("inbound_tenant_failed", tenant_id=tenant_id, error=str(exc))
+        finally:
+            self._active.discard(tenant_id)
+            if progressed:
+                # A notification stored while this drain was finishing was skipped by the poll that
+                # saw the tenant still active: look again now rather than at the next poll.
+                self.kick()
+
+    async def _step(self, tenant_id: str) -> bool:
+        """Resolve what is queued for resolution, then work on the oldest notification; False when
+        there is nothing (due) left."""
+        await self._resolve_pending(tenant_id)
+        async with self.service.engine.connect() as conn:
+            row = await db.next_inbound(conn, tenant_id)
+        if row is None or row.next_attempt_at > datetime.now(UTC):
+            return False
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=row.correlation_id, tenant_id=tenant_id, delivery_id=str(row.id)
+        ):
+            return await self._attempt(row)
+
+    async def _attempt(self, row: Any) -> bool:
+        try:
+            events = await self.process(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A stored payload that no longer reads, or a refusal by incidents, will not change.
+            final = isinstance(exc, ValidationError) or (
+                isinstance(exc, CommandFailed) and exc.code in FINAL_ERRORS
+            )
+            attempts = row.attempts + 1
+            failed = final or attempts >= self.settings.inbound_max_attempts
+            jitter = random.random()  # noqa: S311 - spreading retries, not a secret
+            delay = backoff_seconds(attempts, self.settings.inbound_backoff_base_seconds, 300.0, jitter)
+            log.warning("inbound_attempt_failed", attempt=attempts, final=failed, error=str(exc))
+            async with self.service.engine.begin() as conn:
+                await conn.execute(
+                    update(db.inbound)
+                    .where(db.inbound.c.id == row.id)
+                    .values(
+                        attempts=attempts,
+                        last_error=f"{type(exc).__name__}: {exc}"[:2_000],
+                        status=InboundStatus.FAILED.value if failed else InboundStatus.PENDING.value,
+                        next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay),
+                        processed_at=datetime.now(UTC) if failed else None,
+                    )
+                )
+            # A failed notification no longer holds up the ones behind it.
+            return failed
+        if events:
+            await self.service.relay.publish_now(events)
+        return True
+
+    async def process(self, row: Any) -> list[EventEnvelope]:
+        """Apply one stored notification; returns the events to publish after commit."""
+        payload = AlertmanagerPayload.model_validate(row.payload)
+        tenant_id, now = row.tenant_id, datetime.now(UTC)
+        actor = f"integration:{row.key_id}"
+        alerts = [normalise(a) for a in payload.alerts]
+        group = group_hash(payload.groupKey)
+        async with self.service.engine.begin() as conn:
+            group_row = await db.lock_group(conn, tenant_id, group, payload.groupKey, now)
+            current: uuid.UUID | None = group_row.incident_id
+            open_incident = None
+            if current is not None:
+                known_incident = await db.incident(conn, current)
+                if known_incident is None or known_incident.state != IncidentState.RESOLVED.value:
+                    open_incident = current
+            known = {
+                r.fingerprint: Known(r.status, r.starts_at, r.incident_id)
+                for r in await db.known_alerts(conn, tenant_id, group, [a.fingerprint for a in alerts])
+            }
+            plan = plan_alerts(alerts, known, open_incident)
+            opened: uuid.UUID | None = None
+            if plan.opener is not None:
+                opened = await self._open_incident(conn, row, payload, plan.opener, group, current, actor)
+            events: list[EventEnvelope] = []
+            resolved_into: set[uuid.UUID] = set()
+            for change in plan.changes:
+                alert = change.alert
+                target = {
+                    Target.CURRENT: open_incident,
+                    Target.NEW: opened,
+                    Target.OWN: change.incident_id,
+                    Target.NONE: None,
+                }[change.target]
+                await db.save_alert(
+                    conn,
+                    {
+                        "tenant_id": tenant_id,
+                        "group_hash": group,
+                        "fingerprint": alert.fingerprint,
+                        "incident_id": target,
+                        "status": alert.status,
+                        "alertname": alert.alertname,
+                        "starts_at": alert.starts_at,
+                        "ends_at": alert.ends_at,
+                        "labels": alert.labels,
+                        "annotations": alert.annotations,
+                        "generator_url": alert.generator_url,
+                        "updated_at": now,
+                    },
+                )
+                if target is None:
+                    continue
+                if alert.status == "resolved":
+                    resolved_into.add(target)
+                events.append(
+                    EventEnvelope(
+                        type="alert.attached",
+                        tenant_id=tenant_id,
+                        aggregate_id=str(target),
+                        actor=actor,
+                        correlation_id=row.correlation_id,
+                        causation_id=str(row.id),
+                        data=AlertAttached(
+                            incident_id=str(target),
+                            fingerprint=alert.fingerprint,
+                            status=alert.status,
+                            alertname=alert.alertname,
+                            labels=alert.labels,
+                            annotations=alert.annotations,
+                            starts_at=alert.starts_at,
+                            ends_at=alert.ends_at,
+                            generator_url=alert.generator_url,
+                        ).model_dump(mode="json"),
+                    )
+                )
+            queued = await self._queue_resolutions(conn, tenant_id, resolved_into, row.correlation_id, now)
+            await stage(conn, db.outbox, events)
+            await conn.execute(
+                update(db.inbound)
+                .where(db.inbound.c.id == row.id)
+                .values(
+                    status=InboundStatus.PROCESSED.value,
+                    attempts=row.attempts + 1,
+                    processed_at=now,
+                    last_error=None,
+                    outcome={
+                        "opened_incident_id": str(opened) if opened else None,
+                        "incident_id": str(opened or open_incident) if (opened or open_incident) else None,
+                        "attached": sum(1 for e in events if e.data["status"] == "firing"),
+                        "resolved": sum(1 for e in events if e.data["status"] == "resolved"),
+                        "duplicates": plan.duplicates,
+                        "unattached": sum(1 for c in plan.changes if c.target is Target.NONE),
+                        "resolving": [str(i) for i in queued],
+                    },
+                )
+            )
+        return events
+
+    async def _open_incident(
+        self,
+        conn: AsyncConnection,
+        row: Any,
+        payload: AlertmanagerPayload,
+        opener: Any,
+        group: str,
+        previous: uuid.UUID | None,
+        actor: str,
+    ) -> uuid.UUID:
+        incident_id = incident_id_for(row.id, group)
+        command = CreateIncident(
+            correlation_id=row.correlation_id,
+            caller=Caller(tenant_id=row.tenant_id, user_id=actor, role=Role.RESPONDER),
+            title=incident_title(opener, payload),
+            description=incident_description(opener, payload),
+            service_name=incident_service(opener, payload),
+            severity=map_severity(opener.labels.get("severity") or payload.commonLabels.get("severity")),
+            incident_id=str(incident_id),
+            related_incident_id=str(previous) if previous else None,
+        )
+        accepted = await self.commands.call("cmd.incidents.create", command, IncidentAccepted)
+        await db.remember_incident(conn, incident_row(row.tenant_id, accepted.incident))
+        await conn.execute(
+            update(db.alert_groups)
+            .where(db.alert_groups.c.tenant_id == row.tenant_id, db.alert_groups.c.group_hash == group)
+            .values(incident_id=incident_id, updated_at=datetime.now(UTC))
+        )
+        log.info("incident_opened_from_alerts", incident_id=str(incident_id), related=str(previous))
+        return incident_id
+
+    async def _queue_resolutions(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        candidates: set[uuid.UUID],
+        correlation_id: str,
+        now: datetime,
+    ) -> list[uuid.UUID]:
+        if not candidates or not await db.auto_resolve(conn, tenant_id):
+            return []
+        queued = []
+        for incident_id in sorted(candidates):
+            known = await db.incident(conn, incident_id)
+            if known is None or known.state == IncidentState.RESOLVED.value:
+                continue
+            if await db.firing_alerts_of(conn, incident_id) == 0:
+                await conn.execute(
+                    insert(db.pending_resolutions)
+                    .values(
+                        incident_id=incident_id,
+                        tenant_id=tenant_id,
+                        correlation_id=correlation_id,
+                        queued_at=now,
+                    )
+                    .on_conflict_do_nothing()
+                )
+                queued.append(incident_id)
+        return queued
+
+    async def _resolve_pending(self, tenant_id: str) -> None:
+        p = db.pending_resolutions
+        async with self.service.engine.connect() as conn:
+            rows = (
+                await conn.execute(select(p).where(p.c.tenant_id == tenant_id).order_by(p.c.queued_at))
+            ).all()
+        for pending in rows:
+            async with self.service.engine.begin() as conn:
+                known = await db.incident(conn, pending.incident_id)
+                # A human resolved it meanwhile, or an alert fired again into it: nothing to do.
+                due = (
+                    known is not None
+                    and known.state != IncidentState.RESOLVED.value
+                    and await db.firing_alerts_of(conn, pending.incident_id) == 0
+                )
+                if due:
+                    await self._resolve(conn, pending)
+                await conn.execute(delete(p).where(p.c.incident_id == pending.incident_id))
+
+    async def _resolve(self, conn: AsyncConnection, pending: Any) -> None:
+        command = TransitionIncident(
+            correlation_id=pending.correlation_id,
+            caller=Caller(tenant_id=pending.tenant_id, user_id=SYSTEM_ACTOR, role=Role.RESPONDER),
+            incident_id=str(pending.incident_id),
+            to=IncidentState.RESOLVED,
+            # No note: the note an incident is resolved with is read as its root cause.
+            note="",
+        )
+        try:
+            accepted = await self.commands.call("cmd.incidents.transition", command, IncidentAccepted)
+        except CommandFailed as exc:
+            if exc.code not in FINAL_ERRORS:
+                raise
+            log.info("auto_resolve_skipped", incident_id=str(pending.incident_id), reason=exc.message)
+            return
+        await db.remember_incident(conn, incident_row(pending.tenant_id, accepted.incident))
+        log.info("incident_auto_resolved", incident_id=str(pending.incident_id))
+
+
+def new_delivery_id() -> uuid.UUID:
+    return uuid.UUID(str(uuid7()))

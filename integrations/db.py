@@ -1,0 +1,464 @@
+"""integrations' tables (schema `integrations`) and queries: inbound deliveries and what they did,
+alert groups and their alerts, deploys, its own view of incidents (for notifications and to know
+whether a group's incident is still open), webhooks and their deliveries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    and_,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runtime.outbox import outbox_table
+
+SCHEMA = "integrations"
+metadata = MetaData(schema=SCHEMA)
+
+# Per-tenant options.
+tenant_settings = Table(
+    "tenant_settings",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("auto_resolve", Boolean, nullable=False, server_default=text("true")),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Every accepted Alertmanager/Grafana notification, stored before the sender gets its 202 and
+# worked on in the background, in arrival order per tenant.
+inbound = Table(
+    "inbound",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # UUIDv7: arrival order
+    Column("tenant_id", String(64), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("correlation_id", String(64), nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("alert_count", Integer, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("outcome", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", DateTime(timezone=True)),
+    Index("ix_inbound_pending", "tenant_id", "id", postgresql_where=text("status = 'pending'")),
+    Index("ix_inbound_tenant", "tenant_id", "id"),
+)
+
+# Invalid payloads, kept (a bounded number per tenant) so that an admin can see what was refused.
+rejections = Table(
+    "rejections",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", JSONB),
+    Column("body", Text, nullable=False),
+    Column("body_truncated", Boolean, nullable=False),
+    Index("ix_rejections_tenant", "tenant_id", "id"),
+)
+
+# One row per Alertmanager group (groupKey, hashed: keys can be long): the incident it opened last.
+# Its row lock serialises everything that happens to the group.
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("group_hash", String(64), primary_key=True),
+    Column("group_key", Text, nullable=False),
+    Column("incident_id", Uuid),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The last known state of each alert of a group, by fingerprint: what makes a re-sent alert a no-op.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("group_hash", String(64), primary_key=True),
+    Column("fingerprint", String(128), primary_key=True),
+    Column("incident_id", Uuid),
+    Column("status", String(16), nullable=False),
+    Column("alertname", Text, nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True)),
+    Column("labels", JSONB, nullable=False),
+    Column("annotations", JSONB, nullable=False),
+    Column("generator_url", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_alerts_incident", "incident_id"),
+)
+
+# Incidents whose alerts are all resolved, to be resolved (written with the alert changes, done
+# after their commit, so that a crash in between still resolves them).
+pending_resolutions = Table(
+    "pending_resolutions",
+    metadata,
+    Column("incident_id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("correlation_id", String(64), nullable=False),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    Index("ix_pending_resolutions_tenant", "tenant_id"),
+)
+
+deploys = Table(
+    "deploys",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("service_name", String(100), nullable=False),
+    Column("version", String(200), nullable=False),
+    Column("environment", String(200), nullable=False),
+    Column("commit", String(200)),
+    Column("author", String(200)),
+    Column("deployed_at", DateTime(timezone=True), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# integrations' own view of incidents, from incidents' and ai_worker's events (and from the replies
+# to the commands it sends): what a notification says, and whether a group's incident is open.
+known_incidents = Table(
+    "known_incidents",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("key", String(32), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("service_name", String(100), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("related_incident_id", Uuid),
+    Column("hypotheses_generation", Integer, nullable=False, server_default=text("0")),
+    Column("top_hypothesis", Text),
+    Column("top_confidence", Float),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("event_types", JSONB, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    # Fernet token of the signing secret (generic webhooks): it must be recoverable to sign.
+    Column("secret_encrypted", LargeBinary),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_webhooks_tenant", "tenant_id", "id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # UUIDv7
+    Column("tenant_id", String(64), nullable=False),
+    Column("webhook_id", Uuid, ForeignKey(webhooks.c.id, ondelete="CASCADE"), nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("incident_id", Uuid),
+    Column("body", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    # While set and in the future, a sender holds it; an expired lease makes it due again.
+    Column("lease_until", DateTime(timezone=True)),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    UniqueConstraint("webhook_id", "event_id", name="uq_deliveries_webhook_event"),
+    Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    Index("ix_deliveries_webhook", "webhook_id", "id"),
+)
+
+# The Fernet key webhook secrets are encrypted with when WEBHOOK_ENCRYPTION_KEYS is not set.
+keyring = Table(
+    "keyring",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+outbox = outbox_table(metadata)
+
+# Advisory-lock class for "this tenant's inbound queue is being worked on".
+INBOUND_LOCK_CLASS = 0x1A7E
+
+
+# ---- settings
+
+
+async def auto_resolve(conn: AsyncConnection, tenant_id: str) -> bool:
+    value = await conn.scalar(
+        select(tenant_settings.c.auto_resolve).where(tenant_settings.c.tenant_id == tenant_id)
+    )
+    return True if value is None else bool(value)
+
+
+async def save_settings(
+    conn: AsyncConnection, tenant_id: str, user_id: str, now: datetime, **values: Any
+) -> None:
+    statement = insert(tenant_settings).values(
+        tenant_id=tenant_id, updated_by=user_id, updated_at=now, **values
+    )
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[tenant_settings.c.tenant_id],
+            set_={"updated_by": user_id, "updated_at": now, **values},
+        )
+    )
+
+
+# ---- inbound
+
+
+async def tenants_with_work(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
+    """Tenants whose oldest pending notification is due (one waiting out a back-off holds up the
+    ones behind it), or with resolutions queued."""
+    older = inbound.alias("older")
+    earlier_pending = (
+        select(older.c.id)
+        .where(
+            older.c.tenant_id == inbound.c.tenant_id, older.c.status == "pending", older.c.id < inbound.c.id
+        )
+        .exists()
+    )
+    due = (
+        select(inbound.c.tenant_id)
+        .where(inbound.c.status == "pending", inbound.c.next_attempt_at <= now, ~earlier_pending)
+        .union(select(pending_resolutions.c.tenant_id))
+        .limit(limit)
+    )
+    return [r[0] for r in await conn.execute(due)]
+
+
+async def next_inbound(conn: AsyncConnection, tenant_id: str) -> Row[Any] | None:
+    """The tenant's oldest unprocessed delivery: later ones wait for it, so order is kept."""
+    query = (
+        select(inbound)
+        .where(inbound.c.tenant_id == tenant_id, inbound.c.status == "pending")
+        .order_by(inbound.c.id)
+        .limit(1)
+    )
+    return (await conn.execute(query)).first()
+
+
+async def lock_group(
+    conn: AsyncConnection, tenant_id: str, group_hash: str, group_key: str, now: datetime
+) -> Row[Any]:
+    await conn.execute(
+        insert(alert_groups)
+        .values(
+            tenant_id=tenant_id, group_hash=group_hash, group_key=group_key, created_at=now, updated_at=now
+        )
+        .on_conflict_do_nothing()
+    )
+    query = (
+        select(alert_groups)
+        .where(alert_groups.c.tenant_id == tenant_id, alert_groups.c.group_hash == group_hash)
+        .with_for_update()
+    )
+    return (await conn.execute(query)).one()
+
+
+async def known_alerts(
+    conn: AsyncConnection, tenant_id: str, group_hash: str, fingerprints: Sequence[str]
+) -> list[Row[Any]]:
+    query = select(alerts).where(
+        alerts.c.tenant_id == tenant_id,
+        alerts.c.group_hash == group_hash,
+        alerts.c.fingerprint.in_(list(fingerprints)),
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def save_alert(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    statement = insert(alerts).values(**values)
+    keys = {"tenant_id", "group_hash", "fingerprint"}
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[alerts.c.tenant_id, alerts.c.group_hash, alerts.c.fingerprint],
+            set_={k: v for k, v in values.items() if k not in keys},
+        )
+    )
+
+
+async def firing_alerts_of(conn: AsyncConnection, incident_id: uuid.UUID) -> int:
+    return int(
+        await conn.scalar(
+            select(func.count())
+            .select_from(alerts)
+            .where(alerts.c.incident_id == incident_id, alerts.c.status == "firing")
+        )
+        or 0
+    )
+
+
+# ---- the incidents view
+
+
+async def incident(conn: AsyncConnection, incident_id: uuid.UUID) -> Row[Any] | None:
+    return (await conn.execute(select(known_incidents).where(known_incidents.c.id == incident_id))).first()
+
+
+async def remember_incident(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    """Insert, or replace an older version of, an incident of the view."""
+    statement = insert(known_incidents).values(**values)
+    changing = {k: v for k, v in values.items() if k not in {"id", "tenant_id", "created_at"}}
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[known_incidents.c.id],
+            set_={k: statement.excluded[k] for k in changing},
+            where=known_incidents.c.version < statement.excluded.version,
+        )
+    )
+
+
+async def change_incident(
+    conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID, version: int, **values: Any
+) -> bool:
+    """Apply a change over an older version; False when the incident is not in the view at all."""
+    k = known_incidents
+    await conn.execute(
+        update(k)
+        .where(k.c.id == incident_id, k.c.tenant_id == tenant_id, k.c.version < version)
+        .values(version=version, **values)
+    )
+    return await incident(conn, incident_id) is not None
+
+
+async def record_hypotheses(
+    conn: AsyncConnection,
+    tenant_id: str,
+    incident_id: uuid.UUID,
+    generation: int,
+    top: str,
+    confidence: float,
+) -> bool:
+    k = known_incidents
+    await conn.execute(
+        update(k)
+        .where(k.c.id == incident_id, k.c.tenant_id == tenant_id, k.c.hypotheses_generation < generation)
+        .values(hypotheses_generation=generation, top_hypothesis=top, top_confidence=confidence)
+    )
+    return await incident(conn, incident_id) is not None
+
+
+# ---- webhooks and deliveries
+
+
+async def subscribed_webhooks(
+    conn: AsyncConnection, tenant_id: str, event_type: str, occurred_at: datetime
+) -> list[Row[Any]]:
+    """Enabled webhooks of the tenant that asked for this event type and existed when it happened
+    (a consumer catching up does not send a new webhook the past)."""
+    query = select(webhooks).where(
+        webhooks.c.tenant_id == tenant_id,
+        webhooks.c.enabled.is_(True),
+        webhooks.c.event_types.contains([event_type]),
+        webhooks.c.created_at <= occurred_at,
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def enqueue(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(
+            insert(deliveries).on_conflict_do_nothing(constraint="uq_deliveries_webhook_event"), rows
+        )
+
+
+async def webhook(conn: AsyncConnection, tenant_id: str, webhook_id: uuid.UUID) -> Row[Any] | None:
+    query = select(webhooks).where(webhooks.c.id == webhook_id, webhooks.c.tenant_id == tenant_id)
+    return (await conn.execute(query)).first()
+
+
+async def count_webhooks(conn: AsyncConnection, tenant_id: str) -> int:
+    return int(
+        await conn.scalar(select(func.count()).select_from(webhooks).where(webhooks.c.tenant_id == tenant_id))
+        or 0
+    )
+
+
+async def claim_due(
+    conn: AsyncConnection, now: datetime, exclude: Sequence[uuid.UUID], limit: int
+) -> list[Any]:
+    """Pending deliveries that are due and held by no sender, oldest due first, locked for this
+    transaction (other replicas skip them)."""
+    d = deliveries
+    conditions = [
+        d.c.status == "pending",
+        d.c.next_attempt_at <= now,
+        (d.c.lease_until.is_(None)) | (d.c.lease_until < now),
+    ]
+    if exclude:
+        conditions.append(d.c.webhook_id.not_in(list(exclude)))
+    query = (
+        select(d.c.id, d.c.webhook_id)
+        .where(and_(*conditions))
+        .order_by(d.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def next_due(conn: AsyncConnection, exclude: Sequence[uuid.UUID]) -> datetime | None:
+    """When the next delivery a sender could claim comes due (a held one: when its lease ends)."""
+    d = deliveries
+    due = func.greatest(d.c.next_attempt_at, func.coalesce(d.c.lease_until, d.c.next_attempt_at))
+    query = select(func.min(due)).where(d.c.status == "pending")
+    if exclude:
+        query = query.where(d.c.webhook_id.not_in(list(exclude)))
+    value: datetime | None = await conn.scalar(query)
+    return value
+
+
+async def prune_rejections(conn: AsyncConnection, tenant_id: str, keep: int) -> None:
+    r = rejections
+    oldest_kept = (
+        select(r.c.id).where(r.c.tenant_id == tenant_id).order_by(r.c.id.desc()).offset(keep - 1).limit(1)
+    ).scalar_subquery()
+    await conn.execute(delete(r).where(r.c.tenant_id == tenant_id, r.c.id < oldest_kept))

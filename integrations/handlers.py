@@ -1,0 +1,592 @@
+"""integrations on the bus: the commands the gateway sends (inbound alerts and deploys, rejected
+payloads, webhook management, delivery logs, settings) and the `integrations_notifier` consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from faststream import AckPolicy
+from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, PullSub
+from faststream.nats.annotations import NatsMessage
+from pydantic import ValidationError
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from contracts.commands import Caller, CommandFailed, Done, ErrorCode
+from contracts.envelope import EventEnvelope
+from contracts.events import DeployRecorded, KeyScope, Role, UnknownEventType, payload_of
+from contracts.integrations import (
+    REJECTED_BODY_KEPT,
+    AlertsAccepted,
+    CreateWebhook,
+    DeliveryPage,
+    DeliveryStatus,
+    DeliveryView,
+    DeployAccepted,
+    DeployView,
+    GetIntegrationSettings,
+    InboundPage,
+    InboundSource,
+    InboundStatus,
+    InboundView,
+    IntegrationSettingsView,
+    IntegrationSource,
+    ListDeliveries,
+    ListInbound,
+    ListRejections,
+    ListWebhooks,
+    ReceiveAlerts,
+    RecordDeploy,
+    RecordRejection,
+    RejectionPage,
+    RejectionView,
+    RetryDelivery,
+    UpdateIntegrationSettings,
+    UpdateWebhook,
+    WebhookIssued,
+    WebhookKind,
+    WebhookPage,
+    WebhookRef,
+    WebhookView,
+)
+from contracts.subjects import (
+    EVENTS_STREAM,
+    IMPORTED_HEADER,
+    INTEGRATIONS_NOTIFIER,
+    command_subject,
+    events_of_type,
+)
+from integrations import db
+from integrations.alertmanager import InboundProcessor, new_delivery_id
+from integrations.crypto import SecretBox, load_box
+from integrations.domain import SECRET_PREFIX, url_problem
+from integrations.outbound import DeliveryLoop, IncidentNotYetKnown, enqueue_for
+from integrations.settings import IntegrationsSettings
+from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry, through_outages
+from runtime.observe import consuming
+from runtime.outbox import stage
+from runtime.service import Service
+
+log = structlog.get_logger(__name__)
+
+FILTER_SUBJECTS = [
+    events_of_type("incident.created"),
+    events_of_type("incident.state_changed"),
+    events_of_type("incident.updated"),
+    events_of_type("hypothesis.generated"),
+]
+DEPLOY_NAMESPACE = uuid.UUID("0b6f3f0e-61a4-4a39-9a5e-7d2c84e1f5b3")
+
+
+def _cmd(name: str) -> str:
+    return command_subject("integrations", name)
+
+
+def _require_scope(source: IntegrationSource, scope: KeyScope) -> None:
+    if scope not in source.scopes:
+        raise CommandFailed(ErrorCode.FORBIDDEN, f"this key lacks the scope {scope.value}")
+
+
+def _require_admin(caller: Caller) -> None:
+    if not caller.role.at_least(Role.ADMIN):
+        raise CommandFailed(ErrorCode.FORBIDDEN, f"role {caller.role.value} may not manage integrations")
+
+
+def _id(raw: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise CommandFailed(ErrorCode.NOT_FOUND, f"{what} not found") from exc
+
+
+def _cursor(raw: str | None) -> uuid.UUID | None:
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise CommandFailed(
+            ErrorCode.VALIDATION,
+            "invalid cursor",
+            [{"loc": ["query", "cursor"], "msg": "not a cursor from this API", "type": "value_error"}],
+        ) from exc
+
+
+def _page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """Rows are fetched limit + 1, newest first (UUIDv7 ids): the extra one says there is more."""
+    if len(rows) > limit:
+        return rows[:limit], str(rows[limit - 1].id)
+    return rows, None
+
+
+def webhook_view(row: Any) -> WebhookView:
+    return WebhookView(
+        id=str(row.id),
+        kind=WebhookKind(row.kind),
+        name=row.name,
+        url=row.url,
+        event_types=row.event_types,
+        enabled=row.enabled,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def delivery_view(row: Any) -> DeliveryView:
+    return DeliveryView(
+        id=str(row.id),
+        webhook_id=str(row.webhook_id),
+        event_id=str(row.event_id),
+        event_type=row.event_type,
+        incident_id=str(row.incident_id) if row.incident_id else None,
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        next_attempt_at=row.next_attempt_at if row.status == DeliveryStatus.PENDING.value else None,
+        created_at=row.created_at,
+        delivered_at=row.delivered_at,
+    )
+
+
+def _url_refused(problem: str) -> CommandFailed:
+    return CommandFailed(
+        ErrorCode.VALIDATION, problem, [{"loc": ["body", "url"], "msg": problem, "type": "value_error"}]
+    )
+
+
+class Box:
+    """The secret box, once loaded at start-up (its key may come from the database)."""
+
+    value: SecretBox | None = None
+
+    def get(self) -> SecretBox:
+        if self.value is None:
+            raise CommandFailed(ErrorCode.UNAVAILABLE, "integrations is starting")
+        return self.value
+
+
+def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
+    processor = InboundProcessor(service, settings)
+    box = Box()
+    loops: list[DeliveryLoop] = []
+
+    @service.app.after_startup
+    async def start_loops() -> None:
+        box.value = await load_box(service.engine, settings)
+        loops.append(DeliveryLoop(service, settings, box.value))
+        loops[0].start()
+        processor.start()
+
+    @service.app.on_shutdown
+    async def stop_loops() -> None:
+        await processor.stop()
+        for loop in loops:
+            await loop.stop()
+
+    def kick_deliveries() -> None:
+        for loop in loops:
+            loop.kick()
+
+    # ---- inbound
+
+    @service.command(_cmd("receive_alerts"), ReceiveAlerts)
+    async def receive_alerts(cmd: ReceiveAlerts) -> AlertsAccepted:
+        source = cmd.source
+        _require_scope(source, KeyScope.ALERTS_WRITE)
+        delivery_id, now = new_delivery_id(), datetime.now(UTC)
+        async with service.engine.begin() as conn:
+            await conn.execute(
+                db.inbound.insert().values(
+                    id=delivery_id,
+                    tenant_id=source.tenant_id,
+                    source=InboundSource.ALERTMANAGER.value,
+                    key_id=source.key_id,
+                    correlation_id=cmd.correlation_id[:64],
+                    group_key=cmd.payload.groupKey,
+                    alert_count=len(cmd.payload.alerts),
+                    payload=cmd.payload.model_dump(mode="json"),
+                    status=InboundStatus.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    received_at=now,
+                )
+            )
+        processor.kick()
+        return AlertsAccepted(delivery_id=str(delivery_id), alerts=len(cmd.payload.alerts))
+
+    @service.command(_cmd("record_deploy"), RecordDeploy)
+    async def record_deploy(cmd: RecordDeploy) -> DeployAccepted:
+        source, report = cmd.source, cmd.deploy
+        _require_scope(source, KeyScope.DEPLOYS_WRITE)
+        now = datetime.now(UTC)
+        if report.deployed_at is not None:
+            # The same report sent twice (CI retrying a request) is the same deploy.
+            parts = (source.tenant_id, report.service_name, report.environment, report.version)
+            identity = "\x00".join((*parts, report.commit or "", report.deployed_at.isoformat()))
+            deploy_id = str(uuid.uuid5(DEPLOY_NAMESPACE, identity))
+        else:
+            deploy_id = str(new_delivery_id())
+        values = {
+            "tenant_id": source.tenant_id,
+            "id": deploy_id,
+            "service_name": report.service_name,
+            "version": report.version,
+            "environment": report.environment,
+            "commit": report.commit or None,
+            "author": report.author or None,
+            "deployed_at": report.deployed_at or now,
+            "key_id": source.key_id,
+            "recorded_at": now,
+        }
+        events: list[EventEnvelope] = []
+        async with service.engine.begin() as conn:
+            inserted = (
+                await conn.execute(
+                    insert(db.deploys).values(**values).on_conflict_do_nothing().returning(db.deploys)
+                )
+            ).first()
+            row = (
+                inserted
+                or (
+                    await conn.execute(
+                        select(db.deploys).where(
+                            db.deploys.c.tenant_id == source.tenant_id, db.deploys.c.id == deploy_id
+                        )
+                    )
+                ).one()
+            )
+            if inserted is not None:
+                events.append(
+                    EventEnvelope(
+                        type="deploy.recorded",
+                        tenant_id=source.tenant_id,
+                        aggregate_id=deploy_id,
+                        actor=source.actor,
+                        correlation_id=cmd.correlation_id,
+                        data=DeployRecorded(
+                            deploy_id=deploy_id,
+                            service_name=row.service_name,
+                            version=row.version,
+                            environment=row.environment,
+                            commit=row.commit,
+                            author=row.author,
+                            deployed_at=row.deployed_at,
+                        ).model_dump(mode="json"),
+                    )
+                )
+                await stage(conn, db.outbox, events)
+        seq = await service.relay.publish_now(events) if events else None
+        view = DeployView.model_validate(row, from_attributes=True)
+        return DeployAccepted(deploy=view, created=inserted is not None, seq=seq)
+
+    @service.command(_cmd("record_rejection"), RecordRejection)
+    async def record_rejection(cmd: RecordRejection) -> Done:
+        source = cmd.source
+        async with service.engine.begin() as conn:
+            await conn.execute(
+                db.rejections.insert().values(
+                    id=new_delivery_id(),
+                    tenant_id=source.tenant_id,
+                    endpoint=cmd.endpoint.value,
+                    key_id=source.key_id,
+                    received_at=datetime.now(UTC),
+                    message=cmd.message,
+                    details=cmd.details,
+                    body=cmd.body[:REJECTED_BODY_KEPT],
+                    body_truncated=len(cmd.body) > REJECTED_BODY_KEPT,
+                )
+            )
+            await db.prune_rejections(conn, source.tenant_id, settings.rejections_kept_per_tenant)
+        log.info(
+            "inbound_rejected", tenant_id=source.tenant_id, endpoint=cmd.endpoint.value, reason=cmd.message
+        )
+        return Done()
+
+    @service.command(_cmd("list_rejections"), ListRejections)
+    async def list_rejections(cmd: ListRejections) -> RejectionPage:
+        _require_admin(cmd.caller)
+        r = db.rejections
+        query = select(r).where(r.c.tenant_id == cmd.caller.tenant_id)
+        after = _cursor(cmd.cursor)
+        if after is not None:
+            query = query.where(r.c.id < after)
+        async with service.engine.connect() as conn:
+            rows = list((await conn.execute(query.order_by(r.c.id.desc()).limit(cmd.limit + 1))).all())
+        rows, next_cursor = _page(rows, cmd.limit)
+        items = [
+            RejectionView(
+                id=str(x.id),
+                endpoint=InboundSource(x.endpoint),
+                key_id=x.key_id,
+                received_at=x.received_at,
+                message=x.message,
+                details=x.details,
+                body=x.body,
+                body_truncated=x.body_truncated,
+            )
+            for x in rows
+        ]
+        return RejectionPage(items=items, next_cursor=next_cursor)
+
+    @service.command(_cmd("list_inbound"), ListInbound)
+    async def list_inbound(cmd: ListInbound) -> InboundPage:
+        _require_admin(cmd.caller)
+        i = db.inbound
+        query = select(i).where(i.c.tenant_id == cmd.caller.tenant_id)
+        if cmd.status is not None:
+            query = query.where(i.c.status == cmd.status.value)
+        after = _cursor(cmd.cursor)
+        if after is not None:
+            query = query.where(i.c.id < after)
+        async with service.engine.connect() as conn:
+            rows = list((await conn.execute(query.order_by(i.c.id.desc()).limit(cmd.limit + 1))).all())
+        rows, next_cursor = _page(rows, cmd.limit)
+        items = [
+            InboundView(
+                id=str(x.id),
+                source=InboundSource(x.source),
+                key_id=x.key_id,
+                group_key=x.group_key,
+                alerts=x.alert_count,
+                status=InboundStatus(x.status),
+                attempts=x.attempts,
+                last_error=x.last_error,
+                received_at=x.received_at,
+                processed_at=x.processed_at,
+                outcome=x.outcome,
+            )
+            for x in rows
+        ]
+        return InboundPage(items=items, next_cursor=next_cursor)
+
+    # ---- settings
+
+    @service.command(_cmd("get_settings"), GetIntegrationSettings)
+    async def get_settings(cmd: GetIntegrationSettings) -> IntegrationSettingsView:
+        _require_admin(cmd.caller)
+        async with service.engine.connect() as conn:
+            return IntegrationSettingsView(auto_resolve=await db.auto_resolve(conn, cmd.caller.tenant_id))
+
+    @service.command(_cmd("update_settings"), UpdateIntegrationSettings)
+    async def update_settings(cmd: UpdateIntegrationSettings) -> IntegrationSettingsView:
+        caller = cmd.caller
+        _require_admin(caller)
+        async with service.engine.begin() as conn:
+            if cmd.auto_resolve is not None:
+                now = datetime.now(UTC)
+                await db.save_settings(
+                    conn, caller.tenant_id, caller.user_id, now, auto_resolve=cmd.auto_resolve
+                )
+            return IntegrationSettingsView(auto_resolve=await db.auto_resolve(conn, caller.tenant_id))
+
+    # ---- webhooks
+
+    @service.command(_cmd("create_webhook"), CreateWebhook)
+    async def create_webhook(cmd: CreateWebhook) -> WebhookIssued:
+        caller = cmd.caller
+        _require_admin(caller)
+        problem = url_problem(cmd.url, settings.webhook_allow_private_targets)
+        if problem:
+            raise _url_refused(problem)
+        secret = f"{SECRET_PREFIX}{secrets.token_urlsafe(32)}" if cmd.kind is WebhookKind.GENERIC else None
+        now, webhook_id = datetime.now(UTC), new_delivery_id()
+        async with service.engine.begin() as conn:
+            # Serialise creations of one tenant, so the cap holds under concurrent requests.
+            await conn.execute(
+                select(db.webhooks.c.id).where(db.webhooks.c.tenant_id == caller.tenant_id).with_for_update()
+            )
+            if await db.count_webhooks(conn, caller.tenant_id) >= settings.max_webhooks_per_tenant:
+                raise CommandFailed(
+                    ErrorCode.CONFLICT,
+                    f"an organisation has at most {settings.max_webhooks_per_tenant} webhooks",
+                )
+            row = (
+                await conn.execute(
+                    db.webhooks.insert()
+                    .values(
+                        id=webhook_id,
+                        tenant_id=caller.tenant_id,
+                        kind=cmd.kind.value,
+                        name=cmd.name,
+                        url=cmd.url,
+                        event_types=sorted({e.value for e in cmd.event_types}),
+                        enabled=cmd.enabled,
+                        secret_encrypted=box.get().seal(secret) if secret else None,
+                        created_by=caller.user_id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(db.webhooks)
+                )
+            ).one()
+        log.info("webhook_created", webhook_id=str(webhook_id), kind=cmd.kind.value)
+        return WebhookIssued(webhook=webhook_view(row), secret=secret)
+
+    @service.command(_cmd("list_webhooks"), ListWebhooks)
+    async def list_webhooks(cmd: ListWebhooks) -> WebhookPage:
+        _require_admin(cmd.caller)
+        w = db.webhooks
+        query = select(w).where(w.c.tenant_id == cmd.caller.tenant_id)
+        after = _cursor(cmd.cursor)
+        if after is not None:
+            query = query.where(w.c.id < after)
+        async with service.engine.connect() as conn:
+            rows = list((await conn.execute(query.order_by(w.c.id.desc()).limit(cmd.limit + 1))).all())
+        rows, next_cursor = _page(rows, cmd.limit)
+        return WebhookPage(items=[webhook_view(r) for r in rows], next_cursor=next_cursor)
+
+    @service.command(_cmd("get_webhook"), WebhookRef)
+    async def get_webhook(cmd: WebhookRef) -> WebhookView:
+        _require_admin(cmd.caller)
+        async with service.engine.connect() as conn:
+            row = await db.webhook(conn, cmd.caller.tenant_id, _id(cmd.webhook_id, "webhook"))
+        if row is None:
+            raise CommandFailed(ErrorCode.NOT_FOUND, "webhook not found")
+        return webhook_view(row)
+
+    @service.command(_cmd("update_webhook"), UpdateWebhook)
+    async def update_webhook(cmd: UpdateWebhook) -> WebhookView:
+        caller = cmd.caller
+        _require_admin(caller)
+        webhook_id = _id(cmd.webhook_id, "webhook")
+        values: dict[str, Any] = {}
+        if cmd.url is not None:
+            problem = url_problem(cmd.url, settings.webhook_allow_private_targets)
+            if problem:
+                raise _url_refused(problem)
+            values["url"] = cmd.url
+        if cmd.name is not None:
+            values["name"] = cmd.name
+        if cmd.event_types is not None:
+            values["event_types"] = sorted({e.value for e in cmd.event_types})
+        if cmd.enabled is not None:
+            values["enabled"] = cmd.enabled
+        w = db.webhooks
+        async with service.engine.begin() as conn:
+            statement = update(w).where(w.c.id == webhook_id, w.c.tenant_id == caller.tenant_id)
+            row = (
+                await conn.execute(statement.values(**values, updated_at=datetime.now(UTC)).returning(w))
+            ).first()
+        if row is None:
+            raise CommandFailed(ErrorCode.NOT_FOUND, "webhook not found")
+        return webhook_view(row)
+
+    @service.command(_cmd("delete_webhook"), WebhookRef)
+    async def delete_webhook(cmd: WebhookRef) -> Done:
+        _require_admin(cmd.caller)
+        webhook_id = _id(cmd.webhook_id, "webhook")
+        w = db.webhooks
+        async with service.engine.begin() as conn:
+            deleted = await conn.execute(
+                delete(w).where(w.c.id == webhook_id, w.c.tenant_id == cmd.caller.tenant_id).returning(w.c.id)
+            )
+            if deleted.first() is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "webhook not found")
+        return Done()
+
+    @service.command(_cmd("list_deliveries"), ListDeliveries)
+    async def list_deliveries(cmd: ListDeliveries) -> DeliveryPage:
+        _require_admin(cmd.caller)
+        webhook_id = _id(cmd.webhook_id, "webhook")
+        d = db.deliveries
+        query = select(d).where(d.c.webhook_id == webhook_id, d.c.tenant_id == cmd.caller.tenant_id)
+        if cmd.status is not None:
+            query = query.where(d.c.status == cmd.status.value)
+        after = _cursor(cmd.cursor)
+        if after is not None:
+            query = query.where(d.c.id < after)
+        async with service.engine.connect() as conn:
+            if await db.webhook(conn, cmd.caller.tenant_id, webhook_id) is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "webhook not found")
+            rows = list((await conn.execute(query.order_by(d.c.id.desc()).limit(cmd.limit + 1))).all())
+        rows, next_cursor = _page(rows, cmd.limit)
+        return DeliveryPage(items=[delivery_view(r) for r in rows], next_cursor=next_cursor)
+
+    @service.command(_cmd("retry_delivery"), RetryDelivery)
+    async def retry_delivery(cmd: RetryDelivery) -> DeliveryView:
+        """A failed delivery gets a fresh series of attempts; a pending one is made due now."""
+        _require_admin(cmd.caller)
+        webhook_id, delivery_id = _id(cmd.webhook_id, "webhook"), _id(cmd.delivery_id, "delivery")
+        d = db.deliveries
+        now = datetime.now(UTC)
+        async with service.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(d)
+                    .where(
+                        d.c.id == delivery_id,
+                        d.c.webhook_id == webhook_id,
+                        d.c.tenant_id == cmd.caller.tenant_id,
+                    )
+                    .with_for_update()
+                )
+            ).first()
+            if row is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "delivery not found")
+            if row.status == DeliveryStatus.SUCCEEDED.value:
+                raise CommandFailed(ErrorCode.CONFLICT, "the delivery succeeded already")
+            values: dict[str, Any] = {
+                "status": DeliveryStatus.PENDING.value,
+                "next_attempt_at": now,
+                "updated_at": now,
+            }
+            if row.status == DeliveryStatus.FAILED.value:
+                values["attempts"] = 0
+            row = (
+                await conn.execute(update(d).where(d.c.id == delivery_id).values(**values).returning(d))
+            ).one()
+        kick_deliveries()
+        log.info("delivery_retried_by_hand", delivery_id=str(delivery_id), by=cmd.caller.user_id)
+        return delivery_view(row)
+
+    # ---- events to notifications
+
+    @service.broker.subscriber(
+        "",
+        stream=JStream(EVENTS_STREAM, declare=False),
+        durable=INTEGRATIONS_NOTIFIER,
+        config=ConsumerConfig(
+            durable_name=INTEGRATIONS_NOTIFIER,
+            filter_subjects=list(FILTER_SUBJECTS),
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=30,
+            max_deliver=MAX_DELIVER + 1,
+            max_ack_pending=256,
+        ),
+        pull_sub=PullSub(batch_size=32, timeout=1.0),
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def notify(body: Any, msg: NatsMessage) -> None:
+        raw = msg.raw_message
+        try:
+            event = EventEnvelope.from_bytes(raw.data)
+            data = payload_of(event)
+        except (ValidationError, UnknownEventType, ValueError) as exc:
+            await dead_letter(service.js, INTEGRATIONS_NOTIFIER, raw, exc)
+            return
+        # Imported history updates the view but notifies nobody: it happened elsewhere, long ago.
+        imported = bool(raw.headers and raw.headers.get(IMPORTED_HEADER))
+        try:
+            with consuming(INTEGRATIONS_NOTIFIER, event, raw.headers):
+                queued = await through_outages(
+                    [raw],
+                    lambda: enqueue_for(service, settings, event, data, raw.data, notify=not imported),
+                    INTEGRATIONS_NOTIFIER,
+                )
+            await raw.ack()
+            if queued:
+                kick_deliveries()
+        except asyncio.CancelledError:
+            raise
+        except IncidentNotYetKnown as exc:
+            await give_up_or_retry(service.js, INTEGRATIONS_NOTIFIER, raw, exc)
+        except Exception as exc:
+            log.exception("notify_failed", subject=raw.subject)
+            await give_up_or_retry(service.js, INTEGRATIONS_NOTIFIER, raw, exc)

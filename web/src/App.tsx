@@ -1,0 +1,54 @@
+import { Navigate, Route, Routes, useLocation } from "react-router";
+import { useAuth } from "./auth/AuthContext";
+import { Layout } from "./components/Layout";
+import { KeysPage } from "./pages/admin/KeysPage";
+import { PeoplePage } from "./pages/admin/PeoplePage";
+import { WebhooksPage } from "./pages/admin/WebhooksPage";
+import { AcceptInvitePage, LoginPage, RegisterPage } from "./pages/AuthPages";
+import { DashboardPage } from "./pages/DashboardPage";
+import { IncidentPage } from "./pages/IncidentPage";
+import { IncidentsPage } from "./pages/IncidentsPage";
+import { NewIncidentPage } from "./pages/NewIncidentPage";
+import { NotFoundPage } from "./pages/NotFoundPage";
+
+/** Signed-out visitors go to the login page, which brings them back here afterwards. */
+function RequireSession({ children }: { children: React.ReactNode }) {
+  const { session, endReason } = useAuth();
+  const location = useLocation();
+  if (!session) {
+    const next = location.pathname + location.search;
+    const params = new URLSearchParams();
+    if (next !== "/") params.set("next", next);
+    if (endReason === "expired") params.set("expired", "1");
+    const query = params.toString();
+    return <Navigate to={`/login${query ? `?${query}` : ""}`} replace />;
+  }
+  return <>{children}</>;
+}
+
+export function App() {
+  return (
+    <Routes>
+      <Route path="/login" element={<LoginPage />} />
+      <Route path="/register" element={<RegisterPage />} />
+      <Route path="/accept-invite" element={<AcceptInvitePage />} />
+      <Route
+        element={
+          <RequireSession>
+            <Layout />
+          </RequireSession>
+        }
+      >
+        <Route index element={<DashboardPage />} />
+        <Route path="incidents" element={<IncidentsPage />} />
+        <Route path="incidents/new" element={<NewIncidentPage />} />
+        <Route path="incidents/:id" element={<IncidentPage />} />
+        <Route path="admin" element={<Navigate to="/admin/people" replace />} />
+        <Route path="admin/people" element={<PeoplePage />} />
+        <Route path="admin/keys" element={<KeysPage />} />
+        <Route path="admin/webhooks" element={<WebhooksPage />} />
+        <Route path="*" element={<NotFoundPage />} />
+      </Route>
+    </Routes>
+  );
+}

@@ -1,0 +1,83 @@
+import type { TimelineEntryRead } from "../api/types";
+import { dateTime, relativeTime } from "../lib/format";
+
+function s(value: unknown): string {
+  return typeof value === "string" ? value : value === null || value === undefined ? "" : String(value);
+}
+
+export function describeEntry(
+  entry: TimelineEntryRead,
+  person: (id: string | null | undefined) => string,
+): {
+  title: string;
+  body?: string;
+} {
+  const d = entry.data;
+  switch (entry.kind) {
+    case "incident.created":
+      return { title: `Opened as ${s(d.severity)} on ${s(d.service_name)}` };
+    case "incident.state_changed":
+      return {
+        title: `${s(d.from_state)} → ${s(d.to_state)}`,
+        body: [s(d.note), d.root_cause ? `Root cause: ${s(d.root_cause)}` : ""].filter(Boolean).join("\n") || undefined,
+      };
+    case "incident.updated": {
+      const changes = (d.changes ?? {}) as Record<string, { old: string | null; new: string | null }>;
+      const parts = Object.entries(changes).map(([field, change]) =>
+        field === "assignee_id"
+          ? `assignee ${person(change.old)} → ${person(change.new)}`
+          : field === "description"
+            ? "description edited"
+            : `${field.replace(/_/g, " ")} ${change.old ?? "—"} → ${change.new ?? "—"}`,
+      );
+      return { title: `Updated: ${parts.join("; ") || "fields"}` };
+    }
+    case "incident.note_added":
+      return { title: "Note", body: s(d.body) };
+    case "hypothesis.generated":
+      return {
+        title: `Hypotheses generation ${s(d.generation) || 1} (${s(d.engine)})`,
+        body: Array.isArray(d.hypotheses)
+          ? (d.hypotheses as { rank: number; claim: string }[]).map((h) => `${h.rank}. ${h.claim}`).join("\n")
+          : undefined,
+      };
+    case "alert.attached":
+      return { title: `Alert ${s(d.alertname)} ${s(d.status)}` };
+    case "hypothesis.feedback_recorded":
+      return { title: `Hypothesis #${s(d.rank)} marked ${s(d.verdict)}`, body: s(d.comment) || undefined };
+    default:
+      return { title: entry.kind.replace(/[._]/g, " ") };
+  }
+}
+
+export function Timeline({
+  items,
+  person,
+}: {
+  items: TimelineEntryRead[];
+  person: (id: string | null | undefined) => string;
+}) {
+  if (!items.length) return <p className="muted">Nothing yet.</p>;
+  return (
+    <ol className="timeline" data-testid="timeline">
+      {items.map((entry) => {
+        const { title, body } = describeEntry(entry, person);
+        return (
+          <li key={entry.id} className={`tl tl-${entry.kind.replace(/\./g, "-")}`}>
+            <span className="tl-dot" aria-hidden="true" />
+            <div className="tl-content">
+              <div className="tl-title">{title}</div>
+              {body ? <div className="tl-body">{body}</div> : null}
+              <div className="tl-meta muted small">
+                {person(entry.actor)} ·{" "}
+                <time dateTime={entry.at} title={dateTime(entry.at)}>
+                  {relativeTime(entry.at)}
+                </time>
+              </div>
+            </div>
+          </li>
+        );
+      })}
+    </ol>
+  );
+}

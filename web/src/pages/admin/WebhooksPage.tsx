@@ -1,0 +1,389 @@
+// Outgoing webhooks (Slack, or generic signed JSON) and their delivery logs, through
+// /api/v1/integrations/webhooks. The page lights up when /openapi.json lists those routes.
+import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState, type FormEvent } from "react";
+import { Link } from "react-router";
+import { ApiError } from "../../api/client";
+import {
+  WEBHOOK_EVENTS,
+  type Page,
+  type WebhookDeliveryRead,
+  type WebhookEvent,
+  type WebhookRead,
+  type WebhookSecretRead,
+} from "../../api/types";
+import { useAuth } from "../../auth/AuthContext";
+import { Empty, ErrorBox, Field, Loading, PageHeader, SecretOnce } from "../../components/ui";
+import { fillPath, useCapabilities } from "../../lib/capabilities";
+import { dateTime, relativeTime } from "../../lib/format";
+import { incidentKey } from "../../lib/incidentKeys";
+import { atLeast } from "../../lib/incidents";
+import { AdminOnly } from "./PeoplePage";
+
+const BASE = "/api/v1/integrations/webhooks";
+
+function WebhookForm({ onCreated }: { onCreated: (webhook: WebhookSecretRead) => void }) {
+  const { api } = useAuth();
+  const [kind, setKind] = useState<"slack" | "generic">("generic");
+  const [name, setName] = useState("");
+  const [url, setUrl] = useState("");
+  const [events, setEvents] = useState<WebhookEvent[]>([...WEBHOOK_EVENTS]);
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const found: Record<string, string> = {};
+    if (!name.trim()) found.name = "Name it after where it goes.";
+    if (!/^https?:\/\/[^\s]+$/i.test(url.trim())) found.url = "An http(s) URL.";
+    if (!events.length) found.event_types = "Pick at least one event.";
+    setErrors(found);
+    if (Object.keys(found).length) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const created = await api.post<WebhookSecretRead>(BASE, {
+        kind,
+        name: name.trim(),
+        url: url.trim(),
+        event_types: events,
+      });
+      setName("");
+      setUrl("");
+      onCreated(created);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 422) setErrors(err.fieldErrors());
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form className="card form" onSubmit={submit} noValidate aria-label="New webhook">
+      <h2>New webhook</h2>
+      <div className="form-row">
+        <Field label="Kind">
+          {(p) => (
+            <select {...p} value={kind} onChange={(e) => setKind(e.target.value as "slack" | "generic")}>
+              <option value="generic">Generic (signed JSON)</option>
+              <option value="slack">Slack incoming webhook</option>
+            </select>
+          )}
+        </Field>
+        <Field label="Name" error={errors.name}>
+          {(p) => (
+            <input
+              {...p}
+              value={name}
+              maxLength={120}
+              placeholder="e.g. #incidents"
+              onChange={(e) => setName(e.target.value)}
+            />
+          )}
+        </Field>
+      </div>
+      <Field label="URL" error={errors.url}>
+        {(p) => (
+          <input
+            {...p}
+            type="url"
+            value={url}
+            maxLength={2048}
+            placeholder="https://hooks.slack.com/services/…"
+            onChange={(e) => setUrl(e.target.value)}
+          />
+        )}
+      </Field>
+      <fieldset className="chips">
+        <legend>Events</legend>
+        {WEBHOOK_EVENTS.map((event) => (
+          <label key={event} className={`chip ${events.includes(event) ? "on" : ""}`}>
+            <input
+              type="checkbox"
+              checked={events.includes(event)}
+              onChange={() =>
+                setEvents(events.includes(event) ? events.filter((e) => e !== event) : [...events, event])
+              }
+            />
+            {event}
+          </label>
+        ))}
+        {errors.event_types ? <div className="error-text">{errors.event_types}</div> : null}
+      </fieldset>
+      {error && !(error instanceof ApiError && error.status === 422) ? <ErrorBox error={error} /> : null}
+      {error instanceof ApiError && error.status === 422 && !Object.keys(error.fieldErrors()).length ? (
+        <ErrorBox error={error} />
+      ) : null}
+      <div className="form-actions">
+        <button type="submit" className="btn btn-primary" disabled={busy}>
+          {busy ? "Creating…" : "Create webhook"}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function Deliveries({ webhook }: { webhook: WebhookRead }) {
+  const { api } = useAuth();
+  const capabilities = useCapabilities();
+  const queryClient = useQueryClient();
+  const [status, setStatus] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const deliveries = useInfiniteQuery({
+    queryKey: ["webhooks", "deliveries", webhook.id, status],
+    queryFn: ({ pageParam, signal }) =>
+      api.get<Page<WebhookDeliveryRead>>(
+        `${BASE}/${encodeURIComponent(webhook.id)}/deliveries`,
+        { status: status || undefined, limit: 25, cursor: pageParam },
+        signal,
+      ),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+    // Attempts change by the second: keep the log fresh while it is on screen.
+    refetchInterval: 5000,
+  });
+
+  const retry = async (delivery: WebhookDeliveryRead) => {
+    if (!capabilities.webhookRetry) return;
+    setError(null);
+    try {
+      await api.post(fillPath(capabilities.webhookRetry, webhook.id, delivery.id));
+      await queryClient.invalidateQueries({ queryKey: ["webhooks", "deliveries", webhook.id] });
+    } catch (err) {
+      setError(err);
+    }
+  };
+
+  const items = deliveries.data?.pages.flatMap((p) => p.items) ?? [];
+  return (
+    <section className="card table-card" aria-label={`Deliveries of ${webhook.name}`}>
+      <div className="card-head padded">
+        <h2>Deliveries: {webhook.name}</h2>
+        <label className="inline-field">
+          <span>Status</span>
+          <select value={status} onChange={(e) => setStatus(e.target.value)}>
+            <option value="">All</option>
+            <option value="pending">Pending</option>
+            <option value="succeeded">Succeeded</option>
+            <option value="failed">Failed</option>
+          </select>
+        </label>
+      </div>
+      {error ? <ErrorBox error={error} /> : null}
+      {deliveries.isPending ? (
+        <Loading what="Loading deliveries" />
+      ) : deliveries.isError ? (
+        <ErrorBox error={deliveries.error} retry={() => void deliveries.refetch()} />
+      ) : items.length === 0 ? (
+        <Empty title="No deliveries yet.">Deliveries appear here when a chosen event happens.</Empty>
+      ) : (
+        <>
+          <table data-testid="deliveries">
+            <thead>
+              <tr>
+                <th scope="col">Event</th>
+                <th scope="col">Status</th>
+                <th scope="col">Attempts</th>
+                <th scope="col">Last answer</th>
+                <th scope="col">When</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((d) => (
+                <tr key={d.id}>
+                  <td data-label="Event">
+                    <span className="mono">{d.event_type}</span>
+                    {d.incident_id ? (
+                      <div className="small">
+                        <Link to={`/incidents/${d.incident_id}`}>{incidentKey(d.incident_id) ?? "the incident"}</Link>
+                      </div>
+                    ) : null}
+                  </td>
+                  <td data-label="Status">
+                    <span className={`badge delivery-${d.status}`}>{d.status}</span>
+                  </td>
+                  <td data-label="Attempts">{d.attempts}</td>
+                  <td data-label="Last answer">
+                    {d.last_status_code ? <span className="mono">HTTP {d.last_status_code}</span> : null}
+                    {d.last_error ? <div className="muted small">{d.last_error}</div> : null}
+                    {!d.last_status_code && !d.last_error ? <span className="muted">—</span> : null}
+                  </td>
+                  <td data-label="When">
+                    <time dateTime={d.created_at} title={dateTime(d.created_at)}>
+                      {relativeTime(d.created_at)}
+                    </time>
+                    {d.status === "pending" && d.next_attempt_at ? (
+                      <div className="muted small">next try {relativeTime(d.next_attempt_at)}</div>
+                    ) : null}
+                  </td>
+                  <td className="actions">
+                    {capabilities.webhookRetry && d.status !== "succeeded" ? (
+                      <button type="button" className="btn btn-small" onClick={() => void retry(d)}>
+                        Retry
+                      </button>
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {deliveries.hasNextPage ? (
+            <div className="pager">
+              <button
+                type="button"
+                className="btn"
+                disabled={deliveries.isFetchingNextPage}
+                onClick={() => void deliveries.fetchNextPage()}
+              >
+                Older deliveries
+              </button>
+            </div>
+          ) : null}
+        </>
+      )}
+    </section>
+  );
+}
+
+function WebhooksAdmin() {
+  const { api } = useAuth();
+  const queryClient = useQueryClient();
+  const [created, setCreated] = useState<WebhookSecretRead | null>(null);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const webhooks = useQuery({
+    queryKey: ["webhooks", "list"],
+    queryFn: ({ signal }) => api.get<Page<WebhookRead>>(BASE, { limit: 200 }, signal),
+  });
+
+  const change = async (run: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await run();
+      await queryClient.invalidateQueries({ queryKey: ["webhooks", "list"] });
+    } catch (err) {
+      setError(err);
+    }
+  };
+
+  const items = webhooks.data?.items ?? [];
+  const shown = items.find((w) => w.id === selected) ?? null;
+  return (
+    <>
+      <WebhookForm
+        onCreated={(webhook) => {
+          setCreated(webhook);
+          setSelected(webhook.id);
+          void queryClient.invalidateQueries({ queryKey: ["webhooks", "list"] });
+        }}
+      />
+      {created?.secret ? (
+        <SecretOnce label={`Signing secret of “${created.name}” — shown only once`} value={created.secret}>
+          <p className="small">
+            Every delivery carries an <code>SRE-Copilot-Signature</code> made with it; verify it before trusting a
+            delivery.
+          </p>
+        </SecretOnce>
+      ) : null}
+      {error ? <ErrorBox error={error} /> : null}
+      <section className="card table-card" aria-label="Webhooks">
+        {webhooks.isPending ? (
+          <Loading what="Loading webhooks" />
+        ) : webhooks.isError ? (
+          <ErrorBox error={webhooks.error} retry={() => void webhooks.refetch()} />
+        ) : items.length === 0 ? (
+          <Empty title="No webhooks yet.">Send incidents to Slack, or to your own service.</Empty>
+        ) : (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Webhook</th>
+                <th scope="col">Events</th>
+                <th scope="col">State</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((w) => (
+                <tr key={w.id} className={selected === w.id ? "selected" : ""}>
+                  <td data-label="Webhook">
+                    <strong>{w.name}</strong> <span className="badge kind">{w.kind}</span>
+                    <div className="muted small mono url">{w.url}</div>
+                  </td>
+                  <td data-label="Events">
+                    {w.event_types.map((e) => (
+                      <span key={e} className="badge scope">
+                        {e}
+                      </span>
+                    ))}
+                  </td>
+                  <td data-label="State">
+                    <span className={`badge ${w.enabled ? "status-active" : "status-deactivated"}`}>
+                      {w.enabled ? "enabled" : "disabled"}
+                    </span>
+                  </td>
+                  <td className="actions">
+                    <button
+                      type="button"
+                      className="btn btn-small"
+                      aria-pressed={selected === w.id}
+                      onClick={() => setSelected(selected === w.id ? null : w.id)}
+                    >
+                      Deliveries
+                    </button>{" "}
+                    <button
+                      type="button"
+                      className="btn btn-small"
+                      onClick={() => void change(() => api.patch(`${BASE}/${w.id}`, { enabled: !w.enabled }))}
+                    >
+                      {w.enabled ? "Disable" : "Enable"}
+                    </button>{" "}
+                    <button
+                      type="button"
+                      className="btn btn-small btn-danger"
+                      onClick={() => {
+                        if (window.confirm(`Delete “${w.name}” and its delivery log?`)) {
+                          if (selected === w.id) setSelected(null);
+                          void change(() => api.delete(`${BASE}/${w.id}`));
+                        }
+                      }}
+                    >
+                      Delete
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+      {shown ? <Deliveries webhook={shown} /> : null}
+    </>
+  );
+}
+
+export function WebhooksPage() {
+  const { role } = useAuth();
+  const capabilities = useCapabilities();
+  return (
+    <>
+      <PageHeader title="Outgoing webhooks" kicker="Admin" />
+      {!atLeast(role, "admin") ? (
+        <AdminOnly />
+      ) : capabilities.webhooks ? (
+        <WebhooksAdmin />
+      ) : (
+        <Empty title="Not available on this server.">
+          This gateway does not offer outgoing webhooks (<code>/api/v1/integrations/webhooks</code>).
+        </Empty>
+      )}
+    </>
+  );
+}
