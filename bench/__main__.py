@@ -358,7 +358,7 @@ class Bench:
             read += 1
         raw_rate = read / (time.perf_counter() - began)
         engine = create_engine(self.platform.database_url, pool_size=2)
-        report = await rebuild(engine, js, verify=True)
+        report = await rebuild(engine, js, verify=True, nats_url=self.platform.nats_url)
         await engine.dispose()
         await nc.close()
         self.record(

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import EventEnvelope
 from contracts.events import (
+    EVENT_TYPES,
     EventData,
     IntegrationKeyCreated,
     IntegrationKeyRevoked,
@@ -29,6 +30,13 @@ from contracts.events import (
     UserStatus,
 )
 from gateway import read_models as rm
+
+# What `apply_identity_event` applies: every event of these aggregates.
+IDENTITY_TYPES = frozenset(
+    event_type
+    for event_type, _version in EVENT_TYPES
+    if event_type.split(".")[0] in ("tenant", "user", "integration_key")
+)
 
 
 async def apply_identity_event(conn: AsyncConnection, event: EventEnvelope, data: EventData) -> None:

@@ -307,7 +307,9 @@ def projections_rebuild(
         try:
             with Progress(console=Console(stderr=True)) as progress:
                 task = progress.add_task("replaying", total=total)
-                return await rebuild(engine, js, verify=verify, progress=lambda n: progress.advance(task, n))
+                return await rebuild(
+                    engine, js, verify=verify, progress=lambda n: progress.advance(task, n), nats_url=nats
+                )
         finally:
             await engine.dispose()
 

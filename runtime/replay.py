@@ -5,6 +5,8 @@ and the websocket's `since=` use."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable
@@ -77,6 +79,79 @@ def _config(
     return config
 
 
+def _position(msg: Msg) -> tuple[int, int]:
+    """A delivered message's stream sequence and how many more the consumer has pending, from its
+    reply subject (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>`); the
+    long form with domain and account goes through nats-py's own parser."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == 9:
+        return int(tokens[5]), int(tokens[8])
+    metadata = msg.metadata
+    return metadata.sequence.stream, metadata.num_pending
+
+
+async def read_batches(
+    js: JetStreamContext,
+    filters: list[str],
+    since_seq: int | None = None,
+    since_time: datetime | None = None,
+    until_seq: int | None = None,
+    follow: bool = False,
+    batch: int = 1_000,
+) -> AsyncIterator[list[tuple[int, Msg]]]:
+    """Raw messages with their stream sequence, in stream order, a batch at a time (a smaller one
+    whenever the reader has caught up). Without `follow`, stops at the end of the stream (or at
+    `until_seq`).
+
+    An ordered push consumer with a callback: nats-py hands each message straight to it, where a
+    pull consumer's fetch awaits every message of a batch separately (five times slower). The
+    bounded queue holds the callback back when the caller is slower, and flow control then holds
+    the server back, so memory stays bounded on any stream length."""
+    queue: asyncio.Queue[list[tuple[int, Msg]] | None] = asyncio.Queue(maxsize=4)
+    pending: list[tuple[int, Msg]] = []
+    finished = False
+    subscriptions: list[Any] = []  # set once subscribed; messages can arrive before that
+
+    async def on_message(msg: Msg) -> None:
+        nonlocal pending, finished
+        if finished:
+            return
+        seq, remaining = _position(msg)
+        if until_seq is not None and seq > until_seq:
+            finished = True
+        else:
+            pending.append((seq, msg))
+            finished = (not follow and remaining == 0) or (until_seq is not None and seq >= until_seq)
+        caught_up = not subscriptions or subscriptions[0].pending_msgs == 0
+        if pending and (finished or len(pending) >= batch or caught_up):
+            ready, pending = pending, []
+            await queue.put(ready)
+        if finished:
+            await queue.put(None)
+
+    config = _config(filters, since_seq, since_time, follow)
+    subscription = await js.subscribe(
+        filters[0],
+        stream=EVENTS_STREAM,
+        config=config,
+        cb=on_message,
+        ordered_consumer=True,
+        pending_msgs_limit=-1,
+        pending_bytes_limit=-1,
+    )
+    subscriptions.append(subscription)
+    try:
+        if not follow:
+            info = await subscription.consumer_info()
+            if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
+                return  # nothing to read (what was delivered already is no longer pending)
+        while (ready := await queue.get()) is not None:
+            yield ready
+    finally:
+        with contextlib.suppress(Exception):  # the ephemeral consumer expires by itself
+            await subscription.unsubscribe()
+
+
 async def read_events(
     js: JetStreamContext,
     filters: list[str],
@@ -84,42 +159,17 @@ async def read_events(
     since_time: datetime | None = None,
     until_seq: int | None = None,
     follow: bool = False,
-    batch: int = 500,
 ) -> AsyncIterator[StoredEvent | Msg]:
     """Events in stream order. Yields the raw message for what does not parse as an envelope, so
     callers can report it. Without `follow`, stops at the end of the stream (or at `until_seq`)."""
-    sub = await js.pull_subscribe(
-        filters[0], stream=EVENTS_STREAM, config=_config(filters, since_seq, since_time, follow)
-    )
-    try:
-        if not follow and (await sub.consumer_info()).num_pending == 0:
-            return
-        while True:
+    async for ready in read_batches(js, filters, since_seq, since_time, until_seq, follow):
+        for seq, msg in ready:
             try:
-                msgs = await sub.fetch(batch, timeout=1.0)
-            except TimeoutError:
-                # A busy server can take longer than the fetch timeout: only an empty consumer
-                # means the end of the stream.
-                if follow or ((await sub.consumer_info()).num_pending or 0) > 0:
-                    continue
-                return
-            for msg in msgs:
-                seq = msg.metadata.sequence.stream
-                if until_seq is not None and seq > until_seq:
-                    return
-                try:
-                    yield StoredEvent(
-                        seq, msg.subject, EventEnvelope.from_bytes(msg.data), dict(msg.headers or {})
-                    )
-                except (ValidationError, ValueError):
-                    yield msg
-                if not follow and msg.metadata.num_pending == 0:
-                    return
-    finally:
-        try:
-            await sub.unsubscribe()
-        except Exception:  # noqa: S110 - the ephemeral consumer expires by itself
-            pass
+                event = EventEnvelope.from_bytes(msg.data)
+            except (ValidationError, ValueError):
+                yield msg
+                continue
+            yield StoredEvent(seq, msg.subject, event, dict(msg.headers or {}))
 
 
 def describe(stored: StoredEvent) -> str:

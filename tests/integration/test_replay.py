@@ -27,7 +27,7 @@ from ai_worker.settings import AiWorkerSettings
 from contracts import upcasters
 from contracts.envelope import EventEnvelope
 from gateway import read_models as rm
-from gateway.rebuild import rebuild
+from gateway.rebuild import RebuildError, rebuild
 from runtime.bus import connect
 from runtime.db import create_engine
 from runtime.embedded import free_port
@@ -102,7 +102,7 @@ async def test_verify_finds_tampering_and_a_rebuild_repairs_it(
 
 
 async def test_a_rebuild_while_writes_continue_loses_nothing(
-    client: httpx.AsyncClient, tenant: Tenant, engine: AsyncEngine, js: JetStreamContext
+    client: httpx.AsyncClient, tenant: Tenant, engine: AsyncEngine, js: JetStreamContext, platform: Platform
 ) -> None:
     created: list[str] = []
     stop = asyncio.Event()
@@ -119,7 +119,8 @@ async def test_a_rebuild_while_writes_continue_loses_nothing(
 
     writer = asyncio.create_task(keep_writing())
     await asyncio.sleep(0.3)
-    report = await rebuild(engine, js)
+    # In worker processes, as the CLI does it: the first pass spread over them, the catch-up here.
+    report = await rebuild(engine, js, nats_url=platform.nats_url, workers=2)
     await asyncio.sleep(0.3)
     stop.set()
     await writer
@@ -130,6 +131,18 @@ async def test_a_rebuild_while_writes_continue_loses_nothing(
     ]
     assert {i["id"] for i in listed} == set(created)
     assert (await rebuild(engine, js, verify=True)).differences == []
+    assert (await rebuild(engine, js, verify=True, nats_url=platform.nats_url, workers=2)).differences == []
+
+
+async def test_a_rebuild_whose_worker_fails_says_so_and_changes_nothing(
+    client: httpx.AsyncClient, tenant: Tenant, engine: AsyncEngine, js: JetStreamContext
+) -> None:
+    await workload(client, tenant, incidents=2, seed=3)
+    await caught_up(engine, js)
+    before = await tenant_read_models(engine, tenant.tenant_id)
+    with pytest.raises(RebuildError, match="worker failed"):
+        await rebuild(engine, js, nats_url=f"nats://127.0.0.1:{free_port()}", workers=2)
+    assert await tenant_read_models(engine, tenant.tenant_id) == before
 
 
 async def test_an_old_event_version_is_upcast_on_replay(
@@ -288,3 +301,62 @@ async def tenant_read_models(engine: AsyncEngine, tenant_id: str) -> dict[str, l
             rows = (await conn.execute(select(*columns).where(table.c.tenant_id == tenant_id))).all()
             found[table.name] = sorted(tuple(map(str, row)) for row in rows)
     return found
+
+
+async def test_events_tail_follows_the_stream_from_a_sequence(
+    client: httpx.AsyncClient, tenant: Tenant, js: JetStreamContext, platform: Platform
+) -> None:
+    first = (await client.post("/api/v1/incidents", json=INCIDENT, headers=tenant.auth)).json()
+    assert platform.nats_url
+    start = (await js.stream_info("EVENTS")).state.last_seq - 1
+    tail = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        "events",
+        "tail",
+        "--tenant",
+        tenant.tenant_id,
+        "--type",
+        "incident.created",
+        "--since",
+        str(max(start - 5, 0)),
+        "--json",
+        env={**os.environ, "NATS_URL": platform.nats_url},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert tail.stdout is not None
+    try:
+
+        async def next_incident() -> str:
+            line = await asyncio.wait_for(tail.stdout.readline(), 20)  # type: ignore[union-attr]
+            record = json.loads(line)
+            assert record["event"]["type"] == "incident.created", record
+            return str(record["event"]["aggregate_id"])
+
+        assert await next_incident() == first["id"]  # history first
+        second = (await client.post("/api/v1/incidents", json=INCIDENT, headers=tenant.auth)).json()
+        assert await next_incident() == second["id"]  # then what happens, as it happens
+    finally:
+        tail.terminate()
+        await tail.wait()
+
+
+async def test_the_rebuild_command_swaps_in_a_verified_rebuild(
+    client: httpx.AsyncClient, tenant: Tenant, engine: AsyncEngine, js: JetStreamContext, platform: Platform
+) -> None:
+    await workload(client, tenant, incidents=3, seed=5)
+    await caught_up(engine, js)
+    assert platform.nats_url and platform.database_url
+    env = {**os.environ, "NATS_URL": platform.nats_url, "DATABASE_URL": platform.database_url}
+    for args in (["--verify"], []):
+        done = subprocess.run(
+            [sys.executable, "-m", "runtime.cli", "projections", "rebuild", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "events/s" in done.stdout, done.stdout
+    assert "swapped the rebuilt read models in" in done.stdout
