@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from websockets.asyncio.client import connect as ws_connect
 
+from bench import ingest
 from bench.load import hammer, offered_rate, summary_ms
 from contracts.envelope import EventEnvelope
 from contracts.events import IncidentCreated, IncidentState, Severity
@@ -197,6 +198,47 @@ class Bench:
                     p95_ms=ours["p95_ms"],
                     baseline_p50_ms=base["p50_ms"],
                 )
+
+    async def alert_ingest(self) -> None:
+        """Alertmanager payloads/s through gateway -> integrations -> incidents -> projection, each
+        accepted group one incident in the read model and no accepted notification lost."""
+        assert self.platform and self.platform.nats_url and self.platform.database_url
+        nats_url = self.platform.nats_url
+        groups = 200 if self.quick else 500
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+            who = await self.tenant(http)
+            created = await http.post(
+                "/api/v1/integration-keys",
+                json={"name": "alertmanager", "scopes": ["alerts:write"]},
+                headers={"Authorization": f"Bearer {who['token']}"},
+            )
+            created.raise_for_status()
+        # The baseline first, on an idle platform: after the alerts the AI worker has minutes of work.
+        await ingest.settle(nats_url, 60)
+        size = len(json.dumps(ingest.payload("0" * 8, 0)).encode())
+        base = await ingest.publish_throughput(nats_url, size, 3.0 if self.quick else 5.0)
+        result, began = await ingest.send_alerts(self.url, created.json()["key"], groups, seconds=60)
+        await ingest.follow(self.platform.database_url, who["tenant_id"], result, began, timeout=300)
+        # Not part of the figure: how long until every consumer (the AI worker last) has digested the
+        # burst, and so the next benchmark does not share the cores with it.
+        idle = await ingest.settle(nats_url, 180 if self.quick else 300)
+        self.record(
+            f"alert ingestion: {result.groups:,} Alertmanager groups + {result.repeats:,} re-sends "
+            f"-> incidents projected ({result.lost} lost, {result.errors} errors)",
+            result.accepted / result.projected_in,
+            "payloads/s",
+            base,
+            f"JetStream publish of {size:,}-byte messages",
+            loss=result.lost,
+            duplicates=result.duplicates,
+            drained=result.drained,
+            errors=result.errors,
+            statuses=result.statuses,
+            incidents_per_s=round(result.groups / result.projected_in, 2),
+            accepted_per_s=round(result.accepted / result.sent_in, 2),
+            seconds=round(result.projected_in, 2),
+            consumers_idle_after_s=round(idle - began, 1) if idle is not None else None,
+        )
 
     async def seed_incidents(self, tenant_id: str, count: int) -> str:
         """Publish `count` incident.created events as imported history (the AI worker leaves imported
@@ -413,12 +455,13 @@ class Bench:
         self.console.print(f"written to {out}")
 
 
-BENCHMARKS = ("e2e", "reads", "fanout", "replay", "footprint")
+BENCHMARKS = ("e2e", "ingest", "reads", "fanout", "replay", "footprint")
 
 
 async def run(bench: Bench, only: list[str]) -> None:
     steps = {
         "e2e": bench.e2e_latency,
+        "ingest": bench.alert_ingest,
         "reads": bench.read_throughput,
         "fanout": bench.fan_out,
         "replay": bench.replay,
