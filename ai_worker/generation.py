@@ -25,7 +25,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 
 from ai_worker import db
-from ai_worker.domain import GenerationState, decide
+from ai_worker.domain import Decision, GenerationState, decide
 from ai_worker.engines import rules
 from ai_worker.engines.claude import ClaudeEngine, EngineResult, ToolOutput
 from ai_worker.evidence import (
@@ -67,6 +67,8 @@ GENERATIONS = Counter(
 
 Heartbeat = Callable[[], Awaitable[None]]
 HEARTBEAT_SECONDS = 10.0
+# Generations at once per replica (each reads evidence, runs an engine, may wait on Claude).
+MAX_GENERATING = 8
 
 
 async def no_heartbeat() -> None:
@@ -285,6 +287,7 @@ class Generator:
     ) -> None:
         self.service, self.settings = service, settings
         self.claude = claude
+        self.slots = asyncio.Semaphore(MAX_GENERATING)
         self.prometheus = (
             PrometheusClient(settings.prometheus_url, prometheus_http or httpx.AsyncClient())
             if settings.prometheus_url
@@ -321,48 +324,23 @@ class Generator:
 
     async def handle(self, trigger: Trigger, heartbeat: Heartbeat = no_heartbeat) -> list[EventEnvelope]:
         """Generate for `trigger` unless a generation already covers it; returns what to publish
-        (after commit, already staged in the outbox)."""
+        (after commit, already staged in the outbox). At most `MAX_GENERATING` generations run at
+        once; a trigger waiting out a coalescing window or another worker's lease holds no slot, so
+        an alert storm's waiting triggers do not queue the next incidents' first generations."""
         window = timedelta(seconds=self.settings.coalesce_window_seconds)
         lease = timedelta(seconds=self.lease_seconds)
         waited = timedelta(0)
         last_beat = 0.0
         while True:
-            async with self.service.engine.begin() as conn:
-                await db.lock_incident(conn, trigger.incident_id)
-                seen = await db.trigger(conn, trigger.event_id, trigger.incident_id)
-                if seen is not None and seen.generation is not None:
-                    return []
-                row = await db.incident(conn, trigger.incident_id)
-                if row is None:
-                    # Its incident.created has not been seen yet: the incident's first generation
-                    # will cover this trigger (it reads the pending ones under the same lock).
-                    await db.add_trigger(
-                        conn, trigger.event_id, trigger.incident_id, trigger.tenant_id, trigger.kind, _now()
-                    )
-                    return []
-                if row.tenant_id != trigger.tenant_id:
-                    log.warning("trigger_for_another_tenant", incident_id=str(trigger.incident_id))
-                    return []
-                if trigger.only_if_open and row.state == "resolved":
-                    return []
-                if seen is None:
-                    await db.add_trigger(
-                        conn, trigger.event_id, trigger.incident_id, trigger.tenant_id, trigger.kind, _now()
-                    )
-                last = await db.last_generation(conn, trigger.incident_id)
-                now = _now()
-                decision = decide(
-                    GenerationState(last[1] if last else None, row.claimed_until),
-                    now,
-                    window,
-                    waited,
-                    max_wait=lease + window,
-                )
-                if decision.generate:
-                    await db.set_claim(conn, trigger.incident_id, now + lease)
-                    snapshot = await self._snapshot(conn, row)
-            if decision.generate:
-                break
+            await self._take_slot(heartbeat)
+            try:
+                decision, snapshot = await self._decide(trigger, window, lease, waited)
+            except BaseException:
+                self.slots.release()
+                raise
+            if decision is None or decision.generate:
+                break  # the slot is kept for the generation
+            self.slots.release()
             if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
                 # Tell JetStream the message is being worked on, so it is not redelivered meanwhile.
                 await heartbeat()
@@ -371,11 +349,64 @@ class Generator:
             waited += timedelta(seconds=decision.wait_seconds)
 
         try:
-            evidence, result = await self._run(snapshot, heartbeat)
-        except BaseException:
-            await self._release(trigger.incident_id)
-            raise
-        return await self._commit(trigger, snapshot, evidence, result)
+            if decision is None or snapshot is None:
+                return []
+            try:
+                evidence, result = await self._run(snapshot, heartbeat)
+            except BaseException:
+                await self._release(trigger.incident_id)
+                raise
+            return await self._commit(trigger, snapshot, evidence, result)
+        finally:
+            self.slots.release()
+
+    async def _take_slot(self, heartbeat: Heartbeat) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self.slots.acquire(), HEARTBEAT_SECONDS)
+                return
+            except TimeoutError:
+                await heartbeat()  # waiting for a slot is being worked on too
+
+    async def _decide(
+        self, trigger: Trigger, window: timedelta, lease: timedelta, waited: timedelta
+    ) -> tuple[Decision | None, Snapshot | None]:
+        """Step 1 in one transaction: record the trigger and decide. None: nothing to generate."""
+        async with self.service.engine.begin() as conn:
+            await db.lock_incident(conn, trigger.incident_id)
+            seen = await db.trigger(conn, trigger.event_id, trigger.incident_id)
+            if seen is not None and seen.generation is not None:
+                return None, None
+            row = await db.incident(conn, trigger.incident_id)
+            if row is None:
+                # Its incident.created has not been seen yet: the incident's first generation
+                # will cover this trigger (it reads the pending ones under the same lock).
+                await db.add_trigger(
+                    conn, trigger.event_id, trigger.incident_id, trigger.tenant_id, trigger.kind, _now()
+                )
+                return None, None
+            if row.tenant_id != trigger.tenant_id:
+                log.warning("trigger_for_another_tenant", incident_id=str(trigger.incident_id))
+                return None, None
+            if trigger.only_if_open and row.state == "resolved":
+                return None, None
+            if seen is None:
+                await db.add_trigger(
+                    conn, trigger.event_id, trigger.incident_id, trigger.tenant_id, trigger.kind, _now()
+                )
+            last = await db.last_generation(conn, trigger.incident_id)
+            now = _now()
+            decision = decide(
+                GenerationState(last[1] if last else None, row.claimed_until),
+                now,
+                window,
+                waited,
+                max_wait=lease + window,
+            )
+            if not decision.generate:
+                return decision, None
+            await db.set_claim(conn, trigger.incident_id, now + lease)
+            return decision, await self._snapshot(conn, row)
 
     async def _snapshot(self, conn: Any, row: Any) -> Snapshot:
         facts = _facts(row)

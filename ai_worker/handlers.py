@@ -73,8 +73,9 @@ FILTER_SUBJECTS = [
     events_of_type("deploy.recorded"),
     events_of_type("hypothesis.regeneration_requested"),
 ]
-# Generations wait on Claude or coalesce; this many messages are worked on at once per replica.
-MAX_WORKERS = 8
+# Messages worked on at once per replica. Most of them wait (a coalescing window, another worker's
+# lease) holding nothing; generations themselves are limited to `generation.MAX_GENERATING`.
+MAX_WORKERS = 64
 # Fields of incident.updated that the worker's view keeps.
 VIEW_FIELDS = ("title", "description", "service_name", "severity")
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ai_worker import db as ai_db
 from ai_worker.evidence import render
+from ai_worker.generation import MAX_GENERATING
 from ai_worker.handlers import FILTER_SUBJECTS, reconcile_consumer
 from contracts.envelope import EventEnvelope
 from contracts.events import (
@@ -380,6 +381,22 @@ async def test_a_burst_of_triggers_coalesces(
     assert {i.source for i in items_of(latest) if i.kind == "alert"} == {
         f"alertmanager fp-{i}" for i in range(5)
     }
+
+
+async def test_triggers_waiting_out_a_window_do_not_hold_up_another_incidents_first_generation(
+    client: httpx.AsyncClient, tenant: Tenant, js: JetStreamContext
+) -> None:
+    """An alert storm: many triggers of one incident wait out its coalescing window. They must not
+    take every slot, or the next incident's hypotheses wait behind them."""
+    storm = await create_incident(client, tenant)
+    await generations_of(js, tenant.tenant_id, storm["id"], 1)
+    for i in range(2 * MAX_GENERATING):
+        await publish(js, alert_event(tenant.tenant_id, storm["id"], f"Storm{i}", f"storm-{i}"))
+    calm = await create_incident(client, tenant)
+    first = (await generations_of(js, tenant.tenant_id, calm["id"], 1))[0]
+    storm_generations = await generations_of(js, tenant.tenant_id, storm["id"], 2)
+    # The calm incident's first generation did not wait for the storm's window to end.
+    assert first[0] < storm_generations[-1][0], (first[0], [s for s, _ in storm_generations])
 
 
 async def regenerate(nc: Client, tenant: Tenant, incident_id: str, role: str = "responder") -> dict[str, Any]:
