@@ -105,6 +105,7 @@ class InboundProcessor:
         self.wake = asyncio.Event()
         self._active: set[str] = set()
         self._slots = asyncio.Semaphore(settings.inbound_concurrency)
+        self._working = asyncio.Semaphore(settings.inbound_parallel_notifications)
         self._task: asyncio.Task[None] | None = None
         self._tenant_tasks: set[asyncio.Task[None]] = set()
 
@@ -169,17 +170,23 @@ class InboundProcessor:
                 self.kick()
 
     async def _step(self, tenant_id: str) -> bool:
-        """Resolve what is queued for resolution, then work on the oldest notification; False when
-        there is nothing (due) left."""
+        """Resolve what is queued for resolution, then work on the head of each alert group at
+        once; False when there is nothing (due) left."""
         await self._resolve_pending(tenant_id)
         async with self.service.engine.connect() as conn:
-            row = await db.next_inbound(conn, tenant_id)
-        if row is None or row.next_attempt_at > datetime.now(UTC):
+            heads = await db.next_inbound(conn, tenant_id, self.settings.inbound_parallel_notifications)
+        now = datetime.now(UTC)
+        due = [row for row in heads if row.next_attempt_at <= now]
+        if not due:
             return False
-        with structlog.contextvars.bound_contextvars(
-            correlation_id=row.correlation_id, tenant_id=tenant_id, delivery_id=str(row.id)
-        ):
-            return await self._attempt(row)
+        return any(await asyncio.gather(*(self._attempt_in_context(row) for row in due)))
+
+    async def _attempt_in_context(self, row: Any) -> bool:
+        async with self._working:
+            with structlog.contextvars.bound_contextvars(
+                correlation_id=row.correlation_id, tenant_id=row.tenant_id, delivery_id=str(row.id)
+            ):
+                return await self._attempt(row)
 
     async def _attempt(self, row: Any) -> bool:
         try:

@@ -255,13 +255,16 @@ async def save_settings(
 
 
 async def tenants_with_work(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
-    """Tenants whose oldest pending notification is due (one waiting out a back-off holds up the
-    ones behind it), or with resolutions queued."""
+    """Tenants with a due notification at the head of one of their alert groups (one waiting out a
+    back-off holds up the later ones of its group), or with resolutions queued."""
     older = inbound.alias("older")
     earlier_pending = (
         select(older.c.id)
         .where(
-            older.c.tenant_id == inbound.c.tenant_id, older.c.status == "pending", older.c.id < inbound.c.id
+            older.c.tenant_id == inbound.c.tenant_id,
+            older.c.group_key == inbound.c.group_key,
+            older.c.status == "pending",
+            older.c.id < inbound.c.id,
         )
         .exists()
     )
@@ -274,15 +277,18 @@ async def tenants_with_work(conn: AsyncConnection, now: datetime, limit: int) ->
     return [r[0] for r in await conn.execute(due)]
 
 
-async def next_inbound(conn: AsyncConnection, tenant_id: str) -> Row[Any] | None:
-    """The tenant's oldest unprocessed delivery: later ones wait for it, so order is kept."""
-    query = (
+async def next_inbound(conn: AsyncConnection, tenant_id: str, limit: int) -> list[Row[Any]]:
+    """The oldest unprocessed delivery of each of the tenant's alert groups, oldest first, at most
+    `limit`: a group's later deliveries wait for its head, so each group's order is kept, while
+    different groups are independent (an alert storm's groups go side by side)."""
+    heads = (
         select(inbound)
         .where(inbound.c.tenant_id == tenant_id, inbound.c.status == "pending")
-        .order_by(inbound.c.id)
-        .limit(1)
+        .distinct(inbound.c.group_key)
+        .order_by(inbound.c.group_key, inbound.c.id)
+        .subquery()
     )
-    return (await conn.execute(query)).first()
+    return list((await conn.execute(select(heads).order_by(heads.c.id).limit(limit))).all())
 
 
 async def lock_group(

@@ -29,6 +29,8 @@ class IntegrationsSettings(ServiceSettings):
     # Processing a stored Alertmanager notification: attempts before it is marked failed, back-off.
     inbound_max_attempts: int = Field(default=10, ge=1)
     inbound_backoff_base_seconds: float = Field(default=1.0, gt=0)
-    # Tenants whose notifications are worked on at once per replica.
+    # Tenants whose notifications are worked on at once per replica, and notifications (of different
+    # alert groups; a group's own are applied one after another, in arrival order).
     inbound_concurrency: int = Field(default=4, ge=1)
+    inbound_parallel_notifications: int = Field(default=8, ge=1)
     rejections_kept_per_tenant: int = Field(default=500, ge=1)

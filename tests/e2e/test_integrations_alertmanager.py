@@ -473,6 +473,36 @@ async def test_a_notification_that_cannot_be_applied_fails_visibly_and_blocks_no
     assert item["id"] == str(broken) and item["attempts"] == 1 and "ValidationError" in item["last_error"]
 
 
+async def test_a_notification_waiting_out_a_back_off_holds_up_only_its_own_group(
+    client: httpx.AsyncClient, tenant: Tenant, engine: AsyncEngine
+) -> None:
+    """Order is kept within an alert group; other groups do not wait behind it."""
+    stuck_group = '{}:{alertname="Stuck"}'
+    waiting = uuid.UUID(str(uuid7()))  # arrived first, and its next attempt is an hour away
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO integrations.inbound (id, tenant_id, source, key_id, correlation_id, group_key,"
+                " alert_count, payload, status, attempts, next_attempt_at, received_at)"
+                " VALUES (:id, :t, 'alertmanager', 'k_test', 'waiting', :g, 1, CAST(:p AS jsonb),"
+                " 'pending', 1, now() + interval '1 hour', now())"
+            ),
+            {
+                "id": waiting,
+                "t": tenant.tenant_id,
+                "g": stuck_group,
+                "p": json.dumps(notification(am_alert("fp-stuck"), group_key=stuck_group)),
+            },
+        )
+    key = await alerts_key(client, tenant)
+    behind = await send(client, key, notification(am_alert("fp-stuck-2"), group_key=stuck_group))
+    other = await processed(client, tenant, await send(client, key, notification(am_alert("fp-1"))))
+    assert other["outcome"]["opened_incident_id"]
+    page = (await client.get("/api/v1/integrations/inbound?limit=200", headers=tenant.auth)).json()
+    status = {d["id"]: d["status"] for d in page["items"]}
+    assert status[str(waiting)] == "pending" and status[behind] == "pending"
+
+
 # ---- deploys
 
 
