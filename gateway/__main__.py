@@ -1,7 +1,11 @@
+import asyncio
+
 import uvicorn
 
-from gateway.app import create_app
+from gateway.app import create_app, wait_for_dependencies
 from gateway.settings import GatewaySettings
 
 settings = GatewaySettings()
-uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+app = create_app(settings)
+asyncio.run(wait_for_dependencies(settings))
+uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)

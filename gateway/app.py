@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import text
 
 from gateway import console, errors
 from gateway.commands import CommandClient
@@ -20,8 +21,8 @@ from gateway.routes import integrations as integrations_routes
 from gateway.security import BodySizeLimit, TokenVerifier
 from gateway.settings import GatewaySettings
 from gateway.telemetry import HttpTelemetry, PlatformMetrics, metrics_router
-from runtime.bus import connect, declare_streams
-from runtime.db import create_engine
+from runtime.bus import BusUnreachable, connect, declare_streams
+from runtime.db import create_engine, database_failure, is_unavailable
 from runtime.logging import configure_logging
 from runtime.tracing import configure_tracing
 
@@ -41,6 +42,35 @@ async def _until_auth_answers(verifier: TokenVerifier) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeError("auth did not publish its keys (cmd.auth.jwks)") from exc
             await asyncio.sleep(0.2)
+
+
+async def wait_for_dependencies(settings: GatewaySettings) -> None:
+    """Before serving (run by `__main__`, ahead of uvicorn, so a SIGTERM still ends it): until NATS
+    and PostgreSQL both answer, the gateway waits, saying every few seconds which one it cannot
+    reach and why, rather than fail its start with a traceback."""
+    engine = create_engine(settings.database_url, pool_size=1)
+    attempt = 0
+    try:
+        while True:
+            try:
+                nc = await connect(settings.nats_url, f"gateway:{settings.instance}:start", reconnect=False)
+                await nc.close()
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return
+            except Exception as exc:
+                if isinstance(exc, BusUnreachable):
+                    what = {"dependency": "nats", "error": str(exc)}
+                elif is_unavailable(exc):
+                    what = {"dependency": "postgres", "error": database_failure(settings.database_url, exc)}
+                else:
+                    raise
+                if attempt % 5 == 0:
+                    log.warning("dependency_unreachable", **what)
+                attempt += 1
+                await asyncio.sleep(1.0)
+    finally:
+        await engine.dispose()
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

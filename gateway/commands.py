@@ -16,6 +16,7 @@ from runtime import tracing
 
 log = structlog.get_logger(__name__)
 R = TypeVar("R", bound=BaseModel)
+BUS_UNAVAILABLE = "the message bus is unavailable; retry shortly"
 
 
 class CommandClient:
@@ -23,6 +24,10 @@ class CommandClient:
         self.nc, self.timeout = nc, timeout
 
     async def call(self, subject: str, body: dict[str, Any], reply_model: type[R]) -> R:
+        if not self.nc.is_connected:
+            # While the connection is being re-established nats-py would buffer the request until
+            # it times out (a 504 that leaves the caller unsure); nothing was sent: say so now.
+            raise ApiError(503, ErrorCode.UNAVAILABLE.value, BUS_UNAVAILABLE)
         correlation_id = structlog.contextvars.get_contextvars().get("correlation_id", "")
         payload = json.dumps({"correlation_id": correlation_id, **body}, default=str).encode()
         try:
@@ -36,9 +41,7 @@ class CommandClient:
         except nats.errors.TimeoutError as exc:
             raise ApiError(504, "timeout", f"{subject.split('.')[1]} did not answer in time") from exc
         except (nats.errors.Error, OSError) as exc:  # the bus itself is down or reconnecting
-            raise ApiError(
-                503, ErrorCode.UNAVAILABLE.value, "the message bus is unavailable; retry shortly"
-            ) from exc
+            raise ApiError(503, ErrorCode.UNAVAILABLE.value, BUS_UNAVAILABLE) from exc
         reply = json.loads(msg.data)
         if isinstance(reply, dict) and "error" in reply:
             error = ErrorReply.model_validate(reply).error

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts.commands import ErrorCode
-from runtime.db import is_unavailable
+from runtime.db import is_unavailable, unavailable_message
 
 log = structlog.get_logger(__name__)
 
@@ -87,8 +87,6 @@ def install(app: FastAPI) -> None:
             return error_response(422, ErrorCode.VALIDATION.value, "a value is out of range or malformed")
         if is_unavailable(exc):
             log.warning("database_unavailable", path=request.url.path, error=str(exc))
-            return error_response(
-                503, ErrorCode.UNAVAILABLE.value, "the database is unavailable; retry shortly"
-            )
+            return error_response(503, ErrorCode.UNAVAILABLE.value, unavailable_message(exc))
         log.exception("unhandled_error", path=request.url.path)
         return error_response(500, ErrorCode.INTERNAL.value, "internal error")

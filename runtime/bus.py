@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import nats
+import nats.errors
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -18,6 +21,7 @@ from contracts.subjects import (
     event_subject,
 )
 from runtime import tracing
+from runtime.logging import redact_url
 
 log = structlog.get_logger(__name__)
 
@@ -50,20 +54,44 @@ STREAMS = (
 )
 
 
+class BusUnreachable(ConnectionError):
+    """A short-lived tool could not connect to NATS."""
+
+
+def connection_failure(exc: BaseException) -> str:
+    """Why a connection failed, briefly: `Connection refused` rather than a socket's repr."""
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc).removeprefix("nats: ") or type(exc).__name__
+
+
 async def connect(url: str, name: str, *, reconnect: bool = True) -> Client:
-    """A long-lived service connection reconnects forever; a short-lived tool's gives up at once."""
+    """A long-lived service connection reconnects forever (each failure logged); a short-lived
+    tool's tries twice, then raises BusUnreachable naming the server and the reason."""
+    failures: list[BaseException] = []
 
     async def on_error(exc: Exception) -> None:
-        log.warning("nats_error", error=str(exc))
+        failures.append(exc)
+        if reconnect:
+            log.warning("nats_error", url=redact_url(url), error=connection_failure(exc))
 
-    return await nats.connect(
-        url,
-        name=name,
-        max_reconnect_attempts=-1 if reconnect else 0,
-        allow_reconnect=reconnect,
-        reconnect_time_wait=0.5,
-        error_cb=on_error,
-    )
+    try:
+        return await nats.connect(
+            url,
+            name=name,
+            # nats-py gives up on a server after this many failed attempts, but 0 means "never".
+            max_reconnect_attempts=-1 if reconnect else 1,
+            allow_reconnect=reconnect,
+            reconnect_time_wait=0.5,
+            error_cb=on_error,
+        )
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        if reconnect:
+            raise
+        reason = connection_failure(failures[-1] if failures else exc)
+        raise BusUnreachable(f"cannot reach NATS at {redact_url(url)}: {reason}") from exc
 
 
 async def declare_streams(js: JetStreamContext) -> None:

@@ -7,10 +7,10 @@ import contextlib
 import json
 import os
 import runpy
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from nats.js import JetStreamContext
@@ -64,9 +64,15 @@ def migrate(
     database_url: Annotated[str, typer.Option(envvar="DATABASE_URL", help="PostgreSQL URL.")],
 ) -> None:
     """Apply the database migrations (every service's schema) up to the latest."""
+    from runtime.db import database_failure, is_unavailable
     from runtime.migrate import upgrade
 
-    upgrade(database_url)
+    try:
+        upgrade(database_url)
+    except Exception as exc:
+        if is_unavailable(exc):
+            _fail(database_failure(database_url, exc))
+        raise
     typer.echo("migrated to the latest revision")
 
 
@@ -121,6 +127,33 @@ def _since(value: str | None) -> tuple[int | None, datetime | None]:
     return None, moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _fail(message: str) -> NoReturn:
+    """One line on stderr and exit status 1: what an operator needs, rather than a traceback."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _run(work: Coroutine[Any, Any, T], database_url: str | None = None) -> T:
+    """Run a command's async part. NATS or PostgreSQL out of reach, or an export that cannot be
+    written, ends it with one clear line and a non-zero status."""
+    import nats.errors
+
+    from runtime.bus import BusUnreachable, connection_failure
+    from runtime.db import database_failure, is_unavailable
+    from runtime.replay import ReplayError
+
+    try:
+        return asyncio.run(work)
+    except (BusUnreachable, ReplayError) as exc:
+        _fail(str(exc))
+    except nats.errors.Error as exc:  # the connection was lost or the server stopped answering
+        _fail(f"NATS failed: {connection_failure(exc)}")
+    except Exception as exc:
+        if database_url is not None and is_unavailable(exc):
+            _fail(database_failure(database_url, exc))
+        raise
+
+
 async def _with_js(url: str, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
     from runtime.bus import connect
 
@@ -162,7 +195,7 @@ def events_tail(
                 console.print(describe(stored), markup=False, soft_wrap=True)
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_with_js(_nats_url(nats_url, state_dir), work))
+        _run(_with_js(_nats_url(nats_url, state_dir), work))
 
 
 @events_app.command("export")
@@ -175,29 +208,40 @@ def events_export(
     state_dir: StateDir = Path(".sre-copilot"),
 ) -> None:
     """Write history to a JSON-lines file (`{"seq","subject","event"}` per line), oldest first."""
-    from runtime.replay import StoredEvent, export_path, read_events, subject_filters
+    from runtime.replay import (
+        ReplayError,
+        StoredEvent,
+        export_file,
+        export_path,
+        read_events,
+        subject_filters,
+    )
 
     since_seq, since_time = _since(since)
-    target = export_path(out)
+    try:
+        target = export_path(out)
+    except ReplayError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
     async def work(js: JetStreamContext) -> int:
         from contracts.subjects import EVENTS_STREAM
 
         total = (await js.stream_info(EVENTS_STREAM)).state.messages
         written = 0
-        with target.open("w") as sink, Progress(console=Console(stderr=True)) as progress:
+        # Through a temporary file renamed over `target` once complete: never a partial export.
+        with export_file(target) as write, Progress(console=Console(stderr=True)) as progress:
             task = progress.add_task("exporting", total=total)
             async for stored in read_events(
                 js, subject_filters(tenant), since_seq, since_time, until_seq=until
             ):
                 progress.advance(task)
                 if isinstance(stored, StoredEvent):
-                    sink.write(json.dumps(stored.to_json()) + "\n")
+                    write(json.dumps(stored.to_json()) + "\n")
                     written += 1
             progress.update(task, completed=total)
         return written
 
-    written = asyncio.run(_with_js(_nats_url(nats_url, state_dir), work))
+    written = _run(_with_js(_nats_url(nats_url, state_dir), work))
     typer.echo(f"exported {written} events to {target}")
 
 
@@ -222,7 +266,7 @@ def events_import(
             task = progress.add_task("importing", total=lines)
             return await import_events(js, stream, lambda: progress.advance(task))
 
-    report = asyncio.run(_with_js(_nats_url(nats_url, state_dir), work))
+    report = _run(_with_js(_nats_url(nats_url, state_dir), work))
     if report.invalid:
         for _line, problem in report.invalid[:20]:
             typer.echo(problem, err=True)
@@ -239,7 +283,7 @@ def events_stats(
     """Counts per type and tenant, the stream's size, each durable consumer's lag, dead letters."""
     from runtime.replay import stream_stats
 
-    stats = asyncio.run(_with_js(_nats_url(nats_url, state_dir), stream_stats))
+    stats = _run(_with_js(_nats_url(nats_url, state_dir), stream_stats))
     console = Console()
     console.print(
         f"stream EVENTS: {stats.messages} events, {stats.bytes / 1e6:.2f} MB, "
@@ -313,7 +357,7 @@ def projections_rebuild(
         finally:
             await engine.dispose()
 
-    report = asyncio.run(_with_js(nats, work))
+    report = _run(_with_js(nats, work), database_url=db_url)
     typer.echo(
         f"replayed {report.events} events up to sequence {report.up_to_seq} in {report.seconds:.2f} s "
         f"({report.rate:,.0f} events/s); skipped {report.skipped} unreadable"
@@ -368,7 +412,7 @@ def ai_rerun(
 
         return await rerun(envelopes(), engine, settings, since=since_time)
 
-    replayed = asyncio.run(_with_js(_nats_url(nats_url, state_dir), work))
+    replayed = _run(_with_js(_nats_url(nats_url, state_dir), work))
     rerun_ids = {g.incident_id for g in replayed.rerun}
     resolved = [Resolved(i, c, r) for i, (c, r) in replayed.resolved.items() if i in rerun_ids]
     generations = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -26,9 +28,32 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     )
 
 
+STORAGE_FULL_MESSAGE = "the database is out of disk space; retry once space is freed"
+UNAVAILABLE_MESSAGE = "the database is unavailable; retry shortly"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what caused it (SQLAlchemy wraps the driver's error, which wraps asyncpg's)."""
+    chain = [exc]
+    while chain[-1].__cause__ is not None and len(chain) < 10:
+        chain.append(chain[-1].__cause__)
+    return chain
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """True when the database (SQLSTATE 53100 `disk_full`) or this machine has no space left."""
+    import asyncpg
+
+    return any(
+        isinstance(e, asyncpg.DiskFullError) or (isinstance(e, OSError) and e.errno == errno.ENOSPC)
+        for e in _causes(exc)
+    )
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    """True for failures that mean "the database cannot be reached right now" (down, restarting,
-    connection lost, pool exhausted): callers answer 503 and retry, rather than report a bug."""
+    """True for failures that mean "the database cannot serve this right now" (down, restarting,
+    connection lost, pool exhausted, or out of resources: a full disk, memory, connections): callers
+    answer 503 and retry, rather than report a bug or give up on the message."""
     import asyncpg
     from sqlalchemy import exc as sa
 
@@ -40,7 +65,24 @@ def is_unavailable(exc: BaseException) -> bool:
         asyncpg.PostgresConnectionError,
         asyncpg.CannotConnectNowError,
         asyncpg.InterfaceError,
+        asyncpg.InsufficientResourcesError,  # SQLSTATE class 53
         ConnectionError,
         OSError,
     )
     return isinstance(exc, unavailable) or (exc.__cause__ is not None and is_unavailable(exc.__cause__))
+
+
+def unavailable_message(exc: BaseException) -> str:
+    """What a 503 says about an unavailable database: a full disk is named as such."""
+    return STORAGE_FULL_MESSAGE if is_storage_full(exc) else UNAVAILABLE_MESSAGE
+
+
+def database_failure(database_url: str, exc: BaseException) -> str:
+    """One line for an operator about an unavailable database: which one, and why."""
+    if is_storage_full(exc):
+        return STORAGE_FULL_MESSAGE
+    from runtime.bus import connection_failure
+    from runtime.logging import redact_url
+
+    lines = connection_failure(_causes(exc)[-1]).splitlines() or [type(exc).__name__]
+    return f"cannot reach PostgreSQL at {redact_url(database_url)}: {lines[0]}"

@@ -17,6 +17,8 @@ from pathlib import Path
 
 DATABASE_NAME = "sre_copilot"
 PG_SYSTEM_USER = "embedded_postgres"
+# Restarting nats-server after its store failed helps only once the disk has room again.
+MIN_FREE_BYTES_FOR_RESTART = 16 * 1024 * 1024
 
 
 class EmbeddedServerError(RuntimeError):
@@ -64,6 +66,8 @@ class ServerProcess:
     port: int
     url: str
     log: Path
+    # nats-server's monitoring port (its /healthz reports a stream that can no longer write).
+    monitor_port: int | None = None
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.process.poll() is not None:
@@ -78,27 +82,34 @@ class ServerProcess:
 
 
 def start_nats(
-    state_dir: Path, port: int | None = None, timeout: float = 20.0, durable: bool = True
+    state_dir: Path,
+    port: int | None = None,
+    timeout: float = 20.0,
+    durable: bool = True,
+    monitor_port: int | None = None,
 ) -> ServerProcess:
     data = state_dir / "nats"
     data.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    monitor_port = monitor_port or free_port()
     config = data / "nats-server.conf"
     # sync_interval: always -> every acknowledged publish is fsynced before the PubAck, so on a
     # single node an acknowledged event survives a machine crash. (Test fixtures turn it off: still
     # the real server, only not crash-safe.)
     sync = "sync_interval: always" if durable else ""
-    config.write_text(
-        f"""
+    wanted = f"""
 server_name: sre_copilot_embedded
 listen: 127.0.0.1:{port}
+http: 127.0.0.1:{monitor_port}
 max_payload: 8MB
 jetstream {{
   store_dir: "{data}"
   {sync}
 }}
 """
-    )
+    # Unchanged on a restart, so restarting on a full disk never leaves a truncated configuration.
+    if not config.exists() or config.read_text() != wanted:
+        config.write_text(wanted)
     log = data / "nats-server.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -108,7 +119,35 @@ jetstream {{
             preexec_fn=_die_with_parent,
         )
     _wait_for_port(port, proc, "nats-server", log, timeout)
-    return ServerProcess("nats", proc, port, f"nats://127.0.0.1:{port}", log)
+    return ServerProcess("nats", proc, port, f"nats://127.0.0.1:{port}", log, monitor_port)
+
+
+def nats_store_failure(server: ServerProcess, timeout: float = 1.0) -> str | None:
+    """What nats-server's /healthz says when a stream failed to write (a full disk): the stream then
+    takes no publish until the server restarts, even once there is room again. None when healthy
+    or unknown."""
+    import httpx
+
+    if server.monitor_port is None:
+        return None
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{server.monitor_port}/healthz", timeout=timeout)
+        error = str(answer.json().get("error", "")) if answer.status_code != 200 else ""
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return error if "write error" in error else None
+
+
+def has_room(path: Path) -> bool:
+    return shutil.disk_usage(path).free >= MIN_FREE_BYTES_FOR_RESTART
+
+
+def restart(server: ServerProcess, state_dir: Path, durable: bool) -> ServerProcess:
+    """The same server again on the same port and data (its clients reconnect by themselves)."""
+    server.stop()
+    if server.name == "nats":
+        return start_nats(state_dir, server.port, durable=durable, monitor_port=server.monitor_port)
+    return start_postgres(state_dir, server.port, durable=durable)
 
 
 def _pg_bin(name: str) -> str:

@@ -52,3 +52,23 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def redact_url(url: str) -> str:
+    """A connection URL fit for a log line or an error message: its password (or a NATS token, the
+    user part alone) replaced by `***`; a comma-separated list of servers, each of them."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if "," in url:
+        return ",".join(redact_url(one) for one in url.split(","))
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            userinfo = f"{parts.username}:***"
+        elif parts.username is not None and parts.scheme.startswith(("nats", "tls")):
+            userinfo = "***"
+        else:
+            return url
+        return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc.rpartition('@')[2]}"))
+    except ValueError:
+        return "<unparseable url>"

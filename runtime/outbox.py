@@ -8,6 +8,7 @@ answers with the stream sequence. The relay loop publishes whatever a crash left
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -36,6 +37,11 @@ from runtime.metrics import EVENTS_PUBLISHED
 log = structlog.get_logger(__name__)
 
 PUBLISHED_FAST, PUBLISHED_RELAY = EVENTS_PUBLISHED.labels("fast"), EVENTS_PUBLISHED.labels("relay")
+# After the bus refused a fast-path publish (down, or its store cannot write: a full disk), commands
+# stop waiting on it for this long: a service handles its commands one at a time, so each waiting out
+# a publish timeout would stall all of them. Their events stay in the outbox for the relay, which
+# keeps trying in the background and opens the fast path again as soon as a publish goes through.
+FAST_PATH_PAUSE_SECONDS = 5.0
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -83,10 +89,13 @@ class OutboxRelay:
         self.grace = timedelta(seconds=grace_seconds)
         self.batch_size = batch_size
         self._task: asyncio.Task[None] | None = None
+        self._fast_path_paused_until = 0.0
 
     async def publish_now(self, events: Sequence[EventEnvelope]) -> int | None:
-        """The fast path, after commit. Returns the last sequence, or None when the bus refused:
-        the events stay in the outbox and the relay loop delivers them later."""
+        """The fast path, after commit. Returns the last sequence, or None when the bus refused
+        (or refused a moment ago): the events stay in the outbox and the relay loop delivers them."""
+        if time.monotonic() < self._fast_path_paused_until:
+            return None
         last: int | None = None
         published: list[tuple[EventEnvelope, int]] = []
         try:
@@ -95,10 +104,17 @@ class OutboxRelay:
                 published.append((event, last))
         except Exception as exc:
             log.warning("outbox_fast_path_failed", error=str(exc), pending=len(events) - len(published))
+            self._fast_path_paused_until = time.monotonic() + FAST_PATH_PAUSE_SECONDS
             last = None
         if published:
             PUBLISHED_FAST.inc(len(published))
-            await self._mark(published)
+            try:
+                await self._mark(published)
+            except Exception as exc:
+                # The write is committed and its events are on the bus: the caller's answer stays a
+                # success. The relay publishes the rows again (the broker drops the duplicates) and
+                # marks them once the database takes writes (e.g. after a full disk).
+                log.warning("outbox_mark_failed", error=str(exc), events=len(published))
         return last
 
     async def _mark(self, published: Sequence[tuple[EventEnvelope, int]]) -> None:
@@ -131,6 +147,7 @@ class OutboxRelay:
                     update(self.table).where(self.table.c.id == row.id).values(published_at=now, seq=seq)
                 )
         if rows:
+            self._fast_path_paused_until = 0.0  # the bus takes events again
             PUBLISHED_RELAY.inc(len(rows))
             log.info("outbox_relayed", count=len(rows))
         return len(rows)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import tempfile
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -322,3 +324,45 @@ def export_path(out: Path) -> Path:
     if out.suffix != ".jsonl":
         raise ReplayError("the export file must end in .jsonl")
     return out
+
+
+@contextlib.contextmanager
+def export_file(out: Path) -> Iterator[Callable[[str], None]]:
+    """Write an export through a temporary file beside `out`, renamed over it only once complete
+    and on disk: a failure (a full disk, an interruption) removes the temporary file and leaves no
+    partial export. Yields the function that writes; a write that fails is a ReplayError naming
+    the file and the reason."""
+    target = export_path(out)
+
+    def failed(exc: OSError) -> ReplayError:
+        return ReplayError(f"cannot write {target}: {exc.strerror or exc}")
+
+    try:
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    except OSError as exc:
+        raise failed(exc) from exc
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it 0600; an export is an ordinary file
+    sink = os.fdopen(fd, "w")
+
+    def write(text: str) -> None:
+        try:
+            sink.write(text)
+        except OSError as exc:
+            raise failed(exc) from exc
+
+    try:
+        yield write
+        try:
+            sink.flush()
+            os.fsync(sink.fileno())
+            sink.close()
+            os.replace(temp, target)
+        except OSError as exc:
+            raise failed(exc) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            sink.close()  # after a failed flush, closing fails again
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)

@@ -31,9 +31,9 @@ from contracts.commands import (
 )
 from contracts.subjects import metrics_subject, ping_subject
 from runtime import tracing
-from runtime.bus import declare_streams
-from runtime.db import create_engine, is_unavailable
-from runtime.logging import configure_logging
+from runtime.bus import connection_failure, declare_streams
+from runtime.db import create_engine, is_unavailable, unavailable_message
+from runtime.logging import configure_logging, redact_url
 from runtime.metrics import COMMAND_SECONDS, COMMANDS, Exposition, outbox_refresher
 from runtime.outbox import OutboxRelay
 from runtime.settings import ServiceSettings
@@ -62,6 +62,7 @@ class Service:
             name=f"{name}:{settings.instance}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
+            error_cb=self._on_bus_error,
             # Through the root logger, i.e. the same JSON stream; one line per message is DEBUG.
             logger=logging.getLogger(f"sre_copilot.{name}.broker"),
             log_level=logging.DEBUG,
@@ -95,6 +96,14 @@ class Service:
             assert self.outbox is not None, f"{self.name} has no outbox"
             self._relay = OutboxRelay(self.engine, self.outbox, self.js)
         return self._relay
+
+    async def _on_bus_error(self, exc: Exception) -> None:
+        """FastStream logs the bus's own errors, not a server out of reach: while NATS refuses
+        connections (at start or after a drop) the broker retries every second, and says why."""
+        if isinstance(exc, OSError | TimeoutError):
+            log.warning(
+                "nats_unreachable", url=redact_url(self.settings.nats_url), error=connection_failure(exc)
+            )
 
     async def _open(self) -> None:
         self._engine = create_engine(self.settings.database_url)
@@ -163,10 +172,7 @@ class Service:
                         if is_unavailable(exc):
                             log.warning("command_database_unavailable", error=str(exc))
                             reply = ErrorReply(
-                                error=ErrorBody(
-                                    code=ErrorCode.UNAVAILABLE,
-                                    message="the database is unavailable; retry shortly",
-                                )
+                                error=ErrorBody(code=ErrorCode.UNAVAILABLE, message=unavailable_message(exc))
                             )
                             return reply.model_dump(mode="json")
                         log.exception("command_failed")

@@ -26,6 +26,9 @@ log = structlog.get_logger("supervisor")
 
 RUNTIME_FILE = "runtime.json"
 MAX_BACKOFF_SECONDS = 30.0
+# An embedded server is tried again sooner: every service waits on it.
+SERVER_MAX_BACKOFF_SECONDS = 5.0
+STORE_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -54,6 +57,13 @@ class Platform:
     log_dir: Path | None = None
     # Restart a service when its code changes (`up --reload`, see runtime/reload.py).
     reload: bool = False
+    # Restart an embedded server that exits (PostgreSQL after a failed crash recovery) or whose
+    # store failed (nats-server after a full disk). Off where a test restarts them by hand.
+    restart_servers: bool = True
+    # Per server: failed restarts in a row, and when to try again.
+    _server_retries: dict[str, tuple[int, float]] = field(default_factory=dict, init=False, repr=False)
+    _next_store_check: float = field(default=0.0, init=False, repr=False)
+    _waiting_for_room: bool = field(default=False, init=False, repr=False)
 
     @property
     def gateway_url(self) -> str:
@@ -182,8 +192,11 @@ class Platform:
         (self.state_dir / RUNTIME_FILE).write_text(json.dumps(info, indent=2))
 
     def supervise_once(self) -> None:
-        """Restart any child that died, with exponential back-off; a child that ran a minute is forgiven."""
+        """Restart any child that died, with exponential back-off; a child that ran a minute is forgiven.
+        Then the embedded servers (see `_supervise_servers`)."""
         now = time.monotonic()
+        if self.restart_servers and not self.stopping:
+            self._supervise_servers(now)
         env: dict[str, str] | None = None
         for child in self.children:
             if child.process is None or child.process.poll() is None:
@@ -202,6 +215,44 @@ class Platform:
                 child.next_start = 0.0
                 env = env or self.env()
                 self._spawn(child, env)
+
+    def _supervise_servers(self, now: float) -> None:
+        """An embedded server that exited is started again on the same port and data. nats-server
+        whose store failed to write (a full disk) keeps running but takes no publish on that stream
+        until it restarts: it is restarted once the disk has room again. Meanwhile every service
+        keeps its events in its outbox, and the relays publish them after the restart."""
+        check_store = now >= self._next_store_check
+        if check_store:
+            self._next_store_check = now + STORE_CHECK_SECONDS
+        for index, server in enumerate(self.servers):
+            if server.process.poll() is not None:
+                reason = f"exited with {server.process.returncode}"
+            elif server.name == "nats" and check_store:
+                failure = embedded.nats_store_failure(server)
+                if failure is None:
+                    continue
+                if not embedded.has_room(self.state_dir):
+                    if not self._waiting_for_room:
+                        log.error("nats_store_failed_waiting_for_space", error=failure)
+                    self._waiting_for_room = True
+                    continue
+                self._waiting_for_room = False
+                reason = failure
+            else:
+                continue
+            attempts, not_before = self._server_retries.get(server.name, (0, 0.0))
+            if now < not_before:
+                continue
+            log.warning("server_restarting", server=server.name, reason=reason, attempt=attempts + 1)
+            try:
+                self.servers[index] = embedded.restart(server, self.state_dir, self.durable)
+            except (embedded.EmbeddedServerError, OSError) as exc:  # e.g. still no room to start
+                delay = min(SERVER_MAX_BACKOFF_SECONDS, 0.5 * 2**attempts)
+                log.error("server_restart_failed", server=server.name, error=str(exc), retry_in_s=delay)
+                self._server_retries[server.name] = (attempts + 1, time.monotonic() + delay)
+                continue
+            self._server_retries.pop(server.name, None)
+            log.info("server_restarted", server=server.name, pid=self.servers[index].process.pid)
 
     def restart(self, names: Collection[str], timeout: float = 15.0) -> None:
         """Stop these children and start them again at once (a reload, not a crash: no back-off).
@@ -225,6 +276,7 @@ class Platform:
             self._spawn(child, env)
 
     def stop(self, timeout: float = 15.0) -> None:
+        self.stopping = True  # a supervising thread still running restarts nothing from here on
         for child in reversed(self.children):  # the gateway first: stop taking requests
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)

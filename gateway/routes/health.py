@@ -45,6 +45,8 @@ async def _ping_service(request: Request, name: str) -> DependencyHealth:
 
 async def _ping_nats(request: Request) -> DependencyHealth:
     started = time.perf_counter()
+    if not request.app.state.nc.is_connected:  # reconnecting: a flush would only be buffered
+        return DependencyHealth(status="unhealthy", detail="disconnected")
     try:
         await request.app.state.nc.flush(timeout=PING_TIMEOUT_SECONDS)
     except Exception as exc:

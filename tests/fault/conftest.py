@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -34,12 +35,15 @@ from tests.conftest import INCIDENT, Tenant, register_tenant
 @pytest.fixture(scope="module")
 def fault_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     # durable=True: nats-server fsyncs before every acknowledgement, as the embedded default does,
-    # so killing it outright must not lose an acknowledged event.
+    # so killing it outright must not lose an acknowledged event. The tests stop and start the
+    # servers themselves, so the supervisor leaves them alone (tests/fault/test_resources.py has it
+    # restart them).
     platform = Platform(
         state_dir=tmp_path_factory.mktemp("faults"),
         port=free_port(),
         durable=True,
         extra_env={"LOG_LEVEL": "ERROR", "COALESCE_WINDOW_SECONDS": "0.2"},
+        restart_servers=False,
     )
     stop = threading.Event()
 
@@ -84,9 +88,16 @@ class Load:
 
     platform: Platform
     tenant: Tenant
+    # How many of the clients write 8 KB of random (incompressible) description with each incident:
+    # every such write needs new pages of storage.
+    big_writers: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     accepted_incidents: list[str] = field(default_factory=list)
     accepted_moves: list[str] = field(default_factory=list)
+    # Creations answered with an error (their title, status and error message), and every 5xx
+    # answer's error message ("not JSON" for a body without the documented error shape).
+    refused: list[tuple[str, int, str]] = field(default_factory=list)
+    server_errors: Counter[str] = field(default_factory=Counter)
     seen_seqs: list[int] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -97,6 +108,8 @@ class Load:
             while not self.stop.is_set():
                 i += 1
                 body = INCIDENT | {"title": f"load {n}-{i}"}
+                if n < self.big_writers:
+                    body["description"] = secrets.token_hex(4_000)
                 try:
                     created = await http.post("/api/v1/incidents", json=body, headers=self.tenant.auth)
                 except httpx.TransportError:
@@ -105,6 +118,7 @@ class Load:
                     continue
                 self.statuses[str(created.status_code)] += 1
                 if created.status_code != 201:
+                    self.refused.append((body["title"], created.status_code, self._server_error(created)))
                     await asyncio.sleep(0.1)
                     continue
                 incident_id = created.json()["id"]
@@ -122,6 +136,18 @@ class Load:
                     self.statuses[str(moved.status_code)] += 1
                     if moved.status_code == 200:
                         self.accepted_moves.append(incident_id)
+                    else:
+                        self._server_error(moved)
+
+    def _server_error(self, response: httpx.Response) -> str:
+        """The error message of an answer; a 5xx is counted by its message."""
+        try:
+            message = str(response.json()["error"]["message"])
+        except (ValueError, KeyError, TypeError):
+            message = "not JSON"
+        if response.status_code >= 500:
+            self.server_errors[f"{response.status_code} {message}"] += 1
+        return message
 
     async def _watch(self) -> None:
         base = self.platform.gateway_url.replace("http://", "ws://")
