@@ -70,7 +70,11 @@ async def hammer(url: str, headers: dict[str, str], seconds: float, connections:
         async def worker() -> None:
             nonlocal done, errors
             while time.monotonic() < deadline:
-                response = await client.get(url)
+                try:
+                    response = await client.get(url)
+                except httpx.TransportError:
+                    errors += 1  # a dropped connection is an error to report, not a reason to stop
+                    continue
                 done += 1
                 errors += response.status_code >= 400
 
