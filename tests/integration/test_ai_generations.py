@@ -18,7 +18,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ai_worker import db as ai_db
@@ -383,19 +383,27 @@ async def test_a_burst_of_triggers_coalesces(
     }
 
 
-async def test_triggers_waiting_out_a_window_do_not_hold_up_another_incidents_first_generation(
-    client: httpx.AsyncClient, tenant: Tenant, js: JetStreamContext
+async def test_triggers_waiting_for_their_incident_do_not_hold_up_another_incidents_first_generation(
+    client: httpx.AsyncClient, tenant: Tenant, js: JetStreamContext, engine: AsyncEngine
 ) -> None:
-    """An alert storm: many triggers of one incident wait out its coalescing window. They must not
-    take every slot, or the next incident's hypotheses wait behind them."""
+    """An alert storm: many triggers of one incident wait (for a coalescing window, or here for
+    another worker's lease on it). They must not take every slot, or the next incident's
+    hypotheses wait behind them."""
     storm = await create_incident(client, tenant)
     await generations_of(js, tenant.tenant_id, storm["id"], 1)
+    # As if another replica were generating for it for the next few seconds.
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(ai_db.known_incidents)
+            .where(ai_db.known_incidents.c.id == uuid.UUID(storm["id"]))
+            .values(claimed_until=datetime.now(UTC) + timedelta(seconds=6))
+        )
     for i in range(2 * MAX_GENERATING):
         await publish(js, alert_event(tenant.tenant_id, storm["id"], f"Storm{i}", f"storm-{i}"))
     calm = await create_incident(client, tenant)
     first = (await generations_of(js, tenant.tenant_id, calm["id"], 1))[0]
     storm_generations = await generations_of(js, tenant.tenant_id, storm["id"], 2)
-    # The calm incident's first generation did not wait for the storm's window to end.
+    # The calm incident's first generation did not wait for the storm's lease to run out.
     assert first[0] < storm_generations[-1][0], (first[0], [s for s, _ in storm_generations])
 
 
