@@ -51,6 +51,13 @@ def dead_letter_subject(consumer: str) -> str:
     return f"{DLQ_PREFIX}.{consumer}"
 
 
+def dead_letter_replay_subject(consumer: str) -> str:
+    """Request/reply to the consumer that gave up on a message: the request carries the dead letter
+    (its data and headers as stored in `DLQ`); the reply is `{"ok": true}` once the consumer has
+    handled it (idempotent by event id), or a typed error."""
+    return f"cmd.dlq.{consumer}.replay"
+
+
 def command_subject(service: str, command: str) -> str:
     return f"cmd.{service}.{command}"
 
