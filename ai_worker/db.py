@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
 
 SCHEMA = "ai_worker"
@@ -46,8 +47,10 @@ known_incidents = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True)),
-    # The note the incident was resolved with: its recorded root cause.
+    # What the incident was last resolved with (its root cause, or else the resolving note), and the
+    # incident version of that resolution.
     Column("resolution", Text),
+    Column("resolution_version", Integer, nullable=False, server_default=text("0")),
     # While set and in the future, a worker is generating for this incident (a lease, so a crashed
     # worker does not block the incident for ever).
     Column("claimed_until", DateTime(timezone=True)),
@@ -122,6 +125,7 @@ triggers = Table(
 )
 
 outbox = outbox_table(metadata)
+consumed = consumed_table(metadata)
 
 
 async def lock_incident(conn: AsyncConnection, incident_id: uuid.UUID) -> None:
@@ -133,8 +137,17 @@ async def lock_incident(conn: AsyncConnection, incident_id: uuid.UUID) -> None:
     )
 
 
-async def remember_incident(conn: AsyncConnection, values: dict[str, object]) -> None:
-    await conn.execute(insert(known_incidents).values(**values).on_conflict_do_nothing())
+async def record_resolution(
+    conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID, resolution: str | None, version: int
+) -> None:
+    """The resolution of `version`, unless a later resolution is recorded (the row exists: the
+    resolving event's snapshot was applied first, in the same transaction)."""
+    k = known_incidents
+    await conn.execute(
+        update(k)
+        .where(k.c.id == incident_id, k.c.tenant_id == tenant_id, k.c.resolution_version < version)
+        .values(resolution=resolution, resolution_version=version)
+    )
 
 
 async def incident(conn: AsyncConnection, incident_id: uuid.UUID) -> Row[Any] | None:

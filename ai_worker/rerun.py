@@ -119,29 +119,30 @@ async def rerun(
             continue
         tenant = tenants.setdefault(event.tenant_id, _Tenant())
         if isinstance(data, IncidentCreated):
+            incident = data.incident
             facts = IncidentFacts(
                 id=data.incident_id,
                 tenant_id=event.tenant_id,
-                key=data.key,
-                title=data.title,
-                description=data.description,
-                service_name=data.service_name,
-                severity=data.severity.value,
-                created_at=data.created_at,
+                key=incident.key,
+                title=incident.title,
+                description=incident.description,
+                service_name=incident.service_name,
+                severity=incident.severity.value,
+                created_at=incident.created_at,
             )
-            if since is None or data.created_at >= since:
+            if since is None or incident.created_at >= since:
                 result.incidents_seen += 1
                 history = [
                     p
                     for p in tenant.incidents.values()
-                    if p.created_at < data.created_at
-                    and p.created_at >= data.created_at - timedelta(days=settings.history_days)
+                    if p.created_at < incident.created_at
+                    and p.created_at >= incident.created_at - timedelta(days=settings.history_days)
                 ]
                 deploys = [
                     d
                     for d in tenant.deploys
-                    if d.service_name == data.service_name
-                    and d.deployed_at >= data.created_at - timedelta(hours=settings.deploy_window_hours)
+                    if d.service_name == incident.service_name
+                    and d.deployed_at >= incident.created_at - timedelta(hours=settings.deploy_window_hours)
                 ]
                 evidence = gather(facts, history, deploys=deploys)
                 if engine == "claude" and claude is not None:
@@ -155,17 +156,17 @@ async def rerun(
                     RerunGeneration(
                         data.incident_id,
                         f"rerun:{used}",
-                        data.created_at,
+                        incident.created_at,
                         [h.model_dump(mode="json") for h in hypotheses],
                     )
                 )
             tenant.incidents[data.incident_id] = PastIncident(
-                key=data.key,
-                title=data.title,
-                description=data.description,
-                service_name=data.service_name,
-                state=data.state.value,
-                created_at=data.created_at,
+                key=incident.key,
+                title=incident.title,
+                description=incident.description,
+                service_name=incident.service_name,
+                state=incident.state.value,
+                created_at=incident.created_at,
                 id=data.incident_id,
             )
         elif isinstance(data, IncidentStateChanged):

@@ -27,10 +27,10 @@ from websockets.asyncio.client import connect as ws_connect
 
 from bench import ingest
 from bench.load import hammer, offered_rate, summary_ms
-from contracts.envelope import EventEnvelope
-from contracts.events import IncidentCreated, IncidentState, Severity
+from contracts.events import Severity
 from contracts.subjects import IMPORTED_HEADER
 from gateway.rebuild import rebuild
+from incidents.domain import incident_envelope, open_incident
 from runtime.bus import connect
 from runtime.db import create_engine
 from runtime.embedded import free_port
@@ -252,23 +252,18 @@ class Bench:
             batch = []
             for n in range(start + 1, min(count, start + 1000) + 1):
                 last_id = str(uuid.uuid4())
-                event = EventEnvelope(
-                    type="incident.created",
-                    tenant_id=tenant_id,
-                    aggregate_id=last_id,
-                    correlation_id="bench-seed",
-                    data=IncidentCreated(
-                        incident_id=last_id,
-                        key=f"INC-{n}",
-                        number=n,
-                        title=f"Seeded incident {n} on checkout",
-                        description="seeded for the read benchmark",
-                        service_name="checkout",
-                        severity=Severity.MEDIUM,
-                        state=IncidentState.DETECTED,
-                        created_by="bench",
-                        created_at=now,
-                    ).model_dump(mode="json"),
+                created = open_incident(
+                    incident_id=last_id,
+                    number=n,
+                    title=f"Seeded incident {n} on checkout",
+                    description="seeded for the read benchmark",
+                    service_name="checkout",
+                    severity=Severity.MEDIUM,
+                    created_by="bench",
+                    now=now,
+                )
+                event = incident_envelope(
+                    created, tenant_id=tenant_id, actor="bench", correlation_id="bench-seed"
                 )
                 batch.append(
                     js.publish(

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, Stri
 from contracts.events import (
     Description,
     FeedbackVerdict,
+    IncidentSnapshot,
     IncidentState,
     KeyScope,
     Note,
@@ -300,24 +301,6 @@ class AddNote(Command):
     caller: Caller
     incident_id: str
     body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5_000)]
-
-
-class IncidentSnapshot(BaseModel):
-    id: str
-    key: str
-    number: int
-    title: str
-    description: str
-    service_name: str
-    severity: Severity
-    state: IncidentState
-    version: int
-    created_by: str
-    created_at: AwareDatetime
-    updated_at: AwareDatetime
-    assignee_id: str | None = None
-    root_cause: str | None = None
-    related_incident_id: str | None = None
 
 
 class IncidentAccepted(BaseModel):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -134,8 +135,12 @@ class IntegrationKeyRevoked(EventData):
     revoked_at: AwareDatetime
 
 
-class IncidentCreated(EventData):
-    incident_id: str
+class IncidentSnapshot(EventData):
+    """The incident as it stands after a change: its whole field set, written once here. Every
+    incident event carries one, so a view applies the one with the highest `version` and converges to
+    the same state whatever order the events reach it in (a late event never undoes a newer one)."""
+
+    id: str
     key: str
     number: int
     title: str
@@ -143,11 +148,36 @@ class IncidentCreated(EventData):
     service_name: str
     severity: Severity
     state: IncidentState
+    version: int = Field(ge=1)
     created_by: str
     created_at: AwareDatetime
+    updated_at: AwareDatetime
+    # The first move out of `detected` (time to acknowledge ends there), and the last resolution
+    # (cleared when the incident is reopened).
+    acknowledged_at: AwareDatetime | None = None
+    resolved_at: AwareDatetime | None = None
     assignee_id: str | None = None
+    root_cause: str | None = None
     # The earlier incident this one continues (an alert firing again after its incident was resolved).
     related_incident_id: str | None = None
+
+    def row(self, tenant_id: str) -> dict[str, Any]:
+        """The snapshot as column values (ids as UUIDs, enums as their values), for any view's table;
+        each view keeps the columns it has."""
+        values = self.model_dump()
+        values.update(
+            id=uuid.UUID(self.id),
+            tenant_id=tenant_id,
+            severity=self.severity.value,
+            state=self.state.value,
+            related_incident_id=uuid.UUID(self.related_incident_id) if self.related_incident_id else None,
+        )
+        return values
+
+
+class IncidentCreated(EventData):
+    incident_id: str
+    incident: IncidentSnapshot
 
 
 class IncidentStateChanged(EventData):
@@ -159,6 +189,9 @@ class IncidentStateChanged(EventData):
     # What the responders found, recorded when resolving: what later incidents cite, and what
     # hypothesis accuracy is measured against.
     root_cause: str | None = None
+    # None only in history written before version 2, which is upcast without one (its fields
+    # cannot be rebuilt from the change alone): views apply such an event as a change instead.
+    incident: IncidentSnapshot | None = None
 
 
 class HypothesisFeedbackRecorded(EventData):
@@ -181,11 +214,13 @@ class FieldChange(EventData):
 
 
 class IncidentUpdated(EventData):
-    """Fields of an incident changed; `changes` names only the fields that did."""
+    """Fields of an incident changed; `changes` names only the fields that did (for the timeline),
+    `incident` is the whole incident after them (for every view)."""
 
     incident_id: str
     changes: dict[str, FieldChange]
     updated_at: AwareDatetime
+    incident: IncidentSnapshot | None = None  # None only in upcast history, see IncidentStateChanged
 
 
 class IncidentNoteAdded(EventData):
@@ -279,9 +314,9 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     ("user.password_changed", 1): UserPasswordChanged,
     ("integration_key.created", 1): IntegrationKeyCreated,
     ("integration_key.revoked", 1): IntegrationKeyRevoked,
-    ("incident.created", 1): IncidentCreated,
-    ("incident.state_changed", 1): IncidentStateChanged,
-    ("incident.updated", 1): IncidentUpdated,
+    ("incident.created", 2): IncidentCreated,
+    ("incident.state_changed", 2): IncidentStateChanged,
+    ("incident.updated", 2): IncidentUpdated,
     ("incident.note_added", 1): IncidentNoteAdded,
     ("hypothesis.generated", 1): HypothesisGenerated,
     ("evidence.collected", 1): EvidenceCollected,
@@ -294,6 +329,17 @@ CURRENT_VERSION: dict[str, int] = {}
 for _type, _version in EVENT_TYPES:
     CURRENT_VERSION[_type] = max(_version, CURRENT_VERSION.get(_type, 0))
 MODEL_TYPE: dict[type[EventData], str] = {model: t for (t, _v), model in EVENT_TYPES.items()}
+
+
+# The events whose data carries the incident's snapshot (`incident`).
+INCIDENT_EVENT_TYPES = frozenset({"incident.created", "incident.state_changed", "incident.updated"})
+
+
+def incident_snapshot(data: EventData) -> IncidentSnapshot | None:
+    """The snapshot an event carries, if it is an incident event that has one."""
+    if isinstance(data, IncidentCreated | IncidentStateChanged | IncidentUpdated):
+        return data.incident
+    return None
 
 
 class UnknownEventType(ValueError):

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 from sqlalchemy import Table
@@ -34,6 +35,8 @@ from contracts.events import (
 from gateway import read_models as rm
 from gateway.identity import IDENTITY_TYPES, apply_identity_event
 
+log = structlog.get_logger(__name__)
+
 Item = tuple[int, EventEnvelope, EventData]
 
 # What an SRE sees in an incident's timeline (evidence is shown with its hypotheses instead).
@@ -48,79 +51,64 @@ TIMELINE_TYPES = frozenset(
         "alert.attached",
     }
 )
-# Fields an incident row takes from `incident.updated`.
+# Fields an incident row takes from a legacy (v1, snapshot-less) `incident.updated`.
 UPDATABLE = frozenset({"title", "description", "service_name", "severity", "assignee_id"})
+INCIDENT_COLUMNS = tuple(c.name for c in rm.incidents.columns)
+IncidentEvent = IncidentCreated | IncidentStateChanged | IncidentUpdated
 
 
 def fold_incidents(
     current: dict[uuid.UUID, dict[str, Any]], items: Sequence[Item]
 ) -> dict[uuid.UUID, dict[str, Any]]:
     """The incident rows the batch changes, as they stand after it. `current` holds the stored rows of
-    the incidents the batch touches. A change applies only over an older version of its incident, so
-    replaying a batch, or part of one, changes nothing."""
+    the incidents the batch touches. Each event carries the incident's snapshot after its change; a
+    snapshot replaces the row only when its version is newer, so the result is the same whatever
+    order one incident's events come in, and replaying a batch, or part of one, changes nothing. An
+    event naming another tenant's incident is ignored."""
     rows = {incident_id: dict(row) for incident_id, row in current.items()}
     changed: set[uuid.UUID] = set()
     for _seq, event, data in items:
-        if isinstance(data, IncidentCreated):
-            incident_id = uuid.UUID(data.incident_id)
-            if incident_id in rows:
+        if not isinstance(data, IncidentEvent):
+            continue
+        incident_id = uuid.UUID(data.incident_id)
+        row = rows.get(incident_id)
+        if row is not None and row["tenant_id"] != event.tenant_id:
+            log.warning(
+                "incident_event_of_another_tenant", incident_id=str(incident_id), event_id=str(event.id)
+            )
+            continue
+        snapshot = data.incident
+        if snapshot is not None:
+            if snapshot.id != data.incident_id or (row is not None and row["version"] >= snapshot.version):
                 continue
-            rows[incident_id] = {
-                "id": incident_id,
-                "tenant_id": event.tenant_id,
-                "key": data.key,
-                "number": data.number,
-                "title": data.title,
-                "description": data.description,
-                "service_name": data.service_name,
-                "severity": data.severity.value,
-                "state": data.state.value,
-                "version": event.aggregate_version,
-                "created_by": data.created_by,
-                "created_at": data.created_at,
-                "updated_at": data.created_at,
-                "acknowledged_at": None,
-                "resolved_at": None,
-                "assignee_id": data.assignee_id,
-                "root_cause": None,
-                "related_incident_id": (
-                    uuid.UUID(data.related_incident_id) if data.related_incident_id else None
-                ),
-            }
+            values = snapshot.row(event.tenant_id)
+            rows[incident_id] = {name: values[name] for name in INCIDENT_COLUMNS}
             changed.add(incident_id)
-        elif isinstance(data, IncidentStateChanged | IncidentUpdated):
-            incident_id = uuid.UUID(data.incident_id)
-            row = rows.get(incident_id)
-            if row is None or row["version"] >= event.aggregate_version:
-                continue
-            if isinstance(data, IncidentStateChanged):
-                row["state"], row["updated_at"] = data.to_state.value, data.changed_at
-                if data.from_state is IncidentState.DETECTED and row["acknowledged_at"] is None:
-                    # Time to acknowledge ends with the first move out of `detected`, whichever it is.
-                    row["acknowledged_at"] = data.changed_at
-                if data.to_state is IncidentState.RESOLVED:
-                    row["resolved_at"] = data.changed_at
-                    row["root_cause"] = data.root_cause or row["root_cause"]
-                elif data.from_state is IncidentState.RESOLVED:
-                    row["resolved_at"] = None
-            else:
-                row.update({f: c.new for f, c in data.changes.items() if f in UPDATABLE})
-                row["updated_at"] = data.updated_at
+        elif row is not None and row["version"] < event.aggregate_version:
+            _apply_legacy_change(row, data)
             row["version"] = event.aggregate_version
             changed.add(incident_id)
     return {incident_id: rows[incident_id] for incident_id in changed}
 
 
-INCIDENT_TYPES = frozenset({"incident.created", "incident.state_changed", "incident.updated"})
+def _apply_legacy_change(row: dict[str, Any], data: IncidentEvent) -> None:
+    """History written before snapshots: its changes apply over the version before them."""
+    if isinstance(data, IncidentStateChanged):
+        row["state"], row["updated_at"] = data.to_state.value, data.changed_at
+        if data.from_state is IncidentState.DETECTED and row["acknowledged_at"] is None:
+            row["acknowledged_at"] = data.changed_at
+        if data.to_state is IncidentState.RESOLVED:
+            row["resolved_at"] = data.changed_at
+            row["root_cause"] = data.root_cause or row["root_cause"]
+        elif data.from_state is IncidentState.RESOLVED:
+            row["resolved_at"] = None
+    elif isinstance(data, IncidentUpdated):
+        row.update({f: c.new for f, c in data.changes.items() if f in UPDATABLE})
+        row["updated_at"] = data.updated_at
 
 
 def _incident_ids(items: Sequence[Item]) -> set[uuid.UUID]:
-    return {
-        uuid.UUID(data.incident_id)
-        for _seq, event, data in items
-        if event.type in INCIDENT_TYPES
-        and isinstance(data, IncidentCreated | IncidentStateChanged | IncidentUpdated)
-    }
+    return {uuid.UUID(data.incident_id) for _seq, _event, data in items if isinstance(data, IncidentEvent)}
 
 
 _HYPOTHESES: TypeAdapter[list[Hypothesis]] = TypeAdapter(list[Hypothesis])
@@ -164,7 +152,7 @@ _KEEP = ("id", "tenant_id", "key", "number", "created_by", "created_at")
 _INCIDENT_UPSERT = (
     "ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f'"{c.name}" = excluded."{c.name}"' for c in rm.incidents.columns if c.name not in _KEEP)
-    + ' WHERE {table}."version" < excluded."version"'
+    + ' WHERE {table}."version" < excluded."version" AND {table}."tenant_id" = excluded."tenant_id"'
 )
 
 

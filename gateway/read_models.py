@@ -79,9 +79,11 @@ timeline = Table(
 hypotheses = Table(
     "hypotheses",
     metadata,
+    # The tenant leads the key: an event naming another tenant's incident (an import, say) can
+    # neither show up in, nor take the place of, that incident's generations.
+    Column("tenant_id", String(64), primary_key=True),
     Column("incident_id", Uuid, primary_key=True),
     Column("generation", Integer, primary_key=True),
-    Column("tenant_id", String(64), nullable=False),
     Column("engine", String(32), nullable=False),
     Column("items", JSONB, nullable=False),
     Column("generated_at", DateTime(timezone=True), nullable=False),
@@ -93,9 +95,11 @@ hypotheses = Table(
 evidence = Table(
     "evidence",
     metadata,
+    # The tenant leads the key: an event naming another tenant's incident (an import, say) can
+    # neither show up in, nor take the place of, that incident's generations.
+    Column("tenant_id", String(64), primary_key=True),
     Column("incident_id", Uuid, primary_key=True),
     Column("generation", Integer, primary_key=True),
-    Column("tenant_id", String(64), nullable=False),
     Column("items", JSONB, nullable=False),
     Column("collected_at", DateTime(timezone=True), nullable=False),
 )
@@ -214,17 +218,25 @@ async def list_incidents(
 
 
 async def get_hypotheses(
-    conn: AsyncConnection, incident_id: uuid.UUID, generation: int | None = None
+    conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID, generation: int | None = None
 ) -> Row[Any] | None:
     """The latest generation, or the one asked for."""
-    query = select(hypotheses).where(hypotheses.c.incident_id == incident_id)
+    query = select(hypotheses).where(
+        hypotheses.c.tenant_id == tenant_id, hypotheses.c.incident_id == incident_id
+    )
     if generation is not None:
         query = query.where(hypotheses.c.generation == generation)
     return (await conn.execute(query.order_by(hypotheses.c.generation.desc()).limit(1))).first()
 
 
-async def get_evidence(conn: AsyncConnection, incident_id: uuid.UUID, generation: int) -> Row[Any] | None:
-    query = select(evidence).where(evidence.c.incident_id == incident_id, evidence.c.generation == generation)
+async def get_evidence(
+    conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID, generation: int
+) -> Row[Any] | None:
+    query = select(evidence).where(
+        evidence.c.tenant_id == tenant_id,
+        evidence.c.incident_id == incident_id,
+        evidence.c.generation == generation,
+    )
     return (await conn.execute(query)).first()
 
 
@@ -292,8 +304,12 @@ async def incident_metrics(
     }
 
 
-async def get_timeline(conn: AsyncConnection, incident_id: uuid.UUID) -> list[Row[Any]]:
-    query = select(timeline).where(timeline.c.incident_id == incident_id).order_by(timeline.c.seq)
+async def get_timeline(conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID) -> list[Row[Any]]:
+    query = (
+        select(timeline)
+        .where(timeline.c.tenant_id == tenant_id, timeline.c.incident_id == incident_id)
+        .order_by(timeline.c.seq)
+    )
     return list((await conn.execute(query)).all())
 
 
@@ -346,13 +362,13 @@ integration_keys = Table(
 
 
 async def feedback_counts(
-    conn: AsyncConnection, incident_id: uuid.UUID, generation: int
+    conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID, generation: int
 ) -> dict[int, dict[str, int]]:
     """Per rank, how many responders confirmed or rejected it (each responder's latest verdict)."""
     f = hypothesis_feedback
     latest = (
         select(f.c.rank, f.c.given_by, f.c.verdict)
-        .where(f.c.incident_id == incident_id, f.c.generation == generation)
+        .where(f.c.tenant_id == tenant_id, f.c.incident_id == incident_id, f.c.generation == generation)
         .distinct(f.c.rank, f.c.given_by)
         .order_by(f.c.rank, f.c.given_by, f.c.given_at.desc())
         .subquery()
@@ -393,7 +409,7 @@ async def accuracy_inputs(
                     hypotheses.c.engine,
                     hypotheses.c.generated_at,
                     hypotheses.c["items"],  # `.c.items` is the collection's own method
-                ).where(hypotheses.c.incident_id.in_(ids))
+                ).where(hypotheses.c.tenant_id == tenant_id, hypotheses.c.incident_id.in_(ids))
             )
         ).all()
     )
@@ -402,7 +418,7 @@ async def accuracy_inputs(
         (
             await conn.execute(
                 select(f.c.incident_id, f.c.claim, f.c.given_at).where(
-                    f.c.incident_id.in_(ids), f.c.verdict == "confirmed"
+                    f.c.tenant_id == tenant_id, f.c.incident_id.in_(ids), f.c.verdict == "confirmed"
                 )
             )
         ).all()

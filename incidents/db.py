@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -16,10 +19,16 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contracts.events import IncidentSnapshot, IncidentStateChanged
+from incidents.domain import incident_key
+from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
 
 SCHEMA = "incidents"
@@ -40,6 +49,8 @@ incidents = Table(
     Column("created_by", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),
     Column("assignee_id", String(64)),
     Column("root_cause", Text),
     # The earlier incident this one continues (set by integrations when an alert fires again).
@@ -66,7 +77,8 @@ directory = Table(
     Column("user_id", String(64), primary_key=True),
     Column("tenant_id", String(64), nullable=False),
     Column("active", Boolean, nullable=False),
-    Column("last_seq", BigInteger, nullable=False),
+    # The user aggregate's version the row reflects: an older or repeated event changes nothing.
+    Column("version", Integer, nullable=False),
 )
 
 transitions = Table(
@@ -92,6 +104,57 @@ tenant_counters = Table(
 )
 
 outbox = outbox_table(metadata)
+consumed = consumed_table(metadata)
+
+
+def snapshot_of(row: Row[Any]) -> IncidentSnapshot:
+    values = dict(row._mapping)
+    values.update(
+        id=str(row.id),
+        key=incident_key(row.number),
+        related_incident_id=str(row.related_incident_id) if row.related_incident_id else None,
+    )
+    return IncidentSnapshot.model_validate({k: v for k, v in values.items() if k in SNAPSHOT_FIELDS})
+
+
+SNAPSHOT_FIELDS = frozenset(IncidentSnapshot.model_fields)
+# Columns a change may rewrite: everything but the identity and the creation.
+_MUTABLE = [
+    c.name
+    for c in incidents.columns
+    if c.name not in {"id", "tenant_id", "number", "created_by", "created_at"}
+]
+
+
+async def insert_incident(conn: AsyncConnection, tenant_id: str, snapshot: IncidentSnapshot) -> None:
+    row = snapshot.row(tenant_id)
+    await conn.execute(incidents.insert().values({c.name: row[c.name] for c in incidents.columns}))
+
+
+async def save_incident(conn: AsyncConnection, tenant_id: str, snapshot: IncidentSnapshot) -> None:
+    """Store the snapshot over the version it was made from (the row is locked by the caller)."""
+    row = snapshot.row(tenant_id)
+    result = await conn.execute(
+        update(incidents)
+        .where(
+            incidents.c.id == row["id"],
+            incidents.c.tenant_id == tenant_id,
+            incidents.c.version == snapshot.version - 1,
+        )
+        .values({name: row[name] for name in _MUTABLE})
+    )
+    if result.rowcount != 1:
+        raise RuntimeError(f"incident {snapshot.id} is not at version {snapshot.version - 1}")
+
+
+async def locked_incident(conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID) -> Row[Any] | None:
+    """The tenant's incident, locked for this transaction; another tenant's is not found."""
+    query = (
+        select(incidents)
+        .where(incidents.c.id == incident_id, incidents.c.tenant_id == tenant_id)
+        .with_for_update()
+    )
+    return (await conn.execute(query)).first()
 
 
 async def next_incident_number(conn: AsyncConnection, tenant_id: str) -> int:
@@ -101,3 +164,34 @@ async def next_incident_number(conn: AsyncConnection, tenant_id: str) -> int:
         set_={"last_number": tenant_counters.c.last_number + 1},
     ).returning(tenant_counters.c.last_number)
     return int((await conn.execute(statement)).scalar_one())
+
+
+async def record_transition(
+    conn: AsyncConnection, tenant_id: str, actor: str, moved: IncidentStateChanged
+) -> None:
+    await conn.execute(
+        transitions.insert().values(
+            id=uuid.uuid4(),
+            incident_id=uuid.UUID(moved.incident_id),
+            tenant_id=tenant_id,
+            from_state=moved.from_state.value,
+            to_state=moved.to_state.value,
+            note=moved.note,
+            actor=actor,
+            at=moved.changed_at,
+        )
+    )
+
+
+async def remember_member(
+    conn: AsyncConnection, tenant_id: str, user_id: str, active: bool, version: int
+) -> None:
+    """The user's activity as of `version` of their aggregate, unless a newer one is known."""
+    statement = insert(directory).values(user_id=user_id, tenant_id=tenant_id, active=active, version=version)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[directory.c.user_id],
+            set_={"active": statement.excluded.active, "version": statement.excluded.version},
+            where=(directory.c.version < statement.excluded.version) & (directory.c.tenant_id == tenant_id),
+        )
+    )

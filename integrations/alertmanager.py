@@ -32,7 +32,6 @@ from contracts.commands import (
     ErrorCode,
     ErrorReply,
     IncidentAccepted,
-    IncidentSnapshot,
     TransitionIncident,
 )
 from contracts.envelope import SYSTEM_ACTOR, EventEnvelope
@@ -55,6 +54,7 @@ from integrations.domain import (
 from integrations.settings import IntegrationsSettings
 from runtime.outbox import stage
 from runtime.service import Service
+from runtime.views import apply_snapshot
 
 log = structlog.get_logger(__name__)
 
@@ -79,23 +79,6 @@ class Commands:
             error = ErrorReply.model_validate(reply).error
             raise CommandFailed(error.code, error.message, error.details)
         return reply_model.model_validate(reply)
-
-
-def incident_row(tenant_id: str, snapshot: IncidentSnapshot) -> dict[str, Any]:
-    return {
-        "id": uuid.UUID(snapshot.id),
-        "tenant_id": tenant_id,
-        "key": snapshot.key,
-        "title": snapshot.title,
-        "service_name": snapshot.service_name,
-        "severity": snapshot.severity.value,
-        "state": snapshot.state.value,
-        "version": snapshot.version,
-        "created_at": snapshot.created_at,
-        "related_incident_id": uuid.UUID(snapshot.related_incident_id)
-        if snapshot.related_incident_id
-        else None,
-    }
 
 
 class InboundProcessor:
@@ -341,7 +324,7 @@ class InboundProcessor:
             related_incident_id=str(previous) if previous else None,
         )
         accepted = await self.commands.call("cmd.incidents.create", command, IncidentAccepted)
-        await db.remember_incident(conn, incident_row(row.tenant_id, accepted.incident))
+        await apply_snapshot(conn, db.known_incidents, row.tenant_id, accepted.incident)
         await conn.execute(
             update(db.alert_groups)
             .where(db.alert_groups.c.tenant_id == row.tenant_id, db.alert_groups.c.group_hash == group)
@@ -414,7 +397,7 @@ class InboundProcessor:
                 raise
             log.info("auto_resolve_skipped", incident_id=str(pending.incident_id), reason=exc.message)
             return
-        await db.remember_incident(conn, incident_row(pending.tenant_id, accepted.incident))
+        await apply_snapshot(conn, db.known_incidents, pending.tenant_id, accepted.incident)
         log.info("incident_auto_resolved", incident_id=str(pending.incident_id))
 
 

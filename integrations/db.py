@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
 
 SCHEMA = "integrations"
@@ -222,6 +223,7 @@ keyring = Table(
 )
 
 outbox = outbox_table(metadata)
+consumed = consumed_table(metadata)
 
 # Advisory-lock class for "this tenant's inbound queue is being worked on".
 INBOUND_LOCK_CLASS = 0x1A7E

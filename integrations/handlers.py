@@ -3,23 +3,18 @@ payloads, webhook management, delivery logs, settings) and the `integrations_not
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from faststream import AckPolicy
-from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, PullSub
-from faststream.nats.annotations import NatsMessage
-from pydantic import ValidationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts.commands import Caller, CommandFailed, Done, ErrorCode
 from contracts.envelope import EventEnvelope
-from contracts.events import DeployRecorded, KeyScope, Role, UnknownEventType, payload_of
+from contracts.events import DeployRecorded, KeyScope, Role
 from contracts.integrations import (
     REJECTED_BODY_KEPT,
     AlertsAccepted,
@@ -55,8 +50,6 @@ from contracts.integrations import (
     WebhookView,
 )
 from contracts.subjects import (
-    EVENTS_STREAM,
-    IMPORTED_HEADER,
     INTEGRATIONS_NOTIFIER,
     command_subject,
     events_of_type,
@@ -65,10 +58,9 @@ from integrations import db
 from integrations.alertmanager import InboundProcessor, new_delivery_id
 from integrations.crypto import SecretBox, load_box
 from integrations.domain import SECRET_PREFIX, url_problem
-from integrations.outbound import DeliveryLoop, IncidentNotYetKnown, enqueue_for
+from integrations.outbound import DeliveryLoop, enqueue_for
 from integrations.settings import IntegrationsSettings
-from runtime.consumer import MAX_DELIVER, dead_letter, give_up_or_retry, through_outages
-from runtime.observe import consuming
+from runtime.consumer import Delivery
 from runtime.outbox import stage
 from runtime.service import Service
 
@@ -548,45 +540,11 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
 
     # ---- events to notifications
 
-    @service.broker.subscriber(
-        "",
-        stream=JStream(EVENTS_STREAM, declare=False),
-        durable=INTEGRATIONS_NOTIFIER,
-        config=ConsumerConfig(
-            durable_name=INTEGRATIONS_NOTIFIER,
-            filter_subjects=list(FILTER_SUBJECTS),
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=30,
-            max_deliver=MAX_DELIVER + 1,
-            max_ack_pending=256,
-        ),
-        pull_sub=PullSub(batch_size=32, timeout=1.0),
-        ack_policy=AckPolicy.MANUAL,
-    )
-    async def notify(body: Any, msg: NatsMessage) -> None:
-        raw = msg.raw_message
-        try:
-            event = EventEnvelope.from_bytes(raw.data)
-            data = payload_of(event)
-        except (ValidationError, UnknownEventType, ValueError) as exc:
-            await dead_letter(service.js, INTEGRATIONS_NOTIFIER, raw, exc)
-            return
+    @service.consume(INTEGRATIONS_NOTIFIER, FILTER_SUBJECTS, db.consumed, max_in_flight=32)
+    async def notify(delivery: Delivery) -> None:
         # Imported history updates the view but notifies nobody: it happened elsewhere, long ago.
-        imported = bool(raw.headers and raw.headers.get(IMPORTED_HEADER))
-        try:
-            with consuming(INTEGRATIONS_NOTIFIER, event, raw.headers):
-                queued = await through_outages(
-                    [raw],
-                    lambda: enqueue_for(service, settings, event, data, raw.data, notify=not imported),
-                    INTEGRATIONS_NOTIFIER,
-                )
-            await raw.ack()
-            if queued:
-                kick_deliveries()
-        except asyncio.CancelledError:
-            raise
-        except IncidentNotYetKnown as exc:
-            await give_up_or_retry(service.js, INTEGRATIONS_NOTIFIER, raw, exc)
-        except Exception as exc:
-            log.exception("notify_failed", subject=raw.subject)
-            await give_up_or_retry(service.js, INTEGRATIONS_NOTIFIER, raw, exc)
+        queued = await enqueue_for(
+            service, settings, delivery.event, delivery.data, delivery.raw, notify=not delivery.imported
+        )
+        if queued:
+            kick_deliveries()

@@ -54,18 +54,15 @@ from integrations.domain import (
     slack_message,
 )
 from integrations.settings import IntegrationsSettings
+from runtime.consumer import RetryLater
 from runtime.service import Service
+from runtime.views import apply_snapshot
 
 log = structlog.get_logger(__name__)
 
 USER_AGENT = "SRE-Copilot-Webhooks/1.0"
 NOTIFIED = frozenset(e.value for e in NotifiedEvent)
 VIEW_FIELDS = ("title", "service_name", "severity")
-
-
-class IncidentNotYetKnown(Exception):
-    """An event about an incident whose `incident.created` this view has not applied yet (events can be
-    worked on out of order after a redelivery): retried with back-off until it has."""
 
 
 def _uuid7() -> uuid.UUID:
@@ -76,36 +73,22 @@ def _uuid7() -> uuid.UUID:
 
 async def apply_to_view(conn: AsyncConnection, event: EventEnvelope, data: EventData) -> uuid.UUID | None:
     """Keep integrations' view of incidents current; returns the incident the event is about."""
-    if isinstance(data, IncidentCreated):
+    if isinstance(data, IncidentCreated | IncidentStateChanged | IncidentUpdated):
         incident_id = uuid.UUID(data.incident_id)
-        await db.remember_incident(
-            conn,
-            {
-                "id": incident_id,
-                "tenant_id": event.tenant_id,
-                "key": data.key,
-                "title": data.title,
-                "service_name": data.service_name,
-                "severity": data.severity.value,
-                "state": data.state.value,
-                "version": event.aggregate_version,
-                "created_at": data.created_at,
-                "related_incident_id": uuid.UUID(data.related_incident_id)
-                if data.related_incident_id
-                else None,
-            },
-        )
-        return incident_id
-    if isinstance(data, IncidentStateChanged | IncidentUpdated):
-        incident_id = uuid.UUID(data.incident_id)
+        if data.incident is not None:
+            await apply_snapshot(conn, db.known_incidents, event.tenant_id, data.incident)
+            return incident_id
+        # History written before snapshots: a change over an older version of a known incident.
         if isinstance(data, IncidentStateChanged):
             values: dict[str, Any] = {"state": data.to_state.value}
-        else:
+        elif isinstance(data, IncidentUpdated):
             values = {f: c.new for f, c in data.changes.items() if f in VIEW_FIELDS and c.new is not None}
+        else:
+            raise ValueError("an incident.created always carries its snapshot")
         if not await db.change_incident(
             conn, event.tenant_id, incident_id, event.aggregate_version, **values
         ):
-            raise IncidentNotYetKnown(data.incident_id)
+            raise RetryLater(f"incident {data.incident_id} not known yet")
         return incident_id
     if isinstance(data, HypothesisGenerated):
         incident_id = uuid.UUID(data.incident_id)
@@ -113,7 +96,7 @@ async def apply_to_view(conn: AsyncConnection, event: EventEnvelope, data: Event
         if top is not None and not await db.record_hypotheses(
             conn, event.tenant_id, incident_id, data.generation, top.claim, top.confidence
         ):
-            raise IncidentNotYetKnown(data.incident_id)
+            raise RetryLater(f"incident {data.incident_id} not known yet")
         return incident_id
     return None
 
@@ -154,8 +137,8 @@ async def enqueue_for(
         if not hooks:
             return 0
         incident = await db.incident(conn, incident_id)
-        if incident is None:
-            raise IncidentNotYetKnown(str(incident_id))
+        if incident is None or incident.tenant_id != event.tenant_id:
+            raise RetryLater(f"incident {incident_id} not known yet")
         now = datetime.now(UTC)
         rows = [
             {

@@ -72,6 +72,16 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, unavailable) or (exc.__cause__ is not None and is_unavailable(exc.__cause__))
 
 
+def is_retryable_conflict(exc: BaseException) -> bool:
+    """True for SQLSTATE class 40 (a deadlock, a serialization failure): the transaction lost a race
+    and is to be run again, which is nobody's fault and resolves by itself."""
+    for e in _causes(exc):
+        code = getattr(e, "sqlstate", None) or getattr(getattr(e, "orig", None), "sqlstate", None)
+        if isinstance(code, str) and code.startswith("40"):
+            return True
+    return False
+
+
 def unavailable_message(exc: BaseException) -> str:
     """What a 503 says about an unavailable database: a full disk is named as such."""
     return STORAGE_FULL_MESSAGE if is_storage_full(exc) else UNAVAILABLE_MESSAGE

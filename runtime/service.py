@@ -32,6 +32,7 @@ from contracts.commands import (
 from contracts.subjects import metrics_subject, ping_subject
 from runtime import tracing
 from runtime.bus import connection_failure, declare_streams
+from runtime.consumer import EventConsumer, Handler
 from runtime.db import create_engine, is_unavailable, unavailable_message
 from runtime.logging import configure_logging, redact_url
 from runtime.metrics import COMMAND_SECONDS, COMMANDS, Exposition, outbox_refresher
@@ -76,6 +77,8 @@ class Service:
         )
         self._engine: AsyncEngine | None = None
         self._relay: OutboxRelay | None = None
+        self._consumer_specs: list[dict[str, Any]] = []
+        self.consumers: list[EventConsumer] = []
         self.broker.subscriber(ping_subject(name), queue=name)(self._ping)
         # Every replica answers (no queue group): the gateway's /metrics gathers them all.
         self.exposition = Exposition()
@@ -108,14 +111,47 @@ class Service:
     async def _open(self) -> None:
         self._engine = create_engine(self.settings.database_url)
 
+    def consume(
+        self,
+        durable: str,
+        filter_subjects: list[str],
+        consumed: Table,
+        *,
+        max_in_flight: int = 16,
+        handler_timeout: float = 300.0,
+    ) -> Callable[[Handler], Handler]:
+        """Register the handler of a durable event consumer (see runtime.consumer.EventConsumer),
+        started once the service is connected."""
+
+        def register(handler: Handler) -> Handler:
+            self._consumer_specs.append(
+                {
+                    "durable": durable,
+                    "filter_subjects": filter_subjects,
+                    "consumed": consumed,
+                    "handler": handler,
+                    "max_in_flight": max_in_flight,
+                    "handler_timeout": handler_timeout,
+                }
+            )
+            return handler
+
+        return register
+
     async def _started(self) -> None:
         await declare_streams(self.js)
         if self.outbox is not None:
             self.relay.start()
             self.exposition.add_refresher(outbox_refresher(self.engine, self.outbox))
+        for spec in self._consumer_specs:
+            consumer = EventConsumer(self.broker.connection, self.engine, **spec)
+            await consumer.start()
+            self.consumers.append(consumer)
         log.info("service_started", instance=self.settings.instance)
 
     async def _close(self) -> None:
+        for consumer in self.consumers:
+            await consumer.stop()
         if self._relay is not None:
             await self._relay.stop()
         if self._engine is not None:

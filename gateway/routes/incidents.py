@@ -185,14 +185,18 @@ async def get_hypotheses(
     (a new one follows new evidence) is numbered; `?version=N` returns an older one."""
     incident = await _visible_incident(request, caller.tenant_id, incident_id)
     async with request.app.state.engine.connect() as conn:
-        row = await rm.get_hypotheses(conn, incident.id, version)
-        evidence = await rm.get_evidence(conn, incident.id, row.generation) if row is not None else None
+        row = await rm.get_hypotheses(conn, caller.tenant_id, incident.id, version)
+        evidence = (
+            await rm.get_evidence(conn, caller.tenant_id, incident.id, row.generation)
+            if row is not None
+            else None
+        )
     if row is None:
         if version is not None:
             raise ApiError(404, ErrorCode.NOT_FOUND.value, f"no generation {version} of hypotheses")
         return HypothesesRead(status="pending", items=[])
     async with request.app.state.engine.connect() as conn:
-        verdicts = await rm.feedback_counts(conn, incident.id, row.generation)
+        verdicts = await rm.feedback_counts(conn, caller.tenant_id, incident.id, row.generation)
     return HypothesesRead(
         status="ready",
         engine=row.engine,
@@ -215,7 +219,7 @@ async def get_timeline(incident_id: str, caller: CallerDep, request: Request) ->
     """Everything that happened to the incident, in stream order, each with its actor and time."""
     incident = await _visible_incident(request, caller.tenant_id, incident_id)
     async with request.app.state.engine.connect() as conn:
-        rows = await rm.get_timeline(conn, incident.id)
+        rows = await rm.get_timeline(conn, caller.tenant_id, incident.id)
     return TimelineRead(
         items=[
             TimelineEntryRead(id=str(r.event_id), seq=r.seq, kind=r.kind, actor=r.actor, at=r.at, data=r.data)

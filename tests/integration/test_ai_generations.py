@@ -24,18 +24,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ai_worker import db as ai_db
 from ai_worker.evidence import render
 from ai_worker.generation import MAX_GENERATING
-from ai_worker.handlers import FILTER_SUBJECTS, reconcile_consumer
+from ai_worker.handlers import FILTER_SUBJECTS
 from contracts.envelope import EventEnvelope
 from contracts.events import (
     AlertAttached,
     DeployRecorded,
     EvidenceItem,
-    IncidentCreated,
-    IncidentState,
     Severity,
 )
 from contracts.subjects import AI_WORKER_CONSUMER, EVENTS_STREAM
+from runtime.consumer import reconcile_consumer
 from tests.conftest import INCIDENT, Tenant, register_tenant
+from tests.events import created as created_event
 
 T = TypeVar("T")
 
@@ -316,24 +316,15 @@ async def test_alerts_that_arrive_before_their_incident_are_covered_by_its_first
     await publish(js, first)
     await caught_up(js, await publish(js, second))
 
-    created = EventEnvelope(
-        type="incident.created",
-        tenant_id=tenant_id,
-        aggregate_id=incident_id,
+    created = created_event(
+        tenant_id,
+        incident_id,
+        number=1,
+        title="worker restarting",
+        description="worker pods restarted 14 times in the last hour",
+        service_name="payment-api",
+        severity=Severity.HIGH,
         correlation_id="test-created",
-        actor="u_test",
-        data=IncidentCreated(
-            incident_id=incident_id,
-            key="INC-1",
-            number=1,
-            title="worker restarting",
-            description="worker pods restarted 14 times in the last hour",
-            service_name="payment-api",
-            severity=Severity.HIGH,
-            state=IncidentState.DETECTED,
-            created_by="u_test",
-            created_at=datetime.now(UTC),
-        ).model_dump(mode="json"),
     )
     await caught_up(js, await publish(js, created))
     events = await stream_of(js, tenant_id, incident_id)

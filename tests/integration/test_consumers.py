@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
 
 import httpx
 from nats.js import JetStreamContext
@@ -15,35 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ai_worker import db as ai_db
 from contracts.envelope import EventEnvelope
-from contracts.events import IncidentCreated, IncidentState, IncidentStateChanged, Severity
+from contracts.events import IncidentState
 from gateway import read_models as rm
 from gateway.projector import apply_event
 from tests.conftest import INCIDENT, Tenant
+from tests.events import created
+from tests.events import moved as move
 from tests.integration.streams import messages_on
 
 
 def created_event(tenant_id: str) -> EventEnvelope:
-    incident_id = str(uuid.uuid4())
-    now = datetime.now(UTC)
-    return EventEnvelope(
-        type="incident.created",
-        tenant_id=tenant_id,
-        aggregate_id=incident_id,
-        correlation_id="test",
-        actor="u_test",
-        data=IncidentCreated(
-            incident_id=incident_id,
-            key="INC-900",
-            number=900,
-            title="Database connection pool exhausted on orders-api",
-            description="Requests time out; the pool is at its maximum of 50 connections.",
-            service_name="orders-api",
-            severity=Severity.CRITICAL,
-            state=IncidentState.DETECTED,
-            created_by="u_test",
-            created_at=now,
-        ).model_dump(mode="json"),
-    )
+    return created(tenant_id)
 
 
 async def eventually(check, seconds: float = 10.0):
@@ -84,33 +65,20 @@ async def test_ai_worker_generates_once_under_redelivery(js: JetStreamContext, e
 
 async def test_projector_apply_is_idempotent(engine: AsyncEngine) -> None:
     tenant_id = f"t_{uuid.uuid4().hex}"
-    created = created_event(tenant_id)
-    incident_id = uuid.UUID(created.aggregate_id)
-    moved = EventEnvelope(
-        type="incident.state_changed",
-        tenant_id=tenant_id,
-        aggregate_id=created.aggregate_id,
-        aggregate_version=2,
-        correlation_id="test",
-        actor="u_test",
-        data=IncidentStateChanged(
-            incident_id=created.aggregate_id,
-            from_state=IncidentState.DETECTED,
-            to_state=IncidentState.ACKNOWLEDGED,
-            changed_at=datetime.now(UTC),
-        ).model_dump(mode="json"),
-    )
+    created_ev = created_event(tenant_id)
+    incident_id = uuid.UUID(created_ev.aggregate_id)
+    moved = move(created_ev, IncidentState.ACKNOWLEDGED)
     from contracts.events import payload_of
 
     # In a transaction that is rolled back: these events are not in the stream, and the read models
     # must stay exactly what the stream explains (rebuild --verify checks that).
     async with engine.connect() as conn, conn.begin() as transaction:
         for _ in range(2):  # every event applied twice, as a redelivery would
-            await apply_event(conn, 10_000_001, created, payload_of(created))
+            await apply_event(conn, 10_000_001, created_ev, payload_of(created_ev))
             await apply_event(conn, 10_000_002, moved, payload_of(moved))
-            await apply_event(conn, 10_000_001, created, payload_of(created))
+            await apply_event(conn, 10_000_001, created_ev, payload_of(created_ev))
         row = await rm.get_incident(conn, tenant_id, incident_id)
-        timeline = await rm.get_timeline(conn, incident_id)
+        timeline = await rm.get_timeline(conn, tenant_id, incident_id)
         await transaction.rollback()
     assert row is not None
     assert row.state == "acknowledged" and row.version == 2 and row.acknowledged_at is not None

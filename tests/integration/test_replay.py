@@ -174,7 +174,7 @@ async def test_an_old_event_version_is_upcast_on_replay(
     report = await rebuild(engine, js)  # this process knows the upcaster; the timeline gets the note
     assert report.swapped
     async with engine.begin() as conn:
-        entries = await rm.get_timeline(conn, uuid.UUID(incident_id))
+        entries = await rm.get_timeline(conn, tenant.tenant_id, uuid.UUID(incident_id))
         # Leave the read models as code without this upcaster explains the stream (it skips v0).
         await conn.execute(
             text("DELETE FROM gateway.timeline WHERE incident_id = :id"), {"id": uuid.UUID(incident_id)}

@@ -199,9 +199,11 @@ def test_payload_of_incident_created_parses_enums_and_datetimes() -> None:
     }
     payload = payload_of(envelope("incident.created", data=data))
     assert isinstance(payload, IncidentCreated)
-    assert payload.severity is Severity.HIGH
-    assert payload.state is IncidentState.DETECTED
-    assert payload.created_at == AT
+    # v1 is upcast to v2: the fields become the incident's first snapshot.
+    assert payload.incident.severity is Severity.HIGH
+    assert payload.incident.state is IncidentState.DETECTED
+    assert payload.incident.created_at == AT == payload.incident.updated_at
+    assert payload.incident.version == 1 and payload.incident.id == payload.incident_id
 
 
 def test_payload_of_state_changed_defaults_note() -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from contracts.events import EVENT_TYPES
+from contracts.events import INCIDENT_EVENT_TYPES as INCIDENT_TYPES
 from contracts.subjects import event_subject
 from gateway.identity import IDENTITY_TYPES
-from gateway.projection import INCIDENT_TYPES
 from gateway.rebuild import partitions
 
 
