@@ -351,19 +351,6 @@ async def incident(conn: AsyncConnection, incident_id: uuid.UUID) -> Row[Any] | 
     return (await conn.execute(select(known_incidents).where(known_incidents.c.id == incident_id))).first()
 
 
-async def remember_incident(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    """Insert, or replace an older version of, an incident of the view."""
-    statement = insert(known_incidents).values(**values)
-    changing = {k: v for k, v in values.items() if k not in {"id", "tenant_id", "created_at"}}
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[known_incidents.c.id],
-            set_={k: statement.excluded[k] for k in changing},
-            where=known_incidents.c.version < statement.excluded.version,
-        )
-    )
-
-
 async def change_incident(
     conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID, version: int, **values: Any
 ) -> bool:

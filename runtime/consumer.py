@@ -70,12 +70,18 @@ def attempt_of(msg: Msg) -> int:
         return 1
 
 
-async def give_up_or_retry(js: JetStreamContext, consumer: str, msg: Msg, error: BaseException) -> bool:
+async def give_up_or_retry(
+    js: JetStreamContext,
+    consumer: str,
+    msg: Msg,
+    error: BaseException,
+    backoff: Sequence[float] = BACKOFF_SECONDS,
+) -> bool:
     """After a failed attempt: nak with back-off, or on the last attempt copy the message with its
     error to `dlq.<consumer>` and ack it so the consumer moves on. True when it was dead-lettered."""
     attempt = attempt_of(msg)
     if attempt < MAX_DELIVER:
-        delay = BACKOFF_SECONDS[min(attempt - 1, len(BACKOFF_SECONDS) - 1)]
+        delay = backoff[min(attempt - 1, len(backoff) - 1)]
         log.warning(
             "message_retry", consumer=consumer, subject=msg.subject, attempt=attempt, error=str(error)
         )
@@ -242,12 +248,13 @@ class EventConsumer:
         ack_wait: float = 30.0,
         handler_timeout: float = 300.0,
         retention: timedelta = timedelta(days=30),
+        backoff: Sequence[float] = BACKOFF_SECONDS,
     ) -> None:
         self.nc, self.engine = nc, engine
         self.durable, self.filters = durable, list(filter_subjects)
         self.handler, self.consumed = handler, consumed
         self.max_in_flight, self.ack_wait, self.handler_timeout = max_in_flight, ack_wait, handler_timeout
-        self.retention = retention
+        self.retention, self.backoff = retention, tuple(backoff)
         self._lanes: dict[tuple[str, str], _Lane] = {}
         # Fetched and not yet finished, by id() (a Msg is not hashable).
         self._unfinished: dict[int, Msg] = {}
@@ -415,7 +422,7 @@ class EventConsumer:
         except Exception as exc:
             if not isinstance(exc, RetryLater):
                 log.exception("event_failed", consumer=self.durable, subject=msg.subject)
-            await give_up_or_retry(self.js, self.durable, msg, exc)
+            await give_up_or_retry(self.js, self.durable, msg, exc, self.backoff)
 
     async def handle(self, delivery: Delivery, held: Sequence[Msg] = ()) -> bool:
         """Run the handler once per event id; False when it had been handled already."""

@@ -4,11 +4,20 @@ publish or fold events directly."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import strategies as st
 
 from contracts.envelope import EventEnvelope
 from contracts.events import IncidentSnapshot, IncidentState, Severity
-from incidents.domain import edit, incident_envelope, open_incident, transition
+from incidents.domain import ALLOWED_MOVES, edit, incident_envelope, open_incident, transition
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+R = IncidentState.RESOLVED
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
 
 
 def created(
@@ -66,3 +75,30 @@ def edited(
     data = edit(snapshot_of(after), {**(changes or {}), **fields}, now or datetime.now(UTC))
     assert data is not None, "nothing changed"
     return incident_envelope(data, tenant_id=after.tenant_id, actor=actor, correlation_id="test")
+
+
+@st.composite
+def incident_history(draw: st.DrawFn, tenant: str) -> list[EventEnvelope]:
+    """A creation and up to 12 changes allowed by the lifecycle, one minute apart."""
+    events = [created(tenant, now=T0, number=draw(st.integers(1, 10_000)))]
+    for minute in range(1, draw(st.integers(0, 12)) + 1):
+        current = snapshot_of(events[-1])
+        if draw(st.booleans()):
+            to = draw(st.sampled_from(ALLOWED_MOVES[current.state]))
+            note = draw(st.sampled_from(["", "looking", "fixed"]))
+            cause = draw(st.sampled_from([None, "bad deploy"])) if to is R else None
+            events.append(moved(events[-1], to, note=note, root_cause=cause, now=at(minute)))
+        else:
+            field = draw(st.sampled_from(["title", "severity", "assignee_id", "description", "service_name"]))
+            value = {
+                "title": draw(st.sampled_from(["A", "B", "C"])),
+                "severity": draw(st.sampled_from([s.value for s in Severity])),
+                "assignee_id": draw(st.sampled_from([None, "u_1", "u_2"])),
+                "description": draw(st.sampled_from(["", "x", "y"])),
+                "service_name": draw(st.sampled_from(["api", "db"])),
+            }[field]
+            try:
+                events.append(edited(events[-1], {field: value}, now=at(minute)))
+            except AssertionError:  # the edit changed nothing
+                continue
+    return events

@@ -30,6 +30,7 @@ from runtime.embedded import free_port
 from runtime.replay import StoredEvent, read_events, subject_filters
 from runtime.supervisor import Platform
 from tests.conftest import INCIDENT, Tenant, register_tenant
+from tests.views import view_differences
 
 
 @pytest.fixture(scope="module")
@@ -271,6 +272,9 @@ async def check_invariants(load: Load, js: JetStreamContext, engine: AsyncEngine
     assert set(load.accepted_moves) <= set(transitions)
     assert all(n == 1 for n in generations.values()), "a generation of hypotheses was published twice"
     assert set(created) <= {incident for incident, _ in generations}, "an incident never got hypotheses"
+
+    # Every field of every incident, in every view, as the incidents service has it.
+    assert await view_differences(engine, tenant) == []
 
     report = await rebuild(engine, js, verify=True)
     assert report.differences == [], report.differences

@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 from nats.js import JetStreamContext
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ai_worker import db as ai_db
@@ -117,3 +117,53 @@ async def test_poison_message_is_dead_lettered_and_does_not_block(
         return body["status"] == "ready"
 
     assert await eventually(ready)
+
+
+async def test_a_late_copy_of_a_users_activation_does_not_make_them_assignable_again(
+    client: httpx.AsyncClient, tenant: Tenant, js: JetStreamContext, engine: AsyncEngine
+) -> None:
+    """The incidents directory used to guard by stream sequence, so a republished `user.activated`
+    (a relay re-sending it after the broker's duplicate window: same event, new sequence) re-activated a
+    user who had been deactivated since."""
+    from tests.e2e.test_auth_users import member
+
+    responder = await member(client, tenant, "responder")
+    gone = await client.post(f"/api/v1/users/{responder.user_id}/deactivate", headers=tenant.auth)
+    assert gone.status_code == 200, gone.text
+    directory = text("SELECT active FROM incidents.directory WHERE user_id = :u")
+
+    async def active() -> bool | None:
+        async with engine.connect() as conn:
+            return await conn.scalar(directory, {"u": responder.user_id})
+
+    deadline = time.monotonic() + 15
+    while await active() is not False:
+        assert time.monotonic() < deadline, "the deactivation never reached the directory"
+        await asyncio.sleep(0.1)
+    [activation] = [
+        m
+        for m in await messages_on(js, f"events.{tenant.tenant_id}.user.activated")
+        if EventEnvelope.from_bytes(m.data).data["user_id"] == responder.user_id
+    ]
+    late = await js.publish(
+        activation.subject,
+        activation.data,
+        headers={"Nats-Msg-Id": f"{(activation.headers or {})['Nats-Msg-Id']}:late"},
+    )
+    marker = await client.post("/api/v1/incidents", json=INCIDENT, headers=tenant.auth)
+    assert marker.status_code == 201
+    # Until the directory's consumer is past the late copy.
+    deadline = time.monotonic() + 15
+    while True:
+        info = await js.consumer_info("EVENTS", "incidents_directory")
+        if info.delivered.stream_seq >= late.seq and not info.num_ack_pending:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    assert await active() is False
+    assigned = await client.patch(
+        f"/api/v1/incidents/{marker.json()['id']}",
+        json={"assignee_id": responder.user_id},
+        headers=tenant.auth,
+    )
+    assert assigned.status_code == 422, assigned.text

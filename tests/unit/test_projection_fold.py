@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from contracts.envelope import EventEnvelope
 from contracts.events import IncidentState, Severity, payload_of
 from gateway.projection import Item, fold_incidents
-from incidents.domain import ALLOWED_MOVES
-from tests.events import created, edited, moved, snapshot_of
+from tests.events import created, edited, incident_history, moved, snapshot_of
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 TENANT = "t_1"
@@ -169,33 +168,6 @@ def test_v1_history_still_folds_in_stream_order() -> None:
 
 
 # ---- every order of one incident's events gives the same rows
-
-
-@st.composite
-def incident_history(draw: st.DrawFn, tenant: str) -> list[EventEnvelope]:
-    """A creation and up to 12 changes allowed by the lifecycle, one minute apart."""
-    events = [created(tenant, now=T0, number=draw(st.integers(1, 10_000)))]
-    for minute in range(1, draw(st.integers(0, 12)) + 1):
-        current = snapshot_of(events[-1])
-        if draw(st.booleans()):
-            to = draw(st.sampled_from(ALLOWED_MOVES[current.state]))
-            note = draw(st.sampled_from(["", "looking", "fixed"]))
-            cause = draw(st.sampled_from([None, "bad deploy"])) if to is R else None
-            events.append(moved(events[-1], to, note=note, root_cause=cause, now=at(minute)))
-        else:
-            field = draw(st.sampled_from(["title", "severity", "assignee_id", "description", "service_name"]))
-            value = {
-                "title": draw(st.sampled_from(["A", "B", "C"])),
-                "severity": draw(st.sampled_from([s.value for s in Severity])),
-                "assignee_id": draw(st.sampled_from([None, "u_1", "u_2"])),
-                "description": draw(st.sampled_from(["", "x", "y"])),
-                "service_name": draw(st.sampled_from(["api", "db"])),
-            }[field]
-            try:
-                events.append(edited(events[-1], {field: value}, now=at(minute)))
-            except AssertionError:  # the edit changed nothing
-                continue
-    return events
 
 
 def project(batches: list[list[Item]]) -> dict[uuid.UUID, dict[str, Any]]:

@@ -14,8 +14,11 @@ export function describeEntry(
 } {
   const d = entry.data;
   switch (entry.kind) {
-    case "incident.created":
-      return { title: `Opened as ${s(d.severity)} on ${s(d.service_name)}` };
+    case "incident.created": {
+      // Since event version 2 the incident's fields travel as its snapshot, `data.incident`.
+      const incident = (d.incident ?? d) as Record<string, unknown>;
+      return { title: `Opened as ${s(incident.severity)} on ${s(incident.service_name)}` };
+    }
     case "incident.state_changed":
       return {
         title: `${s(d.from_state)} → ${s(d.to_state)}`,

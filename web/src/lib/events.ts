@@ -14,10 +14,12 @@ export function incidentIdOf(event: Pick<EventEnvelope, "aggregate_id" | "data">
 export function describeEvent(event: EventEnvelope): string {
   const d = event.data ?? {};
   const id = incidentIdOf(event);
-  const key = s(d.key) || incidentKey(id) || "An incident";
+  // Incident events (version 2) carry the incident's snapshot as `data.incident`.
+  const incident = (d.incident ?? d) as Record<string, unknown>;
+  const key = s(incident.key) || incidentKey(id) || "An incident";
   switch (event.type) {
     case "incident.created":
-      return `${key} opened (${s(d.severity)}): ${s(d.title)}`;
+      return `${key} opened (${s(incident.severity)}): ${s(incident.title)}`;
     case "incident.state_changed":
       return `${key} moved ${s(d.from_state)} → ${s(d.to_state)}`;
     case "incident.updated":

@@ -26,6 +26,15 @@ describe("live events", () => {
     expect(
       describeEvent(envelope("incident.created", { incident_id: "i-1", key: "INC-7", severity: "high", title: "CPU" })),
     ).toBe("INC-7 opened (high): CPU");
+    // Event version 2: the incident's fields are its snapshot.
+    expect(
+      describeEvent(
+        envelope("incident.created", {
+          incident_id: "i-2",
+          incident: { id: "i-2", key: "INC-8", severity: "low", title: "Disk" },
+        }),
+      ),
+    ).toBe("INC-8 opened (low): Disk");
     expect(
       describeEvent(
         envelope("incident.state_changed", { incident_id: "i-1", from_state: "detected", to_state: "resolved" }),
