@@ -310,6 +310,9 @@ class EventConsumer:
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        # A pull subscription left open keeps the connection's drain (the broker's close) waiting.
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=3)
             for task in pending:

@@ -30,7 +30,10 @@ pytestmark = pytest.mark.fault
 def start_second_replica(platform: Platform, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "incidents"], env=platform.env(), stdout=output, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "incidents"],
+            env={**platform.env(), "LOG_LEVEL": "INFO"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 30
     while b"service_started" not in log.read_bytes():
@@ -100,4 +103,8 @@ async def test_out_of_order_events_from_two_replicas_converge_in_every_view(
             )
     finally:
         second.terminate()
-        second.wait(15)
+        try:
+            second.wait(15)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            raise
