@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.idempotency import fingerprint
+from gateway.idempotency import IdempotencyStore, fingerprint
 from tests.conftest import INCIDENT, Tenant, register_tenant
 from tests.e2e.test_auth_keys import create_key
 from tests.e2e.test_auth_users import bearer, member
@@ -277,3 +277,38 @@ async def test_deploys_are_taken_once_with_the_first_status(
         "/api/v1/integrations/deploys", json=deploy | {"version": "v10"}, headers=keyed(bearer(key), retry)
     )
     assert other.status_code == 422
+
+
+async def test_expired_keys_are_forgotten_and_pruned(
+    client: httpx.AsyncClient, tenant: Tenant, engine: AsyncEngine
+) -> None:
+    key = str(uuid.uuid4())
+    first = await create(client, tenant, key)
+    assert first.status_code == 201
+    # A day later (aged rather than waited for): the key is as good as new, even before pruning.
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE gateway.idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = :k"
+            ),
+            {"k": key},
+        )
+    second = await create(client, tenant, key)
+    assert second.status_code == 201 and REPLAYED not in second.headers
+    assert second.json()["id"] != first.json()["id"]
+
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE gateway.idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = :k"
+            ),
+            {"k": key},
+        )
+    assert await IdempotencyStore(engine, ttl_seconds=86_400, lock_seconds=60).prune() >= 1
+    async with engine.connect() as conn:
+        left = (
+            await conn.execute(
+                text("SELECT count(*) FROM gateway.idempotency_keys WHERE key = :k"), {"k": key}
+            )
+        ).scalar_one()
+    assert left == 0
