@@ -64,7 +64,8 @@ users = Table(
 )
 
 # Rotating refresh tokens: only their SHA-256 is kept. A family is one login's chain of rotations;
-# presenting a token that was already used revokes its whole family (someone else has a copy).
+# presenting a token that was already used revokes its whole family (someone else has a copy), and a
+# family older than REFRESH_FAMILY_MAX_AGE_SECONDS refreshes no more.
 refresh_tokens = Table(
     "refresh_tokens",
     metadata,
@@ -74,6 +75,9 @@ refresh_tokens = Table(
     Column("user_id", String(64), ForeignKey(users.c.id), nullable=False, index=True),
     Column("tenant_id", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # When the family's login happened, copied along each rotation: its absolute lifetime counts
+    # from here (the tokens' own created_at slides with every rotation).
+    Column("family_created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),

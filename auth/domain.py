@@ -143,6 +143,25 @@ def advisory_lock_id(scope: str, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+# ---------------------------------------------------------------- refresh-token families
+
+
+def family_expires_at(family_created_at: datetime, max_age: timedelta) -> datetime:
+    """A login's refresh tokens stop working this long after the login, however often they rotate."""
+    return family_created_at + max_age
+
+
+def family_expired(family_created_at: datetime, now: datetime, max_age: timedelta) -> bool:
+    return now >= family_expires_at(family_created_at, max_age)
+
+
+def refresh_expiry(
+    now: datetime, ttl: timedelta, family_created_at: datetime, max_age: timedelta
+) -> datetime:
+    """A new refresh token lives `ttl` (idle timeout), but never past its family's absolute end."""
+    return min(now + ttl, family_expires_at(family_created_at, max_age))
+
+
 # ---------------------------------------------------------------- secrets handed out
 
 REFRESH_PREFIX = "rt_"

@@ -19,6 +19,7 @@ from auth.domain import (
     address_bucket,
     can_grant,
     check_member_change,
+    family_expired,
     new_integration_key,
     new_invite_token,
     new_key_id,
@@ -26,6 +27,7 @@ from auth.domain import (
     new_tenant_id,
     new_user_id,
     normalise_email,
+    refresh_expiry,
     slugify,
 )
 from auth.passwords import check_new_password, hash_password, needs_rehash, verify_password
@@ -164,6 +166,7 @@ def register_handlers(service: Service, issuer: TokenIssuer, settings: AuthSetti
     registrations_per_address = Limit(settings.register_max_per_address, register_window)
     registrations_per_email = Limit(settings.register_max_per_email, register_window)
     refresh_ttl = timedelta(seconds=settings.refresh_ttl_seconds)
+    family_max_age = timedelta(seconds=settings.refresh_family_max_age_seconds)
     limiter: RateLimiter | None = None
 
     def rate_limiter() -> RateLimiter:
@@ -183,18 +186,23 @@ def register_handlers(service: Service, issuer: TokenIssuer, settings: AuthSetti
                 user_id=user_id,
                 tenant_id=tenant_id,
                 created_at=now,
-                expires_at=now + refresh_ttl,
+                family_created_at=now,
+                expires_at=refresh_expiry(now, refresh_ttl, now, family_max_age),
             )
         )
         return token
 
-    def grant(user: Any, refresh_token: str, seq: int | None = None) -> TokenGrant:
+    def grant(
+        user: Any, refresh_token: str, seq: int | None = None, refresh_expires_in: int | None = None
+    ) -> TokenGrant:
         role = Role(user.role)
+        if refresh_expires_in is None:
+            refresh_expires_in = int(min(refresh_ttl, family_max_age).total_seconds())
         return TokenGrant(
             access_token=issuer.issue(user.id, user.tenant_id, role, user.session_epoch),
             expires_in=issuer.ttl_seconds,
             refresh_token=refresh_token,
-            refresh_expires_in=int(refresh_ttl.total_seconds()),
+            refresh_expires_in=refresh_expires_in,
             user=UserView(
                 id=user.id, email=user.email, full_name=user.full_name, role=role, tenant_id=user.tenant_id
             ),
@@ -307,11 +315,16 @@ def register_handlers(service: Service, issuer: TokenIssuer, settings: AuthSetti
             elif user.status != UserStatus.ACTIVE:
                 await db.revoke_family(conn, row.family_id, now)
                 failure = INVALID_REFRESH
+            elif family_expired(row.family_created_at, now, family_max_age):
+                # However often it rotated, a login ends this long after it began.
+                await db.revoke_family(conn, row.family_id, now)
+                failure = "this login is too old: log in again"
             else:
                 await conn.execute(
                     update(db.refresh_tokens).where(db.refresh_tokens.c.id == row.id).values(used_at=now)
                 )
                 token = new_refresh_token()
+                expires_at = refresh_expiry(now, refresh_ttl, row.family_created_at, family_max_age)
                 await conn.execute(
                     db.refresh_tokens.insert().values(
                         id=uuid.uuid4(),
@@ -320,13 +333,14 @@ def register_handlers(service: Service, issuer: TokenIssuer, settings: AuthSetti
                         user_id=row.user_id,
                         tenant_id=row.tenant_id,
                         created_at=now,
-                        expires_at=now + refresh_ttl,
+                        family_created_at=row.family_created_at,
+                        expires_at=expires_at,
                     )
                 )
         # Raised after the commit, so that a reuse's revocation sticks.
         if failure is not None:
             raise CommandFailed(ErrorCode.UNAUTHORIZED, failure)
-        return grant(user, token)
+        return grant(user, token, refresh_expires_in=max(0, int((expires_at - now).total_seconds())))
 
     @service.command("cmd.auth.logout", Logout)
     async def logout(cmd: Logout) -> Done:

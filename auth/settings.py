@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from runtime.settings import JwtSettings, ServiceSettings
@@ -19,6 +19,13 @@ class AuthSettings(ServiceSettings, JwtSettings):
     jwt_previous_public_key_files: Annotated[list[Path], NoDecode] = Field(default_factory=list)
 
     refresh_ttl_seconds: int = Field(default=14 * 86_400, ge=60)
+    # A login's absolute lifetime: rotating its refresh token (each good for refresh_ttl_seconds more)
+    # never carries it past this; then the user logs in again.
+    refresh_family_max_age_seconds: int = Field(
+        default=30 * 86_400,
+        ge=60,
+        validation_alias=AliasChoices("refresh_family_max_age_seconds", "refresh_family_max_age"),
+    )
     # Bounds on what one organisation can pile up (OWASP API4, unrestricted resource consumption).
     max_active_keys_per_tenant: int = Field(default=100, ge=1)
     max_pending_invites_per_tenant: int = Field(default=100, ge=1)

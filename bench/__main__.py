@@ -58,7 +58,11 @@ class Bench:
     def start(self) -> None:
         state = Path(tempfile.mkdtemp(prefix="sre-copilot-bench-"))
         self.platform = Platform(
-            state_dir=state, port=free_port(), durable=True, extra_env={"LOG_LEVEL": "ERROR"}
+            state_dir=state,
+            port=free_port(),
+            durable=True,
+            # The fan-out figure opens up to 1,000 sockets of one organisation.
+            extra_env={"LOG_LEVEL": "ERROR", "LIVE_MAX_CONNECTIONS_PER_TENANT": "2000"},
         )
         self.platform.start_dependencies()
         self.platform.start_services()
@@ -153,8 +157,9 @@ class Bench:
                 started: dict[str, float] = {}
                 early: dict[str, float] = {}  # hypotheses that arrived before their POST answered
                 latencies: list[float] = []
-                ws_url = self.url.replace("http://", "ws://") + f"/api/v1/stream?token={who['token']}"
+                ws_url = self.url.replace("http://", "ws://") + "/api/v1/stream"
                 async with ws_connect(ws_url, max_size=None) as ws:
+                    await ws.send(json.dumps({"type": "auth", "token": who["token"]}))
                     await ws.recv()  # ready
 
                     async def listen() -> None:
@@ -325,13 +330,14 @@ class Bench:
         async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
             who = await self.tenant(http)
             headers = {"Authorization": f"Bearer {who['token']}"}
-            ws_url = self.url.replace("http://", "ws://") + f"/api/v1/stream?token={who['token']}"
+            ws_url = self.url.replace("http://", "ws://") + "/api/v1/stream"
             ours = await self._fan_out(
                 ws_url,
                 clients,
                 messages,
                 lambda: http.post("/api/v1/incidents", json=INCIDENT, headers=headers),
                 "incident.created",
+                token=who["token"],
             )
         async with httpx.AsyncClient(timeout=30) as http:
             base_url = f"http://127.0.0.1:{self.baseline_port}"
@@ -352,12 +358,21 @@ class Bench:
         )
 
     async def _fan_out(
-        self, url: str, clients: int, messages: int, trigger: Any, event_type: str | None
+        self,
+        url: str,
+        clients: int,
+        messages: int,
+        trigger: Any,
+        event_type: str | None,
+        token: str | None = None,
     ) -> dict[str, float]:
         latencies: list[float] = []
         sockets = []
         for _ in range(clients):
-            sockets.append(await ws_connect(url, max_size=None))
+            ws = await ws_connect(url, max_size=None)
+            if token is not None:
+                await ws.send(json.dumps({"type": "auth", "token": token}))
+            sockets.append(ws)
         if event_type:
             for ws in sockets:
                 await ws.recv()  # ready

@@ -12,9 +12,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
-from gateway import console, errors
+from gateway import console, errors, idempotency
 from gateway.commands import CommandClient
-from gateway.live import FanOut
+from gateway.live import FanOut, SessionWatch
 from gateway.projector import Projector
 from gateway.routes import auth, health, incidents, integration_keys, metrics, stream, users
 from gateway.routes import integrations as integrations_routes
@@ -87,18 +87,28 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         verifier = TokenVerifier(nc, settings.jwt_issuer, settings.jwt_audience, engine)
         await _until_auth_answers(verifier)
         projector = Projector(engine, js, settings.projector_batch_size)
-        fanout = FanOut(settings.live_queue_size)
+        fanout = FanOut(settings.live_queue_size, settings.live_max_connections_per_tenant)
         projector.add_listener(fanout.publish)
+        # Websockets whose user was just deactivated (or changed password) close at once.
+        projector.add_listener(SessionWatch(engine, fanout).on_batch)
         await projector.start()
         app.state.settings, app.state.nc, app.state.js, app.state.engine = settings, nc, js, engine
         app.state.fanout = fanout
         app.state.verifier, app.state.projector = verifier, projector
         app.state.commands = CommandClient(nc, settings.command_timeout_seconds)
+        app.state.idempotency = idempotency.IdempotencyStore(
+            engine, settings.idempotency_key_ttl_seconds, settings.idempotency_lock_seconds
+        )
+        pruner = asyncio.create_task(
+            app.state.idempotency.prune_forever(settings.idempotency_prune_interval_seconds),
+            name="idempotency-prune",
+        )
         app.state.platform_metrics = PlatformMetrics(settings, nc, js, projector, fanout)
         log.info("gateway_started", port=settings.port)
         try:
             yield
         finally:
+            pruner.cancel()
             await projector.stop()
             # HTTP requests are finished by now; draining would wait on the pull subscription.
             await nc.close()
@@ -111,13 +121,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    idempotency.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
-        allow_headers=["Authorization", "Content-Type", "X-Correlation-ID"],
-        expose_headers=["X-Correlation-ID"],
+        allow_headers=["Authorization", "Content-Type", "X-Correlation-ID", idempotency.HEADER],
+        expose_headers=["X-Correlation-ID", idempotency.REPLAYED_HEADER, "Retry-After"],
     )
     # Inside `correlate` (added next, so outermost): its access lines carry the correlation id.
     app.add_middleware(HttpTelemetry)

@@ -64,7 +64,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if exc.status == 429 and isinstance(exc.details, dict) and "retry_after" in exc.details:
+        if exc.status in (429, 503) and isinstance(exc.details, dict) and "retry_after" in exc.details:
             headers = {"Retry-After": str(int(exc.details["retry_after"]))}
         return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 

@@ -6,6 +6,8 @@ aggregate version."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -13,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contracts.commands import ErrorCode
 from contracts.envelope import EventEnvelope
 from contracts.events import (
     EVENT_TYPES,
@@ -30,6 +33,7 @@ from contracts.events import (
     UserStatus,
 )
 from gateway import read_models as rm
+from gateway.errors import ApiError
 
 # What `apply_identity_event` applies: every event of these aggregates.
 IDENTITY_TYPES = frozenset(
@@ -155,3 +159,50 @@ async def list_integration_keys(
     if after is not None:
         query = query.where(keys.c.id > after)
     return list((await conn.execute(query.order_by(keys.c.id).limit(limit + 1))).all())
+
+
+# ---- revocations: in effect when the read model every request is checked against refuses them
+
+REVOCATION_POLL_SECONDS = 0.05
+
+
+async def key_refused(conn: AsyncConnection, tenant_id: str, key_id: str) -> bool:
+    """Would `security._verify_key` refuse this key now? (An unprojected key would be refused too,
+    but its creation could still be projected after this check: only a revoked row counts.)"""
+    row = await get_integration_key(conn, key_id)
+    return row is not None and row.tenant_id == tenant_id and row.revoked_at is not None
+
+
+async def user_refused(conn: AsyncConnection, tenant_id: str, user_id: str) -> bool:
+    """Would `TokenVerifier.verify` refuse every token of this user now? (No row means the token's
+    claims are trusted: not refused.)"""
+    row = await get_principal(conn, user_id)
+    return row is not None and row.tenant_id == tenant_id and row.status != UserStatus.ACTIVE.value
+
+
+async def until_in_effect(
+    state: Any, seq: int | None, in_effect: Callable[[AsyncConnection], Awaitable[bool]]
+) -> None:
+    """Return once `in_effect` holds against the read models, or raise a 503 with Retry-After.
+
+    The projector's checkpoint reaching the command's sequence is the usual way; without a sequence
+    (auth's fast path was paused, so its relay publishes the event later; or nothing changed, as when
+    revoking twice) or when that wait times out, the read model is polled for a little longer."""
+    settings = state.settings
+    if seq is not None:
+        await state.projector.wait_for(seq, settings.read_your_writes_timeout_seconds)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.revocation_confirm_seconds
+    while True:
+        async with state.engine.connect() as conn:
+            if await in_effect(conn):
+                return
+        if loop.time() >= deadline:
+            raise ApiError(
+                503,
+                ErrorCode.UNAVAILABLE.value,
+                "recorded, but not yet in effect at the gateway: the credential may still work for a "
+                "moment; retry to confirm",
+                {"retry_after": 1},
+            )
+        await asyncio.sleep(REVOCATION_POLL_SECONDS)

@@ -197,25 +197,41 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Caller:
         """The caller a valid token names, with its current role; a 401 for anything else."""
+        caller, _claims = await self.verify_with_claims(token)
+        return caller
+
+    async def verify_with_claims(self, token: str) -> tuple[Caller, AccessClaims]:
+        """`verify`, and the token's claims (the live feed keeps its expiry and session epoch)."""
         try:
             claims = await self.verify_claims(token)
             role = claims.role
             if self.engine is not None:
                 async with self.engine.connect() as conn:
                     principal = await identity.get_principal(conn, claims.user_id)
-                # No row yet means auth created the user a moment ago and the projector is behind:
-                # the signed claims stand. A row overrides them: deactivation, a newer session epoch
-                # (password change) and role changes take effect as soon as they are projected.
+                refused = principal_refusal(principal, claims.tenant_id, claims.session_epoch)
+                if refused is not None:
+                    raise InvalidToken(refused)
                 if principal is not None:
-                    if principal.tenant_id != claims.tenant_id or principal.status != UserStatus.ACTIVE:
-                        raise InvalidToken("user is not active")
-                    if claims.session_epoch < principal.session_epoch:
-                        raise InvalidToken("session ended")
                     role = Role(principal.role)
         except InvalidToken as exc:
             log.info("token_refused", reason=str(exc))
             raise ApiError(401, ErrorCode.UNAUTHORIZED.value, "invalid or expired token") from exc
-        return Caller(tenant_id=claims.tenant_id, user_id=claims.user_id, role=role)
+        return Caller(tenant_id=claims.tenant_id, user_id=claims.user_id, role=role), claims
+
+
+def principal_refusal(principal: Any, tenant_id: str, session_epoch: int) -> str | None:
+    """Why the read model's row for a token's user refuses that token, or None.
+
+    No row yet means auth created the user a moment ago and the projector is behind: the signed
+    claims stand. A row overrides them: deactivation, a newer session epoch (password change) and role
+    changes take effect as soon as they are projected."""
+    if principal is None:
+        return None
+    if principal.tenant_id != tenant_id or principal.status != UserStatus.ACTIVE:
+        return "user is not active"
+    if session_epoch < principal.session_epoch:
+        return "session ended"
+    return None
 
 
 # ---- client addresses

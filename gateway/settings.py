@@ -24,6 +24,19 @@ class GatewaySettings(ServiceSettings, JwtSettings):
     # Events a websocket may have waiting before it counts as too slow and is closed (4408). The
     # projector hands over a whole batch at once, so a client that keeps up needs room for two.
     live_queue_size: int = Field(default=2_000, ge=1)
+    # Live-feed websockets one organisation may hold open on one gateway; one more is closed (4429).
+    live_max_connections_per_tenant: int = Field(default=200, ge=1)
+    # How often an open websocket checks that its user may still read (deactivation, a password
+    # change): the bound when the projector's own notice is missed. Usually it closes at once.
+    live_recheck_seconds: float = Field(default=30.0, gt=0)
+    # `Idempotency-Key`: how long an answer is kept for retries, how long a request in progress holds
+    # its key before a retry may take it over (its gateway died), how often expired keys are pruned.
+    idempotency_key_ttl_seconds: int = Field(default=86_400, ge=60)
+    idempotency_lock_seconds: float = Field(default=60.0, gt=0)
+    idempotency_prune_interval_seconds: float = Field(default=600.0, gt=0)
+    # Revoking a key or deactivating a user answers once the gateway refuses the credential; past
+    # read-your-writes' wait it looks at its read model for this much longer, then answers 503.
+    revocation_confirm_seconds: float = Field(default=2.0, ge=0)
 
     @model_validator(mode="after")
     def _room_for_two_batches(self) -> GatewaySettings:

@@ -12,11 +12,18 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ai_worker.db import metadata as ai_worker_metadata
 from auth.db import metadata as auth_metadata
+from gateway.idempotency import metadata as gateway_operational_metadata
 from gateway.read_models import metadata as gateway_metadata
 from incidents.db import metadata as incidents_metadata
 from runtime.db import sqlalchemy_url
 
-METADATA: list[MetaData] = [auth_metadata, incidents_metadata, ai_worker_metadata, gateway_metadata]
+METADATA: list[MetaData] = [
+    auth_metadata,
+    incidents_metadata,
+    ai_worker_metadata,
+    gateway_metadata,
+    gateway_operational_metadata,
+]
 SCHEMAS = {m.schema for m in METADATA}
 
 config = context.config

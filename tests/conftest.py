@@ -25,6 +25,8 @@ from runtime.embedded import free_port
 from runtime.supervisor import Platform
 
 PREVIOUS_SIGNING_KEY = "jwt-previous-signing-key.pem"
+# Websockets one organisation may hold open (the session's LIVE_MAX_CONNECTIONS_PER_TENANT).
+LIVE_MAX_CONNECTIONS_PER_TENANT = 20
 # The session's key for webhook secrets at rest (tests decrypt with it to check what is stored).
 WEBHOOK_ENCRYPTION_KEY = Fernet.generate_key().decode()
 
@@ -43,6 +45,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         "LOG_LEVEL": os.environ.get("TEST_SERVICE_LOG_LEVEL", "INFO"),
         # Small (two projector batches), so the slow-client rule of the live feed shows quickly.
         "LIVE_QUEUE_SIZE": "1000",
+        # A small cap on one organisation's websockets, so that reaching it takes a handful.
+        "LIVE_MAX_CONNECTIONS_PER_TENANT": str(LIVE_MAX_CONNECTIONS_PER_TENANT),
     }
     # Auth also publishes a "previous" signing key, as after a key rotation; tests sign with it.
     previous_key = state / PREVIOUS_SIGNING_KEY

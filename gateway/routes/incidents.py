@@ -11,6 +11,7 @@ from contracts.commands import MAX_INT32, ErrorCode, FeedbackAccepted, IncidentA
 from contracts.events import IncidentState, Severity
 from gateway import read_models as rm
 from gateway.errors import ApiError
+from gateway.idempotency import idempotent
 from gateway.schemas import (
     EvidenceItemRead,
     FeedbackCreate,
@@ -31,6 +32,8 @@ from gateway.schemas import (
 from gateway.security import CallerDep
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+# Retried safely with `Idempotency-Key` (see gateway/idempotency.py).
+Idempotent = [idempotent(CallerDep)]
 
 NOT_FOUND = ApiError(404, ErrorCode.NOT_FOUND.value, "incident not found")
 
@@ -62,7 +65,7 @@ async def _answer_write(request: Request, caller_tenant: str, accepted: Incident
     return IncidentRead.model_validate(accepted.incident.model_dump())
 
 
-@router.post("", status_code=201, response_model=IncidentRead)
+@router.post("", status_code=201, response_model=IncidentRead, dependencies=Idempotent)
 async def create_incident(body: IncidentCreate, caller: CallerDep, request: Request) -> IncidentRead:
     accepted = await request.app.state.commands.call(
         "cmd.incidents.create",
@@ -129,7 +132,7 @@ async def get_incident(incident_id: str, caller: CallerDep, request: Request) ->
     return _read(await _visible_incident(request, caller.tenant_id, incident_id))
 
 
-@router.post("/{incident_id}/transitions", response_model=IncidentRead)
+@router.post("/{incident_id}/transitions", response_model=IncidentRead, dependencies=Idempotent)
 async def transition_incident(
     incident_id: str, body: TransitionCreate, caller: CallerDep, request: Request
 ) -> IncidentRead:
@@ -161,7 +164,7 @@ async def update_incident(
     return await _answer_write(request, caller.tenant_id, accepted)
 
 
-@router.post("/{incident_id}/notes", status_code=201, response_model=IncidentRead)
+@router.post("/{incident_id}/notes", status_code=201, response_model=IncidentRead, dependencies=Idempotent)
 async def add_note(incident_id: str, body: NoteCreate, caller: CallerDep, request: Request) -> IncidentRead:
     """Add a note to the incident's timeline."""
     accepted = await request.app.state.commands.call(
@@ -241,7 +244,12 @@ async def regenerate_hypotheses(incident_id: str, caller: CallerDep, request: Re
     return RegenerationRead(incident_id=accepted.incident_id, request_id=accepted.request_id)
 
 
-@router.post("/{incident_id}/hypotheses/{rank}/feedback", status_code=201, response_model=FeedbackRead)
+@router.post(
+    "/{incident_id}/hypotheses/{rank}/feedback",
+    status_code=201,
+    response_model=FeedbackRead,
+    dependencies=Idempotent,
+)
 async def hypothesis_feedback(
     incident_id: str,
     rank: Annotated[int, Path(ge=1, le=10)],

@@ -69,10 +69,14 @@ async def get_key(key_id: KeyId, caller: AdminDep, request: Request) -> Integrat
 
 @router.delete("/{key_id}", status_code=204)
 async def revoke_key(key_id: KeyId, caller: AdminDep, request: Request) -> Response:
-    """Revoke a key: it is refused from the moment this answers. Revoking twice is harmless."""
+    """Revoke a key: it is refused from the moment this answers (204). Revoking twice is harmless.
+    A 503 (with `Retry-After`) means auth recorded the revocation but the gateway does not refuse the
+    key yet: retry until it answers 204."""
     state = request.app.state
     accepted = await state.commands.call(
         "cmd.auth.revoke_key", {"caller": caller.model_dump(), "key_id": key_id}, IntegrationKeyAccepted
     )
-    await state.projector.wait_for(accepted.seq, state.settings.read_your_writes_timeout_seconds)
+    await identity.until_in_effect(
+        state, accepted.seq, lambda conn: identity.key_refused(conn, caller.tenant_id, accepted.key.id)
+    )
     return Response(status_code=204)

@@ -24,6 +24,7 @@ from contracts import integrations as ci
 from contracts.commands import Done, ErrorCode
 from contracts.events import KeyScope
 from gateway.errors import ApiError
+from gateway.idempotency import idempotent
 from gateway.schemas import (
     AlertsAcceptedRead,
     DeployRead,
@@ -131,6 +132,7 @@ async def _validated(request: Request, model: type[M], key: KeyCaller, endpoint:
     status_code=202,
     response_model=AlertsAcceptedRead,
     openapi_extra=_json_body(ci.AlertmanagerPayload),
+    dependencies=[idempotent(AlertsKey)],
 )
 async def receive_alerts(request: Request, key: AlertsKey) -> AlertsAcceptedRead:
     """An Alertmanager webhook notification (payload version 4), or Grafana's Alertmanager-compatible
@@ -153,6 +155,7 @@ async def receive_alerts(request: Request, key: AlertsKey) -> AlertsAcceptedRead
     response_model=DeployRead,
     openapi_extra=_json_body(ci.DeployReport),
     responses={200: {"description": "The same deploy was reported before; nothing new was recorded"}},
+    dependencies=[idempotent(DeploysKey)],
 )
 async def record_deploy(request: Request, response: Response, key: DeploysKey) -> DeployRead:
     """A deploy from CI (`service_name`, `version`, `environment`, and optionally `commit`, `author`,

@@ -10,7 +10,6 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from jose import jwt
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
@@ -18,7 +17,8 @@ from pydantic import ValidationError
 from contracts.envelope import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, tenant_events
 from gateway.errors import ApiError
-from gateway.live import FanOut, Subscription
+from gateway.live import FanOut, Subscription, TooManyConnections, refusal
+from gateway.security import AccessClaims
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["stream"])
@@ -27,6 +27,7 @@ router = APIRouter(tags=["stream"])
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401  # a missing, invalid or expired token: log in again, then resume
 CLOSE_TOO_SLOW = 4408  # the client fell too far behind: reconnect with since=<last seq seen>
+CLOSE_TOO_MANY = 4429  # the organisation holds as many live connections as one gateway serves it
 AUTH_TIMEOUT_SECONDS = 10.0
 MAX_TYPES = 50
 CLOSE_TIMEOUT_SECONDS = 5.0
@@ -111,21 +112,36 @@ class Feed:
             await self.send(seq, event)
 
 
-async def _authenticate(websocket: WebSocket, token: str | None) -> tuple[Any, float] | None:
-    """The caller and its token's expiry, from `?token=` or a first `{"type":"auth","token":...}`."""
-    if not token:
-        try:
-            first = await asyncio.wait_for(websocket.receive_json(), AUTH_TIMEOUT_SECONDS)
-            token = first.get("token") if isinstance(first, dict) and first.get("type") == "auth" else None
-        except (TimeoutError, ValueError, WebSocketDisconnect):
-            token = None
+async def _authenticate(websocket: WebSocket) -> tuple[Any, AccessClaims] | None:
+    """The caller and its token's claims, from a first message `{"type":"auth","token":...}`. (Not
+    from the URL: a token there ends up in proxies' and servers' access logs.)"""
+    try:
+        first = await asyncio.wait_for(websocket.receive_json(), AUTH_TIMEOUT_SECONDS)
+        token = first.get("token") if isinstance(first, dict) and first.get("type") == "auth" else None
+    except (TimeoutError, ValueError, WebSocketDisconnect):
+        token = None
     if not isinstance(token, str) or not token:
         return None
     try:
-        caller = await websocket.app.state.verifier.verify(token)
+        verified: tuple[Any, AccessClaims] = await websocket.app.state.verifier.verify_with_claims(token)
     except ApiError:
         return None
-    return caller, float(jwt.get_unverified_claims(token)["exp"])
+    return verified
+
+
+async def _until_refused(subscription: Subscription, engine: Any, every: float) -> None:
+    """Every `every` seconds, the credential is checked again; ends the subscription once refused.
+    (The projector's SessionWatch usually ends it at once; this bounds the time when it does not,
+    e.g. another gateway projected the change.)"""
+    while not subscription.ended.is_set():
+        await asyncio.sleep(every)
+        try:
+            reason = await refusal(engine, subscription)
+        except Exception as exc:  # the database is away: keep serving, look again next time
+            log.warning("stream_recheck_failed", error=str(exc))
+            continue
+        if reason is not None:
+            subscription.end(reason)
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:
@@ -138,27 +154,43 @@ async def _until_disconnect(websocket: WebSocket) -> None:
 @router.websocket("/api/v1/stream")
 async def stream(
     websocket: WebSocket,
-    token: str | None = None,
     since: int | None = None,
     types: str | None = None,
     incident_id: str | None = None,
 ) -> None:
     """Your organisation's events as JSON, each `{"kind":"event","seq",...envelope}`, as soon as the
-    read models include them. `?since=SEQ` first replays everything after SEQ, with no gap and no
-    duplicate. Optional `types=a,b` and `incident_id=` filters. Close codes: 4401 token missing,
-    invalid or expired; 4408 too slow (resume with `since`); 4400 bad parameters."""
+    read models include them. Authenticate with a first message `{"type":"auth","token":...}`.
+    `?since=SEQ` first replays everything after SEQ, with no gap and no duplicate. Optional
+    `types=a,b` and `incident_id=` filters. Close codes: 4401 token missing, invalid or expired, or
+    the session ended (user deactivated, password changed); 4408 too slow (resume with `since`); 4400
+    bad parameters (a `token` in the URL included); 4429 too many connections for the organisation."""
     await websocket.accept()
+    if "token" in websocket.query_params:
+        await websocket.close(
+            CLOSE_BAD_REQUEST,
+            'send the token as the first message {"type":"auth","token":...}, not in the URL',
+        )
+        return
     if (since is not None and since < 0) or (types and len(types.split(",")) > MAX_TYPES):
         await websocket.close(CLOSE_BAD_REQUEST, "since must be >= 0; at most 50 types")
         return
-    identity = await _authenticate(websocket, token)
+    identity = await _authenticate(websocket)
     if identity is None:
         await websocket.close(CLOSE_UNAUTHORIZED, "invalid or expired token")
         return
-    caller, expires_at = identity
+    caller, claims = identity
+    expires_at = float(claims.expires_at)
     state = websocket.app.state
     fanout: FanOut = state.fanout
-    subscription = fanout.subscribe(caller.tenant_id)
+    try:
+        subscription = fanout.subscribe(caller.tenant_id, caller.user_id, claims.session_epoch)
+    except TooManyConnections:
+        limit = state.settings.live_max_connections_per_tenant
+        log.warning("stream_refused_too_many", tenant_id=caller.tenant_id, limit=limit)
+        await websocket.close(
+            CLOSE_TOO_MANY, f"too many live connections for this organisation (at most {limit})"
+        )
+        return
     live_from = state.projector.checkpoint
     filters = Filters(frozenset(t.strip() for t in (types or "").split(",") if t.strip()), incident_id)
     feed = Feed(websocket, subscription, filters)
@@ -177,7 +209,11 @@ async def stream(
         client_gone = asyncio.create_task(_until_disconnect(websocket))
         expired = asyncio.create_task(asyncio.sleep(max(0.0, expires_at - time.time())))
         lagging = asyncio.create_task(subscription.lagging.wait())
-        tasks = [sender, client_gone, expired, lagging]
+        ended = asyncio.create_task(subscription.ended.wait())
+        recheck = asyncio.create_task(
+            _until_refused(subscription, state.engine, state.settings.live_recheck_seconds)
+        )
+        tasks = [sender, client_gone, expired, lagging, ended, recheck]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if client_gone in done:
             return
@@ -185,6 +221,8 @@ async def stream(
             task.cancel()
         if expired in done:
             code, reason = CLOSE_UNAUTHORIZED, "token expired"
+        elif ended in done or recheck in done:
+            code, reason = CLOSE_UNAUTHORIZED, f"session ended ({subscription.end_reason}): log in again"
         elif lagging in done:
             code, reason = CLOSE_TOO_SLOW, f"too slow; resume with since={feed.last_sent}"
         else:

@@ -81,13 +81,21 @@ async def change_role(user_id: UserId, body: RoleUpdate, caller: AdminDep, reque
 
 @router.post("/{user_id}/deactivate", response_model=UserRead)
 async def deactivate_user(user_id: UserId, caller: AdminDep, request: Request) -> UserRead:
-    """The user can no longer log in or refresh, and their access tokens stop working at once."""
-    accepted = await request.app.state.commands.call(
+    """The user can no longer log in or refresh, and their access tokens (and live-feed websockets)
+    stop working by the time this answers 200. A 503 (with `Retry-After`) means auth recorded it but
+    the gateway does not refuse their tokens yet: retry until it answers 200."""
+    state = request.app.state
+    accepted = await state.commands.call(
         "cmd.auth.set_active",
         {"caller": caller.model_dump(), "user_id": user_id, "active": False},
         MemberAccepted,
     )
-    return await _answer(request, caller.tenant_id, accepted.user, accepted.seq)
+    await identity.until_in_effect(
+        state, accepted.seq, lambda conn: identity.user_refused(conn, caller.tenant_id, accepted.user.id)
+    )
+    async with state.engine.connect() as conn:
+        row = await identity.get_user(conn, caller.tenant_id, accepted.user.id)
+    return user_read(row) if row is not None else UserRead.model_validate(accepted.user.model_dump())
 
 
 @router.post("/{user_id}/reactivate", response_model=UserRead)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -138,3 +139,45 @@ async def test_changing_the_password_ends_other_sessions(client: httpx.AsyncClie
     assert (await refresh(client, fresh["refresh_token"])).status_code == 200
     assert (await login(client, tenant.email, tenant.password)).status_code == 401
     assert (await login(client, tenant.email, "brand-new-secret-42")).status_code == 200
+
+
+async def _age_family(engine: AsyncEngine, user_id: str, days: int) -> None:
+    """As if the user's logins had happened `days` earlier (rather than waiting a month)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE auth.refresh_tokens "
+                "SET family_created_at = family_created_at - CAST(:by AS interval) WHERE user_id = :u"
+            ),
+            {"by": timedelta(days=days), "u": user_id},
+        )
+
+
+async def test_a_login_ends_at_its_absolute_age_however_often_it_rotated(
+    client: httpx.AsyncClient, tenant: Tenant, engine: AsyncEngine
+) -> None:
+    token = (await login(client, tenant.email, tenant.password)).json()["refresh_token"]
+    for _ in range(3):
+        rotated = await refresh(client, token)
+        assert rotated.status_code == 200
+        token = rotated.json()["refresh_token"]
+
+    # 20 days in: still good, but the new token lives only as long as the login has left (10 days),
+    # not the full 14 days a rotation gives.
+    await _age_family(engine, tenant.user_id, 20)
+    later = await refresh(client, token)
+    assert later.status_code == 200, later.text
+    assert 9 * 86_400 < later.json()["refresh_expires_in"] <= 10 * 86_400
+    token = later.json()["refresh_token"]
+
+    # Past 30 days: refused, and that login is over (its newest token is dead too).
+    await _age_family(engine, tenant.user_id, 11)
+    too_old = await refresh(client, token)
+    assert too_old.status_code == 401
+    assert "log in again" in too_old.json()["error"]["message"]
+    assert (await refresh(client, token)).status_code == 401
+
+    # Logging in again starts a new family with the whole lifetime.
+    fresh = (await login(client, tenant.email, tenant.password)).json()
+    assert fresh["refresh_expires_in"] == 14 * 86_400
+    assert (await refresh(client, fresh["refresh_token"])).status_code == 200

@@ -4,6 +4,7 @@ Prometheus conventions, and enough for the self-monitoring alert rules."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -84,8 +85,9 @@ async def test_every_family_is_served_and_moves_under_load(
         return True
 
     await until(all_ready)
-    url = platform.gateway_url.replace("http://", "ws://") + f"/api/v1/stream?token={tenant.token}"
+    url = platform.gateway_url.replace("http://", "ws://") + "/api/v1/stream"
     async with connect(url) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": tenant.token}))
         assert '"ready"' in str(await asyncio.wait_for(ws.recv(), 10))
         after = await scrape(client)
         assert value(after, "sre_copilot_websocket_connections") >= 1

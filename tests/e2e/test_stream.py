@@ -1,14 +1,17 @@
 """The websocket live feed: isolation, resume without gap or duplicate, filters, the slow-client
-rule and token checks, on the real platform."""
+rule, token checks, sessions that end while a socket is open, and the per-organisation cap, on the
+real platform."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,20 +24,39 @@ from websockets.exceptions import ConnectionClosed
 from contracts.envelope import EventEnvelope
 from contracts.events import IncidentNoteAdded
 from runtime.supervisor import Platform
-from tests.conftest import INCIDENT, Tenant, register_tenant
+from tests.conftest import INCIDENT, LIVE_MAX_CONNECTIONS_PER_TENANT, Tenant, register_tenant
+from tests.e2e.test_auth_users import member
 
 pytestmark = pytest.mark.e2e
 
 
-def ws_url(platform: Platform, token: str | None = None, **params: object) -> str:
-    query: dict[str, object] = {"token": token} if token else {}
-    query |= {k: v for k, v in params.items() if v is not None}
+def ws_url(platform: Platform, **params: object) -> str:
+    query = {k: v for k, v in params.items() if v is not None}
     encoded = "&".join(f"{k}={v}" for k, v in query.items())
     return (
         platform.gateway_url.replace("http://", "ws://")
         + "/api/v1/stream"
         + (f"?{encoded}" if encoded else "")
     )
+
+
+@contextlib.asynccontextmanager
+async def feed(platform: Platform, token: str, **params: object) -> AsyncIterator[ClientConnection]:
+    """A websocket on the live feed, authenticated the one way there is: a first message."""
+    async with connect(ws_url(platform, **params)) as ws:
+        with contextlib.suppress(ConnectionClosed):  # refused before auth (bad parameters)
+            await ws.send(json.dumps({"type": "auth", "token": token}))
+        yield ws
+
+
+async def close_code(ws: ClientConnection, seconds: float = 60.0) -> int:
+    """Read (and drop) whatever comes until the server closes; its close code."""
+    with pytest.raises(ConnectionClosed) as closed:
+        async with asyncio.timeout(seconds):
+            while True:
+                await ws.recv()
+    assert closed.value.rcvd is not None, "closed without a close frame"
+    return closed.value.rcvd.code
 
 
 async def ready(ws: ClientConnection) -> dict[str, Any]:
@@ -58,8 +80,8 @@ async def test_live_events_reach_their_tenant_only(
 ) -> None:
     other = await register_tenant(client, "Bystander")
     async with (
-        connect(ws_url(platform, tenant.token)) as mine,
-        connect(ws_url(platform, other.token)) as theirs,
+        feed(platform, tenant.token) as mine,
+        feed(platform, other.token) as theirs,
     ):
         await ready(mine)
         await ready(theirs)
@@ -85,14 +107,14 @@ async def test_resume_with_since_has_no_gap_and_no_duplicate(
             )
 
     first: list[dict[str, Any]] = []
-    async with connect(ws_url(platform, tenant.token, since=0)) as ws:
+    async with feed(platform, tenant.token, since=0) as ws:
         await ready(ws)
         writer = asyncio.create_task(open_incidents(6))
         first = await events_until(ws, lambda r: sum(e["type"] == "incident.created" for e in r) >= 3)
         # The socket dies mid-stream.
     await writer
     last_seen = first[-1]["seq"]
-    async with connect(ws_url(platform, tenant.token, since=last_seen)) as ws:
+    async with feed(platform, tenant.token, since=last_seen) as ws:
         await ready(ws)
         rest = await events_until(
             ws,
@@ -101,7 +123,7 @@ async def test_resume_with_since_has_no_gap_and_no_duplicate(
                 and sum(e["type"] == "incident.created" for e in first + r) >= 6
             ),
         )
-    async with connect(ws_url(platform, tenant.token, since=0)) as ws:
+    async with feed(platform, tenant.token, since=0) as ws:
         hello = await ready(ws)
         expected_count = len(first) + len(rest)
         everything = await events_until(ws, lambda r: len(r) >= expected_count)
@@ -117,8 +139,9 @@ async def test_filters_by_type_and_incident(
 ) -> None:
     one = (await client.post("/api/v1/incidents", json=INCIDENT, headers=tenant.auth)).json()
     two = (await client.post("/api/v1/incidents", json=INCIDENT, headers=tenant.auth)).json()
-    url = ws_url(platform, tenant.token, since=0, types="incident.state_changed", incident_id=two["id"])
-    async with connect(url) as ws:
+    async with feed(
+        platform, tenant.token, since=0, types="incident.state_changed", incident_id=two["id"]
+    ) as ws:
         await ready(ws)
         await client.post(
             f"/api/v1/incidents/{one['id']}/transitions", json={"to": "resolved"}, headers=tenant.auth
@@ -133,24 +156,102 @@ async def test_filters_by_type_and_incident(
 
 
 async def test_tokens_are_required_and_checked(platform: Platform, tenant: Tenant) -> None:
-    for url in (ws_url(platform, "not-a-token"), ws_url(platform, tenant.token[:-3] + "AAA")):
-        async with connect(url) as ws:
-            with pytest.raises(ConnectionClosed) as closed:
-                await ws.recv()
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
-    # The token may also come as the first message.
-    async with connect(ws_url(platform)) as ws:
-        await ws.send(json.dumps({"type": "auth", "token": tenant.token}))
+    for token in ("not-a-token", tenant.token[:-3] + "AAA", ""):
+        async with feed(platform, token) as ws:
+            assert await close_code(ws) == 4401
+    async with feed(platform, tenant.token) as ws:
         await ready(ws)
+    # Anything but an auth message first is refused too.
     async with connect(ws_url(platform)) as ws:
-        await ws.send(json.dumps({"type": "auth", "token": "nope"}))
+        await ws.send(json.dumps({"type": "subscribe", "token": tenant.token}))
+        assert await close_code(ws) == 4401
+    async with feed(platform, tenant.token, since=-1) as ws:
+        assert await close_code(ws) == 4400
+
+
+async def test_a_token_in_the_url_is_refused(platform: Platform, tenant: Tenant) -> None:
+    """`?token=` used to authenticate; tokens in URLs end up in access logs, so it no longer does."""
+    async with connect(ws_url(platform, token=tenant.token)) as ws:
         with pytest.raises(ConnectionClosed) as closed:
-            await ws.recv()
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
-    async with connect(ws_url(platform, tenant.token, since=-1)) as ws:
-        with pytest.raises(ConnectionClosed) as closed:
-            await ws.recv()
+            await asyncio.wait_for(ws.recv(), 30)  # the close, never "ready"
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+        assert "first message" in closed.value.rcvd.reason
+    # Even with the auth message as well: the URL form is refused outright, not ignored.
+    async with connect(ws_url(platform, token=tenant.token)) as ws:
+        with contextlib.suppress(ConnectionClosed):  # the server may have closed already
+            await ws.send(json.dumps({"type": "auth", "token": tenant.token}))
+        assert await close_code(ws) == 4400
+
+
+async def test_a_socket_closes_when_its_user_is_deactivated(
+    platform: Platform, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    responder = await member(client, tenant, "responder")
+    async with feed(platform, responder.token) as ws, feed(platform, tenant.token) as owners:
+        await ready(ws)
+        await ready(owners)
+        deactivated = await client.post(f"/api/v1/users/{responder.user_id}/deactivate", headers=tenant.auth)
+        assert deactivated.status_code == 200, deactivated.text
+        assert await close_code(ws) == 4401
+        # The owner's own socket is not affected: it still gets the tenant's events.
+        await client.post("/api/v1/incidents", json=INCIDENT, headers=tenant.auth)
+        got = await events_until(owners, lambda r: any(e["type"] == "incident.created" for e in r))
+        assert got
+    # And the deactivated user cannot open a new one.
+    async with feed(platform, responder.token) as ws:
+        assert await close_code(ws) == 4401
+
+
+async def test_a_socket_closes_when_its_session_epoch_moves_on(
+    platform: Platform, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    async with feed(platform, tenant.token) as ws:
+        await ready(ws)
+        changed = await client.post(
+            "/api/v1/auth/password",
+            json={"current_password": tenant.password, "new_password": "a-whole-new-secret-77"},
+            headers=tenant.auth,
+        )
+        assert changed.status_code == 200, changed.text
+        assert await close_code(ws) == 4401
+    # The fresh session's token opens a socket as usual.
+    async with feed(platform, changed.json()["access_token"]) as ws:
+        await ready(ws)
+
+
+async def test_an_organisation_has_a_bounded_number_of_sockets(
+    platform: Platform, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    other = await register_tenant(client, "Neighbour")
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(feed(platform, tenant.token))
+            for _ in range(LIVE_MAX_CONNECTIONS_PER_TENANT)
+        ]
+        for ws in sockets:
+            await ready(ws)
+        async with feed(platform, tenant.token) as one_more:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(one_more.recv(), 30)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+            assert str(LIVE_MAX_CONNECTIONS_PER_TENANT) in closed.value.rcvd.reason
+        # Another organisation is not held back by this one.
+        async with feed(platform, other.token) as theirs:
+            await ready(theirs)
+        # A socket that closes frees its place (the server notices the close a moment later).
+        await sockets.pop().close()
+        for _ in range(100):
+            async with feed(platform, tenant.token) as again:
+                try:
+                    hello = json.loads(await asyncio.wait_for(again.recv(), 30))
+                except ConnectionClosed as refused:
+                    assert refused.rcvd is not None and refused.rcvd.code == 4429
+                    await asyncio.sleep(0.1)
+                    continue
+            assert hello["kind"] == "ready"
+            break
+        else:
+            raise AssertionError("the place of a closed socket was not freed")
 
 
 def open_sleepy_socket(platform: Platform, token: str) -> tuple[socket.socket, bytes]:
@@ -161,7 +262,7 @@ def open_sleepy_socket(platform: Platform, token: str) -> tuple[socket.socket, b
     sock.connect(("127.0.0.1", platform.port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
-        f"GET /api/v1/stream?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
     )
     received = b""
@@ -169,7 +270,21 @@ def open_sleepy_socket(platform: Platform, token: str) -> tuple[socket.socket, b
         received += sock.recv(4096)
     head, _, rest = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101"), head
+    sock.sendall(masked_text_frame(json.dumps({"type": "auth", "token": token}).encode()))
     return sock, rest
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """One client-to-server text frame (clients must mask, RFC 6455 section 5.3)."""
+    mask = os.urandom(4)
+    if len(payload) < 126:
+        length = bytes([0x80 | len(payload)])
+    elif len(payload) < 65536:
+        length = bytes([0x80 | 126]) + len(payload).to_bytes(2, "big")
+    else:
+        length = bytes([0x80 | 127]) + len(payload).to_bytes(8, "big")
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81]) + length + mask + masked
 
 
 def read_until_close(sock: socket.socket, pending: bytes, seconds: float) -> tuple[int, str, int]:
@@ -206,7 +321,7 @@ async def test_a_slow_client_is_closed_and_others_carry_on(
 ) -> None:
     sleepy, pending = await asyncio.to_thread(open_sleepy_socket, platform, tenant.token)
     try:
-        async with connect(ws_url(platform, tenant.token)) as attentive:
+        async with feed(platform, tenant.token) as attentive:
             await ready(attentive)
             # Notes on an incident of the test's own, big enough that socket buffers cannot hide the backlog.
             incident_id = str(uuid.uuid4())

@@ -155,7 +155,8 @@ class Load:
         last = 0
         while not self.stop.is_set():
             try:
-                async with ws_connect(f"{base}/api/v1/stream?token={self.tenant.token}&since={last}") as ws:
+                async with ws_connect(f"{base}/api/v1/stream?since={last}") as ws:
+                    await ws.send(json.dumps({"type": "auth", "token": self.tenant.token}))
                     async for raw in ws:
                         message = json.loads(raw)
                         if message["kind"] == "event":

@@ -23,6 +23,8 @@ from auth.domain import (
     can_grant,
     can_manage,
     check_member_change,
+    family_expired,
+    family_expires_at,
     new_integration_key,
     new_invite_token,
     new_key_id,
@@ -32,6 +34,7 @@ from auth.domain import (
     normalise_email,
     parse_password_list,
     password_problem,
+    refresh_expiry,
     retry_after,
     slugify,
 )
@@ -464,3 +467,27 @@ def test_refresh_and_invite_tokens_are_long_random_and_prefixed() -> None:
     assert len(refresh) == 50 and len(invites) == 50
     assert all(t.startswith("rt_") and len(t) >= 46 for t in refresh)
     assert all(t.startswith("inv_") and len(t) >= 47 for t in invites)
+
+
+# ---- refresh-token families
+
+
+def test_a_family_ends_at_its_absolute_age_however_often_it_rotates() -> None:
+    login = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    max_age, ttl = timedelta(days=30), timedelta(days=14)
+    assert family_expires_at(login, max_age) == login + max_age
+    assert not family_expired(login, login, max_age)
+    assert not family_expired(login, login + max_age - timedelta(seconds=1), max_age)
+    assert family_expired(login, login + max_age, max_age)
+    assert family_expired(login, login + timedelta(days=400), max_age)
+    # Early on a rotation gets the full idle lifetime; near the end, only what the family has left.
+    assert refresh_expiry(login + timedelta(days=1), ttl, login, max_age) == login + timedelta(days=15)
+    assert refresh_expiry(login + timedelta(days=20), ttl, login, max_age) == login + max_age
+    # Rotating every day for a year never gets past the family's end.
+    now, expiry = login, login
+    for _ in range(365):
+        if family_expired(login, now, max_age):
+            break
+        expiry = refresh_expiry(now, ttl, login, max_age)
+        now += timedelta(days=1)
+    assert expiry <= login + max_age and now == login + max_age
