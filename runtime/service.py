@@ -109,7 +109,7 @@ class Service:
         self._engine = create_engine(self.settings.database_url)
 
     async def _started(self) -> None:
-        await declare_streams(self.js)
+        await declare_streams(self.js, self.settings)
         if self.outbox is not None:
             self.relay.start()
             self.exposition.add_refresher(outbox_refresher(self.engine, self.outbox))
