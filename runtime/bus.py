@@ -11,7 +11,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from contracts.envelope import EventEnvelope
 from contracts.subjects import (
@@ -33,6 +33,8 @@ log = structlog.get_logger(__name__)
 # seconds), so a re-publish of an already stored event is dropped by the broker.
 DUPLICATE_WINDOW_SECONDS = 15 * 60
 DAY_SECONDS = 86_400
+# JetStream's error code for "insufficient storage resources available".
+INSUFFICIENT_STORAGE = 10047
 
 
 def stream_configs(settings: StreamSettings | None = None) -> tuple[StreamConfig, ...]:
@@ -124,17 +126,38 @@ async def declare_streams(js: JetStreamContext, settings: StreamSettings | None 
     """Create the streams, or bring existing ones to the current configuration (e.g. new `DLQ`
     limits)."""
     for config in stream_configs(settings):
-        assert config.name
         try:
-            await js.stream_info(config.name)
-        except NotFoundError:
-            await js.add_stream(config)
-            log.info("stream_created", stream=config.name)
-            continue
-        try:
-            await js.update_stream(config)
-        except BadRequestError as exc:  # e.g. a storage change, which needs an operator
-            log.warning("stream_update_refused", stream=config.name, error=str(exc))
+            await _declare(js, config)
+        except APIError as exc:
+            # nats-server sets a stream's byte limit aside in its store up front; a small store
+            # (a small disk) cannot, and would otherwise keep every service from starting. The age
+            # and count limits still bound the stream.
+            if exc.err_code != INSUFFICIENT_STORAGE or not config.max_bytes or config.max_bytes < 0:
+                raise
+            log.warning(
+                "stream_byte_limit_not_reserved",
+                stream=config.name,
+                max_bytes=config.max_bytes,
+                error=exc.description,
+            )
+            config.max_bytes = -1
+            await _declare(js, config)
+
+
+async def _declare(js: JetStreamContext, config: StreamConfig) -> None:
+    assert config.name
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("stream_created", stream=config.name)
+        return
+    try:
+        await js.update_stream(config)
+    except BadRequestError as exc:  # e.g. a storage change, which needs an operator
+        if exc.err_code == INSUFFICIENT_STORAGE:
+            raise
+        log.warning("stream_update_refused", stream=config.name, error=str(exc))
 
 
 def event_headers(event: EventEnvelope) -> dict[str, str]:

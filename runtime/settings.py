@@ -27,7 +27,7 @@ class StreamSettings(BaseSettings):
     # Past either bound the oldest dead letters go first: a new one is never refused, so a consumer
     # that gives up on a message always moves on.
     dlq_max_messages: int = Field(default=100_000, ge=1)
-    dlq_max_bytes: int = Field(default=1024**3, ge=1024**2)
+    dlq_max_bytes: int = Field(default=256 * 1024**2, ge=1024**2)
 
 
 class ServiceSettings(StreamSettings):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -271,7 +272,7 @@ async def test_drop_deletes_only_after_confirmation(js: JetStreamContext, platfo
 async def test_dlq_has_limits_and_events_has_none(js: JetStreamContext) -> None:
     dlq_config = (await js.stream_info(DLQ_STREAM)).config
     assert dlq_config.max_age == pytest.approx(30 * DAY_SECONDS)
-    assert dlq_config.max_msgs == 100_000 and dlq_config.max_bytes == 1024**3
+    assert dlq_config.max_msgs == 100_000 and dlq_config.max_bytes == 256 * 1024**2
     assert dlq_config.discard == DiscardPolicy.OLD
     events_config = (await js.stream_info(EVENTS_STREAM)).config
     assert not events_config.max_age  # 0: no age limit
@@ -299,3 +300,31 @@ async def test_declaring_again_applies_new_dlq_limits_and_the_oldest_letters_go_
         await nc.close()
     finally:
         server.stop()
+
+
+async def test_a_store_too_small_for_the_byte_limit_still_gets_its_streams(tmp_path: Path) -> None:
+    """nats-server sets a stream's byte limit aside up front: on a small store (here 64 MB) the
+    DLQ is declared without one, bounded by age and count, instead of keeping services from
+    starting."""
+    port = embedded.free_port()
+    config = tmp_path / "nats.conf"
+    config.write_text(
+        f'listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: "{tmp_path}"\n  max_file_store: 64MB\n}}\n'
+    )
+    log = tmp_path / "nats.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen([embedded.nats_server_binary(), "-c", str(config)], stdout=out, stderr=out)
+    try:
+        embedded._wait_for_port(port, process, "nats-server", log, 20.0)
+        nc = await connect(f"nats://127.0.0.1:{port}", "tests", reconnect=False)
+        js = nc.jetstream()
+        for _ in range(2):  # created, then declared again as at every start
+            await declare_streams(js, StreamSettings())
+            dlq_config = (await js.stream_info(DLQ_STREAM)).config
+            assert dlq_config.max_bytes == -1
+            assert dlq_config.max_msgs == 100_000 and dlq_config.max_age == pytest.approx(30 * DAY_SECONDS)
+        await js.publish("dlq.someone", b"a dead letter", stream=DLQ_STREAM)
+        await nc.close()
+    finally:
+        process.terminate()
+        process.wait(10)
