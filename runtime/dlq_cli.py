@@ -94,12 +94,12 @@ def dlq_list(
         return
     table = Table()
     table.add_column("id", justify="right", no_wrap=True)
-    table.add_column("consumer", overflow="fold")
-    table.add_column("original", overflow="fold", ratio=3)
-    table.add_column("event type", overflow="fold", ratio=2)
+    table.add_column("consumer", no_wrap=True)
+    table.add_column("original", overflow="fold")
+    table.add_column("event type", overflow="fold")
     table.add_column("attempts", justify="right", no_wrap=True)
-    table.add_column("error", overflow="fold", ratio=3)
-    table.add_column("time (UTC)", overflow="fold", ratio=2)
+    table.add_column("error", overflow="fold", max_width=60)
+    table.add_column("time (UTC)", no_wrap=True)
     for letter in letters:
         table.add_row(
             str(letter.id),
