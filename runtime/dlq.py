@@ -24,10 +24,6 @@ from nats.js.errors import NotFoundError
 from contracts.subjects import DLQ_PREFIX, DLQ_STREAM, TENANT_ID, dead_letter_replay_subject
 from runtime.replay import ReplayError
 
-# A consumer that takes a while over one event (an AI generation with Claude's tool loop can take
-# a minute and a half) still answers within this.
-REPLAY_TIMEOUT_SECONDS = 120.0
-
 
 class DlqError(ReplayError):
     """Something an operator should read as one line (an unknown id, a bad consumer name)."""
@@ -161,7 +157,7 @@ class Replayed:
     problem: str = ""
 
 
-async def replay(nc: Client, letter: DeadLetter, timeout: float = REPLAY_TIMEOUT_SECONDS) -> Replayed:
+async def replay(nc: Client, letter: DeadLetter, timeout: float) -> Replayed:
     """Hand the dead letter back to its consumer; on its `{"ok": true}` delete it. Anything else
     (an error reply, no answer, nobody listening) keeps it, and says why."""
     subject = dead_letter_replay_subject(letter.consumer)

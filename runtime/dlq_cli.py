@@ -12,9 +12,11 @@ from nats.aio.client import Client
 from rich.console import Console
 from rich.table import Table
 
-from runtime.dlq import REPLAY_TIMEOUT_SECONDS
-
 T = TypeVar("T")
+
+# A consumer that takes a while over one event (an AI generation with Claude's tool loop can take a
+# minute and a half) still answers within this.
+REPLAY_TIMEOUT_SECONDS = 120.0
 
 dlq_app = typer.Typer(
     help="Dead letters: what a consumer gave up on. List, show, replay to the consumer, drop.",
