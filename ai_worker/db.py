@@ -19,16 +19,18 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
+from runtime.retention import delete_in_batches
 
 SCHEMA = "ai_worker"
 metadata = MetaData(schema=SCHEMA)
@@ -122,6 +124,8 @@ triggers = Table(
     Column("generation", Integer),
     PrimaryKeyConstraint("event_id", "incident_id"),
     Index("ix_triggers_pending", "incident_id", postgresql_where=text("generation IS NULL")),
+    # What pruning reads: covered triggers by age.
+    Index("ix_triggers_covered", "received_at", postgresql_where=text("generation IS NOT NULL")),
 )
 
 outbox = outbox_table(metadata)
@@ -303,3 +307,9 @@ async def generation(
     if number is not None:
         query = query.where(generations.c.generation == number)
     return (await conn.execute(query.order_by(generations.c.generation.desc()).limit(1))).first()
+
+
+async def prune_triggers(engine: AsyncEngine, older_than: datetime) -> int:
+    """Delete triggers a generation covered that arrived before `older_than`; waiting ones stay."""
+    t = triggers
+    return await delete_in_batches(engine, t, and_(t.c.generation.is_not(None), t.c.received_at < older_than))

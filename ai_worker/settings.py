@@ -45,3 +45,7 @@ class AiWorkerSettings(ServiceSettings):
     coalesce_window_seconds: float = Field(default=2.0, ge=0)
     # How long one worker may hold an incident's generation before another may take over.
     generation_lease_seconds: float = Field(default=180.0, gt=0)
+    # Triggers covered by a generation are deleted once this old (those still waiting never are).
+    # A covered trigger is what makes a redelivered or replayed event a no-op, so it is kept longer
+    # than a dead letter can wait for a replay (DLQ_MAX_AGE_DAYS, 30).
+    trigger_retention_days: float = Field(default=35.0, gt=0)

@@ -82,7 +82,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = await connect(settings.nats_url, f"gateway:{settings.instance}")
         js = nc.jetstream()
-        await declare_streams(js)
+        await declare_streams(js, settings)
         engine = create_engine(settings.database_url, pool_size=20)
         verifier = TokenVerifier(nc, settings.jwt_issuer, settings.jwt_audience, engine)
         await _until_auth_answers(verifier)

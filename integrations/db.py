@@ -33,10 +33,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
+from runtime.retention import delete_in_batches
 
 SCHEMA = "integrations"
 metadata = MetaData(schema=SCHEMA)
@@ -73,6 +74,8 @@ inbound = Table(
     Column("processed_at", DateTime(timezone=True)),
     Index("ix_inbound_pending", "tenant_id", "id", postgresql_where=text("status = 'pending'")),
     Index("ix_inbound_tenant", "tenant_id", "id"),
+    # What pruning reads: finished notifications by age.
+    Index("ix_inbound_finished", "processed_at", postgresql_where=text("status <> 'pending'")),
 )
 
 # Invalid payloads, kept (a bounded number per tenant) so that an admin can see what was refused.
@@ -211,6 +214,8 @@ deliveries = Table(
     UniqueConstraint("webhook_id", "event_id", name="uq_deliveries_webhook_event"),
     Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
     Index("ix_deliveries_webhook", "webhook_id", "id"),
+    # What pruning reads: finished deliveries by their last change.
+    Index("ix_deliveries_finished", "updated_at", postgresql_where=text("status <> 'pending'")),
 )
 
 # The Fernet key webhook secrets are encrypted with when WEBHOOK_ENCRYPTION_KEYS is not set.
@@ -457,3 +462,19 @@ async def prune_rejections(conn: AsyncConnection, tenant_id: str, keep: int) -> 
         select(r.c.id).where(r.c.tenant_id == tenant_id).order_by(r.c.id.desc()).offset(keep - 1).limit(1)
     ).scalar_subquery()
     await conn.execute(delete(r).where(r.c.tenant_id == tenant_id, r.c.id < oldest_kept))
+
+
+# ---- retention
+
+
+async def prune_inbound(engine: AsyncEngine, older_than: datetime) -> int:
+    """Delete notifications processed or failed before `older_than`; pending ones stay."""
+    i = inbound
+    return await delete_in_batches(engine, i, and_(i.c.status != "pending", i.c.processed_at < older_than))
+
+
+async def prune_deliveries(engine: AsyncEngine, older_than: datetime) -> int:
+    """Delete deliveries that succeeded or failed, last changed before `older_than`; pending ones
+    (due, backing off or being sent) stay."""
+    d = deliveries
+    return await delete_in_batches(engine, d, and_(d.c.status != "pending", d.c.updated_at < older_than))

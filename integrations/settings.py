@@ -34,3 +34,10 @@ class IntegrationsSettings(ServiceSettings):
     inbound_concurrency: int = Field(default=4, ge=1)
     inbound_parallel_notifications: int = Field(default=8, ge=1)
     rejections_kept_per_tenant: int = Field(default=500, ge=1)
+    # Finished work is deleted once this old (never pending or in-progress rows): inbound
+    # notifications processed or failed (and what they did, shown by `GET .../inbound`), and webhook
+    # deliveries that succeeded or failed (the delivery log). A delivery is also what keeps an event
+    # from being sent twice, so it is kept longer than a dead letter can wait for a replay
+    # (DLQ_MAX_AGE_DAYS, 30).
+    inbound_retention_days: float = Field(default=14.0, gt=0)
+    delivery_retention_days: float = Field(default=35.0, gt=0)

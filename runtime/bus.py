@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import nats
 import nats.errors
@@ -10,7 +11,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from contracts.envelope import EventEnvelope
 from contracts.subjects import (
@@ -23,35 +24,62 @@ from contracts.subjects import (
 from runtime import tracing
 from runtime.logging import redact_url
 
+if TYPE_CHECKING:
+    from runtime.settings import StreamSettings
+
 log = structlog.get_logger(__name__)
 
 # Longer than the outbox relay takes to re-publish what a crash left unsent (it retries every few
 # seconds), so a re-publish of an already stored event is dropped by the broker.
 DUPLICATE_WINDOW_SECONDS = 15 * 60
+DAY_SECONDS = 86_400
+# JetStream's error code for "insufficient storage resources available".
+INSUFFICIENT_STORAGE = 10047
 
-STREAMS = (
-    StreamConfig(
-        name=EVENTS_STREAM,
-        description="Every domain event of every tenant: the durable log that projections and replay read.",
-        subjects=[f"{EVENTS_PREFIX}.>"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
-        max_age=0,  # history is the product's memory: no age limit
-        duplicate_window=DUPLICATE_WINDOW_SECONDS,
-        num_replicas=1,
-    ),
-    StreamConfig(
-        name=DLQ_STREAM,
-        description="Messages a consumer gave up on, with the error, for an operator to inspect and replay.",
-        subjects=[f"{DLQ_PREFIX}.>"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        max_age=0,
-        duplicate_window=DUPLICATE_WINDOW_SECONDS,
-        num_replicas=1,
-    ),
-)
+
+def stream_configs(settings: StreamSettings | None = None) -> tuple[StreamConfig, ...]:
+    """The streams, with the `DLQ` limits of `settings` (by default, of the environment)."""
+    if settings is None:
+        from runtime.settings import StreamSettings  # it imports this module for the window
+
+        settings = StreamSettings()
+    dlq_max_age = settings.dlq_max_age_days * DAY_SECONDS
+    return (
+        StreamConfig(
+            name=EVENTS_STREAM,
+            description=(
+                "Every domain event of every tenant: the durable log that projections and replay read."
+            ),
+            subjects=[f"{EVENTS_PREFIX}.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            # History is the product's memory: no limit of age, count or size, ever.
+            max_age=0,
+            max_msgs=-1,
+            max_bytes=-1,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=1,
+        ),
+        StreamConfig(
+            name=DLQ_STREAM,
+            description=(
+                "Messages a consumer gave up on, with the error, for an operator to inspect and replay."
+            ),
+            subjects=[f"{DLQ_PREFIX}.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            # Past a limit the oldest dead letters go: refusing a new one would leave its consumer
+            # unable to move on.
+            discard=DiscardPolicy.OLD,
+            max_age=dlq_max_age,
+            max_msgs=settings.dlq_max_messages,
+            max_bytes=settings.dlq_max_bytes,
+            # The server wants the window within the age limit.
+            duplicate_window=min(DUPLICATE_WINDOW_SECONDS, dlq_max_age),
+            num_replicas=1,
+        ),
+    )
 
 
 class BusUnreachable(ConnectionError):
@@ -94,19 +122,42 @@ async def connect(url: str, name: str, *, reconnect: bool = True) -> Client:
         raise BusUnreachable(f"cannot reach NATS at {redact_url(url)}: {reason}") from exc
 
 
-async def declare_streams(js: JetStreamContext) -> None:
-    for config in STREAMS:
-        assert config.name
+async def declare_streams(js: JetStreamContext, settings: StreamSettings | None = None) -> None:
+    """Create the streams, or bring existing ones to the current configuration (e.g. new `DLQ`
+    limits)."""
+    for config in stream_configs(settings):
         try:
-            await js.stream_info(config.name)
-        except NotFoundError:
-            await js.add_stream(config)
-            log.info("stream_created", stream=config.name)
-            continue
-        try:
-            await js.update_stream(config)
-        except BadRequestError as exc:  # e.g. a storage change, which needs an operator
-            log.warning("stream_update_refused", stream=config.name, error=str(exc))
+            await _declare(js, config)
+        except APIError as exc:
+            # nats-server sets a stream's byte limit aside in its store up front; a small store
+            # (a small disk) cannot, and would otherwise keep every service from starting. The age
+            # and count limits still bound the stream.
+            if exc.err_code != INSUFFICIENT_STORAGE or not config.max_bytes or config.max_bytes < 0:
+                raise
+            log.warning(
+                "stream_byte_limit_not_reserved",
+                stream=config.name,
+                max_bytes=config.max_bytes,
+                error=exc.description,
+            )
+            config.max_bytes = -1
+            await _declare(js, config)
+
+
+async def _declare(js: JetStreamContext, config: StreamConfig) -> None:
+    assert config.name
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("stream_created", stream=config.name)
+        return
+    try:
+        await js.update_stream(config)
+    except BadRequestError as exc:  # e.g. a storage change, which needs an operator
+        if exc.err_code == INSUFFICIENT_STORAGE:
+            raise
+        log.warning("stream_update_refused", stream=config.name, error=str(exc))
 
 
 def event_headers(event: EventEnvelope) -> dict[str, str]:

@@ -19,6 +19,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from contracts.subjects import SERVICES
+from runtime.dlq_cli import dlq_app
 from runtime.logging import configure_logging
 
 T = TypeVar("T")
@@ -94,6 +95,7 @@ def service(
 
 events_app = typer.Typer(help="Read, follow, export and import the event log.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+app.add_typer(dlq_app, name="dlq")
 
 NatsUrl = Annotated[
     str | None,

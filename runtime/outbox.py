@@ -3,13 +3,21 @@
 Fast path: right after its transaction commits, a command handler publishes what it wrote and
 answers with the stream sequence. The relay loop publishes whatever a crash left behind.
 `Nats-Msg-Id` = event id makes the overlap between the two harmless.
+
+The relay holds no lock while it publishes: it claims a batch of rows (a lease, `claimed_until`, set
+in one short transaction), publishes them outside any transaction, then marks them published in
+another. A relay that dies between the two leaves its claim to run out, and another publishes the
+rows again; the lease is far shorter than the broker's duplicate window, so the broker drops what had
+gone out already. Published rows are deleted once older than `OUTBOX_RETENTION_SECONDS`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -24,7 +32,9 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    bindparam,
     func,
+    or_,
     select,
     update,
 )
@@ -33,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from contracts.envelope import EventEnvelope
 from runtime.bus import publish_event
 from runtime.metrics import EVENTS_PUBLISHED
+from runtime.retention import delete_in_batches
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +53,10 @@ PUBLISHED_FAST, PUBLISHED_RELAY = EVENTS_PUBLISHED.labels("fast"), EVENTS_PUBLIS
 # a publish timeout would stall all of them. Their events stay in the outbox for the relay, which
 # keeps trying in the background and opens the fast path again as soon as a publish goes through.
 FAST_PATH_PAUSE_SECONDS = 5.0
+# How long a relay's claim on a batch holds off the other relays. Publishing a batch takes well under
+# a second; a relay that is still at it when its claim runs out is not wrong, only doubled (the broker
+# drops the second copies), so this only needs to stay well within the duplicate window.
+CLAIM_LEASE_SECONDS = 30.0
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -56,7 +71,11 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("published_at", DateTime(timezone=True)),
         Column("seq", BigInteger),
+        # While set and in the future, a relay is publishing the row (see the module's docstring).
+        Column("claimed_until", DateTime(timezone=True)),
         Index("ix_outbox_unpublished", "created_at", postgresql_where="published_at IS NULL"),
+        # What pruning reads: published rows by age.
+        Index("ix_outbox_published", "published_at", postgresql_where="published_at IS NOT NULL"),
     )
 
 
@@ -72,6 +91,13 @@ async def stage(conn: AsyncConnection, table: Table, events: Sequence[EventEnvel
         )
 
 
+@dataclass(frozen=True)
+class Claimed:
+    id: uuid.UUID
+    payload: bytes
+    created_at: datetime
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -82,14 +108,21 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         grace_seconds: float = 2.0,
         batch_size: int = 200,
+        lease_seconds: float = CLAIM_LEASE_SECONDS,
+        retention_seconds: float = 3_600.0,
+        prune_interval_seconds: float = 60.0,
     ) -> None:
         self.engine, self.table, self.js = engine, table, js
         self.poll_seconds = poll_seconds
         # Rows younger than this are left to the fast path of the request that wrote them.
         self.grace = timedelta(seconds=grace_seconds)
         self.batch_size = batch_size
+        self.lease = timedelta(seconds=lease_seconds)
+        self.retention = timedelta(seconds=retention_seconds)
+        self.prune_interval = prune_interval_seconds
         self._task: asyncio.Task[None] | None = None
         self._fast_path_paused_until = 0.0
+        self._next_prune = 0.0
 
     async def publish_now(self, events: Sequence[EventEnvelope]) -> int | None:
         """The fast path, after commit. Returns the last sequence, or None when the bus refused
@@ -97,11 +130,11 @@ class OutboxRelay:
         if time.monotonic() < self._fast_path_paused_until:
             return None
         last: int | None = None
-        published: list[tuple[EventEnvelope, int]] = []
+        published: list[tuple[uuid.UUID, int]] = []
         try:
             for event in events:
                 last = await publish_event(self.js, event)
-                published.append((event, last))
+                published.append((event.id, last))
         except Exception as exc:
             log.warning("outbox_fast_path_failed", error=str(exc), pending=len(events) - len(published))
             self._fast_path_paused_until = time.monotonic() + FAST_PATH_PAUSE_SECONDS
@@ -109,7 +142,7 @@ class OutboxRelay:
         if published:
             PUBLISHED_FAST.inc(len(published))
             try:
-                await self._mark(published)
+                await self.settle(published)
             except Exception as exc:
                 # The write is committed and its events are on the bus: the caller's answer stays a
                 # success. The relay publishes the rows again (the broker drops the duplicates) and
@@ -117,40 +150,93 @@ class OutboxRelay:
                 log.warning("outbox_mark_failed", error=str(exc), events=len(published))
         return last
 
-    async def _mark(self, published: Sequence[tuple[EventEnvelope, int]]) -> None:
+    async def claim(self, grace: timedelta | None = None) -> list[Claimed]:
+        """Step 1 of a relay pass, one short transaction: take up to one batch of unpublished rows
+        that no other relay holds (older than the fast path's grace), oldest first, under a lease."""
+        t = self.table
         now = datetime.now(UTC)
+        cutoff = now - (self.grace if grace is None else grace)
+        due = (
+            select(t.c.id)
+            .where(
+                t.c.published_at.is_(None),
+                t.c.created_at <= cutoff,
+                or_(t.c.claimed_until.is_(None), t.c.claimed_until < now),
+            )
+            .order_by(t.c.created_at, t.c.id)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(t)
+            .where(t.c.id.in_(due.scalar_subquery()))
+            .values(claimed_until=now + self.lease)
+            .returning(t.c.id, t.c.payload, t.c.created_at)
+        )
         async with self.engine.begin() as conn:
-            for event, seq in published:
+            rows = (await conn.execute(statement)).all()
+        # RETURNING keeps no order: publish in the order the events were written.
+        return sorted(
+            (Claimed(r.id, r.payload, r.created_at) for r in rows), key=lambda c: (c.created_at, c.id)
+        )
+
+    async def publish_claimed(
+        self, claimed: Sequence[Claimed]
+    ) -> tuple[list[tuple[uuid.UUID, int]], Exception | None]:
+        """Step 2, outside any transaction: publish in order, stopping at the first refusal (a later
+        event must not overtake an earlier one of the same batch). Returns what went out, with the
+        refusal if there was one."""
+        published: list[tuple[uuid.UUID, int]] = []
+        try:
+            for row in claimed:
+                seq = await publish_event(self.js, EventEnvelope.from_bytes(row.payload))
+                published.append((row.id, seq))
+        except Exception as exc:
+            return published, exc
+        return published, None
+
+    async def settle(
+        self, published: Sequence[tuple[uuid.UUID, int]], released: Sequence[uuid.UUID] = ()
+    ) -> None:
+        """Step 3, one short transaction: mark what was published with its sequence, and give back
+        the claim on what was not, so that the next pass takes it at once rather than after the
+        lease."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            if published:
                 await conn.execute(
-                    update(self.table)
-                    .where(self.table.c.id == event.id, self.table.c.published_at.is_(None))
-                    .values(published_at=now, seq=seq)
+                    update(t)
+                    .where(t.c.id == bindparam("row_id"), t.c.published_at.is_(None))
+                    .values(published_at=datetime.now(UTC), seq=bindparam("row_seq"), claimed_until=None),
+                    [{"row_id": row_id, "row_seq": seq} for row_id, seq in published],
+                )
+            if released:
+                await conn.execute(
+                    update(t)
+                    .where(t.c.id.in_(list(released)), t.c.published_at.is_(None))
+                    .values(claimed_until=None)
                 )
 
     async def relay_once(self, grace: timedelta | None = None) -> int:
-        """Publish up to one batch of rows a crash or an outage left unpublished; returns how many."""
-        cutoff = datetime.now(UTC) - (self.grace if grace is None else grace)
-        async with self.engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(self.table.c.id, self.table.c.payload)
-                    .where(self.table.c.published_at.is_(None), self.table.c.created_at <= cutoff)
-                    .order_by(self.table.c.created_at, self.table.c.id)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            now = datetime.now(UTC)
-            for row in rows:
-                seq = await publish_event(self.js, EventEnvelope.from_bytes(row.payload))
-                await conn.execute(
-                    update(self.table).where(self.table.c.id == row.id).values(published_at=now, seq=seq)
-                )
-        if rows:
+        """Publish up to one batch of rows a crash or an outage left unpublished; returns how many.
+        Raises the bus's refusal once what did go out is marked."""
+        claimed = await self.claim(grace)
+        if not claimed:
+            return 0
+        published, refused = await self.publish_claimed(claimed)
+        await self.settle(published, [row.id for row in claimed[len(published) :]])
+        if published:
             self._fast_path_paused_until = 0.0  # the bus takes events again
-            PUBLISHED_RELAY.inc(len(rows))
-            log.info("outbox_relayed", count=len(rows))
-        return len(rows)
+            PUBLISHED_RELAY.inc(len(published))
+            log.info("outbox_relayed", count=len(published))
+        if refused is not None:
+            raise refused
+        return len(published)
+
+    async def prune(self, retention: timedelta | None = None) -> int:
+        """Delete published rows older than the retention; returns how many."""
+        cutoff = datetime.now(UTC) - (self.retention if retention is None else retention)
+        return await delete_in_batches(self.engine, self.table, self.table.c.published_at < cutoff)
 
     async def run(self) -> None:
         while True:
@@ -161,6 +247,15 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 log.warning("outbox_relay_failed", error=str(exc))
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + self.prune_interval
+                try:
+                    if pruned := await self.prune():
+                        log.info("outbox_pruned", rows=pruned)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("outbox_prune_failed", error=str(exc))
             await asyncio.sleep(self.poll_seconds)
 
     def start(self) -> None:

@@ -37,6 +37,7 @@ from runtime.db import create_engine, is_unavailable, unavailable_message
 from runtime.logging import configure_logging, redact_url
 from runtime.metrics import COMMAND_SECONDS, COMMANDS, Exposition, outbox_refresher
 from runtime.outbox import OutboxRelay
+from runtime.retention import Periodic
 from runtime.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -79,6 +80,7 @@ class Service:
         self._relay: OutboxRelay | None = None
         self._consumer_specs: list[dict[str, Any]] = []
         self.consumers: list[EventConsumer] = []
+        self._periodic: list[Periodic] = []
         self.broker.subscriber(ping_subject(name), queue=name)(self._ping)
         # Every replica answers (no queue group): the gateway's /metrics gathers them all.
         self.exposition = Exposition()
@@ -97,7 +99,13 @@ class Service:
     def relay(self) -> OutboxRelay:
         if self._relay is None:
             assert self.outbox is not None, f"{self.name} has no outbox"
-            self._relay = OutboxRelay(self.engine, self.outbox, self.js)
+            self._relay = OutboxRelay(
+                self.engine,
+                self.outbox,
+                self.js,
+                retention_seconds=self.settings.outbox_retention_seconds,
+                prune_interval_seconds=self.settings.prune_interval_seconds,
+            )
         return self._relay
 
     async def _on_bus_error(self, exc: Exception) -> None:
@@ -139,7 +147,7 @@ class Service:
         return register
 
     async def _started(self) -> None:
-        await declare_streams(self.js)
+        await declare_streams(self.js, self.settings)
         if self.outbox is not None:
             self.relay.start()
             self.exposition.add_refresher(outbox_refresher(self.engine, self.outbox))
@@ -147,11 +155,15 @@ class Service:
             consumer = EventConsumer(self.broker.connection, self.engine, **spec)
             await consumer.start()
             self.consumers.append(consumer)
+        for task in self._periodic:
+            task.start()
         log.info("service_started", instance=self.settings.instance)
 
     async def _close(self) -> None:
         for consumer in self.consumers:
             await consumer.stop()
+        for task in self._periodic:
+            await task.stop()
         if self._relay is not None:
             await self._relay.stop()
         if self._engine is not None:
@@ -172,6 +184,11 @@ class Service:
         return MetricsReport(
             service=self.name, instance=self.settings.instance, exposition=exposition
         ).model_dump()
+
+    def every(self, name: str, seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+        """Run `work` in the background every `seconds` once the service has started (e.g. pruning
+        finished rows); a failure is logged and tried again at the next turn."""
+        self._periodic.append(Periodic(f"{self.name}-{name}", seconds, work))
 
     def command(
         self, subject: str, model: type[C]

@@ -70,6 +70,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     env["WEBHOOK_BACKOFF_BASE_SECONDS"] = "0.05"
     env["WEBHOOK_TIMEOUT_SECONDS"] = "5"
     env["INBOUND_BACKOFF_BASE_SECONDS"] = "0.1"
+    # Each service prunes what aged past its retention every second (tests/integration/test_retention.py
+    # waits for it), not every minute.
+    env["PRUNE_INTERVAL_SECONDS"] = "1"
     # fsync off: still the real PostgreSQL server, only not crash-safe, which tests do not need.
     running = Platform(
         state_dir=state, port=free_port(), durable=False, extra_env=env, log_dir=state / "logs"

@@ -2,7 +2,7 @@
 service records the events it handled (by event id); the user directory guarded by the user's version;
 hypotheses and evidence keyed by tenant first
 
-Revision ID: 0008_snapshot_events
+Revision ID: 0010_snapshot_events
 Revises: 0005, 0006, 0007
 Create Date: 2026-12-01
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_snapshot_events"
+revision: str = "0010_snapshot_events"
 down_revision: str | Sequence[str] | None = ("0005", "0006", "0007")
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
