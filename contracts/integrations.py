@@ -3,14 +3,14 @@ Grafana, CI), the commands the gateway sends to the integrations service, and th
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from contracts.commands import Caller, Command
 from contracts.events import KeyScope, ServiceName
+from contracts.wire import NulFree, Rfc3339, json_integer
 
 # ---- inbound payloads
 
@@ -31,16 +31,16 @@ class AlertmanagerAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: LabelMap
     annotations: AnnotationMap = Field(default_factory=dict)
-    startsAt: AwareDatetime
+    startsAt: Rfc3339
     # Alertmanager sends 0001-01-01T00:00:00Z (or a time in the future) while an alert fires.
-    endsAt: datetime | None = None
+    endsAt: Rfc3339 | None = None
     # Prometheus puts the alert's whole PromQL expression in it.
     generatorURL: Annotated[str, StringConstraints(max_length=16_384)] = ""
     # Alertmanager always sends it; a sender that does not gets one computed from the labels.
     fingerprint: Annotated[str, StringConstraints(max_length=128)] = ""
 
 
-class AlertmanagerPayload(BaseModel):
+class AlertmanagerPayload(NulFree):
     """The body of an Alertmanager `webhook_configs` notification (version "4"), or Grafana's
     Alertmanager-compatible webhook (version "1", with `orgId`, `title`, `state`, `message`)."""
 
@@ -48,7 +48,7 @@ class AlertmanagerPayload(BaseModel):
 
     version: Annotated[str, StringConstraints(max_length=16)] = "4"
     groupKey: Annotated[str, StringConstraints(min_length=1, max_length=4_096)]
-    truncatedAlerts: int = Field(default=0, ge=0)
+    truncatedAlerts: Annotated[int, Field(ge=0), BeforeValidator(json_integer)] = 0
     status: Literal["firing", "resolved"]
     receiver: Annotated[str, StringConstraints(max_length=512)] = ""
     groupLabels: LabelMap = Field(default_factory=dict)
@@ -62,7 +62,7 @@ class AlertmanagerPayload(BaseModel):
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-class DeployReport(BaseModel):
+class DeployReport(NulFree):
     """What CI sends when it has deployed: `deployed_at` defaults to when it arrives."""
 
     model_config = ConfigDict(extra="forbid")
@@ -72,7 +72,7 @@ class DeployReport(BaseModel):
     environment: Short
     commit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     author: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
-    deployed_at: AwareDatetime | None = None
+    deployed_at: Rfc3339 | None = None
 
 
 # ---- who sends: a machine holding an integration key
@@ -234,7 +234,18 @@ class NotifiedEvent(StrEnum):
     HYPOTHESIS_GENERATED = "hypothesis.generated"
 
 
-WebhookUrl = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_048)]
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_TOP_LABEL = r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+# Not 0.x.x.x (0.0.0.0 is never a target) nor multicast or reserved (224 and above).
+_FIRST_OCTET = r"(?:22[0-3]|2[01][0-9]|1[0-9]{2}|[1-9][0-9]?)"
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+# What a webhook URL may be, stated so that the OpenAPI document says it: http(s), a host name (whose
+# last label starts with a letter) or an IPv4 address, an optional port, no credentials, printable
+# ASCII. Whether a private address is allowed depends on the deployment
+# (WEBHOOK_ALLOW_PRIVATE_TARGETS); integrations refuses those with a 422 of its own.
+WEBHOOK_URL_PATTERN = rf"^https?://(?:(?:{_LABEL}\.)*{_TOP_LABEL}|{_FIRST_OCTET}(?:\.{_OCTET}){{3}})(?::{_PORT})?(?:[/?#][!-~]*)?$"
+WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2_048, pattern=WEBHOOK_URL_PATTERN)]
 WebhookName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 EventTypes = Annotated[list[NotifiedEvent], Field(min_length=1, max_length=len(NotifiedEvent))]
 Id = Annotated[str, StringConstraints(max_length=64)]

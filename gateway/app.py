@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
-from gateway import console, errors, idempotency
+from gateway import console, errors, idempotency, openapi
 from gateway.commands import CommandClient
 from gateway.live import FanOut, SessionWatch
 from gateway.projector import Projector
@@ -29,6 +29,12 @@ from runtime.tracing import configure_tracing
 log = structlog.get_logger(__name__)
 
 STARTUP_WAIT_SECONDS = 60.0
+DESCRIPTION = """Incidents, their lifecycle and AI root-cause hypotheses, for SRE teams.
+
+Every error is `{"error": {"code", "message", "details"}}` (`ErrorResponse`); each operation lists
+every status it can answer. A 401 carries `WWW-Authenticate`; a 429 or 503 carries `Retry-After`.
+Every response carries `X-Correlation-ID`. The live feed is a websocket at `/api/v1/stream` (see the
+README); the events it carries are catalogued in `docs/events.md`."""
 
 
 async def _until_auth_answers(verifier: TokenVerifier) -> None:
@@ -117,9 +123,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app = FastAPI(
         title="SRE Copilot",
         version="0.1.0",
-        description="Incidents, their lifecycle and AI root-cause hypotheses, for SRE teams.",
+        description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
+    openapi.install(app)
     errors.install(app)
     idempotency.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

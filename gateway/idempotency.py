@@ -62,6 +62,7 @@ log = structlog.get_logger(__name__)
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
+KEY_PATTERN = r"^[ -~]*[!#-~][ -~]*$"
 # Answers are small JSON documents; anything bigger is answered but not kept.
 MAX_STORED_BODY = 256 * 1024
 # 4xx answers that a retry may well change (credentials renewed, a rate limit lifted): not kept.
@@ -97,7 +98,9 @@ KeyHeader = Annotated[
         alias=HEADER,
         min_length=1,
         max_length=MAX_KEY_LENGTH,
-        pattern=r"^[ -~]+$",
+        # Printable ASCII with at least one character that is neither a space nor a quote, so that
+        # neither HTTP's trimming of spaces nor the draft's quotes leave an empty key.
+        pattern=KEY_PATTERN,
         description=(
             "Makes retrying this request safe (IETF httpapi Idempotency-Key draft): a unique value per "
             "request (a UUID), sent again with every retry. A retry with the same key and body gets the "

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from contracts.commands import (
     MAX_INT32,
+    Email,
     Name,
     OpaqueToken,
     Password,
@@ -43,30 +47,67 @@ from contracts.integrations import (
     WebhookUrl,
     WebhookView,
 )
+from contracts.wire import NulFree, Rfc3339, json_integer
+
+# A query parameter's moment, in UTC: RFC 3339 only (see contracts.wire).
+DateTimeQuery = Rfc3339
+# The ids the integrations service hands out as cursors (UUIDs, lower case, as they are given).
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
-def as_utc(moment: datetime | None) -> datetime | None:
-    """A time without an offset in a query string is taken as UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
+def one_or_more(values: type[StrEnum]) -> str:
+    """The pattern of a filter taking one or more of an enum's values, comma-separated."""
+    one = "(" + "|".join(re.escape(v.value) for v in values) + ")"
+    return f"^{one}(,{one})*$"
 
 
-class Strict(BaseModel):
-    # Unknown fields are refused: a tenant or an id never comes from the body.
+def _not_null(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+# An optional field of an update that may be left out but not sent as null (null means nothing for
+# it): the document says so, and the service refuses a null (422).
+NOT_NULL: Any = Field(default=None, json_schema_extra=_not_null)
+
+
+TWO_CHARACTERS_AT_MOST = r"^([\s\S])\1*$|^([\s\S])\2*([\s\S])(\2|\3)*$"
+# Passwords are `format: password` (clients mask them). A new one must also pass rules a schema cannot
+# state; they are described here, and a 422 whose details carry `type: weak_password` names the one
+# broken.
+NewPassword = Annotated[
+    Password,
+    Field(
+        description="8 to 128 characters, at least 3 different ones; not a commonly used password "
+        "(compared case-insensitively) and not the email address or its part before the @. Otherwise "
+        "a 422 whose `details` name the rule (`type: weak_password`)",
+        # The rule of three distinct characters is one a pattern can state (its negation: one or two).
+        json_schema_extra={"format": "password", "not": {"pattern": TWO_CHARACTERS_AT_MOST}},
+    ),
+]
+GivenPassword = Annotated[PresentedPassword, Field(json_schema_extra={"format": "password"})]
+
+
+# A version or generation number (a 32-bit column), as a JSON integer.
+Generation = Annotated[int, Field(ge=1, le=MAX_INT32), BeforeValidator(json_integer)]
+
+
+class Strict(NulFree):
+    # Unknown fields are refused: a tenant or an id never comes from the body. No string may hold a
+    # NUL character (NulFree). Integers and booleans are `json_integer`/`StrictBool`: the document says
+    # `integer`/`boolean`, and pydantic would also take "5", 0 or "true" for them.
     model_config = ConfigDict(extra="forbid")
 
 
 class RegisterCreate(Strict):
-    email: EmailStr
-    password: Password
+    email: Email
+    password: NewPassword
     full_name: Name
     tenant_name: Name
 
 
 class LoginCreate(Strict):
-    email: EmailStr
-    password: PresentedPassword
+    email: Email
+    password: GivenPassword
 
 
 class SessionRead(BaseModel):
@@ -87,19 +128,33 @@ class IncidentCreate(Strict):
     severity: Severity
 
 
-class TransitionCreate(Strict):
-    to: IncidentState
+class MoveCreate(Strict):
+    """A move to any state but `resolved`."""
+
+    to: Literal[IncidentState.DETECTED, IncidentState.ACKNOWLEDGED, IncidentState.INVESTIGATING]
     note: Note = ""
-    # When resolving: what the cause turned out to be (what hypothesis accuracy is measured against).
+    # Only a resolution records a root cause; null is accepted for clients that always send it.
+    root_cause: None = None
+
+
+class ResolutionCreate(Strict):
+    """A move to `resolved`, with what the cause turned out to be (what hypothesis accuracy is
+    measured against)."""
+
+    to: Literal[IncidentState.RESOLVED]
+    note: Note = ""
     root_cause: RootCause | None = None
+
+
+# Which fields a move may carry depends on where it goes, so the document says so (a oneOf on `to`,
+# the route's body being `Annotated[TransitionCreate, Body(discriminator="to")]`).
+TransitionCreate = MoveCreate | ResolutionCreate
 
 
 class FeedbackCreate(Strict):
     verdict: FeedbackVerdict
     comment: Annotated[str, StringConstraints(max_length=2_000)] = ""
-    generation: int | None = Field(
-        default=None, ge=1, le=MAX_INT32, description="The latest generation by default"
-    )
+    generation: Generation | None = Field(default=None, description="The latest generation by default")
 
 
 class FeedbackRead(BaseModel):
@@ -134,12 +189,12 @@ class IncidentUpdate(Strict):
     """Only the fields sent change; `"assignee_id": null` unassigns. Send the `version` you read as
     `expected_version` to refuse (409) an update over someone else's change."""
 
-    title: Title | None = None
-    description: Description | None = None
-    service_name: ServiceName | None = None
-    severity: Severity | None = None
+    title: Title | SkipJsonSchema[None] = NOT_NULL
+    description: Description | SkipJsonSchema[None] = NOT_NULL
+    service_name: ServiceName | SkipJsonSchema[None] = NOT_NULL
+    severity: Severity | SkipJsonSchema[None] = NOT_NULL
     assignee_id: Annotated[str, StringConstraints(max_length=64)] | None = None
-    expected_version: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    expected_version: Generation | None = None
 
 
 class NoteCreate(Strict):
@@ -271,19 +326,19 @@ class LogoutCreate(Strict):
 
 
 class PasswordChange(Strict):
-    current_password: PresentedPassword
-    new_password: Password
+    current_password: GivenPassword
+    new_password: NewPassword
 
 
 class InviteCreate(Strict):
-    email: EmailStr
+    email: Email
     full_name: Name
     role: Role = Role.RESPONDER
 
 
 class InviteAccept(Strict):
     token: OpaqueToken
-    password: Password
+    password: NewPassword
     full_name: Name | None = None
 
 
@@ -387,7 +442,7 @@ class IntegrationSettingsRead(IntegrationSettingsView):
 
 
 class IntegrationSettingsUpdate(Strict):
-    auto_resolve: bool | None = None
+    auto_resolve: StrictBool | None = None
 
 
 class WebhookCreate(Strict):
@@ -395,14 +450,14 @@ class WebhookCreate(Strict):
     name: WebhookName
     url: WebhookUrl
     event_types: EventTypes = Field(default_factory=lambda: list(NotifiedEvent))
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class WebhookUpdate(Strict):
     name: WebhookName | None = None
     url: WebhookUrl | None = None
     event_types: EventTypes | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class WebhookRead(WebhookView):

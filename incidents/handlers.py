@@ -80,8 +80,10 @@ async def _check_assignee(conn: AsyncConnection, tenant_id: str, user_id: str) -
         )
     ).first()
     if member is None or not member.active:
+        # A conflict with the organisation's people as they are now (the user may have been
+        # deactivated since the caller read the list), not a malformed request: the body is valid.
         raise CommandFailed(
-            ErrorCode.VALIDATION,
+            ErrorCode.CONFLICT,
             "the assignee must be an active user of your organisation",
             [{"loc": ["body", "assignee_id"], "msg": "unknown or inactive user", "type": "value_error"}],
         )

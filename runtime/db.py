@@ -72,6 +72,19 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, unavailable) or (exc.__cause__ is not None and is_unavailable(exc.__cause__))
 
 
+def is_invalid_value(exc: BaseException) -> bool:
+    """True for SQLSTATE class 22 (data exception: a value the database cannot hold, such as a NUL
+    character in text or JSONB, or a number out of range): bad input, not a bug. SQLAlchemy raises
+    most of them as `DataError`, but some (JSONB's `\\u0000`) only as a bare `DBAPIError`."""
+    for e in _causes(exc):
+        code = getattr(e, "sqlstate", None) or getattr(getattr(e, "orig", None), "sqlstate", None)
+        if isinstance(code, str) and code.startswith("22"):
+            return True
+    from sqlalchemy import exc as sa
+
+    return isinstance(exc, sa.DataError)
+
+
 def is_retryable_conflict(exc: BaseException) -> bool:
     """True for SQLSTATE class 40 (a deadlock, a serialization failure): the transaction lost a race
     and is to be run again, which is nobody's fault and resolves by itself."""

@@ -17,7 +17,6 @@ from faststream.nats.annotations import NatsMessage
 from nats.js import JetStreamContext
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table, text
-from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.commands import (
@@ -33,7 +32,7 @@ from contracts.subjects import metrics_subject, ping_subject
 from runtime import tracing
 from runtime.bus import connection_failure, declare_streams
 from runtime.consumer import EventConsumer, Handler
-from runtime.db import create_engine, is_unavailable, unavailable_message
+from runtime.db import create_engine, is_invalid_value, is_unavailable, unavailable_message
 from runtime.logging import configure_logging, redact_url
 from runtime.metrics import COMMAND_SECONDS, COMMANDS, Exposition, outbox_refresher
 from runtime.outbox import OutboxRelay
@@ -214,14 +213,15 @@ class Service:
                         )
                     except CommandFailed as exc:
                         reply = exc.reply()
-                    except DataError as exc:  # a value the database cannot hold: bad input, not a bug
-                        log.warning("command_data_error", error=str(exc.orig))
-                        reply = ErrorReply(
-                            error=ErrorBody(
-                                code=ErrorCode.VALIDATION, message="a value is out of range or malformed"
-                            )
-                        )
                     except Exception as exc:
+                        if is_invalid_value(exc):  # a value the database cannot hold: bad input
+                            log.warning("command_data_error", error=str(getattr(exc, "orig", exc)))
+                            reply = ErrorReply(
+                                error=ErrorBody(
+                                    code=ErrorCode.VALIDATION, message="a value is out of range or malformed"
+                                )
+                            )
+                            return reply.model_dump(mode="json")
                         if is_unavailable(exc):
                             log.warning("command_database_unavailable", error=str(exc))
                             reply = ErrorReply(

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from contracts.commands import Done, ErrorCode, TenantView, TokenGrant
 from gateway import identity
-from gateway.errors import ApiError
+from gateway.errors import ApiError, declare
 from gateway.routes.users import user_read
 from gateway.schemas import (
     InviteAccept,
@@ -32,7 +32,7 @@ async def _session(request: Request, grant: TokenGrant) -> SessionRead:
     return SessionRead.model_validate(grant.model_dump(exclude={"seq"}))
 
 
-@router.post("/register", status_code=201, response_model=SessionRead)
+@router.post("/register", status_code=201, response_model=SessionRead, responses=declare(409, 429, 504))
 async def register(body: RegisterCreate, request: Request) -> SessionRead:
     """Create an organisation and its owner; the owner is logged in at once. Rate-limited per client
     address and per email (429 with `Retry-After`)."""
@@ -41,7 +41,7 @@ async def register(body: RegisterCreate, request: Request) -> SessionRead:
     return await _session(request, grant)
 
 
-@router.post("/login", response_model=SessionRead)
+@router.post("/login", response_model=SessionRead, responses=declare(401, 429, 504))
 async def login(body: LoginCreate, request: Request) -> SessionRead:
     """Email and password to a session: a 15-minute access token and a single-use refresh token.
     A wrong pair is a 401 that does not say which half was wrong; too many failures for the account
@@ -51,7 +51,7 @@ async def login(body: LoginCreate, request: Request) -> SessionRead:
     return await _session(request, grant)
 
 
-@router.post("/refresh", response_model=SessionRead)
+@router.post("/refresh", response_model=SessionRead, responses=declare(401, 504))
 async def refresh(body: RefreshCreate, request: Request) -> SessionRead:
     """A refresh token for a new access token and a new refresh token (the one sent is used up).
     Presenting a used refresh token again ends that whole login (401)."""
@@ -59,14 +59,14 @@ async def refresh(body: RefreshCreate, request: Request) -> SessionRead:
     return await _session(request, grant)
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=declare(504))
 async def logout(body: LogoutCreate, request: Request) -> Response:
     """End the login this refresh token belongs to. Always 204, known token or not."""
     await request.app.state.commands.call("cmd.auth.logout", body.model_dump(), Done)
     return Response(status_code=204)
 
 
-@router.post("/accept-invite", response_model=SessionRead)
+@router.post("/accept-invite", response_model=SessionRead, responses=declare(401, 504))
 async def accept_invite(body: InviteAccept, request: Request) -> SessionRead:
     """Set the password of an invited account with the invitation's one-time token; logs in."""
     command = {
@@ -78,7 +78,7 @@ async def accept_invite(body: InviteAccept, request: Request) -> SessionRead:
     return await _session(request, grant)
 
 
-@router.post("/password", response_model=SessionRead)
+@router.post("/password", response_model=SessionRead, responses=declare(403, 429, 504))
 async def change_password(body: PasswordChange, caller: SelfDep, request: Request) -> SessionRead:
     """Change your own password (any role). Every other session of yours ends: refresh tokens at
     once, access tokens as soon as this answers. Answers with a fresh session."""
@@ -91,7 +91,7 @@ async def change_password(body: PasswordChange, caller: SelfDep, request: Reques
     return await _session(request, grant)
 
 
-@router.get("/me", response_model=MeRead)
+@router.get("/me", response_model=MeRead, responses=declare(404))
 async def me(caller: SelfDep, request: Request) -> MeRead:
     """The user the token belongs to, their current role and their organisation."""
     async with request.app.state.engine.connect() as conn:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from contracts.commands import Pong
 from contracts.subjects import SERVICES, ping_subject
+from gateway.errors import DEFAULT_RETRY_AFTER
 from gateway.schemas import DependencyHealth, ServicesHealth
 
 router = APIRouter(tags=["health"])
@@ -64,7 +65,11 @@ async def _ping_postgres(request: Request) -> DependencyHealth:
     return DependencyHealth(status="healthy", latency_ms=_ms(started))
 
 
-@router.get("/health/services", response_model=ServicesHealth)
+@router.get(
+    "/health/services",
+    response_model=ServicesHealth,
+    responses={503: {"model": ServicesHealth, "description": "Something is unhealthy (`degraded`)"}},
+)
 async def services_health(request: Request) -> JSONResponse:
     """Each service and dependency pinged for real, with its latency; 503 if any is unhealthy."""
     names = [*SERVICES, "nats", "postgres"]
@@ -74,4 +79,7 @@ async def services_health(request: Request) -> JSONResponse:
     services = dict(zip(names, checks, strict=True))
     healthy = all(c.status == "healthy" for c in checks)
     body = ServicesHealth(status="healthy" if healthy else "degraded", services=services)
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
+    if healthy:
+        return JSONResponse(body.model_dump(mode="json"))
+    headers = {"Retry-After": str(DEFAULT_RETRY_AFTER)}
+    return JSONResponse(body.model_dump(mode="json"), status_code=503, headers=headers)

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
+from pydantic import StringConstraints
 
 from contracts.commands import MAX_INT32, ErrorCode, FeedbackAccepted, IncidentAccepted, RegenerationAccepted
 from contracts.events import IncidentState, Severity
+from contracts.wire import NO_NUL
 from gateway import read_models as rm
-from gateway.errors import ApiError
+from gateway.errors import ApiError, declare
 from gateway.idempotency import idempotent
 from gateway.schemas import (
+    DateTimeQuery,
     EvidenceItemRead,
     FeedbackCreate,
     FeedbackRead,
@@ -27,7 +29,7 @@ from gateway.schemas import (
     TimelineEntryRead,
     TimelineRead,
     TransitionCreate,
-    as_utc,
+    one_or_more,
 )
 from gateway.security import CallerDep
 
@@ -36,6 +38,7 @@ router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 Idempotent = [idempotent(CallerDep)]
 
 NOT_FOUND = ApiError(404, ErrorCode.NOT_FOUND.value, "incident not found")
+IncidentId = Annotated[str, Path(pattern=NO_NUL)]
 
 
 def _read(row: Any) -> IncidentRead:
@@ -65,7 +68,13 @@ async def _answer_write(request: Request, caller_tenant: str, accepted: Incident
     return IncidentRead.model_validate(accepted.incident.model_dump())
 
 
-@router.post("", status_code=201, response_model=IncidentRead, dependencies=Idempotent)
+# Each command can time out; each route naming an incident answers 404 for one not in your organisation.
+COMMAND = (504,)
+
+
+@router.post(
+    "", status_code=201, response_model=IncidentRead, dependencies=Idempotent, responses=declare(*COMMAND)
+)
 async def create_incident(body: IncidentCreate, caller: CallerDep, request: Request) -> IncidentRead:
     accepted = await request.app.state.commands.call(
         "cmd.incidents.create",
@@ -75,18 +84,23 @@ async def create_incident(body: IncidentCreate, caller: CallerDep, request: Requ
     return await _answer_write(request, caller.tenant_id, accepted)
 
 
-def _several(values: list[str] | None, allowed: type[StrEnum], name: str) -> tuple[str, ...]:
-    """`?state=a&state=b` and `?state=a,b` both work."""
-    picked = tuple(v.strip() for value in values or () for v in value.split(",") if v.strip())
-    unknown = [v for v in picked if v not in allowed.__members__.values()]
-    if unknown:
-        raise ApiError(
-            422,
-            "validation_error",
-            f"unknown {name}: {', '.join(unknown)}",
-            [{"loc": ["query", name], "msg": f"allowed: {', '.join(m.value for m in allowed)}"}],
-        )
-    return picked
+def _several(values: list[str] | None) -> tuple[str, ...]:
+    """`?state=a&state=b` and `?state=a,b` both work (the pattern has checked each value)."""
+    return tuple(v for value in values or () for v in value.split(","))
+
+
+def _values(values: type[StrEnum]) -> str:
+    return ", ".join(v.value for v in values)
+
+
+StatesFilter = Annotated[
+    list[Annotated[str, StringConstraints(pattern=one_or_more(IncidentState))]] | None,
+    Query(description=f"One or more states: {_values(IncidentState)} (repeat or comma-separate)"),
+]
+SeveritiesFilter = Annotated[
+    list[Annotated[str, StringConstraints(pattern=one_or_more(Severity))]] | None,
+    Query(description=f"One or more severities: {_values(Severity)} (repeat or comma-separate)"),
+]
 
 
 @router.get("", response_model=IncidentPage)
@@ -94,32 +108,34 @@ async def list_incidents(
     caller: CallerDep,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    state: Annotated[
-        list[str] | None, Query(description="One or more states (repeat or comma-separate)")
+    cursor: Annotated[
+        str | None,
+        Query(pattern=rm.CURSOR_PATTERN, description="The previous page's `next_cursor`, as it was given"),
     ] = None,
-    severity: Annotated[list[str] | None, Query(description="One or more severities")] = None,
-    service: Annotated[str | None, Query(max_length=100)] = None,
-    assignee: Annotated[str | None, Query(max_length=64, description="A user id, `me`, or `none`")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Text in the title or description")] = None,
-    created_from: Annotated[datetime | None, Query(description="Created at or after (ISO 8601)")] = None,
-    created_to: Annotated[datetime | None, Query(description="Created before (ISO 8601)")] = None,
+    state: StatesFilter = None,
+    severity: SeveritiesFilter = None,
+    service: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    assignee: Annotated[
+        str | None, Query(max_length=64, pattern=NO_NUL, description="A user id, `me`, or `none`")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="Text in the title or description")
+    ] = None,
+    created_from: Annotated[DateTimeQuery | None, Query(description="Created at or after (RFC 3339)")] = None,
+    created_to: Annotated[DateTimeQuery | None, Query(description="Created before (RFC 3339)")] = None,
     order: Annotated[Literal["newest", "oldest"], Query()] = "newest",
 ) -> IncidentPage:
     """The caller's incidents, newest first unless `order=oldest`, with optional filters. Pass
     `next_cursor` back as `cursor` (with the same filters) for the next page."""
-    try:
-        after = rm.decode_cursor(cursor) if cursor else None
-    except ValueError as exc:
-        raise ApiError(400, "bad_request", "invalid cursor") from exc
+    after = rm.decode_cursor(cursor) if cursor else None
     where = rm.IncidentFilter(
-        states=_several(state, IncidentState, "state"),
-        severities=_several(severity, Severity, "severity"),
+        states=_several(state),
+        severities=_several(severity),
         service_name=service,
         assignee_id=caller.user_id if assignee == "me" else assignee,
         text=q.strip() if q and q.strip() else None,
-        created_from=as_utc(created_from),
-        created_to=as_utc(created_to),
+        created_from=created_from,
+        created_to=created_to,
         oldest_first=order == "oldest",
     )
     async with request.app.state.engine.connect() as conn:
@@ -128,13 +144,21 @@ async def list_incidents(
 
 
 @router.get("/{incident_id}", response_model=IncidentRead)
-async def get_incident(incident_id: str, caller: CallerDep, request: Request) -> IncidentRead:
+async def get_incident(incident_id: IncidentId, caller: CallerDep, request: Request) -> IncidentRead:
     return _read(await _visible_incident(request, caller.tenant_id, incident_id))
 
 
-@router.post("/{incident_id}/transitions", response_model=IncidentRead, dependencies=Idempotent)
+@router.post(
+    "/{incident_id}/transitions",
+    response_model=IncidentRead,
+    dependencies=Idempotent,
+    responses=declare(409, *COMMAND),
+)
 async def transition_incident(
-    incident_id: str, body: TransitionCreate, caller: CallerDep, request: Request
+    incident_id: IncidentId,
+    body: Annotated[TransitionCreate, Body(discriminator="to")],
+    caller: CallerDep,
+    request: Request,
 ) -> IncidentRead:
     """Move the incident along `detected → acknowledged → investigating → resolved` (skipping forward is
     allowed; `resolved → investigating` reopens). Any other move is a 409 naming the allowed ones."""
@@ -146,9 +170,9 @@ async def transition_incident(
     return await _answer_write(request, caller.tenant_id, accepted)
 
 
-@router.patch("/{incident_id}", response_model=IncidentRead)
+@router.patch("/{incident_id}", response_model=IncidentRead, responses=declare(409, *COMMAND))
 async def update_incident(
-    incident_id: str, body: IncidentUpdate, caller: CallerDep, request: Request
+    incident_id: IncidentId, body: IncidentUpdate, caller: CallerDep, request: Request
 ) -> IncidentRead:
     """Change title, description, severity, service or assignee (a user of your organisation).
     Each change is recorded on the timeline with its old and new value."""
@@ -164,8 +188,16 @@ async def update_incident(
     return await _answer_write(request, caller.tenant_id, accepted)
 
 
-@router.post("/{incident_id}/notes", status_code=201, response_model=IncidentRead, dependencies=Idempotent)
-async def add_note(incident_id: str, body: NoteCreate, caller: CallerDep, request: Request) -> IncidentRead:
+@router.post(
+    "/{incident_id}/notes",
+    status_code=201,
+    response_model=IncidentRead,
+    dependencies=Idempotent,
+    responses=declare(*COMMAND),
+)
+async def add_note(
+    incident_id: IncidentId, body: NoteCreate, caller: CallerDep, request: Request
+) -> IncidentRead:
     """Add a note to the incident's timeline."""
     accepted = await request.app.state.commands.call(
         "cmd.incidents.add_note",
@@ -177,7 +209,7 @@ async def add_note(incident_id: str, body: NoteCreate, caller: CallerDep, reques
 
 @router.get("/{incident_id}/hypotheses", response_model=HypothesesRead)
 async def get_hypotheses(
-    incident_id: str,
+    incident_id: IncidentId,
     caller: CallerDep,
     request: Request,
     version: Annotated[
@@ -218,7 +250,7 @@ async def get_hypotheses(
 
 
 @router.get("/{incident_id}/timeline", response_model=TimelineRead)
-async def get_timeline(incident_id: str, caller: CallerDep, request: Request) -> TimelineRead:
+async def get_timeline(incident_id: IncidentId, caller: CallerDep, request: Request) -> TimelineRead:
     """Everything that happened to the incident, in stream order, each with its actor and time."""
     incident = await _visible_incident(request, caller.tenant_id, incident_id)
     async with request.app.state.engine.connect() as conn:
@@ -231,8 +263,15 @@ async def get_timeline(incident_id: str, caller: CallerDep, request: Request) ->
     )
 
 
-@router.post("/{incident_id}/hypotheses/regenerate", status_code=202, response_model=RegenerationRead)
-async def regenerate_hypotheses(incident_id: str, caller: CallerDep, request: Request) -> RegenerationRead:
+@router.post(
+    "/{incident_id}/hypotheses/regenerate",
+    status_code=202,
+    response_model=RegenerationRead,
+    responses=declare(*COMMAND),
+)
+async def regenerate_hypotheses(
+    incident_id: IncidentId, caller: CallerDep, request: Request
+) -> RegenerationRead:
     """Ask the AI worker for a new generation now (responders and above). The request goes on the log;
     the new generation follows on `GET .../hypotheses` and the live feed, with `trigger: regenerate`."""
     await _visible_incident(request, caller.tenant_id, incident_id)
@@ -249,9 +288,10 @@ async def regenerate_hypotheses(incident_id: str, caller: CallerDep, request: Re
     status_code=201,
     response_model=FeedbackRead,
     dependencies=Idempotent,
+    responses=declare(*COMMAND),
 )
 async def hypothesis_feedback(
-    incident_id: str,
+    incident_id: IncidentId,
     rank: Annotated[int, Path(ge=1, le=10)],
     body: FeedbackCreate,
     caller: CallerDep,

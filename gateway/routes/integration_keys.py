@@ -1,15 +1,17 @@
 """`/api/v1/integration-keys`: API keys for machines (Alertmanager, CI), scoped to what they may do.
-Admins create and revoke them; the secret is shown once, at creation."""
+Admins create and revoke them; the secret is shown once, at creation. A key is revoked, never
+deleted (`POST .../revoke`): it stays listed, with `revoked_at`, for the record of who sent what."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request
 
 from contracts.commands import ErrorCode, IntegrationKeyAccepted, IntegrationKeyIssued
+from contracts.wire import NO_NUL
 from gateway import identity
-from gateway.errors import ApiError
+from gateway.errors import ApiError, declare
 from gateway.schemas import (
     IntegrationKeyCreate,
     IntegrationKeyPage,
@@ -20,7 +22,7 @@ from gateway.security import AdminDep
 
 router = APIRouter(prefix="/api/v1/integration-keys", tags=["integration keys"])
 
-KeyId = Annotated[str, Path(max_length=64)]
+KeyId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 NOT_FOUND = ApiError(404, ErrorCode.NOT_FOUND.value, "integration key not found")
 
 
@@ -28,7 +30,7 @@ def _read(row: Any) -> IntegrationKeyRead:
     return IntegrationKeyRead.model_validate(row, from_attributes=True)
 
 
-@router.post("", status_code=201, response_model=IntegrationKeySecretRead)
+@router.post("", status_code=201, response_model=IntegrationKeySecretRead, responses=declare(409, 504))
 async def create_key(
     body: IntegrationKeyCreate, caller: AdminDep, request: Request
 ) -> IntegrationKeySecretRead:
@@ -49,7 +51,7 @@ async def list_keys(
     caller: AdminDep,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
 ) -> IntegrationKeyPage:
     """The organisation's keys, revoked ones included, oldest first; never their secrets."""
     async with request.app.state.engine.connect() as conn:
@@ -67,11 +69,11 @@ async def get_key(key_id: KeyId, caller: AdminDep, request: Request) -> Integrat
     return _read(row)
 
 
-@router.delete("/{key_id}", status_code=204)
-async def revoke_key(key_id: KeyId, caller: AdminDep, request: Request) -> Response:
-    """Revoke a key: it is refused from the moment this answers (204). Revoking twice is harmless.
-    A 503 (with `Retry-After`) means auth recorded the revocation but the gateway does not refuse the
-    key yet: retry until it answers 204."""
+@router.post("/{key_id}/revoke", response_model=IntegrationKeyRead, responses=declare(504))
+async def revoke_key(key_id: KeyId, caller: AdminDep, request: Request) -> IntegrationKeyRead:
+    """Revoke a key: it is refused from the moment this answers 200 with the key, `revoked_at` set,
+    and stays listed as revoked. Revoking twice is harmless. A 503 (with `Retry-After`) means auth
+    recorded the revocation but the gateway does not refuse the key yet: retry until it answers 200."""
     state = request.app.state
     accepted = await state.commands.call(
         "cmd.auth.revoke_key", {"caller": caller.model_dump(), "key_id": key_id}, IntegrationKeyAccepted
@@ -79,4 +81,6 @@ async def revoke_key(key_id: KeyId, caller: AdminDep, request: Request) -> Respo
     await identity.until_in_effect(
         state, accepted.seq, lambda conn: identity.key_refused(conn, caller.tenant_id, accepted.key.id)
     )
-    return Response(status_code=204)
+    async with state.engine.connect() as conn:
+        row = await identity.get_integration_key(conn, accepted.key.id)
+    return _read(row) if row is not None else IntegrationKeyRead.model_validate(accepted.key.model_dump())

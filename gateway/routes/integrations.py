@@ -23,9 +23,11 @@ from pydantic import BaseModel, ValidationError
 from contracts import integrations as ci
 from contracts.commands import Done, ErrorCode
 from contracts.events import KeyScope
-from gateway.errors import ApiError
+from contracts.wire import NO_NUL
+from gateway.errors import ApiError, declare
 from gateway.idempotency import idempotent
 from gateway.schemas import (
+    UUID_PATTERN,
     AlertsAcceptedRead,
     DeployRead,
     InboundDeliveryPage,
@@ -48,9 +50,13 @@ router = APIRouter(prefix="/api/v1/integrations", tags=["integrations"])
 
 AlertsKey = Annotated[KeyCaller, integration_key(KeyScope.ALERTS_WRITE)]
 DeploysKey = Annotated[KeyCaller, integration_key(KeyScope.DEPLOYS_WRITE)]
-WebhookId = Annotated[str, Path(max_length=64)]
+WebhookId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 Limit = Annotated[int, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(max_length=64)]
+Cursor = Annotated[
+    str | None, Query(pattern=UUID_PATTERN, description="The previous page's `next_cursor`, as it was given")
+]
+# Every route here is a command to integrations, which may not answer in time.
+COMMAND = (504,)
 
 R = TypeVar("R", bound=BaseModel)
 M = TypeVar("M", bound=BaseModel)
@@ -133,6 +139,7 @@ async def _validated(request: Request, model: type[M], key: KeyCaller, endpoint:
     response_model=AlertsAcceptedRead,
     openapi_extra=_json_body(ci.AlertmanagerPayload),
     dependencies=[idempotent(AlertsKey)],
+    responses=declare(*COMMAND),
 )
 async def receive_alerts(request: Request, key: AlertsKey) -> AlertsAcceptedRead:
     """An Alertmanager webhook notification (payload version 4), or Grafana's Alertmanager-compatible
@@ -154,7 +161,10 @@ async def receive_alerts(request: Request, key: AlertsKey) -> AlertsAcceptedRead
     status_code=201,
     response_model=DeployRead,
     openapi_extra=_json_body(ci.DeployReport),
-    responses={200: {"description": "The same deploy was reported before; nothing new was recorded"}},
+    responses={
+        200: {"description": "The same deploy was reported before; nothing new was recorded"},
+        **declare(*COMMAND),
+    },
     dependencies=[idempotent(DeploysKey)],
 )
 async def record_deploy(request: Request, response: Response, key: DeploysKey) -> DeployRead:
@@ -173,7 +183,7 @@ async def record_deploy(request: Request, response: Response, key: DeploysKey) -
     return DeployRead.model_validate(accepted.deploy.model_dump())
 
 
-@router.get("/rejections", response_model=RejectionPage)
+@router.get("/rejections", response_model=RejectionPage, responses=declare(*COMMAND))
 async def list_rejections(
     caller: AdminDep, request: Request, limit: Limit = 50, cursor: Cursor = None
 ) -> RejectionPage:
@@ -188,7 +198,7 @@ async def list_rejections(
     return RejectionPage.model_validate(page.model_dump())
 
 
-@router.get("/inbound", response_model=InboundDeliveryPage)
+@router.get("/inbound", response_model=InboundDeliveryPage, responses=declare(*COMMAND))
 async def list_inbound(
     caller: AdminDep,
     request: Request,
@@ -207,13 +217,13 @@ async def list_inbound(
     return InboundDeliveryPage.model_validate(page.model_dump())
 
 
-@router.get("/settings", response_model=IntegrationSettingsRead)
+@router.get("/settings", response_model=IntegrationSettingsRead, responses=declare(*COMMAND))
 async def get_settings(caller: AdminDep, request: Request) -> IntegrationSettingsRead:
     view = await _call(request, "get_settings", {"caller": caller.model_dump()}, ci.IntegrationSettingsView)
     return IntegrationSettingsRead.model_validate(view.model_dump())
 
 
-@router.put("/settings", response_model=IntegrationSettingsRead)
+@router.put("/settings", response_model=IntegrationSettingsRead, responses=declare(*COMMAND))
 async def update_settings(
     body: IntegrationSettingsUpdate, caller: AdminDep, request: Request
 ) -> IntegrationSettingsRead:
@@ -230,7 +240,7 @@ async def update_settings(
 # ---- outbound webhooks
 
 
-@router.post("/webhooks", status_code=201, response_model=WebhookSecretRead)
+@router.post("/webhooks", status_code=201, response_model=WebhookSecretRead, responses=declare(409, *COMMAND))
 async def create_webhook(body: WebhookCreate, caller: AdminDep, request: Request) -> WebhookSecretRead:
     """A Slack incoming webhook (`kind: slack`: a Block Kit message) or a generic one (`kind:
     generic`: the event envelope as JSON, signed). `event_types`: `incident.created`,
@@ -245,7 +255,7 @@ async def create_webhook(body: WebhookCreate, caller: AdminDep, request: Request
     return WebhookSecretRead(**issued.webhook.model_dump(), secret=issued.secret)
 
 
-@router.get("/webhooks", response_model=WebhookPage)
+@router.get("/webhooks", response_model=WebhookPage, responses=declare(*COMMAND))
 async def list_webhooks(
     caller: AdminDep, request: Request, limit: Limit = 50, cursor: Cursor = None
 ) -> WebhookPage:
@@ -258,7 +268,7 @@ async def list_webhooks(
     return WebhookPage.model_validate(page.model_dump())
 
 
-@router.get("/webhooks/{webhook_id}", response_model=WebhookRead)
+@router.get("/webhooks/{webhook_id}", response_model=WebhookRead, responses=declare(*COMMAND))
 async def get_webhook(webhook_id: WebhookId, caller: AdminDep, request: Request) -> WebhookRead:
     view = await _call(
         request, "get_webhook", {"caller": caller.model_dump(), "webhook_id": webhook_id}, ci.WebhookView
@@ -266,7 +276,7 @@ async def get_webhook(webhook_id: WebhookId, caller: AdminDep, request: Request)
     return WebhookRead.model_validate(view.model_dump())
 
 
-@router.patch("/webhooks/{webhook_id}", response_model=WebhookRead)
+@router.patch("/webhooks/{webhook_id}", response_model=WebhookRead, responses=declare(*COMMAND))
 async def update_webhook(
     webhook_id: WebhookId, body: WebhookUpdate, caller: AdminDep, request: Request
 ) -> WebhookRead:
@@ -280,14 +290,16 @@ async def update_webhook(
     return WebhookRead.model_validate(view.model_dump())
 
 
-@router.delete("/webhooks/{webhook_id}", status_code=204)
+@router.delete("/webhooks/{webhook_id}", status_code=204, responses=declare(*COMMAND))
 async def delete_webhook(webhook_id: WebhookId, caller: AdminDep, request: Request) -> Response:
     """Delete it and its delivery log; nothing more is sent to it."""
     await _call(request, "delete_webhook", {"caller": caller.model_dump(), "webhook_id": webhook_id}, Done)
     return Response(status_code=204)
 
 
-@router.get("/webhooks/{webhook_id}/deliveries", response_model=WebhookDeliveryPage)
+@router.get(
+    "/webhooks/{webhook_id}/deliveries", response_model=WebhookDeliveryPage, responses=declare(*COMMAND)
+)
 async def list_deliveries(
     webhook_id: WebhookId,
     caller: AdminDep,
@@ -317,10 +329,11 @@ async def list_deliveries(
     "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
     status_code=202,
     response_model=WebhookDeliveryRead,
+    responses=declare(409, *COMMAND),
 )
 async def retry_delivery(
     webhook_id: WebhookId,
-    delivery_id: Annotated[str, Path(max_length=64)],
+    delivery_id: Annotated[str, Path(max_length=64, pattern=NO_NUL)],
     caller: AdminDep,
     request: Request,
 ) -> WebhookDeliveryRead:

@@ -7,30 +7,40 @@ from fastapi import APIRouter, Query, Request
 
 from gateway import read_models as rm
 from gateway.accuracy import Confirmation, Generation, Resolved, engine_accuracy
-from gateway.errors import ApiError
-from gateway.schemas import EngineAccuracyRead, HypothesisMetricsRead, IncidentMetricsRead, as_utc
+from gateway.schemas import DateTimeQuery, EngineAccuracyRead, HypothesisMetricsRead, IncidentMetricsRead
 from gateway.security import CallerDep
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 
 DEFAULT_WINDOW = timedelta(days=30)
 ACCURACY_WINDOW = timedelta(days=90)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def window(start: datetime | None, end: datetime | None, default: timedelta) -> tuple[datetime, datetime]:
+    """The window asked for, its start `default` before its end when not given. A window that ends
+    before it starts is empty (its figures are all zero), as a list filtered that way is."""
+    end = end or datetime.now(UTC)
+    if start is None:
+        start = end - default if end - EARLIEST > default else EARLIEST
+    return start, end
 
 
 @router.get("/incidents", response_model=IncidentMetricsRead)
 async def incident_metrics(
     caller: CallerDep,
     request: Request,
-    created_from: Annotated[datetime | None, Query(description="Window start (default: 30 days ago)")] = None,
-    created_to: Annotated[datetime | None, Query(description="Window end (default: now)")] = None,
+    created_from: Annotated[
+        DateTimeQuery | None, Query(description="Window start, RFC 3339 (default: 30 days before its end)")
+    ] = None,
+    created_to: Annotated[
+        DateTimeQuery | None, Query(description="Window end, RFC 3339 (default: now)")
+    ] = None,
 ) -> IncidentMetricsRead:
     """For the incidents created in the window: counts by state and severity, and the mean, p50 and
     p90 time to acknowledge (first move out of `detected`) and to resolve, in seconds; and the
     incidents created per UTC day. `open` counts the incidents not resolved now, whatever the window."""
-    end = as_utc(created_to) or datetime.now(UTC)
-    start = as_utc(created_from) or end - DEFAULT_WINDOW
-    if start >= end:
-        raise ApiError(422, "validation_error", "created_from must be before created_to")
+    start, end = window(created_from, created_to, DEFAULT_WINDOW)
     async with request.app.state.engine.connect() as conn:
         figures = await rm.incident_metrics(conn, caller.tenant_id, start, end)
     return IncidentMetricsRead(created_from=start, created_to=end, **figures)
@@ -41,18 +51,17 @@ async def hypothesis_metrics(
     caller: CallerDep,
     request: Request,
     resolved_from: Annotated[
-        datetime | None, Query(description="Window start (default: 90 days ago)")
+        DateTimeQuery | None, Query(description="Window start, RFC 3339 (default: 90 days before its end)")
     ] = None,
-    resolved_to: Annotated[datetime | None, Query(description="Window end (default: now)")] = None,
+    resolved_to: Annotated[
+        DateTimeQuery | None, Query(description="Window end, RFC 3339 (default: now)")
+    ] = None,
 ) -> HypothesisMetricsRead:
     """Per engine, over incidents resolved in the window with a confirmed hypothesis: the share whose
     confirmed cause the engine ranked 1st and in its top 3, the Brier score of its confidences (lower
     is better calibrated), and the median time from detection to its first generation that ranked
     the confirmed cause 1st."""
-    end = as_utc(resolved_to) or datetime.now(UTC)
-    start = as_utc(resolved_from) or end - ACCURACY_WINDOW
-    if start >= end:
-        raise ApiError(422, "validation_error", "resolved_from must be before resolved_to")
+    start, end = window(resolved_from, resolved_to, ACCURACY_WINDOW)
     async with request.app.state.engine.connect() as conn:
         resolved, generations, confirmations = await rm.accuracy_inputs(conn, caller.tenant_id, start, end)
     results = engine_accuracy(

@@ -8,14 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 
 from contracts.commands import ErrorCode, InviteIssued, MemberAccepted, MemberView
+from contracts.wire import NO_NUL
 from gateway import identity
-from gateway.errors import ApiError
+from gateway.errors import ApiError, declare
 from gateway.schemas import InviteCreate, InviteRead, RoleUpdate, UserPage, UserRead
 from gateway.security import AdminDep
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
-UserId = Annotated[str, Path(max_length=64)]
+UserId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 NOT_FOUND = ApiError(404, ErrorCode.NOT_FOUND.value, "user not found")
 
 
@@ -39,7 +40,7 @@ async def list_users(
     caller: AdminDep,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
 ) -> UserPage:
     """The organisation's users (invited, active and deactivated), oldest first."""
     async with request.app.state.engine.connect() as conn:
@@ -48,7 +49,7 @@ async def list_users(
     return UserPage(items=[user_read(r) for r in rows[:limit]], next_cursor=next_cursor)
 
 
-@router.post("", status_code=201, response_model=InviteRead)
+@router.post("", status_code=201, response_model=InviteRead, responses=declare(409, 504))
 async def invite_user(body: InviteCreate, caller: AdminDep, request: Request) -> InviteRead:
     """Invite someone with a role; the answer carries the one-time `invite_token` they need for
     `POST /api/v1/auth/accept-invite`. Admins may invite responders and viewers; owners anyone."""
@@ -68,7 +69,7 @@ async def get_user(user_id: UserId, caller: AdminDep, request: Request) -> UserR
     return user_read(row)
 
 
-@router.patch("/{user_id}", response_model=UserRead)
+@router.patch("/{user_id}", response_model=UserRead, responses=declare(409, 504))
 async def change_role(user_id: UserId, body: RoleUpdate, caller: AdminDep, request: Request) -> UserRead:
     """Change a user's role; it applies to their very next request."""
     accepted = await request.app.state.commands.call(
@@ -79,7 +80,7 @@ async def change_role(user_id: UserId, body: RoleUpdate, caller: AdminDep, reque
     return await _answer(request, caller.tenant_id, accepted.user, accepted.seq)
 
 
-@router.post("/{user_id}/deactivate", response_model=UserRead)
+@router.post("/{user_id}/deactivate", response_model=UserRead, responses=declare(409, 504))
 async def deactivate_user(user_id: UserId, caller: AdminDep, request: Request) -> UserRead:
     """The user can no longer log in or refresh, and their access tokens (and live-feed websockets)
     stop working by the time this answers 200. A 503 (with `Retry-After`) means auth recorded it but
@@ -98,7 +99,7 @@ async def deactivate_user(user_id: UserId, caller: AdminDep, request: Request) -
     return user_read(row) if row is not None else UserRead.model_validate(accepted.user.model_dump())
 
 
-@router.post("/{user_id}/reactivate", response_model=UserRead)
+@router.post("/{user_id}/reactivate", response_model=UserRead, responses=declare(409, 504))
 async def reactivate_user(user_id: UserId, caller: AdminDep, request: Request) -> UserRead:
     """The user may log in again (tokens from before the deactivation stay dead)."""
     accepted = await request.app.state.commands.call(

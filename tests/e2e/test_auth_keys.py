@@ -53,16 +53,23 @@ async def test_create_use_list_and_revoke(client: httpx.AsyncClient, tenant: Ten
     one = await client.get(f"/api/v1/integration-keys/{created['id']}", headers=tenant.auth)
     assert one.status_code == 200 and "key" not in one.json()
 
-    revoked = await client.delete(f"/api/v1/integration-keys/{created['id']}", headers=tenant.auth)
-    assert revoked.status_code == 204
+    revoked = await client.post(f"/api/v1/integration-keys/{created['id']}/revoke", headers=tenant.auth)
+    # A revocation, not a deletion: it answers with the key, which stays readable and listed, revoked.
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"], revoked.text
+    assert revoked.json()["id"] == created["id"] and "key" not in revoked.json()
     assert (await client.get("/api/v1/auth/key", headers=bearer(created["key"]))).status_code == 401
-    assert (await client.get(f"/api/v1/integration-keys/{created['id']}", headers=tenant.auth)).json()[
-        "revoked_at"
-    ]
-    # Revoking twice is harmless.
+    after = await client.get(f"/api/v1/integration-keys/{created['id']}", headers=tenant.auth)
+    assert after.status_code == 200 and after.json()["revoked_at"] == revoked.json()["revoked_at"]
+    listed = await client.get("/api/v1/integration-keys", headers=tenant.auth)
+    assert [k["revoked_at"] for k in listed.json()["items"]] == [revoked.json()["revoked_at"]]
+    # There is nothing to delete.
     assert (
         await client.delete(f"/api/v1/integration-keys/{created['id']}", headers=tenant.auth)
-    ).status_code == 204
+    ).status_code == 405
+    # Revoking twice is harmless.
+    assert (
+        await client.post(f"/api/v1/integration-keys/{created['id']}/revoke", headers=tenant.auth)
+    ).status_code == 200
 
 
 async def test_keys_and_user_tokens_are_not_interchangeable(
@@ -121,7 +128,7 @@ async def test_keys_belong_to_their_tenant(client: httpx.AsyncClient, tenant: Te
     other = await register_tenant(client, "Other")
     assert (await client.get(f"/api/v1/integration-keys/{mine['id']}", headers=other.auth)).status_code == 404
     assert (
-        await client.delete(f"/api/v1/integration-keys/{mine['id']}", headers=other.auth)
+        await client.post(f"/api/v1/integration-keys/{mine['id']}/revoke", headers=other.auth)
     ).status_code == 404
     assert (await client.get("/api/v1/integration-keys", headers=other.auth)).json()["items"] == []
     # Still alive after the other tenant's attempt.
@@ -140,7 +147,7 @@ async def test_only_admins_manage_keys(client: httpx.AsyncClient, tenant: Tenant
     ).status_code == 403
     assert (await client.get("/api/v1/integration-keys", headers=responder.auth)).status_code == 403
     assert (
-        await client.delete(f"/api/v1/integration-keys/{key_id}", headers=responder.auth)
+        await client.post(f"/api/v1/integration-keys/{key_id}/revoke", headers=responder.auth)
     ).status_code == 403
 
 
@@ -172,5 +179,5 @@ async def test_an_organisation_has_a_bounded_number_of_active_keys(
         headers=tenant.auth,
     )
     assert over.status_code == 409 and "at most 5" in over.json()["error"]["message"]
-    await client.delete(f"/api/v1/integration-keys/{keys[0]['id']}", headers=tenant.auth)
+    await client.post(f"/api/v1/integration-keys/{keys[0]['id']}/revoke", headers=tenant.auth)
     await create_key(client, tenant, ["alerts:write"], name="replacement")

@@ -37,16 +37,17 @@ async def test_a_revocation_the_gateway_does_not_enforce_yet_is_not_a_success(
 ) -> None:
     key = await create_key(client, tenant, ["alerts:write"])
     async with projector_held(engine):
-        pending = await client.delete(f"/api/v1/integration-keys/{key['id']}", headers=tenant.auth)
+        pending = await client.post(f"/api/v1/integration-keys/{key['id']}/revoke", headers=tenant.auth)
         assert pending.status_code == 503, pending.text
         assert pending.json()["error"]["code"] == "unavailable"
         assert int(pending.headers["retry-after"]) >= 1
         # Which is the truth: the gateway still lets the key in.
         assert (await client.get("/api/v1/auth/key", headers=bearer(key["key"]))).status_code == 200
     # Retried as told (auth has nothing left to do, so no sequence to wait for): once it answers
-    # 204 the key is refused.
-    done = await client.delete(f"/api/v1/integration-keys/{key['id']}", headers=tenant.auth)
-    assert done.status_code == 204, done.text
+    # 200 the key is refused.
+    done = await client.post(f"/api/v1/integration-keys/{key['id']}/revoke", headers=tenant.auth)
+    assert done.status_code == 200, done.text
+    assert done.json()["revoked_at"]
     assert (await client.get("/api/v1/auth/key", headers=bearer(key["key"]))).status_code == 401
 
 
@@ -55,8 +56,8 @@ async def test_a_revoked_key_is_refused_right_after_the_answer(
 ) -> None:
     key = await create_key(client, tenant, ["deploys:write"])
     assert (
-        await client.delete(f"/api/v1/integration-keys/{key['id']}", headers=tenant.auth)
-    ).status_code == 204
+        await client.post(f"/api/v1/integration-keys/{key['id']}/revoke", headers=tenant.auth)
+    ).status_code == 200
     deploy = {"service_name": "checkout", "version": "v1", "environment": "production"}
     refused = await client.post("/api/v1/integrations/deploys", json=deploy, headers=bearer(key["key"]))
     assert refused.status_code == 401

@@ -51,7 +51,7 @@ EXPECTED: dict[tuple[str, str], Role | str] = {
     ("POST", "/api/v1/integration-keys"): Role.ADMIN,
     ("GET", "/api/v1/integration-keys"): Role.ADMIN,
     ("GET", "/api/v1/integration-keys/{key_id}"): Role.ADMIN,
-    ("DELETE", "/api/v1/integration-keys/{key_id}"): Role.ADMIN,
+    ("POST", "/api/v1/integration-keys/{key_id}/revoke"): Role.ADMIN,
     ("POST", "/api/v1/incidents"): Role.RESPONDER,
     ("GET", "/api/v1/incidents"): Role.VIEWER,
     ("GET", "/api/v1/incidents/{incident_id}"): Role.VIEWER,

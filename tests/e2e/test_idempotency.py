@@ -217,7 +217,7 @@ async def test_moves_and_notes_are_done_once(client: httpx.AsyncClient, tenant: 
     assert refused[1].headers[REPLAYED] == "true" and refused[1].json() == refused[0].json()
 
 
-@pytest.mark.parametrize("key", ["", "k" * 256, '""', "ключ"])
+@pytest.mark.parametrize("key", ["", "k" * 256, '""', '" "', "ключ"])
 async def test_bad_keys_are_refused(client: httpx.AsyncClient, tenant: Tenant, key: str) -> None:
     response = await client.post(
         "/api/v1/incidents",

@@ -415,7 +415,7 @@ async def test_only_a_key_with_the_scope_may_send(client: httpx.AsyncClient, ten
     assert (await client.post(url, json=body, headers=tenant.auth)).status_code == 401  # a user is not a key
     assert (await client.post(url, json=body)).status_code == 401
     key = await create_key(client, tenant, ["alerts:write"])
-    await client.delete(f"/api/v1/integration-keys/{key['id']}", headers=tenant.auth)
+    await client.post(f"/api/v1/integration-keys/{key['id']}/revoke", headers=tenant.auth)
     assert (await client.post(url, json=body, headers=bearer(key["key"]))).status_code == 401
     # Refused before anything was stored.
     assert (await client.get("/api/v1/integrations/inbound", headers=tenant.auth)).json()["items"] == []

@@ -75,7 +75,7 @@ async def wait_member(
         response = await client.patch(
             f"/api/v1/incidents/{incident_id}", json={"assignee_id": user_id}, headers=tenant.auth
         )
-        if response.status_code != 422 or time.monotonic() > deadline:
+        if response.status_code != 409 or time.monotonic() > deadline:
             return response
         await asyncio.sleep(0.1)
 
@@ -141,7 +141,7 @@ async def test_assignee_must_belong_to_the_tenant(client: httpx.AsyncClient, ten
     foreign = await client.patch(
         f"/api/v1/incidents/{incident['id']}", json={"assignee_id": other.user_id}, headers=tenant.auth
     )
-    assert foreign.status_code == 422
+    assert foreign.status_code == 409, foreign.text
     assert foreign.json()["error"]["details"][0]["loc"] == ["body", "assignee_id"]
 
 
@@ -173,7 +173,14 @@ async def test_list_filters(client: httpx.AsyncClient, tenant: Tenant) -> None:
     assert await ids(created_from=future) == []
     assert await ids(created_to=future, created_from=a["created_at"]) == [c["id"], b["id"], a["id"]]
     bad = await client.get("/api/v1/incidents", params={"state": "sleeping"}, headers=tenant.auth)
-    assert bad.status_code == 422 and "sleeping" in bad.json()["error"]["message"]
+    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["loc"] == ["query", "state", 0]
+    # Date-times are RFC 3339 and nothing else: not a number (once read as a Unix time), not a date
+    # alone, not a time without an offset.
+    for loose in ("0.5", "1733000000", "2026-12-01", "2026-12-01T10:30:00", "2026-12-01 10:30:00Z"):
+        for name in ("created_from", "created_to"):
+            refused = await client.get("/api/v1/incidents", params={name: loose}, headers=tenant.auth)
+            assert refused.status_code == 422, (name, loose, refused.text)
+            assert refused.json()["error"]["details"][0]["loc"] == ["query", name]
 
 
 async def test_pages_are_stable_under_concurrent_inserts(client: httpx.AsyncClient, tenant: Tenant) -> None:
@@ -226,4 +233,22 @@ async def test_incident_metrics(client: httpx.AsyncClient, tenant: Tenant) -> No
         params={"created_from": datetime.now(UTC).isoformat(), "created_to": past},
         headers=tenant.auth,
     )
-    assert reversed_window.status_code == 422
+    # A window that ends before it starts holds nothing, as a list filtered so does.
+    assert reversed_window.status_code == 200, reversed_window.text
+    assert reversed_window.json()["total"] == 0
+    for params in (
+        {"created_to": "0.5"},
+        {"created_from": "2026-12-01"},
+        {"created_to": "2026-12-01T10:30:00"},
+    ):
+        refused = await client.get("/api/v1/metrics/incidents", params=params, headers=tenant.auth)
+        assert refused.status_code == 422, (params, refused.text)
+    refused = await client.get(
+        "/api/v1/metrics/hypotheses", params={"resolved_to": "0.5"}, headers=tenant.auth
+    )
+    assert refused.status_code == 422, refused.text
+    # The earliest moment there is, whatever its offset: a window, not an overflow.
+    earliest = await client.get(
+        "/api/v1/metrics/incidents", params={"created_to": "0001-01-01T00:00:00+01:00"}, headers=tenant.auth
+    )
+    assert earliest.status_code == 200 and earliest.json()["total"] == 0, earliest.text

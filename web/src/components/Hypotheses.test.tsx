@@ -43,7 +43,7 @@ const READY: HypothesesRead = {
 
 describe("Hypotheses", () => {
   it("says they are on their way while pending", () => {
-    render(<Hypotheses data={{ status: "pending", items: [] }} />);
+    render(<Hypotheses data={{ status: "pending", items: [], evidence: [] }} />);
     expect(screen.getByTestId("hypotheses-pending")).toHaveTextContent("hypotheses appear here by themselves");
   });
 

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { detectCapabilities, fillPath, NO_CAPABILITIES } from "./capabilities";
 
@@ -33,6 +35,14 @@ describe("capabilities from /openapi.json", () => {
       webhookRetry: "/api/v1/integrations/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
       rootCause: true,
     });
+  });
+
+  it("finds every one of them in the gateway's own document (docs/openapi.json)", () => {
+    // Vitest runs in web/.
+    const spec = JSON.parse(readFileSync(resolve(process.cwd(), "../docs/openapi.json"), "utf8"));
+    const found = detectCapabilities(spec);
+    expect(Object.entries(found).filter(([, value]) => !value || (Array.isArray(value) && !value.length))).toEqual([]);
+    expect(found.feedbackFields).toEqual(["verdict", "comment", "generation"]);
   });
 
   it("offers nothing an older gateway lacks", () => {

@@ -76,7 +76,11 @@ export function detectCapabilities(spec: OpenApi): Capabilities {
     webhookRetry: webhooks
       ? postPath(spec, (p) => /^\/api\/v1\/integrations\/webhooks\/\{[^}]+\}\/deliveries\/\{[^}]+\}\/retry$/.test(p))
       : null,
-    rootCause: Boolean(spec.components?.schemas?.TransitionCreate?.properties?.root_cause),
+    // A move to `resolved` is its own schema since the API states which moves carry a root cause.
+    rootCause: Boolean(
+      spec.components?.schemas?.ResolutionCreate?.properties?.root_cause ??
+      spec.components?.schemas?.TransitionCreate?.properties?.root_cause,
+    ),
   };
 }
 

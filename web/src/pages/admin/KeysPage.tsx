@@ -51,7 +51,7 @@ function KeysAdmin() {
   const revoke = async (id: string, keyName: string) => {
     if (!window.confirm(`Revoke “${keyName}”? Anything using it is refused from now on.`)) return;
     try {
-      await api.delete(`/api/v1/integration-keys/${id}`);
+      await api.post(`/api/v1/integration-keys/${encodeURIComponent(id)}/revoke`, {});
       await queryClient.invalidateQueries({ queryKey: ["keys"] });
     } catch (err) {
       setError(err);
