@@ -44,9 +44,9 @@ class Role(StrEnum):
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(max_length=10_000)]
+SERVICE_NAME = r"^[A-Za-z0-9._:/-]+$"
 ServiceName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$"),
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=SERVICE_NAME)
 ]
 Note = Annotated[str, StringConstraints(max_length=5_000)]
 

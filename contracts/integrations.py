@@ -6,11 +6,19 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from contracts.commands import Caller, Command
-from contracts.events import KeyScope, ServiceName
-from contracts.wire import NulFree, Rfc3339, json_integer
+from contracts.events import SERVICE_NAME, KeyScope
+from contracts.wire import NOT_BLANK, NulFree, Rfc3339, json_integer, strip
 
 # ---- inbound payloads
 
@@ -59,7 +67,9 @@ class AlertmanagerPayload(NulFree):
     alerts: Annotated[list[AlertmanagerAlert], Field(min_length=1, max_length=20_000)]
 
 
-Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Checked as sent, then stripped (see contracts.wire), so that what the document states holds.
+Short = Annotated[str, StringConstraints(max_length=200, pattern=NOT_BLANK), AfterValidator(strip)]
+Optional200 = Annotated[str, StringConstraints(max_length=200), AfterValidator(strip)]
 
 
 class DeployReport(NulFree):
@@ -67,11 +77,12 @@ class DeployReport(NulFree):
 
     model_config = ConfigDict(extra="forbid")
 
-    service_name: ServiceName
+    # No spaces to strip: the pattern holds for the name as sent.
+    service_name: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SERVICE_NAME)]
     version: Short
     environment: Short
-    commit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
-    author: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    commit: Optional200 | None = None
+    author: Optional200 | None = None
     deployed_at: Rfc3339 | None = None
 
 
@@ -246,7 +257,7 @@ _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4
 # (WEBHOOK_ALLOW_PRIVATE_TARGETS); integrations refuses those with a 422 of its own.
 WEBHOOK_URL_PATTERN = rf"^https?://(?:(?:{_LABEL}\.)*{_TOP_LABEL}|{_FIRST_OCTET}(?:\.{_OCTET}){{3}})(?::{_PORT})?(?:[/?#][!-~]*)?$"
 WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2_048, pattern=WEBHOOK_URL_PATTERN)]
-WebhookName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+WebhookName = Annotated[str, StringConstraints(max_length=120, pattern=NOT_BLANK), AfterValidator(strip)]
 EventTypes = Annotated[list[NotifiedEvent], Field(min_length=1, max_length=len(NotifiedEvent))]
 Id = Annotated[str, StringConstraints(max_length=64)]
 

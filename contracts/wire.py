@@ -6,6 +6,10 @@
 - `JsonInt` (`type: integer`): a JSON number with no fraction (`5` or `5.0`, as JSON Schema counts
   them), never a string or a boolean, which pydantic would also take. Bounded, it is
   `Annotated[int, Field(ge=1), BeforeValidator(json_integer)]`.
+- Text that is stripped is checked as it was sent (its length, and `NOT_BLANK` where it must not be
+  empty), then stripped: pydantic's `strip_whitespace` would check the stripped text, so a string
+  over `maxLength` with spaces around it would pass, and one of spaces only would fail `minLength` the
+  document does not state.
 - `NulFree`: a model none of whose strings (map keys included) holds U+0000, which PostgreSQL cannot
   store in text or JSONB. The OpenAPI document states it as `pattern: ^[^\\x00]*$` on every string of
   a request body (`gateway/openapi.py`); parameters take `NO_NUL` as their pattern."""
@@ -72,6 +76,18 @@ JsonInt = Annotated[int, BeforeValidator(json_integer)]
 
 # The pattern of a string that holds no NUL character.
 NO_NUL = r"^[^\x00]*$"
+# Exactly what Python's str.strip() removes (str.isspace()), spelled out because regex dialects
+# disagree about `\s` (ECMA-262's leaves out U+001C-U+001F, Python's leaves out U+FEFF).
+WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Text with something besides whitespace in it (and no NUL): what `strip_whitespace` plus
+# `min_length=1` accept, stated as a pattern on the text as sent.
+NOT_BLANK = rf"^[{WHITESPACE}]*[^\x00{WHITESPACE}][^\x00]*$"
+
+
+def strip(value: str) -> str:
+    """`AfterValidator(strip)`, after the constraints on the text as sent (`max_length`,
+    `pattern=NOT_BLANK`): the document states those, and the stored text is the stripped one."""
+    return value.strip()
 
 
 def nul_paths(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:

@@ -8,30 +8,35 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from contracts.commands import (
     MAX_INT32,
     Email,
-    Name,
     OpaqueToken,
     Password,
     PresentedPassword,
-    RootCause,
     TenantView,
     UserView,
 )
 from contracts.events import (
+    SERVICE_NAME,
     Description,
     FeedbackVerdict,
     IncidentState,
     KeyScope,
     Note,
     Role,
-    ServiceName,
     Severity,
-    Title,
     UserStatus,
 )
 from contracts.integrations import (
@@ -43,11 +48,10 @@ from contracts.integrations import (
     NotifiedEvent,
     RejectionView,
     WebhookKind,
-    WebhookName,
     WebhookUrl,
     WebhookView,
 )
-from contracts.wire import NulFree, Rfc3339, json_integer
+from contracts.wire import NOT_BLANK, NulFree, Rfc3339, json_integer, strip
 
 # A query parameter's moment, in UTC: RFC 3339 only (see contracts.wire).
 DateTimeQuery = Rfc3339
@@ -87,6 +91,14 @@ NewPassword = Annotated[
 GivenPassword = Annotated[PresentedPassword, Field(json_schema_extra={"format": "password"})]
 
 
+# Text fields of requests, checked as sent and then stripped (see contracts.wire): the same limits as
+# the commands' `Title`, `Name`, `RootCause` (which strip first), stated so that the document holds.
+TitleText = Annotated[str, StringConstraints(max_length=200, pattern=NOT_BLANK), AfterValidator(strip)]
+NameText = Annotated[str, StringConstraints(max_length=120, pattern=NOT_BLANK), AfterValidator(strip)]
+RootCauseText = Annotated[str, StringConstraints(max_length=2_000, pattern=NOT_BLANK), AfterValidator(strip)]
+# A service name has no spaces to strip: its pattern says so, on the name as sent.
+ServiceNameText = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SERVICE_NAME)]
+
 # A version or generation number (a 32-bit column), as a JSON integer.
 Generation = Annotated[int, Field(ge=1, le=MAX_INT32), BeforeValidator(json_integer)]
 
@@ -101,8 +113,8 @@ class Strict(NulFree):
 class RegisterCreate(Strict):
     email: Email
     password: NewPassword
-    full_name: Name
-    tenant_name: Name
+    full_name: NameText
+    tenant_name: NameText
 
 
 class LoginCreate(Strict):
@@ -122,9 +134,9 @@ class SessionRead(BaseModel):
 
 
 class IncidentCreate(Strict):
-    title: Title
+    title: TitleText
     description: Description = ""
-    service_name: ServiceName
+    service_name: ServiceNameText
     severity: Severity
 
 
@@ -143,7 +155,7 @@ class ResolutionCreate(Strict):
 
     to: Literal[IncidentState.RESOLVED]
     note: Note = ""
-    root_cause: RootCause | None = None
+    root_cause: RootCauseText | None = None
 
 
 # Which fields a move may carry depends on where it goes, so the document says so (a oneOf on `to`,
@@ -189,16 +201,16 @@ class IncidentUpdate(Strict):
     """Only the fields sent change; `"assignee_id": null` unassigns. Send the `version` you read as
     `expected_version` to refuse (409) an update over someone else's change."""
 
-    title: Title | SkipJsonSchema[None] = NOT_NULL
+    title: TitleText | SkipJsonSchema[None] = NOT_NULL
     description: Description | SkipJsonSchema[None] = NOT_NULL
-    service_name: ServiceName | SkipJsonSchema[None] = NOT_NULL
+    service_name: ServiceNameText | SkipJsonSchema[None] = NOT_NULL
     severity: Severity | SkipJsonSchema[None] = NOT_NULL
     assignee_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     expected_version: Generation | None = None
 
 
 class NoteCreate(Strict):
-    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5_000)]
+    body: Annotated[str, StringConstraints(max_length=5_000, pattern=NOT_BLANK), AfterValidator(strip)]
 
 
 class IncidentRead(BaseModel):
@@ -332,14 +344,14 @@ class PasswordChange(Strict):
 
 class InviteCreate(Strict):
     email: Email
-    full_name: Name
+    full_name: NameText
     role: Role = Role.RESPONDER
 
 
 class InviteAccept(Strict):
     token: OpaqueToken
     password: NewPassword
-    full_name: Name | None = None
+    full_name: NameText | None = None
 
 
 class RoleUpdate(Strict):
@@ -375,7 +387,7 @@ class MeRead(BaseModel):
 
 
 class IntegrationKeyCreate(Strict):
-    name: Name
+    name: NameText
     scopes: Annotated[list[KeyScope], Field(min_length=1, max_length=len(KeyScope))]
 
 
@@ -447,14 +459,14 @@ class IntegrationSettingsUpdate(Strict):
 
 class WebhookCreate(Strict):
     kind: WebhookKind
-    name: WebhookName
+    name: NameText
     url: WebhookUrl
     event_types: EventTypes = Field(default_factory=lambda: list(NotifiedEvent))
     enabled: StrictBool = True
 
 
 class WebhookUpdate(Strict):
-    name: WebhookName | None = None
+    name: NameText | None = None
     url: WebhookUrl | None = None
     event_types: EventTypes | None = None
     enabled: StrictBool | None = None

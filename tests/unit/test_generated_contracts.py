@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from contracts import catalogue
-from contracts.events import EVENT_TYPES
-from contracts.wire import NO_NUL
+from contracts.events import EVENT_TYPES, SERVICE_NAME
+from contracts.wire import NO_NUL, NOT_BLANK
 from gateway import openapi
 from gateway.errors import ApiErrorCode, ErrorCode
 
@@ -141,8 +141,10 @@ def test_every_string_parameter_states_what_it_takes(document: dict[str, Any]) -
 
 def test_request_body_strings_refuse_nul(document: dict[str, Any]) -> None:
     create = document["components"]["schemas"]["IncidentCreate"]["properties"]
-    assert create["title"]["pattern"] == NO_NUL
-    assert create["service_name"]["pattern"] != NO_NUL  # its own pattern excludes it already
+    assert create["description"]["pattern"] == NO_NUL
+    # Their own patterns exclude it already: not blank, or no spaces.
+    assert create["title"]["pattern"] == NOT_BLANK
+    assert create["service_name"]["pattern"] == SERVICE_NAME
     alerts = document["paths"]["/api/v1/integrations/alertmanager"]["post"]["requestBody"]
     labels = alerts["content"]["application/json"]["schema"]["properties"]["commonLabels"]
     assert (
