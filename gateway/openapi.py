@@ -15,6 +15,11 @@ written on every route:
 What only a handler knows (a 404 by a body's id, a 409 of the domain, a 429 of a rate limit, a 504 of
 a command) the route declares with `responses=errors.declare(...)`.
 
+Also: every response states `X-Correlation-ID`; every string a request body can hold that has no
+pattern of its own gets `pattern: ^[^\\x00]*$` (the gateway refuses NUL characters:
+`contracts.wire.NulFree`); links that the field names do not make obvious are added (`LINKS`); and
+operation ids are the handlers' names (`operation_id`).
+
 `python -m gateway.openapi` prints the document; `docs/openapi.json` is that output, committed, and
 `tests/unit/test_generated_contracts.py` fails when it is stale."""
 
@@ -90,12 +95,6 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
         "ChangeRole": ("change_role", {"user_id": "$response.body#/user/id"}),
         "Deactivate": ("deactivate_user", {"user_id": "$response.body#/user/id"}),
         "Reactivate": ("reactivate_user", {"user_id": "$response.body#/user/id"}),
-    },
-    ("list_deliveries", "200"): {
-        "RetryDelivery": (
-            "retry_delivery",
-            {"webhook_id": "$request.path.webhook_id", "delivery_id": "$response.body#/items/0/id"},
-        ),
     },
 }
 

@@ -31,6 +31,26 @@ ROOT = Path(__file__).resolve().parents[2]
 # Test cases per operation and phase: enough to find what it found before (in about a minute on
 # the project's 2-core machine), never fewer checks.
 MAX_EXAMPLES = 25
+# Calls per stateful scenario: enough for chains such as invite -> deactivate -> reactivate.
+STATEFUL_STEPS = 40
+# Warnings the run may give: operations whose success needs data no generated request can have.
+EXPECTED_WARNINGS: dict[str, set[str]] = {
+    # Changing your password needs the current one, which the run does not know (403, then 401 for
+    # the other identities).
+    "missing_auth": {"POST /api/v1/auth/password"},
+    "missing_test_data": {
+        # The session caps an organisation's active keys at 5 (MAX_ACTIVE_KEYS_PER_TENANT), reached
+        # early: later revocations only find other organisations' key ids (404, as they should).
+        "POST /api/v1/integration-keys/{key_id}/revoke",
+        # Only an active user can be deactivated and then reactivated; one takes an accepted
+        # invitation (its one-time token and a password), which no link carries. Invited users
+        # answer 409, other organisations' 404.
+        "POST /api/v1/users/{user_id}/deactivate",
+        "POST /api/v1/users/{user_id}/reactivate",
+        # A failed delivery exists only once a webhook failed to deliver an event, after retries.
+        "POST /api/v1/integrations/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+    },
+}
 # Schemathesis's defaults for what may answer a valid request and what refuses an invalid one.
 POSITIVE_ANSWERS = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 NEGATIVE_ANSWERS = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429", "5xx"]
@@ -56,12 +76,16 @@ def run_schemathesis(
     peers = json.dumps(list(identities)[:2])
     config.write_text(
         f'hooks = "{HOOKS}"\n\n[auth.wfc]\npath = "{auth}"\npeers = {peers}\n\n'
+        # Each run on its own: schemathesis would otherwise keep state in ./.schemathesis (which
+        # identity each operation settled on, among others) and carry it into the next run.
+        "[cache]\nenabled = false\n\n"
         # A body over MAX_REQUEST_BYTES is a 413 whatever it holds (a limit in bytes, which no schema
         # keyword states): it counts as refused, as schemathesis's own lists count a 415 or a 429.
         "[checks.positive_data_acceptance]\n"
         f"expected-statuses = {json.dumps([*POSITIVE_ANSWERS, '413'])}\n\n"
         "[checks.negative_data_rejection]\n"
-        f"expected-statuses = {json.dumps([*NEGATIVE_ANSWERS, '413'])}\n"
+        f"expected-statuses = {json.dumps([*NEGATIVE_ANSWERS, '413'])}\n\n"
+        f"[phases.stateful]\nmax-steps = {STATEFUL_STEPS}\n"
     )
     result = subprocess.run(
         [
@@ -119,4 +143,13 @@ async def test_every_operation_with_every_check(platform: Platform, tmp_path: Pa
     status, output = run_schemathesis(platform.gateway_url, identities, tmp_path, MAX_EXAMPLES)
     (tmp_path / "schemathesis.txt").write_text(output)
     assert status == 0, output[-8000:]
-    assert "WARNINGS" not in output, output[-8000:]
+    (report_file,) = tmp_path.glob("json-*.json")
+    report = json.loads(report_file.read_text())
+    assert report["complete"] and report["failures"] == [] and report["errors"] == [], output[-8000:]
+    # Warnings say where the run could not reach far; only these are expected, each for a reason of
+    # the test data, not of the API. Any other is a gap to look at.
+    unexpected = {
+        kind: sorted(set(operations) - EXPECTED_WARNINGS.get(kind, set()))
+        for kind, operations in report["warnings"].items()
+    }
+    assert not any(unexpected.values()), (unexpected, output[-8000:])
