@@ -166,4 +166,4 @@ async def test_a_late_copy_of_a_users_activation_does_not_make_them_assignable_a
         json={"assignee_id": responder.user_id},
         headers=tenant.auth,
     )
-    assert assigned.status_code == 422, assigned.text
+    assert assigned.status_code == 409, assigned.text
