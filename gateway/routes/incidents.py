@@ -11,7 +11,7 @@ from contracts.commands import MAX_INT32, ErrorCode, FeedbackAccepted, IncidentA
 from contracts.events import IncidentState, Severity
 from gateway import read_models as rm
 from gateway.errors import ApiError
-from gateway.idempotency import idempotent
+from gateway.idempotency import idempotent, reservation_of
 from gateway.schemas import (
     EvidenceItemRead,
     FeedbackCreate,
@@ -32,6 +32,8 @@ from gateway.schemas import (
 from gateway.security import CallerDep
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+# The namespace of incident ids derived from an `Idempotency-Key` reservation.
+IDEMPOTENT_CREATE = uuid.UUID("6f0c5e2a-4d0b-4a8e-9a52-0d6a1f3b7c11")
 # Retried safely with `Idempotency-Key` (see gateway/idempotency.py).
 Idempotent = [idempotent(CallerDep)]
 
@@ -67,11 +69,13 @@ async def _answer_write(request: Request, caller_tenant: str, accepted: Incident
 
 @router.post("", status_code=201, response_model=IncidentRead, dependencies=Idempotent)
 async def create_incident(body: IncidentCreate, caller: CallerDep, request: Request) -> IncidentRead:
-    accepted = await request.app.state.commands.call(
-        "cmd.incidents.create",
-        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
-        IncidentAccepted,
-    )
+    command: dict[str, Any] = {"caller": caller.model_dump(), **body.model_dump(mode="json")}
+    held = reservation_of(request)
+    if held is not None:
+        # A retry with the key (after a 504, or an answer lost with a gateway) names the same
+        # incident, which incidents then makes once.
+        command["incident_id"] = str(held.derived_id(IDEMPOTENT_CREATE))
+    accepted = await request.app.state.commands.call("cmd.incidents.create", command, IncidentAccepted)
     return await _answer_write(request, caller.tenant_id, accepted)
 
 
