@@ -8,7 +8,8 @@ const gateway = process.env.SRE_COPILOT_URL ?? "http://127.0.0.1:8000";
 
 export default defineConfig({
   plugins: [react()],
-  build: { outDir: "dist", sourcemap: false, chunkSizeWarningLimit: 600 },
+  // Into the gateway's package, which serves it at / and carries it into the wheel and the image.
+  build: { outDir: "../gateway/console_dist", emptyOutDir: true, sourcemap: false, chunkSizeWarningLimit: 600 },
   server: {
     proxy: {
       "/api/v1/stream": { target: gateway.replace(/^http/, "ws"), ws: true },
