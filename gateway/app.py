@@ -90,6 +90,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         fanout = FanOut(settings.live_queue_size)
         projector.add_listener(fanout.publish)
         await projector.start()
+        await projector.serve_replays(nc)
         app.state.settings, app.state.nc, app.state.js, app.state.engine = settings, nc, js, engine
         app.state.fanout = fanout
         app.state.verifier, app.state.projector = verifier, projector
