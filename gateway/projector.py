@@ -111,17 +111,6 @@ class Stall:
     since: datetime
     attempts: int = 1
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "reason": self.reason.value,
-            "error": self.error,
-            "event_type": self.event_type,
-            "event_id": self.event_id,
-            "since": self.since.isoformat(),
-            "attempts": self.attempts,
-        }
-
 
 def _brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
@@ -217,6 +206,7 @@ class Projector:
         self._held: list[Msg] = []
         self._held_at = 0.0
         self._stall_logged_at = 0.0
+        self._skips_warned_at = float("-inf")
         self._replays: Subscription | None = None
 
     def add_listener(self, listener: Listener) -> None:
@@ -596,8 +586,10 @@ class Projector:
         try:
             async with self.engine.connect() as conn:
                 return (await recorded_skips(conn, seq, seq)).get(seq)
-        except Exception as exc:  # looked up again in a second
-            log.warning("projector_skips_unreadable", error=repr(exc))
+        except Exception as exc:  # looked up again in a second; said once a minute
+            if time.monotonic() - self._skips_warned_at >= STALL_LOG_SECONDS:
+                self._skips_warned_at = time.monotonic()
+                log.warning("projector_skips_unreadable", error=repr(exc))
             return None
 
     async def replay(self, data: bytes, headers: dict[str, str]) -> dict[str, Any]:

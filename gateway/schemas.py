@@ -257,11 +257,11 @@ class DependencyHealth(BaseModel):
 
 
 class ProjectorStall(BaseModel):
+    # The error itself (which may quote the event's data) is in the log and the metrics' labels
+    # name only the reason and type: /health is public.
     seq: int
     reason: str
-    error: str
     event_type: str | None
-    event_id: str | None
     since: datetime
     attempts: int
 

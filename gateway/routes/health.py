@@ -30,7 +30,15 @@ async def health(request: Request) -> Liveness:
         projector=ProjectorHealth(
             status="stalled" if stall else "running",
             checkpoint=projector.checkpoint,
-            stall=ProjectorStall.model_validate(stall.to_json()) if stall else None,
+            stall=ProjectorStall(
+                seq=stall.seq,
+                reason=stall.reason.value,
+                event_type=stall.event_type,
+                since=stall.since,
+                attempts=stall.attempts,
+            )
+            if stall
+            else None,
         ),
     )
 

@@ -190,6 +190,13 @@ def invalid_payload(tenant_id: str) -> tuple[str, bytes]:
     return "incident.created", event.to_bytes()
 
 
+def refused_by_the_read_models(tenant_id: str) -> tuple[str, bytes]:
+    # A valid event whose number does not fit the read model's column: every apply fails.
+    event = created_event(tenant_id)
+    event = event.model_copy(update={"data": event.data | {"number": 2**40}})
+    return "incident.created", event.to_bytes()
+
+
 def unreadable(tenant_id: str) -> tuple[str, bytes]:
     return "incident.created", b"\x00 this is not an event"
 
@@ -200,6 +207,7 @@ def unreadable(tenant_id: str) -> tuple[str, bytes]:
         (newer_version, "newer_version"),
         (unknown_type, "unknown_type"),
         (invalid_payload, "invalid"),
+        (refused_by_the_read_models, "apply_failed"),
         (unreadable, "unreadable"),
     ],
 )
