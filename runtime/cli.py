@@ -315,7 +315,10 @@ def events_stats(
     console.print(consumers)
 
 
-projections_app = typer.Typer(help="Rebuild and verify read models from the event log.", no_args_is_help=True)
+projections_app = typer.Typer(
+    help="Rebuild and verify read models from the event log; move the projector past an event.",
+    no_args_is_help=True,
+)
 app.add_typer(projections_app, name="projections")
 
 DatabaseUrl = Annotated[
@@ -377,6 +380,43 @@ def projections_rebuild(
             raise typer.Exit(1)
     else:
         typer.echo("swapped the rebuilt read models in")
+
+
+@projections_app.command("skip")
+def projections_skip(
+    seq: Annotated[int, typer.Argument(help="The stream sequence the projector is stalled at.")],
+    reason: Annotated[
+        str | None, typer.Option(help="Why (kept with the skip, and as the dead letter's error).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Skip a sequence the projector is not stalled at (yet).")
+    ] = False,
+    nats_url: NatsUrl = None,
+    database_url: DatabaseUrl = None,
+    state_dir: StateDir = Path(".sre-copilot"),
+) -> None:
+    """Move the gateway's projector past an event it cannot apply: copy the event to
+    dlq.gateway_projector (to replay it later) and record the skip, which the projector honours
+    by passing exactly that sequence. Refused for any sequence but the one it is stalled at,
+    unless --force."""
+    from gateway.skip import SkipRefused, skip
+    from runtime.db import create_engine
+
+    nats = _nats_url(nats_url, state_dir)
+    db_url = database_url or _runtime_value(state_dir, "database_url")
+
+    async def work(js: JetStreamContext) -> Any:
+        engine = create_engine(db_url, pool_size=1)
+        try:
+            return await skip(engine, js, seq, reason, force)
+        finally:
+            await engine.dispose()
+
+    try:
+        report = _run(_with_js(nats, work), database_url=db_url)
+    except SkipRefused as exc:
+        _fail(str(exc))
+    typer.echo(report.describe())
 
 
 ai_app = typer.Typer(help="Judge hypothesis engines on your own history.", no_args_is_help=True)

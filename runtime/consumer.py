@@ -42,7 +42,7 @@ from contracts.subjects import (
     dead_letter_replay_subject,
     dead_letter_subject,
 )
-from runtime.db import is_retryable_conflict, is_unavailable
+from runtime.db import is_transaction_conflict, is_unavailable
 from runtime.metrics import DEAD_LETTERED, RETRIES
 from runtime.observe import consuming
 
@@ -156,7 +156,7 @@ async def through_outages(msgs: Sequence[Msg], work: Callable[[], Awaitable[T]],
         try:
             return await work()
         except Exception as exc:
-            if not (is_unavailable(exc) or is_retryable_conflict(exc)):
+            if not (is_unavailable(exc) or is_transaction_conflict(exc)):
                 raise
             delay = OUTAGE_BACKOFF_SECONDS[min(attempt, len(OUTAGE_BACKOFF_SECONDS) - 1)]
             if attempt == 0:

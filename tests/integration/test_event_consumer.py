@@ -192,3 +192,26 @@ async def test_a_message_that_dies_with_its_process_every_time_is_dead_lettered_
     assert EventEnvelope.from_bytes(letter.data).id == poison.id
     assert letter.headers and "without an answer" in letter.headers["Dlq-Error"]
     await crashing.unsubscribe()
+
+
+async def test_an_unreadable_message_is_dead_lettered_at_once_and_the_rest_go_on(
+    js: JetStreamContext, consumers: Callable[..., Awaitable[EventConsumer]]
+) -> None:
+    tenant_id = f"t_{uuid.uuid4().hex}"
+    handled: list[uuid.UUID] = []
+
+    async def handler(delivery: Delivery) -> None:
+        handled.append(delivery.event.id)
+
+    await js.publish(f"events.{tenant_id}.incident.created", b"\x00 this is not an event")
+    after = created(tenant_id)
+    await publish_event(js, after)
+    consumer = await consumers(handler, tenant_id)
+    await until(lambda: after.id in handled)
+    deadline = time.monotonic() + 20
+    while not (letters := await messages_on(js, dead_letter_subject(consumer.durable), DLQ_STREAM)):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    [letter] = letters
+    assert letter.data == b"\x00 this is not an event"
+    assert letter.headers and letter.headers["Dlq-Attempts"] == "1" and letter.headers["Dlq-Error"]
