@@ -4,7 +4,8 @@
 #   scripts/web.sh build     npm ci (when node_modules is missing or older than the lock file), then
 #                            npm run build (when web/dist is missing or older than the sources)
 #   scripts/web.sh browser   Debian's chromium for Playwright (apt-get, as root), never a download
-#   scripts/web.sh test      Vitest, then Playwright against a real `sre-copilot up`
+#   scripts/web.sh test      Vitest with coverage (its floors in vite.config.ts; the report in
+#                            coverage/web/), then Playwright against a real `sre-copilot up`
 set -euo pipefail
 cd "$(dirname "$0")/../web"
 
@@ -72,7 +73,7 @@ run_tests() {
   install_deps
   build
   browser
-  npx vitest run
+  npx vitest run --coverage
   npx playwright test
 }
 
