@@ -5,7 +5,8 @@
 #                            npm run build (when gateway/console_dist is missing or older than the
 #                            sources)
 #   scripts/web.sh browser   Debian's chromium for Playwright (apt-get, as root), never a download
-#   scripts/web.sh test      Vitest, then Playwright against a real `sre-copilot up`
+#   scripts/web.sh test      Vitest with coverage (its floors in vite.config.ts; the report in
+#                            coverage/web/), then Playwright against a real `sre-copilot up`
 set -euo pipefail
 cd "$(dirname "$0")/../web"
 
@@ -74,7 +75,7 @@ run_tests() {
   install_deps
   build
   browser
-  npx vitest run
+  npx vitest run --coverage
   npx playwright test
 }
 
