@@ -38,7 +38,16 @@ def build_wheel(out: Path) -> Path:
         ROOT,
         source,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv", "web", "build", "*.egg-info", ".sre-copilot", "__pycache__", "*_cache", "tests"
+            ".git",
+            ".venv",
+            "web",
+            "build",
+            "*.egg-info",
+            ".sre-copilot",
+            "__pycache__",
+            "*_cache",
+            "tests",
+            "coverage",
         ),
     )
     subprocess.run(
