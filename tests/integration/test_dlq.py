@@ -32,6 +32,7 @@ from runtime.cli import app
 from runtime.dlq import DeadLetter, DlqError, dead_letter, dead_letters
 from runtime.settings import StreamSettings
 from runtime.supervisor import Platform
+from tests.events import probe
 
 runner = CliRunner()
 
@@ -51,13 +52,7 @@ async def given_up_on(js: JetStreamContext, consumer: str, error: str = "databas
     """An event really delivered by JetStream, then given up on by `consumer` the way every
     consumer does it (runtime.consumer.dead_letter)."""
     tenant = f"t_{uuid.uuid4().hex}"
-    event = EventEnvelope(
-        type="probe.recorded",  # a type no projector or worker acts on
-        tenant_id=tenant,
-        aggregate_id=str(uuid.uuid4()),
-        correlation_id=f"corr-{uuid.uuid4().hex[:8]}",
-        data={"n": 1},
-    )
+    event = probe(tenant, correlation_id=f"corr-{uuid.uuid4().hex[:8]}")
     await publish_event(js, event)
     sub = await js.pull_subscribe(
         event_subject(tenant, event.type),
@@ -132,7 +127,7 @@ async def test_list_and_show_read_what_a_consumer_gave_up_on(
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [r["consumer"] for r in rows] == [mine, mine]
     real, garbage = rows
-    assert real["event_type"] == "probe.recorded" and real["event_id"] == str(event.id)
+    assert real["event_type"] == "deploy.recorded" and real["event_id"] == str(event.id)
     assert real["original_subject"] == event_subject(event.tenant_id, event.type)
     assert isinstance(real["original_seq"], int) and real["original_seq"] > 0
     assert real["attempts"] == 5 and real["error"] == "RuntimeError: database said no"
@@ -142,7 +137,7 @@ async def test_list_and_show_read_what_a_consumer_gave_up_on(
     table = await dlq(platform, "list")
     assert table.exit_code == 0, table.output
     lines = {line.split("│")[1].strip(): line for line in table.stdout.splitlines() if line.count("│") > 5}
-    assert mine in lines[str(real["id"])] and "probe.recorded" in lines[str(real["id"])]
+    assert mine in lines[str(real["id"])] and "deploy.recorded" in lines[str(real["id"])]
     assert "(not an event)" in lines[str(garbage["id"])]
     assert any(other in line for line in lines.values())
 
