@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts.commands import ErrorCode
@@ -81,7 +82,6 @@ def install(app: FastAPI) -> None:
         code = CODE_OF_STATUS.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, DataError):  # a value the database cannot hold: bad input, not a bug
             return error_response(422, ErrorCode.VALIDATION.value, "a value is out of range or malformed")
@@ -90,3 +90,10 @@ def install(app: FastAPI) -> None:
             return error_response(503, ErrorCode.UNAVAILABLE.value, unavailable_message(exc))
         log.exception("unhandled_error", path=request.url.path)
         return error_response(500, ErrorCode.INTERNAL.value, "internal error")
+
+    # The database's and the network's errors get their own handlers: Starlette answers a handler of
+    # `Exception` and then raises the error again, which makes the server drop the keep-alive
+    # connection, so a client's next request on it failed even though the 503 was well formed.
+    for expected in (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        app.add_exception_handler(expected, unexpected)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, unexpected)

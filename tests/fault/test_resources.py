@@ -469,6 +469,11 @@ async def test_a_stopped_server_is_a_503_until_the_supervisor_starts_it_again(
             health = await http.get("/health/services")
             assert health.status_code == 503
             assert health.json()["services"][server]["status"] == "unhealthy"
+            # Answered, not raised past the answer (which made the server drop the connection, and the
+            # client's next request on it fail).
+            assert platform.log_dir is not None
+            gateway_log = (platform.log_dir / "gateway.log").read_text()
+            assert "Exception in ASGI application" not in gateway_log, gateway_log[-3000:]
         finally:
             on_small_disk.supervising.set()  # it starts the server again on the same port and data
         await healthy(platform)
