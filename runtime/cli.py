@@ -491,3 +491,61 @@ def ai_rerun(
 
 if __name__ == "__main__":
     app()
+
+
+streams_app = typer.Typer(
+    help="The streams' configuration: what differs from this version's, and changing it on purpose.",
+    no_args_is_help=True,
+)
+app.add_typer(streams_app, name="streams")
+
+
+def _print_drifts(drifts: list[Any], console: Console, applied: bool) -> None:
+    if not drifts:
+        console.print("EVENTS and DLQ are as this version declares them.")
+        return
+    for drift in drifts:
+        verb = "changed" if applied else "differs"
+        for field, (has, wanted) in sorted(drift.differences.items()):
+            console.print(f"{drift.stream} {verb}: {field} {has!r} -> {wanted!r}", markup=False)
+
+
+@streams_app.command("status")
+def streams_status(nats_url: NatsUrl = None, state_dir: StateDir = Path(".sre-copilot")) -> None:
+    """How the existing streams differ from what this version declares (replicas from
+    STREAM_REPLICAS, the DLQ's limits); nothing is changed. Exits 1 when they differ."""
+    from runtime.bus import StreamDrift, stream_configs
+
+    async def work(js: JetStreamContext) -> list[StreamDrift]:
+        from runtime.bus import drift
+
+        from nats.js.errors import NotFoundError
+
+        found = []
+        for config in stream_configs():
+            assert config.name
+            try:
+                existing = (await js.stream_info(config.name)).config
+            except NotFoundError:
+                found.append(StreamDrift(config.name, {"exists": (False, True)}))
+                continue
+            if differences := drift(existing, config):
+                found.append(StreamDrift(config.name, differences))
+        return found
+
+    drifts = _run(_with_js(_nats_url(nats_url, state_dir), work))
+    _print_drifts(drifts, Console(highlight=False), applied=False)
+    if drifts:
+        raise typer.Exit(1)
+
+
+@streams_app.command("apply")
+def streams_apply(nats_url: NatsUrl = None, state_dir: StateDir = Path(".sre-copilot")) -> None:
+    """Create missing streams and bring existing ones to this version's declaration (e.g. three
+    replicas after moving to a cluster, new DLQ limits). A start never does this by itself."""
+    from runtime.bus import declare_streams
+
+    async def work(js: JetStreamContext) -> list[Any]:
+        return await declare_streams(js, apply=True)
+
+    _print_drifts(_run(_with_js(_nats_url(nats_url, state_dir), work)), Console(highlight=False), True)

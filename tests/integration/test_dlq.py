@@ -274,7 +274,7 @@ async def test_dlq_has_limits_and_events_has_none(js: JetStreamContext) -> None:
     assert events_config.max_msgs == -1 and events_config.max_bytes == -1
 
 
-async def test_declaring_again_applies_new_dlq_limits_and_the_oldest_letters_go_first(
+async def test_applying_new_dlq_limits_and_the_oldest_letters_go_first(
     tmp_path: Path,
 ) -> None:
     server = embedded.start_nats(tmp_path, durable=False)
@@ -282,7 +282,13 @@ async def test_declaring_again_applies_new_dlq_limits_and_the_oldest_letters_go_
         nc = await connect(server.url, "tests", reconnect=False)
         js = nc.jetstream()
         await declare_streams(js, StreamSettings())
-        await declare_streams(js, StreamSettings(dlq_max_age_days=2, dlq_max_messages=2))
+        smaller = StreamSettings(dlq_max_age_days=2, dlq_max_messages=2)
+        # A start with other limits reports the difference and changes nothing...
+        [drift] = await declare_streams(js, smaller)
+        assert drift.stream == DLQ_STREAM and set(drift.differences) == {"max_age", "max_msgs"}
+        assert (await js.stream_info(DLQ_STREAM)).config.max_msgs == 100_000
+        # ... `streams apply` makes it.
+        await declare_streams(js, smaller, apply=True)
         config = (await js.stream_info(DLQ_STREAM)).config
         assert config.max_age == pytest.approx(2 * DAY_SECONDS) and config.max_msgs == 2
         for n in range(3):  # past the limit a dead letter is still taken: the oldest goes
