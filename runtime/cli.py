@@ -517,9 +517,9 @@ def streams_status(nats_url: NatsUrl = None, state_dir: StateDir = Path(".sre-co
     from runtime.bus import StreamDrift, stream_configs
 
     async def work(js: JetStreamContext) -> list[StreamDrift]:
-        from runtime.bus import drift
-
         from nats.js.errors import NotFoundError
+
+        from runtime.bus import drift
 
         found = []
         for config in stream_configs():
