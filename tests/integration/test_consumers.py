@@ -135,3 +135,41 @@ async def test_a_late_copy_of_a_users_activation_does_not_make_them_assignable_a
         headers=tenant.auth,
     )
     assert assigned.status_code == 422, assigned.text
+
+
+async def test_an_event_naming_another_tenants_incident_writes_nothing_into_it(engine: AsyncEngine) -> None:
+    """Defence in depth (an `events import` could name any incident id): the incident row, its
+    hypotheses and its timeline stay the owner's."""
+    from contracts.events import Hypothesis, HypothesisGenerated, payload_of
+    from gateway.projection import apply_batch
+
+    owner, intruder = f"t_{uuid.uuid4().hex}", f"t_{uuid.uuid4().hex}"
+    mine = created(owner)
+    incident_id = mine.aggregate_id
+    forged_move = move(mine, IncidentState.RESOLVED).model_copy(update={"tenant_id": intruder})
+    forged_hypotheses = EventEnvelope(
+        type="hypothesis.generated",
+        tenant_id=intruder,
+        aggregate_id=incident_id,
+        correlation_id="forged",
+        data=HypothesisGenerated(
+            incident_id=incident_id,
+            engine="rules",
+            generated_at=mine.occurred_at,
+            hypotheses=[
+                Hypothesis(
+                    rank=1, claim="forged", description="", confidence=0.9, evidence=[], engine="rules"
+                )
+            ],
+        ).model_dump(mode="json"),
+    )
+    async with engine.connect() as conn, conn.begin() as transaction:
+        events = [mine, forged_move, forged_hypotheses]
+        await apply_batch(conn, [(20_000_000 + n, e, payload_of(e)) for n, e in enumerate(events)])
+        row = await rm.get_incident(conn, owner, uuid.UUID(incident_id))
+        hypotheses = await rm.get_hypotheses(conn, owner, uuid.UUID(incident_id))
+        timeline = await rm.get_timeline(conn, owner, uuid.UUID(incident_id))
+        await transaction.rollback()
+    assert row is not None and row.state == "detected" and row.tenant_id == owner
+    assert hypotheses is None
+    assert [t.kind for t in timeline] == ["incident.created"]
