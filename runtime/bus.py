@@ -231,13 +231,15 @@ def event_headers(event: EventEnvelope) -> dict[str, str]:
     return {"Nats-Msg-Id": str(event.id), "Correlation-Id": event.correlation_id}
 
 
-# While a replicated stream elects a new leader (a node died), publishes get no answer or "no
-# responders" for a moment: tried again, with the same Nats-Msg-Id, so none is stored twice.
+# While a replicated stream elects a new leader (a node died), publishes get "no responders" for a
+# moment: tried again, with the same Nats-Msg-Id, so none is stored twice.
 PUBLISH_RETRY_DELAYS = (0.25, 0.5, 1.0)
 
 
 def _retryable_publish_error(exc: BaseException) -> bool:
-    if isinstance(exc, nats.errors.NoRespondersError | nats.errors.TimeoutError | TimeoutError):
+    """A "no responders" answer (no stream leader right now), not a timeout: a bus that does not
+    answer at all is left to the outbox relay, so that commands stop waiting on it."""
+    if isinstance(exc, nats.errors.NoRespondersError):
         return True
     return isinstance(exc, APIError) and exc.code == 503
 

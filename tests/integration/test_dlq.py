@@ -150,7 +150,7 @@ async def test_list_and_show_read_what_a_consumer_gave_up_on(
     assert json.loads(body)["id"] == str(event.id)
 
     as_json = json.loads((await dlq(platform, "show", str(real["id"]), "--json")).stdout)
-    assert as_json["event"]["data"] == {"n": 1} and as_json["headers"]["Dlq-Original-Seq"] == str(
+    assert as_json["event"]["data"] == event.data and as_json["headers"]["Dlq-Original-Seq"] == str(
         real["original_seq"]
     )
     not_json = await dlq(platform, "show", str(garbage["id"]))

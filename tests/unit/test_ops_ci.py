@@ -86,7 +86,8 @@ def test_ci_runs_lint_types_tests_and_the_console() -> None:
 def test_coverage_covers_every_package_and_ci_keeps_the_reports() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     run = pyproject["tool"]["coverage"]["run"]
-    packages = {name.split(".")[0] for name in pyproject["tool"]["setuptools"]["packages"]}
+    found = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*").split(".")[0] for pattern in found}
     assert set(run["source"]) == packages, "coverage measures every package the project ships"
     # The services are processes of their own: without these their handlers would never count.
     assert run["branch"] is True and run["parallel"] is True and run["sigterm"] is True
