@@ -332,10 +332,10 @@ async def test_a_service_started_against_refused_servers_waits_and_says_why(bare
         (gateway_no_nats, stopped_in),
         (gateway_no_db, _),
     ) = await asyncio.gather(
-        started_for(4, "incidents", nothing_there),
-        started_for(4, "incidents", no_database, ask_incidents),
-        started_for(4, "gateway", nothing_there),
-        started_for(4, "gateway", no_database),
+        started_for(8, "incidents", nothing_there),
+        started_for(8, "incidents", no_database, ask_incidents),
+        started_for(8, "gateway", nothing_there),
+        started_for(8, "gateway", no_database),
     )
     for output in (incidents, incidents_no_db, gateway_no_nats, gateway_no_db):
         assert "Traceback" not in output, output[-3000:]
