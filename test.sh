@@ -8,13 +8,22 @@ scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy .
-.venv/bin/pytest -p no:cacheprovider "$@"
-# Then the web console's tests (Vitest, and Playwright driving Debian's chromium against a real
-# `sre-copilot up`), unless the arguments picked some tests (a path, -k, -m) or SKIP_WEB_TESTS=1.
-web_tests=yes
+# Did the arguments pick some tests (a path, -k, -m)? Then the web tests are skipped and so is the
+# coverage floor, which only a full run can reach.
+picked=
 for arg in "$@"; do
-  case "$arg" in -k | -m | -k* | -m* | [!-]*) web_tests= ;; esac
+  case "$arg" in -k | -m | -k* | -m* | [!-]*) picked=yes ;; esac
 done
-if [ -n "$web_tests" ] && [ -z "${SKIP_WEB_TESTS:-}" ]; then
+# Coverage of the test process and of every service it starts (pyproject.toml, [tool.coverage.*]):
+# the table in the terminal, coverage/python/index.html and coverage/python/coverage.xml.
+# The floor is [tool.coverage.report] fail_under.
+cov=(--cov --cov-report=term --cov-report=html --cov-report=xml)
+if [ -n "$picked" ]; then
+  cov+=(--cov-fail-under=0)
+fi
+.venv/bin/pytest -p no:cacheprovider "${cov[@]}" "$@"
+# Then the web console's tests (Vitest with coverage, and Playwright driving Debian's chromium against
+# a real `sre-copilot up`), unless the arguments picked some tests or SKIP_WEB_TESTS=1.
+if [ -z "$picked" ] && [ -z "${SKIP_WEB_TESTS:-}" ]; then
   scripts/web.sh test
 fi

@@ -98,6 +98,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # Websockets whose user was just deactivated (or changed password) close at once.
         projector.add_listener(SessionWatch(engine, fanout).on_batch)
         await projector.start()
+        await projector.serve_replays(nc)
         app.state.settings, app.state.nc, app.state.js, app.state.engine = settings, nc, js, engine
         app.state.fanout = fanout
         app.state.verifier, app.state.projector = verifier, projector

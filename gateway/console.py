@@ -1,4 +1,5 @@
-"""The web console: the production build in `web/dist`, served at `/`.
+"""The web console: its production build (web/ builds into `gateway/console_dist`, which the wheel and
+the image carry), served at `/`.
 
 It answers only what no route answers (the router's fallback), so it never shadows the API, the docs
 or health, and every other method or a reserved prefix keeps its usual 404/405. Paths of the
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
+DIST = Path(__file__).resolve().parent / "console_dist"
 # First path segments that belong to the API and its tooling, never to the console.
 RESERVED = frozenset({"api", "docs", "redoc", "openapi.json", "health", "metrics"})
 
@@ -34,7 +35,8 @@ NOT_BUILT = """<!doctype html>
 <p>The API is up (<a href="/docs">/docs</a>, <a href="/health">/health</a>), but the web console
 has not been built in this checkout.</p>
 <p>Build it with Node.js 20+ and npm: <code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>
-(<code>./run.sh</code> does this for you when <code>web/dist</code> is missing or stale), then reload.</p>
+(<code>./run.sh</code> does this for you when <code>gateway/console_dist</code> is missing or stale), then
+reload.</p>
 </body></html>
 """
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -202,7 +204,6 @@ def install(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
         return error_response(exc.status_code, code, str(exc.detail), None, headers)
 
-    @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Answered outside the middleware that sets X-Correlation-ID (Starlette handles `Exception`
         # in its outermost layer), so the header is set here, from the request's log context.
@@ -217,3 +218,10 @@ def install(app: FastAPI) -> None:
             return error_response(503, ErrorCode.UNAVAILABLE.value, unavailable_message(exc), headers=headers)
         log.exception("unhandled_error", path=request.url.path)
         return error_response(500, ErrorCode.INTERNAL.value, "internal error", headers=headers)
+
+    # The database's and the network's errors get their own handlers: Starlette answers a handler of
+    # `Exception` and then raises the error again, which makes the server drop the keep-alive
+    # connection, so a client's next request on it failed even though the 503 was well formed.
+    for expected in (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        app.add_exception_handler(expected, unexpected)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, unexpected)

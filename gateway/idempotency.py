@@ -44,6 +44,7 @@ from sqlalchemy import (
     Table,
     Uuid,
     and_,
+    case,
     delete,
     or_,
     select,
@@ -122,7 +123,15 @@ class Reservation:
     subject: str
     key: str
     token: uuid.UUID
+    # When the key was first taken (kept across takeovers and retries after an answer that was not
+    # kept): what a create derives its new object's id from, so a retry after a lost or failed answer
+    # names the same object and the service makes it once (`derived_id`).
+    created_at: datetime
     done: bool = field(default=False)
+
+    def derived_id(self, namespace: uuid.UUID) -> uuid.UUID:
+        name = "\x00".join((self.tenant_id, self.subject, self.key, self.created_at.isoformat()))
+        return uuid.uuid5(namespace, name)
 
 
 @dataclass(frozen=True)
@@ -205,20 +214,24 @@ class IdempotencyStore:
                 and_(t.c.status_code.is_(None), t.c.locked_until <= now, t.c.fingerprint == print_),
             )
             # The conflicting row stays locked until this commits, so the read that follows sees it.
+            # Taking over the same request keeps its first `created_at` (see Reservation.created_at);
+            # an expired key starts afresh.
+            kept = {**values, "created_at": case((t.c.expires_at <= now, now), else_=t.c.created_at)}
             statement = (
                 insert(t)
                 .values(tenant_id=tenant_id, subject=subject, key=key, **values)
                 .on_conflict_do_update(
-                    index_elements=[t.c.tenant_id, t.c.subject, t.c.key], set_=values, where=takeover
+                    index_elements=[t.c.tenant_id, t.c.subject, t.c.key], set_=kept, where=takeover
                 )
-                .returning(t.c.lock_token)
+                .returning(t.c.lock_token, t.c.created_at)
             )
             async with self.engine.begin() as conn:
-                won = (await conn.execute(statement)).scalar()
+                taken = (await conn.execute(statement)).first()
+                won = taken.lock_token if taken is not None else None
                 existing = select(t).where(self._row(tenant_id, subject, key))
                 row = None if won == token else (await conn.execute(existing)).first()
-            if won == token:
-                return Reservation(self, tenant_id, subject, key, token)
+            if taken is not None and won == token:
+                return Reservation(self, tenant_id, subject, key, token, taken.created_at)
             if row is None:
                 continue  # released between the two statements: try again
             if row.fingerprint != print_:
@@ -256,13 +269,18 @@ class IdempotencyStore:
             )
 
     async def release(self, reservation: Reservation) -> None:
+        """Unlock without an answer: a retry of the same request takes the key over at once (and a
+        create names the same object again: a command that did commit before a 504 is not done
+        twice); another request with the key is still a different request."""
         t = idempotency_keys
         async with self.engine.begin() as conn:
             await conn.execute(
-                delete(t).where(
+                update(t)
+                .where(
                     self._row(reservation.tenant_id, reservation.subject, reservation.key),
                     t.c.lock_token == reservation.token,
                 )
+                .values(lock_token=None, locked_until=datetime.now(UTC))
             )
 
     async def prune(self) -> int:
@@ -311,6 +329,12 @@ def idempotent(principal: Any) -> Any:
         setattr(request.state, STATE_KEY, held)
 
     return Depends(reserve)
+
+
+def reservation_of(request: Request) -> Reservation | None:
+    """The key this request holds, when it came with one."""
+    held = getattr(request.state, STATE_KEY, None)
+    return held if isinstance(held, Reservation) else None
 
 
 class IdempotencyRecorder:

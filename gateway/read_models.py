@@ -126,6 +126,35 @@ checkpoints = Table(
     Column("last_seq", BigInteger, nullable=False),
 )
 
+# Operators' decisions to move the projector past an event it cannot apply (`sre-copilot
+# projections skip`); the projector passes exactly these sequences without applying them.
+projection_skips = Table(
+    "projection_skips",
+    metadata,
+    Column("seq", BigInteger, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Where a projection is stopped, and why, while it is (written by the projector, read by the skip
+# command; a row goes once the checkpoint passes its sequence).
+projection_stalls = Table(
+    "projection_stalls",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("event_type", Text),
+    Column("event_id", Text),
+    Column("error", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Tables about the projection rather than projected from events: a rebuild leaves them alone.
+CONTROL_TABLES = frozenset({"checkpoints", "projection_skips", "projection_stalls"})
+
 
 def parse_uuid(raw: str) -> uuid.UUID | None:
     try:

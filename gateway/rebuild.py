@@ -69,7 +69,7 @@ def _scratch(conn: AsyncConnection) -> Any:
 
 
 def _projected_tables() -> list[Table]:
-    return [t for t in rm.metadata.sorted_tables if t.name != rm.checkpoints.name]
+    return [t for t in rm.metadata.sorted_tables if t.name not in rm.CONTROL_TABLES]
 
 
 async def _prepare(engine: AsyncEngine) -> None:
@@ -107,7 +107,7 @@ def _decode(stored: Any, report: RebuildReport) -> Item | None:
     try:
         data: EventData = payload_of(stored.event)
     except (UnknownEventType, ValueError):
-        report.skipped += 1  # the live projector dead-lettered it as well
+        report.skipped += 1  # the live projector stopped at it until an operator skipped it
         return None
     return (stored.seq, stored.event, data)
 

@@ -323,6 +323,28 @@ class DependencyHealth(BaseModel):
     instance: str | None = None
 
 
+class ProjectorStall(BaseModel):
+    # The error itself (which may quote the event's data) is in the log and the metrics' labels
+    # name only the reason and type: /health is public.
+    seq: int
+    reason: str
+    event_type: str | None
+    since: datetime
+    attempts: int
+
+
+class ProjectorHealth(BaseModel):
+    # `stalled`: stopped at an event it cannot apply; reads are stale from `stall.seq` on.
+    status: Literal["running", "stalled"]
+    checkpoint: int
+    stall: ProjectorStall | None = None
+
+
+class Liveness(BaseModel):
+    status: Literal["healthy"]
+    projector: ProjectorHealth
+
+
 class ServicesHealth(BaseModel):
     status: Literal["healthy", "degraded"]
     services: dict[str, DependencyHealth]

@@ -4,7 +4,7 @@ of every request, and `/metrics` for the whole platform.
 `/metrics` serves the gateway's metrics and, gathered over NATS (`cmd.<service>.metrics`, every
 replica answers), every service's, each sample labelled with its `service` and `instance`; plus
 what only the gateway reads: JetStream consumer lag, stream sizes, dead letters, the projection's
-checkpoint and lag, websocket connections. Those are read at scrape time (at most every 2 s).
+checkpoint, lag and stall, websocket connections. Those are read at scrape time (at most every 2 s).
 """
 
 from __future__ import annotations
@@ -114,7 +114,25 @@ class GatewayCollector(Collector):
             labels=["projection"],
         )
         lag.add_metric([self.projector.name], max(0, self.jetstream.last_seq - self.projector.checkpoint))
-        return [connections, checkpoint, lag]
+        stall = self.projector.stall
+        stalled = GaugeMetricFamily(
+            "sre_copilot_projection_stalled",
+            "1 while a projection is stopped at an event it cannot apply, with why (reason) and the "
+            "event's type; 0 otherwise. It waits there until the event applies or is skipped.",
+            labels=["projection", "reason", "type"],
+        )
+        stalled_seq = GaugeMetricFamily(
+            "sre_copilot_projection_stalled_sequence",
+            "The stream sequence a projection is stopped at (0 when it is not), labelled like "
+            "sre_copilot_projection_stalled.",
+            labels=["projection", "reason", "type"],
+        )
+        labels = [self.projector.name, "", ""]
+        if stall is not None:
+            labels = [self.projector.name, stall.reason.value, (stall.event_type or "")[:64]]
+        stalled.add_metric(labels, 0 if stall is None else 1)
+        stalled_seq.add_metric(labels, 0 if stall is None else stall.seq)
+        return [connections, checkpoint, lag, stalled, stalled_seq]
 
 
 class PlatformMetrics:

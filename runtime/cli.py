@@ -315,7 +315,10 @@ def events_stats(
     console.print(consumers)
 
 
-projections_app = typer.Typer(help="Rebuild and verify read models from the event log.", no_args_is_help=True)
+projections_app = typer.Typer(
+    help="Rebuild and verify read models from the event log; move the projector past an event.",
+    no_args_is_help=True,
+)
 app.add_typer(projections_app, name="projections")
 
 DatabaseUrl = Annotated[
@@ -377,6 +380,43 @@ def projections_rebuild(
             raise typer.Exit(1)
     else:
         typer.echo("swapped the rebuilt read models in")
+
+
+@projections_app.command("skip")
+def projections_skip(
+    seq: Annotated[int, typer.Argument(help="The stream sequence the projector is stalled at.")],
+    reason: Annotated[
+        str | None, typer.Option(help="Why (kept with the skip, and as the dead letter's error).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Skip a sequence the projector is not stalled at (yet).")
+    ] = False,
+    nats_url: NatsUrl = None,
+    database_url: DatabaseUrl = None,
+    state_dir: StateDir = Path(".sre-copilot"),
+) -> None:
+    """Move the gateway's projector past an event it cannot apply: copy the event to
+    dlq.gateway_projector (to replay it later) and record the skip, which the projector honours
+    by passing exactly that sequence. Refused for any sequence but the one it is stalled at,
+    unless --force."""
+    from gateway.skip import SkipRefused, skip
+    from runtime.db import create_engine
+
+    nats = _nats_url(nats_url, state_dir)
+    db_url = database_url or _runtime_value(state_dir, "database_url")
+
+    async def work(js: JetStreamContext) -> Any:
+        engine = create_engine(db_url, pool_size=1)
+        try:
+            return await skip(engine, js, seq, reason, force)
+        finally:
+            await engine.dispose()
+
+    try:
+        report = _run(_with_js(nats, work), database_url=db_url)
+    except SkipRefused as exc:
+        _fail(str(exc))
+    typer.echo(report.describe())
 
 
 ai_app = typer.Typer(help="Judge hypothesis engines on your own history.", no_args_is_help=True)
@@ -451,3 +491,61 @@ def ai_rerun(
 
 if __name__ == "__main__":
     app()
+
+
+streams_app = typer.Typer(
+    help="The streams' configuration: what differs from this version's, and changing it on purpose.",
+    no_args_is_help=True,
+)
+app.add_typer(streams_app, name="streams")
+
+
+def _print_drifts(drifts: list[Any], console: Console, applied: bool) -> None:
+    if not drifts:
+        console.print("EVENTS and DLQ are as this version declares them.")
+        return
+    for drift in drifts:
+        verb = "changed" if applied else "differs"
+        for field, (has, wanted) in sorted(drift.differences.items()):
+            console.print(f"{drift.stream} {verb}: {field} {has!r} -> {wanted!r}", markup=False)
+
+
+@streams_app.command("status")
+def streams_status(nats_url: NatsUrl = None, state_dir: StateDir = Path(".sre-copilot")) -> None:
+    """How the existing streams differ from what this version declares (replicas from
+    STREAM_REPLICAS, the DLQ's limits); nothing is changed. Exits 1 when they differ."""
+    from runtime.bus import StreamDrift, stream_configs
+
+    async def work(js: JetStreamContext) -> list[StreamDrift]:
+        from nats.js.errors import NotFoundError
+
+        from runtime.bus import drift
+
+        found = []
+        for config in stream_configs():
+            assert config.name
+            try:
+                existing = (await js.stream_info(config.name)).config
+            except NotFoundError:
+                found.append(StreamDrift(config.name, {"exists": (False, True)}))
+                continue
+            if differences := drift(existing, config):
+                found.append(StreamDrift(config.name, differences))
+        return found
+
+    drifts = _run(_with_js(_nats_url(nats_url, state_dir), work))
+    _print_drifts(drifts, Console(highlight=False), applied=False)
+    if drifts:
+        raise typer.Exit(1)
+
+
+@streams_app.command("apply")
+def streams_apply(nats_url: NatsUrl = None, state_dir: StateDir = Path(".sre-copilot")) -> None:
+    """Create missing streams and bring existing ones to this version's declaration (e.g. three
+    replicas after moving to a cluster, new DLQ limits). A start never does this by itself."""
+    from runtime.bus import declare_streams
+
+    async def work(js: JetStreamContext) -> list[Any]:
+        return await declare_streams(js, apply=True)
+
+    _print_drifts(_run(_with_js(_nats_url(nats_url, state_dir), work)), Console(highlight=False), True)

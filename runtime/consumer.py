@@ -42,8 +42,8 @@ from contracts.subjects import (
     dead_letter_replay_subject,
     dead_letter_subject,
 )
-from runtime.db import is_retryable_conflict, is_unavailable
-from runtime.metrics import DEAD_LETTERED, RETRIES
+from runtime.db import is_transaction_conflict, is_unavailable
+from runtime.metrics import DEAD_LETTERED, RETRIES, TRANSACTION_CONFLICTS
 from runtime.observe import consuming
 
 log = structlog.get_logger(__name__)
@@ -156,8 +156,11 @@ async def through_outages(msgs: Sequence[Msg], work: Callable[[], Awaitable[T]],
         try:
             return await work()
         except Exception as exc:
-            if not (is_unavailable(exc) or is_retryable_conflict(exc)):
+            conflict = is_transaction_conflict(exc)
+            if not (conflict or is_unavailable(exc)):
                 raise
+            if conflict:
+                TRANSACTION_CONFLICTS.labels(consumer).inc()
             delay = OUTAGE_BACKOFF_SECONDS[min(attempt, len(OUTAGE_BACKOFF_SECONDS) - 1)]
             if attempt == 0:
                 log.warning("database_unavailable_holding_messages", consumer=consumer, error=str(exc))

@@ -85,13 +85,20 @@ def is_invalid_value(exc: BaseException) -> bool:
     return isinstance(exc, sa.DataError)
 
 
-def is_retryable_conflict(exc: BaseException) -> bool:
-    """True for SQLSTATE class 40 (a deadlock, a serialization failure): the transaction lost a race
-    and is to be run again, which is nobody's fault and resolves by itself."""
-    for e in _causes(exc):
-        code = getattr(e, "sqlstate", None) or getattr(getattr(e, "orig", None), "sqlstate", None)
-        if isinstance(code, str) and code.startswith("40"):
-            return True
+# SQLSTATE class 40, "transaction rollback": the transaction lost a race with another one
+# (40P01 deadlock_detected, 40001 serialization_failure, 40003 statement_completion_unknown) and
+# the same work succeeds when retried. 40002 is a deferred constraint that failed at commit: the
+# data's fault, which a retry only repeats.
+_NOT_A_CONFLICT = frozenset({"40002"})
+
+
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """True when the database rolled the transaction back for racing another (a deadlock, a
+    serialization failure): retry it, as often as it takes; the data is not at fault."""
+    for cause in _causes(exc):
+        state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        if isinstance(state, str) and state.startswith("40"):
+            return state not in _NOT_A_CONFLICT
     return False
 
 

@@ -71,6 +71,12 @@ DEAD_LETTERED = Counter(
     "Messages a consumer gave up on and copied to the DLQ stream.",
     ["consumer"],
 )
+TRANSACTION_CONFLICTS = Counter(
+    "sre_copilot_transaction_conflicts",
+    "Transactions a consumer retried because the database rolled them back for racing another "
+    "(a deadlock or a serialization failure: SQLSTATE class 40).",
+    ["consumer"],
+)
 PROJECTION_BATCH_SECONDS = Histogram(
     "sre_copilot_projection_batch_duration_seconds",
     "Time to apply one batch of events to a projection's read models, checkpoint included.",

@@ -30,7 +30,7 @@ from contracts.commands import (
 )
 from contracts.subjects import metrics_subject, ping_subject
 from runtime import tracing
-from runtime.bus import connection_failure, declare_streams
+from runtime.bus import connection_failure, declare_streams, nats_servers
 from runtime.consumer import EventConsumer, Handler
 from runtime.db import create_engine, is_invalid_value, is_unavailable, unavailable_message
 from runtime.logging import configure_logging, redact_url
@@ -59,7 +59,7 @@ class Service:
         configure_logging(name, settings.log_level, settings.log_format)
         tracing.configure_tracing(name)
         self.broker = NatsBroker(
-            settings.nats_url,
+            nats_servers(settings.nats_url),
             name=f"{name}:{settings.instance}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,

@@ -17,8 +17,9 @@ def _instance_name() -> str:
 
 
 class StreamSettings(BaseSettings):
-    """Limits of the `DLQ` stream, applied by whoever declares the streams (every service, the
-    gateway, `sre-copilot up`): give them all the same environment. `EVENTS` has no limits at all."""
+    """The streams' replicas and the `DLQ`'s limits, declared by whoever starts first (every service,
+    the gateway, `sre-copilot up`) and changed only by `sre-copilot streams apply`: give them all the
+    same environment. `EVENTS` has no limits at all."""
 
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
 
@@ -28,6 +29,9 @@ class StreamSettings(BaseSettings):
     # that gives up on a message always moves on.
     dlq_max_messages: int = Field(default=100_000, ge=1)
     dlq_max_bytes: int = Field(default=256 * 1024**2, ge=1024**2)
+    # Copies of EVENTS and DLQ kept by a NATS cluster (3 on a three-node cluster); consumers follow
+    # their stream. An existing stream keeps its own until `sre-copilot streams apply`.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
 
 
 class ServiceSettings(StreamSettings):

@@ -2,9 +2,11 @@
 # The web console (web/): build it when it is missing or stale, make sure a browser is there for
 # its tests, and run them.
 #   scripts/web.sh build     npm ci (when node_modules is missing or older than the lock file), then
-#                            npm run build (when web/dist is missing or older than the sources)
+#                            npm run build (when gateway/console_dist is missing or older than the
+#                            sources)
 #   scripts/web.sh browser   Debian's chromium for Playwright (apt-get, as root), never a download
-#   scripts/web.sh test      Vitest, then Playwright against a real `sre-copilot up`
+#   scripts/web.sh test      Vitest with coverage (its floors in vite.config.ts; the report in
+#                            coverage/web/), then Playwright against a real `sre-copilot up`
 set -euo pipefail
 cd "$(dirname "$0")/../web"
 
@@ -24,10 +26,11 @@ install_deps() {
 
 build() {
   local stale=""
-  if [ ! -f dist/index.html ]; then
+  local built=../gateway/console_dist/index.html
+  if [ ! -f "$built" ]; then
     stale=yes
   elif [ -n "$(find src index.html package.json package-lock.json vite.config.ts tsconfig.json \
-    -newer dist/index.html -print -quit 2>/dev/null)" ]; then
+    -newer "$built" -print -quit 2>/dev/null)" ]; then
     stale=yes
   fi
   [ -z "$stale" ] && return 0
@@ -72,7 +75,7 @@ run_tests() {
   install_deps
   build
   browser
-  npx vitest run
+  npx vitest run --coverage
   npx playwright test
 }
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import strategies as st
 
 from contracts.envelope import EventEnvelope
-from contracts.events import IncidentSnapshot, IncidentState, Severity
+from contracts.events import DeployRecorded, IncidentSnapshot, IncidentState, Severity
 from incidents.domain import ALLOWED_MOVES, edit, incident_envelope, open_incident, transition
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -102,3 +102,23 @@ def incident_history(draw: st.DrawFn, tenant: str) -> list[EventEnvelope]:
             except AssertionError:  # the edit changed nothing
                 continue
     return events
+
+
+def probe(tenant_id: str, correlation_id: str = "test") -> EventEnvelope:
+    """An event every consumer reads and none acts on (a deploy of a service the fresh tenant has no
+    incidents of): for tests of the log's plumbing. Its type is a real one: the projector stops at
+    an event of a type it does not know."""
+    deploy_id = str(uuid.uuid4())
+    return EventEnvelope(
+        type="deploy.recorded",
+        tenant_id=tenant_id,
+        aggregate_id=deploy_id,
+        correlation_id=correlation_id,
+        data=DeployRecorded(
+            deploy_id=deploy_id,
+            service_name="probe",
+            version="1",
+            environment="test",
+            deployed_at=datetime.now(UTC),
+        ).model_dump(mode="json"),
+    )

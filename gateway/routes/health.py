@@ -11,17 +11,37 @@ from sqlalchemy import text
 from contracts.commands import Pong
 from contracts.subjects import SERVICES, ping_subject
 from gateway.errors import DEFAULT_RETRY_AFTER
-from gateway.schemas import DependencyHealth, ServicesHealth
+from gateway.schemas import DependencyHealth, Liveness, ProjectorHealth, ProjectorStall, ServicesHealth
 
 router = APIRouter(tags=["health"])
 
 PING_TIMEOUT_SECONDS = 2.0
 
 
-@router.get("/health")
-async def health() -> dict[str, str]:
-    """Liveness of the gateway itself."""
-    return {"status": "healthy"}
+@router.get("/health", response_model=Liveness)
+async def health(request: Request) -> Liveness:
+    """Liveness of the gateway itself, and where its projector is. A stalled projector (stopped at
+    an event it cannot apply) is reported but is no failure of liveness: restarting the gateway
+    would not help, and every replica would stall at the same event; the alert is
+    SreCopilotProjectionStalled."""
+    projector = request.app.state.projector
+    stall = projector.stall
+    return Liveness(
+        status="healthy",
+        projector=ProjectorHealth(
+            status="stalled" if stall else "running",
+            checkpoint=projector.checkpoint,
+            stall=ProjectorStall(
+                seq=stall.seq,
+                reason=stall.reason.value,
+                event_type=stall.event_type,
+                since=stall.since,
+                attempts=stall.attempts,
+            )
+            if stall
+            else None,
+        ),
+    )
 
 
 def _ms(started: float) -> float:

@@ -12,7 +12,7 @@ from contracts.events import IncidentState, Severity
 from contracts.wire import NO_NUL
 from gateway import read_models as rm
 from gateway.errors import ApiError, declare
-from gateway.idempotency import idempotent
+from gateway.idempotency import idempotent, reservation_of
 from gateway.schemas import (
     DateTimeQuery,
     EvidenceItemRead,
@@ -34,6 +34,8 @@ from gateway.schemas import (
 from gateway.security import CallerDep
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+# The namespace of incident ids derived from an `Idempotency-Key` reservation.
+IDEMPOTENT_CREATE = uuid.UUID("6f0c5e2a-4d0b-4a8e-9a52-0d6a1f3b7c11")
 # Retried safely with `Idempotency-Key` (see gateway/idempotency.py).
 Idempotent = [idempotent(CallerDep)]
 
@@ -76,11 +78,13 @@ COMMAND = (504,)
     "", status_code=201, response_model=IncidentRead, dependencies=Idempotent, responses=declare(*COMMAND)
 )
 async def create_incident(body: IncidentCreate, caller: CallerDep, request: Request) -> IncidentRead:
-    accepted = await request.app.state.commands.call(
-        "cmd.incidents.create",
-        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
-        IncidentAccepted,
-    )
+    command: dict[str, Any] = {"caller": caller.model_dump(), **body.model_dump(mode="json")}
+    held = reservation_of(request)
+    if held is not None:
+        # A retry with the key (after a 504, or an answer lost with a gateway) names the same
+        # incident, which incidents then makes once.
+        command["incident_id"] = str(held.derived_id(IDEMPOTENT_CREATE))
+    accepted = await request.app.state.commands.call("cmd.incidents.create", command, IncidentAccepted)
     return await _answer_write(request, caller.tenant_id, accepted)
 
 

@@ -105,6 +105,33 @@ async def test_a_create_whose_answer_was_lost_is_made_once(client: httpx.AsyncCl
     assert await incident_ids(client, tenant) == [answer.json()["id"]]
 
 
+async def test_a_create_that_committed_after_its_504_is_not_made_twice_by_the_retry(
+    client: httpx.AsyncClient, tenant: Tenant, engine: AsyncEngine
+) -> None:
+    """incidents is held up (the tenant's incident counter locked) past the gateway's command timeout:
+    the client gets a 504, then incidents commits anyway. The retry with the same key names the same
+    incident (its id comes from the key's reservation), so it is not created a second time."""
+    assert (await client.post("/api/v1/incidents", json=INCIDENT, headers=tenant.auth)).status_code == 201
+    key = str(uuid.uuid4())
+    async with engine.connect() as conn:
+        held = await conn.begin()
+        await conn.execute(
+            text("SELECT 1 FROM incidents.tenant_counters WHERE tenant_id = :t FOR UPDATE"),
+            {"t": tenant.tenant_id},
+        )
+        timed_out = await create(client, tenant, key)
+        await held.rollback()
+    assert timed_out.status_code == 504, timed_out.text
+    deadline = asyncio.get_running_loop().time() + 15
+    while len(await incident_ids(client, tenant)) < 2:  # the late commit lands
+        assert asyncio.get_running_loop().time() < deadline, "the held create never committed"
+        await asyncio.sleep(0.2)
+    retried = await create(client, tenant, key)
+    assert retried.status_code == 201, retried.text
+    ids = await incident_ids(client, tenant)
+    assert len(ids) == 2 and retried.json()["id"] in ids
+
+
 async def test_concurrent_duplicates_make_one_incident(client: httpx.AsyncClient, tenant: Tenant) -> None:
     key = str(uuid.uuid4())
     answers = await asyncio.gather(*(create(client, tenant, key) for _ in range(6)))

@@ -4,6 +4,7 @@ Prometheus conventions, and enough for the self-monitoring alert rules."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import uuid
@@ -17,9 +18,11 @@ import yaml
 from nats.js import JetStreamContext
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.client import connect
 
 from contracts.subjects import SERVICES
+from gateway.skip import SkipRefused, skip
 from runtime.supervisor import Platform
 from tests.conftest import INCIDENT, Tenant
 
@@ -139,9 +142,24 @@ async def test_every_family_is_served_and_moves_under_load(
         assert value(after, "process_resident_memory_bytes", service=name) > 0, name
 
 
-async def test_dead_letters_show_in_both_counts(client: httpx.AsyncClient, js: JetStreamContext) -> None:
+async def test_dead_letters_show_in_both_counts(
+    client: httpx.AsyncClient, js: JetStreamContext, engine: AsyncEngine
+) -> None:
+    """The projector stops at a poison message (and says so) until an operator skips it; the skip
+    is then counted as the projector's dead letter."""
     before = await scrape(client)
-    await js.publish(f"events.t_{uuid.uuid4().hex}.incident.created", b"\x00 not an event")
+    ack = await js.publish(f"events.t_{uuid.uuid4().hex}.incident.created", b"\x00 not an event")
+    try:
+
+        async def stalled() -> bool:
+            now = await scrape(client)
+            seq = value(now, "sre_copilot_projection_stalled_sequence", projection="gateway_projector")
+            return seq == ack.seq and value(now, "sre_copilot_projection_stalled", reason="unreadable") == 1
+
+        await until(stalled)
+    finally:  # never leave the session's projector stopped
+        with contextlib.suppress(SkipRefused):
+            await skip(engine, js, ack.seq, "test: poison", force=True)
 
     async def counted() -> Families | None:
         now = await scrape(client)
@@ -153,6 +171,7 @@ async def test_dead_letters_show_in_both_counts(client: httpx.AsyncClient, js: J
 
     after = await until(counted)
     assert value(after, "sre_copilot_dead_lettered_messages_total", service="gateway") >= 1
+    assert value(after, "sre_copilot_projection_stalled", projection="gateway_projector") == 0
 
 
 async def test_names_follow_the_prometheus_conventions(client: httpx.AsyncClient) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -275,7 +276,10 @@ async def test_unknown_ids_are_404(client: httpx.AsyncClient, tenant: Tenant) ->
 
 
 async def test_health_and_docs(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/health")).json() == {"status": "healthy"}
+    assert (await client.get("/health")).json() == {
+        "status": "healthy",
+        "projector": {"status": "running", "checkpoint": ANY, "stall": None},
+    }
     services = await client.get("/health/services")
     assert services.status_code == 200
     body = services.json()

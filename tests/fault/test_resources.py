@@ -332,10 +332,10 @@ async def test_a_service_started_against_refused_servers_waits_and_says_why(bare
         (gateway_no_nats, stopped_in),
         (gateway_no_db, _),
     ) = await asyncio.gather(
-        started_for(4, "incidents", nothing_there),
-        started_for(4, "incidents", no_database, ask_incidents),
-        started_for(4, "gateway", nothing_there),
-        started_for(4, "gateway", no_database),
+        started_for(8, "incidents", nothing_there),
+        started_for(8, "incidents", no_database, ask_incidents),
+        started_for(8, "gateway", nothing_there),
+        started_for(8, "gateway", no_database),
     )
     for output in (incidents, incidents_no_db, gateway_no_nats, gateway_no_db):
         assert "Traceback" not in output, output[-3000:]
@@ -469,6 +469,11 @@ async def test_a_stopped_server_is_a_503_until_the_supervisor_starts_it_again(
             health = await http.get("/health/services")
             assert health.status_code == 503
             assert health.json()["services"][server]["status"] == "unhealthy"
+            # Answered, not raised past the answer (which made the server drop the connection, and the
+            # client's next request on it fail).
+            assert platform.log_dir is not None
+            gateway_log = (platform.log_dir / "gateway.log").read_text()
+            assert "Exception in ASGI application" not in gateway_log, gateway_log[-3000:]
         finally:
             on_small_disk.supervising.set()  # it starts the server again on the same port and data
         await healthy(platform)

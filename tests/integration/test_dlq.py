@@ -32,6 +32,7 @@ from runtime.cli import app
 from runtime.dlq import DeadLetter, DlqError, dead_letter, dead_letters
 from runtime.settings import StreamSettings
 from runtime.supervisor import Platform
+from tests.events import probe
 
 runner = CliRunner()
 
@@ -51,13 +52,7 @@ async def given_up_on(js: JetStreamContext, consumer: str, error: str = "databas
     """An event really delivered by JetStream, then given up on by `consumer` the way every
     consumer does it (runtime.consumer.dead_letter)."""
     tenant = f"t_{uuid.uuid4().hex}"
-    event = EventEnvelope(
-        type="probe.recorded",  # a type no projector or worker acts on
-        tenant_id=tenant,
-        aggregate_id=str(uuid.uuid4()),
-        correlation_id=f"corr-{uuid.uuid4().hex[:8]}",
-        data={"n": 1},
-    )
+    event = probe(tenant, correlation_id=f"corr-{uuid.uuid4().hex[:8]}")
     await publish_event(js, event)
     sub = await js.pull_subscribe(
         event_subject(tenant, event.type),
@@ -132,7 +127,7 @@ async def test_list_and_show_read_what_a_consumer_gave_up_on(
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [r["consumer"] for r in rows] == [mine, mine]
     real, garbage = rows
-    assert real["event_type"] == "probe.recorded" and real["event_id"] == str(event.id)
+    assert real["event_type"] == "deploy.recorded" and real["event_id"] == str(event.id)
     assert real["original_subject"] == event_subject(event.tenant_id, event.type)
     assert isinstance(real["original_seq"], int) and real["original_seq"] > 0
     assert real["attempts"] == 5 and real["error"] == "RuntimeError: database said no"
@@ -142,7 +137,7 @@ async def test_list_and_show_read_what_a_consumer_gave_up_on(
     table = await dlq(platform, "list")
     assert table.exit_code == 0, table.output
     lines = {line.split("│")[1].strip(): line for line in table.stdout.splitlines() if line.count("│") > 5}
-    assert mine in lines[str(real["id"])] and "probe.recorded" in lines[str(real["id"])]
+    assert mine in lines[str(real["id"])] and "deploy.recorded" in lines[str(real["id"])]
     assert "(not an event)" in lines[str(garbage["id"])]
     assert any(other in line for line in lines.values())
 
@@ -155,7 +150,7 @@ async def test_list_and_show_read_what_a_consumer_gave_up_on(
     assert json.loads(body)["id"] == str(event.id)
 
     as_json = json.loads((await dlq(platform, "show", str(real["id"]), "--json")).stdout)
-    assert as_json["event"]["data"] == {"n": 1} and as_json["headers"]["Dlq-Original-Seq"] == str(
+    assert as_json["event"]["data"] == event.data and as_json["headers"]["Dlq-Original-Seq"] == str(
         real["original_seq"]
     )
     not_json = await dlq(platform, "show", str(garbage["id"]))
@@ -279,7 +274,7 @@ async def test_dlq_has_limits_and_events_has_none(js: JetStreamContext) -> None:
     assert events_config.max_msgs == -1 and events_config.max_bytes == -1
 
 
-async def test_declaring_again_applies_new_dlq_limits_and_the_oldest_letters_go_first(
+async def test_applying_new_dlq_limits_and_the_oldest_letters_go_first(
     tmp_path: Path,
 ) -> None:
     server = embedded.start_nats(tmp_path, durable=False)
@@ -287,7 +282,13 @@ async def test_declaring_again_applies_new_dlq_limits_and_the_oldest_letters_go_
         nc = await connect(server.url, "tests", reconnect=False)
         js = nc.jetstream()
         await declare_streams(js, StreamSettings())
-        await declare_streams(js, StreamSettings(dlq_max_age_days=2, dlq_max_messages=2))
+        smaller = StreamSettings(dlq_max_age_days=2, dlq_max_messages=2)
+        # A start with other limits reports the difference and changes nothing...
+        [drift] = await declare_streams(js, smaller)
+        assert drift.stream == DLQ_STREAM and set(drift.differences) == {"max_age", "max_msgs"}
+        assert (await js.stream_info(DLQ_STREAM)).config.max_msgs == 100_000
+        # ... `streams apply` makes it.
+        await declare_streams(js, smaller, apply=True)
         config = (await js.stream_info(DLQ_STREAM)).config
         assert config.max_age == pytest.approx(2 * DAY_SECONDS) and config.max_msgs == 2
         for n in range(3):  # past the limit a dead letter is still taken: the oldest goes

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import EventEnvelope
 from contracts.subjects import DLQ_STREAM, EVENTS_STREAM, dead_letter_replay_subject, dead_letter_subject
+from gateway.skip import skip
 from incidents import db as incidents_db
 from runtime.bus import publish_event
 from runtime.consumer import Delivery, EventConsumer, RetryLater
@@ -192,3 +193,28 @@ async def test_a_message_that_dies_with_its_process_every_time_is_dead_lettered_
     assert EventEnvelope.from_bytes(letter.data).id == poison.id
     assert letter.headers and "without an answer" in letter.headers["Dlq-Error"]
     await crashing.unsubscribe()
+
+
+async def test_an_unreadable_message_is_dead_lettered_at_once_and_the_rest_go_on(
+    js: JetStreamContext, engine: AsyncEngine, consumers: Callable[..., Awaitable[EventConsumer]]
+) -> None:
+    tenant_id = f"t_{uuid.uuid4().hex}"
+    handled: list[uuid.UUID] = []
+
+    async def handler(delivery: Delivery) -> None:
+        handled.append(delivery.event.id)
+
+    poison = await js.publish(f"events.{tenant_id}.incident.created", b"\x00 this is not an event")
+    # The session's projector stops at it (as it should): move it on, as an operator would.
+    await skip(engine, js, poison.seq, "test: poison for the event consumer", force=True)
+    after = created(tenant_id)
+    await publish_event(js, after)
+    consumer = await consumers(handler, tenant_id)
+    await until(lambda: after.id in handled)
+    deadline = time.monotonic() + 20
+    while not (letters := await messages_on(js, dead_letter_subject(consumer.durable), DLQ_STREAM)):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    [letter] = letters
+    assert letter.data == b"\x00 this is not an event"
+    assert letter.headers and letter.headers["Dlq-Attempts"] == "1" and letter.headers["Dlq-Error"]

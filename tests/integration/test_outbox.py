@@ -21,18 +21,12 @@ from incidents import db
 from runtime.bus import connect
 from runtime.outbox import OutboxRelay, outbox_table, stage
 from runtime.supervisor import Platform
+from tests.events import probe
 from tests.integration.streams import messages_on
 
 
 def probe_event(tenant_id: str) -> EventEnvelope:
-    # A type no projector or worker acts on, so the probe touches nothing but the log.
-    return EventEnvelope(
-        type="probe.recorded",
-        tenant_id=tenant_id,
-        aggregate_id=str(uuid.uuid4()),
-        correlation_id="test",
-        data={},
-    )
+    return probe(tenant_id)
 
 
 async def test_relay_publishes_what_a_crash_left_after_commit(

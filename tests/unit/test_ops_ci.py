@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,26 @@ def test_ci_runs_lint_types_tests_and_the_console() -> None:
         assert command in console_steps
     scripts = json.loads((ROOT / "web" / "package.json").read_text())["scripts"]
     assert {"build", "test"} <= set(scripts)
+
+
+def test_coverage_covers_every_package_and_ci_keeps_the_reports() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    run = pyproject["tool"]["coverage"]["run"]
+    found = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*").split(".")[0] for pattern in found}
+    assert set(run["source"]) == packages, "coverage measures every package the project ships"
+    # The services are processes of their own: without these their handlers would never count.
+    assert run["branch"] is True and run["parallel"] is True and run["sigterm"] is True
+    assert "subprocess" in run["patch"]
+    assert pyproject["tool"]["coverage"]["report"]["fail_under"] > 0
+    assert "--cov" in (ROOT / "test.sh").read_text()
+    jobs = load(WORKFLOWS / "ci.yml")["jobs"]
+    for job, folder in (("test", "coverage/python/"), ("console", "coverage/web/")):
+        uploads = [
+            s["with"] for s in jobs[job]["steps"] if s.get("uses", "").startswith("actions/upload-artifact")
+        ]
+        assert any(folder in u["path"] for u in uploads), f"the {job} job keeps {folder}"
+    assert "--coverage" in steps_run(jobs["console"])
 
 
 def test_images_are_built_for_every_service() -> None:

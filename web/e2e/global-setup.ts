@@ -58,8 +58,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   if (process.env.SRE_COPILOT_URL) return async () => undefined;
   const binary = join(ROOT, ".venv", "bin", "sre-copilot");
   if (!existsSync(binary)) throw new Error(`${binary} is missing: run scripts/setup.sh (or ./test.sh) first`);
-  if (!existsSync(join(ROOT, "web", "dist", "index.html"))) {
-    throw new Error("web/dist is missing: run `npm run build` in web/ first");
+  if (!existsSync(join(ROOT, "gateway", "console_dist", "index.html"))) {
+    throw new Error("gateway/console_dist is missing: run `npm run build` in web/ first");
   }
   const port = await freePort();
   const stateDir = mkdtempSync(join(tmpdir(), "sre-console-e2e-"));
