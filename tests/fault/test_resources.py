@@ -557,9 +557,12 @@ async def test_a_full_disk_refuses_writes_cleanly_and_the_platform_recovers(
     try:
         # PostgreSQL refuses what needs new pages; what still commits has its events meet a JetStream
         # store that cannot grow (nats-server's /healthz then names the stream's write error).
+        # A creation must be among the refused (a refused move alone would leave the "refused creation
+        # exists nowhere" check below with nothing to check).
         await until(
-            lambda: load.server_errors[f"503 {STORAGE_FULL_MESSAGE}"] > 0,
-            lambda: f"no write refused for the full disk: {load.statuses}, {load.server_errors}",
+            lambda: any(message == STORAGE_FULL_MESSAGE for _title, _status, message in load.refused),
+            lambda: f"no creation refused for the full disk: {load.statuses}, {load.server_errors}",
+            seconds=40.0,
         )
         nats = on_small_disk.server("nats")
         await until(
