@@ -9,8 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
 
-"$PYTHON" -m gateway.openapi >docs/openapi.json.tmp && mv docs/openapi.json.tmp docs/openapi.json
-"$PYTHON" -m contracts.catalogue >docs/events.md.tmp && mv docs/events.md.tmp docs/events.md
+# (Not `cmd >tmp && mv`: a failure inside an && list does not stop a `set -e` script.)
+"$PYTHON" -m gateway.openapi >docs/openapi.json.tmp
+mv docs/openapi.json.tmp docs/openapi.json
+"$PYTHON" -m contracts.catalogue >docs/events.md.tmp
+mv docs/events.md.tmp docs/events.md
 echo "wrote docs/openapi.json and docs/events.md" >&2
 
 if ! command -v npm >/dev/null 2>&1; then
