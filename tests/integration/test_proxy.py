@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -35,8 +36,9 @@ def proxy(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Itera
     port = free_port()
     text = CADDYFILE.read_text()
     assert ":80 {" in text and "dynamic a gateway 8000" in text
-    # 127.0.0.1 as the name to resolve: the A records are that address itself.
-    text = text.replace(":80 {", f"127.0.0.1:{port} {{").replace(
+    # 127.0.0.1 as the name to resolve: the A records are that address itself. `http://`: a site with
+    # a host but no scheme would be served over TLS (`:80` is plain HTTP by its port).
+    text = text.replace(":80 {", f"http://127.0.0.1:{port} {{").replace(
         "dynamic a gateway 8000", f"dynamic a {gateway.hostname} {gateway.port}"
     )
     state = tmp_path_factory.mktemp("caddy")
@@ -53,13 +55,15 @@ def proxy(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Itera
     try:
         for _ in range(100):
             try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
+                httpx.get(f"{url}/health", timeout=2)
+                break
             except httpx.TransportError:
                 pass
             if proc.poll() is not None:
                 pytest.fail(f"caddy exited: {(state / 'caddy.log').read_text()}")
-            subprocess.run(["sleep", "0.1"], check=True)
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"caddy is not listening: {(state / 'caddy.log').read_text()}")
         yield url
     finally:
         proc.terminate()
