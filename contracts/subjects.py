@@ -63,7 +63,15 @@ def command_subject(service: str, command: str) -> str:
 
 
 def ping_subject(service: str) -> str:
+    """Answered by any one replica (a queue group): is the service there at all."""
     return command_subject(service, "ping")
+
+
+def host_ping_subject(service: str, host: str) -> str:
+    """Answered only by the replicas on `host` (a container's or pod's hostname): a probe run inside
+    a container asks this one, so that another replica's answer cannot hide a stuck one."""
+    token = re.sub(r"[^A-Za-z0-9_-]", "_", host)[:64] or "_"
+    return f"{ping_subject(service)}.{token}"
 
 
 def metrics_subject(service: str) -> str:

@@ -93,6 +93,79 @@ def service(
     runpy.run_module(name, run_name="__main__")
 
 
+@app.command()
+def ping(
+    name: Annotated[str, typer.Argument(metavar="SERVICE", help=f"One of: {', '.join(SERVICES)}")],
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for the answer, connecting included.")
+    ] = 2.0,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Only a replica on this host may answer (what a container's health probe runs).",
+        ),
+    ] = False,
+    ignore_database: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-database",
+            help="Succeed even when the service cannot reach PostgreSQL (a liveness probe: "
+            "restarting it would not bring the database back).",
+        ),
+    ] = False,
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = Path(".sre-copilot"),
+) -> None:
+    """Ask a bus-only service whether it is up: exit 0 when a replica answers and reaches its
+    database, 1 with one line on stderr otherwise. The gateway is probed over HTTP (GET /health)."""
+    import socket
+    import time
+
+    import nats.errors
+
+    from contracts.commands import Pong
+    from contracts.subjects import host_ping_subject, ping_subject
+    from runtime.bus import BusUnreachable, connect
+    from runtime.logging import redact_url
+
+    if name not in SERVICES:
+        hint = " (the gateway answers over HTTP: GET /health)" if name == "gateway" else ""
+        raise typer.BadParameter(f"unknown service {name!r}{hint}; one of: {', '.join(SERVICES)}")
+    url = _nats_url(nats_url, state_dir)
+    host = socket.gethostname()
+    subject = host_ping_subject(name, host) if local else ping_subject(name)
+    who = f"{name} on {host}" if local else name
+
+    async def ask() -> tuple[Pong, float]:
+        async with asyncio.timeout(timeout):
+            try:
+                nc = await connect(url, "sre-copilot-ping", reconnect=False)
+            except TimeoutError as exc:
+                raise BusUnreachable(f"cannot reach NATS at {redact_url(url)}: timed out") from exc
+            try:
+                started = time.perf_counter()
+                reply = await nc.request(subject, b"{}", timeout=timeout)
+                return Pong.model_validate_json(reply.data), time.perf_counter() - started
+            finally:
+                await nc.close()
+
+    try:
+        pong, seconds = asyncio.run(ask())
+    except BusUnreachable as exc:
+        _fail(str(exc))
+    except nats.errors.NoRespondersError:
+        _fail(f"{who} is not running: nothing answers {subject} on this NATS")
+    except (TimeoutError, nats.errors.TimeoutError):
+        _fail(f"{who} did not answer within {timeout:g} s ({subject})")
+    except nats.errors.Error as exc:
+        _fail(f"NATS failed: {exc}")
+    if not pong.database and not ignore_database:
+        _fail(f"{name} ({pong.instance}) answers but cannot reach its database")
+    state = "" if pong.database else " (its database is unreachable)"
+    typer.echo(f"{name} ({pong.instance}) answered in {seconds * 1000:.1f} ms{state}")
+
+
 events_app = typer.Typer(help="Read, follow, export and import the event log.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")

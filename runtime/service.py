@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,7 +29,7 @@ from contracts.commands import (
     MetricsReport,
     Pong,
 )
-from contracts.subjects import metrics_subject, ping_subject
+from contracts.subjects import host_ping_subject, metrics_subject, ping_subject
 from runtime import tracing
 from runtime.bus import connection_failure, declare_streams, nats_servers
 from runtime.consumer import EventConsumer, Handler
@@ -81,6 +82,8 @@ class Service:
         self.consumers: list[EventConsumer] = []
         self._periodic: list[Periodic] = []
         self.broker.subscriber(ping_subject(name), queue=name)(self._ping)
+        # What `sre-copilot ping --local` (a container's health probe) asks: this host's replicas only.
+        self.broker.subscriber(host_ping_subject(name, socket.gethostname()), queue=name)(self._ping)
         # Every replica answers (no queue group): the gateway's /metrics gathers them all.
         self.exposition = Exposition()
         self.broker.subscriber(metrics_subject(name))(self._metrics)
