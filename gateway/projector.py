@@ -14,7 +14,11 @@ nothing after it is applied or acked, the stall shows (`Projector.stall`, the me
 `gateway.projection_stalls`, an error log line) and the event is retried with back-off, so a
 gateway upgraded to know a newer version applies it by itself. `sre-copilot projections skip SEQ`
 (gateway/skip.py) records in `gateway.projection_skips` that a sequence is to be passed over;
-the projector then passes exactly that one. Dead letters come back through `serve_replays`."""
+the projector then passes exactly that one. Dead letters come back through `serve_replays`.
+
+Of several gateways exactly one projects, the one holding the lease (`gateway.leadership`); it reads
+strictly in order from the committed checkpoint (its durable consumer is created anew at that sequence
+whenever it takes over). The others follow its checkpoint and feed their websockets from the stream."""
 
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ from contracts.envelope import EventEnvelope
 from contracts.events import CURRENT_VERSION, EventData, payload_of
 from contracts.subjects import EVENTS_STREAM, GATEWAY_PROJECTOR, all_events, dead_letter_replay_subject
 from gateway import read_models as rm
+from gateway.leadership import PROJECTION_CHANNEL, FollowerFeed, Lease, LeaseLost
 from gateway.projection import apply_batch
 from runtime import tracing
 from runtime.consumer import through_outages
@@ -112,6 +117,21 @@ class Stall:
     attempts: int = 1
 
 
+def _recorded_stall(row: Any) -> Stall | None:
+    """The stall the writer recorded in `gateway.projection_stalls` (as a follower shows it)."""
+    if row is None:
+        return None
+    return Stall(
+        seq=int(row.seq),
+        reason=StallReason(row.reason),
+        error=row.error,
+        event_type=row.event_type,
+        event_id=row.event_id,
+        since=row.since,
+        attempts=int(row.attempts or 1),
+    )
+
+
 def _brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
@@ -172,21 +192,6 @@ async def recorded_skips(conn: AsyncConnection, first: int, last: int) -> dict[i
     return {int(seq): reason for seq, reason in await conn.execute(query)}
 
 
-async def _unlimited_redelivery(js: JetStreamContext, name: str) -> None:
-    """Older gateways gave up on a message after a few deliveries; this one never does, so the
-    server must keep redelivering what a stopped gateway left unacked, however often that was."""
-    try:
-        info = await js.consumer_info(EVENTS_STREAM, name)
-    except NotFoundError:
-        return  # created with the right settings by the subscription
-    if info.config.max_deliver in (None, -1):
-        return
-    config = info.config
-    config.max_deliver = -1
-    await js.add_consumer(EVENTS_STREAM, config)
-    log.info("projector_consumer_updated", consumer=name, max_deliver=-1)
-
-
 def _error(code: ErrorCode, message: str) -> dict[str, Any]:
     return ErrorReply(error=ErrorBody(code=code, message=message)).model_dump(mode="json")
 
@@ -208,6 +213,11 @@ class Projector:
         self._stall_logged_at = 0.0
         self._skips_warned_at = float("-inf")
         self._replays: Subscription | None = None
+        # "leader" while this gateway holds the lease and projects; "follower" otherwise.
+        self.role = "starting"
+        self.lease = Lease(engine, self._learned)
+        self.feed = FollowerFeed(js, self._listeners)
+        self._subscription: Any = None
 
     def add_listener(self, listener: Listener) -> None:
         """Called with each committed batch (the live feed's fan-out hooks in here)."""
@@ -227,6 +237,12 @@ class Projector:
         finally:
             self._waiters = [(s, f) for s, f in self._waiters if f is not future]
 
+    def _learned(self, seq: int) -> None:
+        """The writer's checkpoint, as a follower hears it."""
+        if self.role != "leader":
+            self._advance(seq)
+            self.feed.learn(seq)
+
     def _advance(self, seq: int) -> None:
         self.checkpoint = max(self.checkpoint, seq)
         for waited, future in self._waiters:
@@ -236,21 +252,92 @@ class Projector:
     async def start(self) -> None:
         async with self.engine.connect() as conn:
             self.checkpoint = await rm.last_seq(conn, self.name)
-        await _unlimited_redelivery(self.js, self.name)
+        self._task = asyncio.create_task(self._lifecycle(), name="gateway-projector")
+
+    async def _lifecycle(self) -> None:
+        """Follow until the lease is free, then project until it is lost; for as long as it runs."""
+        while not self._stopping:
+            try:
+                await self._follow()
+                if self._stopping:
+                    return
+                await self._lead()
+            except LeaseLost as exc:
+                log.warning("projector_lease_lost", reason=str(exc))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("projector_role_failed")
+                await asyncio.sleep(FETCH_TIMEOUT_SECONDS)
+            finally:
+                self.role = "follower"
+                self._held = []
+                await self._unsubscribe()
+
+    async def _follow(self) -> None:
+        """Track the writer's checkpoint (its notifications, and a look every second) and feed the
+        listeners from the stream up to it; return once this gateway holds the lease."""
+        self.role = "follower"
+        feed = asyncio.create_task(self.feed.run(self.checkpoint), name="gateway-follower-feed")
+        warned = False
+        try:
+            while not self._stopping:
+                try:
+                    acquired = await self.lease.try_acquire()
+                    checkpoint, stall = await self.lease.read()
+                except Exception as exc:
+                    if not warned:
+                        log.warning("projector_follower_database_unavailable", error=repr(exc))
+                        warned = True
+                    await asyncio.sleep(FETCH_TIMEOUT_SECONDS)
+                    continue
+                warned = False
+                self._advance(checkpoint)
+                self.feed.learn(checkpoint)
+                if acquired:
+                    # Everything committed so far reaches this gateway's websockets before it projects.
+                    await self.feed.drain(checkpoint, timeout=10.0)
+                    return
+                self.stall = _recorded_stall(stall)
+                await asyncio.sleep(FETCH_TIMEOUT_SECONDS)
+        finally:
+            feed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feed
+            self.stall = None
+
+    async def _lead(self) -> None:
+        """Project from the committed checkpoint, strictly in order, until the lease is lost."""
+        checkpoint, _stall = await self.lease.read()
+        self.role = "leader"
+        self.checkpoint = max(self.checkpoint, checkpoint)
+        self.feed.sent = self.checkpoint
+        # A durable consumer of its own life: it starts right after the checkpoint, so nothing a
+        # previous writer fetched (and left unacked) comes back behind newer events.
+        with contextlib.suppress(NotFoundError):
+            await self.js.delete_consumer(EVENTS_STREAM, self.name)
         self._subscription = await self.js.pull_subscribe(
             all_events(),
             durable=self.name,
             stream=EVENTS_STREAM,
             config=ConsumerConfig(
                 durable_name=self.name,
-                deliver_policy=DeliverPolicy.ALL,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=self.checkpoint + 1,
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=ACK_WAIT_SECONDS,
                 max_deliver=-1,
                 max_ack_pending=20_000,
             ),
         )
-        self._task = asyncio.create_task(self._run(), name="gateway-projector")
+        log.info("projector_leading", checkpoint=self.checkpoint)
+        await self._run()
+
+    async def _unsubscribe(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
 
     async def serve_replays(self, nc: Client) -> None:
         """Answer `cmd.dlq.gateway_projector.replay` (one replica of the gateway per request)."""
@@ -280,22 +367,31 @@ class Projector:
                 await asyncio.wait_for(asyncio.shield(self._task), 3 * FETCH_TIMEOUT_SECONDS)
             except TimeoutError:
                 self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+        await self.lease.close()  # another gateway takes over at once
 
     async def _run(self) -> None:
+        checked_at = time.monotonic()
         while not self._stopping:
             try:
                 msgs = await self._subscription.fetch(self.batch_size, timeout=FETCH_TIMEOUT_SECONDS)
             except TimeoutError:  # nothing new (nats-py raises its own subclass or asyncio's)
-                continue
+                msgs = []
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("projector_fetch_failed", error=repr(exc))
                 await asyncio.sleep(0.5)
+                msgs = []
+            if not msgs:
+                if time.monotonic() - checked_at >= FETCH_TIMEOUT_SECONDS:
+                    await self.lease.check()  # an idle writer notices a lost session too
+                    checked_at = time.monotonic()
                 continue
             try:
                 await self.handle_batch(msgs)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, LeaseLost):
                 raise
             except Exception:
                 log.exception("projector_batch_failed")
@@ -366,6 +462,8 @@ class Projector:
         with tracing.span(f"{self.name} batch", "consumer", links=links, attributes={"batch": len(run)}):
             try:
                 skips = await self._commit(run)
+            except LeaseLost:
+                raise
             except Exception as exc:
                 log.warning("projector_batch_retry_one_by_one", error=str(exc), size=len(run))
             else:
@@ -377,6 +475,8 @@ class Projector:
             for n, item in enumerate(run):
                 try:
                     skips = await self._commit([item])
+                except LeaseLost:
+                    raise
                 except Exception as exc:
                     item.problem = Problem(StallReason.APPLY_FAILED, _brief(exc))
                     return n, {}
@@ -393,7 +493,7 @@ class Projector:
         last = items[-1].seq if upto is None else upto
 
         async def work() -> dict[int, str]:
-            async with self.engine.begin() as conn:
+            async with self.lease.transaction() as conn:
                 await _hold_projection_lock(conn)
                 if items:
                     skips = await recorded_skips(conn, items[0].seq, last)
@@ -401,6 +501,9 @@ class Projector:
                         return skips
                     await apply_batch(conn, _items(items))
                 await save_checkpoint(conn, self.name, last)
+                # Delivered to the other gateways at commit: their waiters and feeds move on.
+                notify = text("SELECT pg_notify(:channel, :seq)")
+                await conn.execute(notify, {"channel": PROJECTION_CHANNEL, "seq": str(last)})
                 stalls = rm.projection_stalls
                 await conn.execute(delete(stalls).where(stalls.c.name == self.name, stalls.c.seq <= last))
             return {}

@@ -336,12 +336,17 @@ class ProjectorStall(BaseModel):
 class ProjectorHealth(BaseModel):
     # `stalled`: stopped at an event it cannot apply; reads are stale from `stall.seq` on.
     status: Literal["running", "stalled"]
+    # `leader`: this gateway writes the read models; `follower`: another one does, and this one
+    # follows its checkpoint (several gateways: exactly one leads, the others take over on failure).
+    role: Literal["leader", "follower", "starting"] = "starting"
     checkpoint: int
     stall: ProjectorStall | None = None
 
 
 class Liveness(BaseModel):
     status: Literal["healthy"]
+    # Which gateway answered (its INSTANCE): with several behind one address, so you can tell.
+    instance: str
     projector: ProjectorHealth
 
 

@@ -132,7 +132,13 @@ class GatewayCollector(Collector):
             labels = [self.projector.name, stall.reason.value, (stall.event_type or "")[:64]]
         stalled.add_metric(labels, 0 if stall is None else 1)
         stalled_seq.add_metric(labels, 0 if stall is None else stall.seq)
-        return [connections, checkpoint, lag, stalled, stalled_seq]
+        leader = GaugeMetricFamily(
+            "sre_copilot_projector_leader",
+            "1 on the gateway that holds the projector lease and writes the read models, 0 on the others.",
+            labels=["projection"],
+        )
+        leader.add_metric([self.projector.name], 1 if self.projector.role == "leader" else 0)
+        return [connections, checkpoint, lag, stalled, stalled_seq, leader]
 
 
 class PlatformMetrics:

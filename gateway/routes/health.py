@@ -28,8 +28,10 @@ async def health(request: Request) -> Liveness:
     stall = projector.stall
     return Liveness(
         status="healthy",
+        instance=request.app.state.settings.instance,
         projector=ProjectorHealth(
             status="stalled" if stall else "running",
+            role=projector.role,
             checkpoint=projector.checkpoint,
             stall=ProjectorStall(
                 seq=stall.seq,

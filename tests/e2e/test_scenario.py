@@ -278,7 +278,9 @@ async def test_unknown_ids_are_404(client: httpx.AsyncClient, tenant: Tenant) ->
 async def test_health_and_docs(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health")).json() == {
         "status": "healthy",
-        "projector": {"status": "running", "checkpoint": ANY, "stall": None},
+        "instance": ANY,
+        # One gateway: it holds the projector lease.
+        "projector": {"status": "running", "role": "leader", "checkpoint": ANY, "stall": None},
     }
     services = await client.get("/health/services")
     assert services.status_code == 200

@@ -1294,6 +1294,8 @@ export interface components {
              * @constant
              */
             status: "healthy";
+            /** Instance */
+            instance: string;
             projector: components["schemas"]["ProjectorHealth"];
         };
         /** LoginCreate */
@@ -1385,6 +1387,12 @@ export interface components {
              * @enum {string}
              */
             status: "running" | "stalled";
+            /**
+             * Role
+             * @default starting
+             * @enum {string}
+             */
+            role: "leader" | "follower" | "starting";
             /** Checkpoint */
             checkpoint: number;
             stall?: components["schemas"]["ProjectorStall"] | null;
@@ -3507,6 +3515,7 @@ export const keyScopeValues: ReadonlyArray<FlattenedDeepRequired<components>["sc
 export const moveCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MoveCreate"]["to"]> = ["detected", "acknowledged", "investigating"];
 export const notifiedEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["NotifiedEvent"]> = ["incident.created", "incident.state_changed", "hypothesis.generated"];
 export const projectorHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProjectorHealth"]["status"]> = ["running", "stalled"];
+export const projectorHealthRoleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProjectorHealth"]["role"]> = ["leader", "follower", "starting"];
 export const resolutionCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ResolutionCreate"]["to"]> = ["resolved"];
 export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["owner", "admin", "responder", "viewer"];
 export const servicesHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ServicesHealth"]["status"]> = ["healthy", "degraded"];
