@@ -18,6 +18,7 @@ def build() -> Service:
         settings.jwt_audience,
         settings.jwt_access_ttl_seconds,
         previous_key_pems=settings.previous_key_pems(),
+        next_key_pems=settings.next_key_pems(),
     )
     register_handlers(service, issuer, settings)
     return service

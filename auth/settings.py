@@ -17,6 +17,10 @@ class AuthSettings(ServiceSettings, JwtSettings):
     # verify until they expire. PEM blocks (public or private keys), inline or as comma-separated files.
     jwt_previous_public_keys: str | None = None
     jwt_previous_public_key_files: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    # Keys about to sign (the first phase of a rotation with several replicas): published, never
+    # used to sign, so that every gateway has seen a key before any replica signs with it.
+    jwt_next_public_keys: str | None = None
+    jwt_next_public_key_files: Annotated[list[Path], NoDecode] = Field(default_factory=list)
 
     refresh_ttl_seconds: int = Field(default=14 * 86_400, ge=60)
     # A login's absolute lifetime: rotating its refresh token (each good for refresh_ttl_seconds more)
@@ -40,7 +44,7 @@ class AuthSettings(ServiceSettings, JwtSettings):
     register_max_per_address: int = Field(default=10, ge=1)
     register_max_per_email: int = Field(default=5, ge=1)
 
-    @field_validator("jwt_previous_public_key_files", mode="before")
+    @field_validator("jwt_previous_public_key_files", "jwt_next_public_key_files", mode="before")
     @classmethod
     def _split_paths(cls, value: object) -> object:
         if isinstance(value, str):
@@ -55,9 +59,15 @@ class AuthSettings(ServiceSettings, JwtSettings):
         raise RuntimeError("auth needs JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE (an RSA private key, PEM)")
 
     def previous_key_pems(self) -> list[str]:
-        bundles = [self.jwt_previous_public_keys or ""]
-        bundles += [path.read_text() for path in self.jwt_previous_public_key_files]
-        return [pem for bundle in bundles for pem in split_pem_bundle(bundle)]
+        return _pems(self.jwt_previous_public_keys, self.jwt_previous_public_key_files)
+
+    def next_key_pems(self) -> list[str]:
+        return _pems(self.jwt_next_public_keys, self.jwt_next_public_key_files)
+
+
+def _pems(inline: str | None, files: list[Path]) -> list[str]:
+    bundles = [inline or "", *(path.read_text() for path in files)]
+    return [pem for bundle in bundles for pem in split_pem_bundle(bundle)]
 
 
 def split_pem_bundle(bundle: str) -> list[str]:

@@ -64,6 +64,7 @@ class TokenIssuer:
         audience: str,
         ttl_seconds: int,
         previous_key_pems: Sequence[str] = (),
+        next_key_pems: Sequence[str] = (),
     ) -> None:
         private_key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
         if not isinstance(private_key, rsa.RSAPrivateKey) or private_key.key_size < MIN_KEY_BITS:
@@ -72,8 +73,9 @@ class TokenIssuer:
         self.kid: str = self.public_jwk["kid"]
         self._private_key_pem = private_key_pem
         self.issuer, self.audience, self.ttl_seconds = issuer, audience, ttl_seconds
-        previous = (public_jwk(pem) for pem in previous_key_pems)
-        self.previous_jwks = list({k["kid"]: k for k in previous if k["kid"] != self.kid}.values())
+        # Published beside the signing key: the keys about to sign, then those that signed before.
+        others = (public_jwk(pem) for pem in (*next_key_pems, *previous_key_pems))
+        self.previous_jwks = list({k["kid"]: k for k in others if k["kid"] != self.kid}.values())
 
     def issue(self, user_id: str, tenant_id: str, role: Role, session_epoch: int = 0) -> str:
         now = int(time.time())
@@ -93,5 +95,5 @@ class TokenIssuer:
         return str(jwt.encode(claims, self._private_key_pem, algorithm=ALGORITHM, headers=headers))
 
     def jwks(self) -> dict[str, Any]:
-        """The current key first, then the previous ones."""
+        """The current key first, then the next ones, then the previous ones."""
         return {"keys": [self.public_jwk, *self.previous_jwks]}

@@ -422,6 +422,22 @@ async def count_webhooks(conn: AsyncConnection, tenant_id: str) -> int:
     )
 
 
+# Advisory lock id: the delivery claims of every replica, one at a time, so that each webhook's
+# concurrency limit counts what all of them are sending.
+DELIVERY_CLAIM_LOCK = 0x5EC0_0101
+
+
+async def sending_now(conn: AsyncConnection, now: datetime) -> dict[uuid.UUID, int]:
+    """Deliveries being sent right now by any replica (claimed, lease running), per webhook."""
+    d = deliveries
+    query = (
+        select(d.c.webhook_id, func.count())
+        .where(d.c.status == "pending", d.c.lease_until.is_not(None), d.c.lease_until >= now)
+        .group_by(d.c.webhook_id)
+    )
+    return {webhook_id: int(n) for webhook_id, n in await conn.execute(query)}
+
+
 async def claim_due(
     conn: AsyncConnection, now: datetime, exclude: Sequence[uuid.UUID], limit: int
 ) -> list[Any]:

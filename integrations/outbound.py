@@ -3,8 +3,9 @@ per event and matching webhook, idempotent), and the delivery loop sends them.
 
 The loop claims due deliveries (row locks with SKIP LOCKED, then a lease, so replicas share the
 queue and a crashed sender's deliveries come due again), sends each in its own task with a hard
-timeout, at most `WEBHOOK_CONCURRENCY` at once and `WEBHOOK_CONCURRENCY_PER_ENDPOINT` per webhook: a
-slow or dead endpoint holds only its own slots, never another webhook's or another tenant's. A failure
+timeout, at most `WEBHOOK_CONCURRENCY` at once and `WEBHOOK_CONCURRENCY_PER_ENDPOINT` per webhook
+(counted over every replica: claims take turns under an advisory lock and count every running lease):
+a slow or dead endpoint holds only its own slots, never another webhook's or another tenant's. A failure
 is retried with exponential back-off until `WEBHOOK_MAX_ATTEMPTS`, then the delivery is `failed`.
 
 Webhook targets are resolved at each attempt and must be public addresses (unless private targets are
@@ -28,7 +29,7 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import EventEnvelope
@@ -279,8 +280,12 @@ class DeliveryLoop:
         now = datetime.now(UTC)
         lease = timedelta(seconds=self.settings.webhook_timeout_seconds + 30)
         async with self.service.engine.begin() as conn:
-            candidates = await db.claim_due(conn, now, self._saturated(), free * 4)
-            counts = Counter(self._in_flight)
+            # One replica claims at a time and counts what every replica is sending: the limit
+            # per webhook holds however many replicas there are.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": db.DELIVERY_CLAIM_LOCK})
+            counts = Counter(await db.sending_now(conn, now))
+            saturated = [webhook for webhook, n in counts.items() if n >= per_endpoint]
+            candidates = await db.claim_due(conn, now, saturated, free * 4)
             picked: list[uuid.UUID] = []
             for candidate in candidates:
                 if len(picked) < free and counts[candidate.webhook_id] < per_endpoint:

@@ -47,6 +47,7 @@ class Receiver:
     hang: bool = False
     requests: list[Request] = field(default_factory=list)
     held: int = 0
+    peak: int = 0  # the most requests held at once
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -66,6 +67,7 @@ class Receiver:
                     receiver.requests.append(Request(dict(self.headers.items()), body))
                     status = receiver.statuses.pop(0) if receiver.statuses else receiver.status
                     receiver.held += receiver.hang
+                    receiver.peak = max(receiver.peak, receiver.held)
                 if receiver.hang:
                     receiver.release.wait(timeout=60)
                     with receiver.lock:

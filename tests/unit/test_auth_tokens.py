@@ -322,6 +322,24 @@ def test_after_a_rotation_tokens_of_the_previous_key_verify_until_they_expire(
         verify(old_token, verification_keys(TokenIssuer(new_pem, ISSUER, AUDIENCE, 900).jwks()))
 
 
+def test_a_two_phase_rotation_publishes_the_next_key_before_anything_is_signed_with_it(
+    old_pem: str, new_pem: str
+) -> None:
+    """With several auth replicas, phase one publishes the next key everywhere (a gateway may fetch
+    the keys from any replica); phase two signs with it, the old one still published."""
+    phase_one = TokenIssuer(old_pem, ISSUER, AUDIENCE, 900, next_key_pems=[new_pem])
+    assert [k["kid"] for k in phase_one.jwks()["keys"]] == [phase_one.kid, public_jwk(new_pem)["kid"]]
+    assert jwt.get_unverified_header(phase_one.issue("u", "t", Role.VIEWER))["kid"] == phase_one.kid
+    phase_two = TokenIssuer(new_pem, ISSUER, AUDIENCE, 900, previous_key_pems=[old_pem])
+    # A token of a replica already in phase two verifies against keys fetched from one still in phase one.
+    keys_from_phase_one = verification_keys(phase_one.jwks())
+    assert verify(phase_two.issue("u_2", "t_1", Role.VIEWER), keys_from_phase_one).user_id == "u_2"
+    assert (
+        verify(phase_one.issue("u_1", "t_1", Role.VIEWER), verification_keys(phase_two.jwks())).user_id
+        == "u_1"
+    )
+
+
 def test_previous_keys_may_be_public_pems_and_duplicates_are_dropped(old_pem: str, new_pem: str) -> None:
     old_public = (
         serialization.load_pem_private_key(old_pem.encode(), None)
