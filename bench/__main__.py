@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from websockets.asyncio.client import connect as ws_connect
 
-from bench import ingest
+from bench import cluster, ingest
 from bench.load import hammer, offered_rate, summary_ms
 from contracts.events import Severity
 from contracts.subjects import IMPORTED_HEADER
@@ -438,6 +438,28 @@ class Bench:
                     "bare Python process",
                 )
 
+    async def cluster_scaling(self) -> None:
+        """Sustained end to end on a local cluster (three NATS nodes, streams on all three) with one
+        and with two processes of every service; the baseline of the first is this run's single-node
+        platform, of the second the one-replica cluster."""
+        seconds = 4.0 if self.quick else 10.0
+        single = await cluster.sustained(self.url, seconds)
+        previous, previous_name = single, "one node, one replica"
+        for replicas in (1, 2):
+            ours = await cluster.run_on_cluster(replicas, seconds)
+            self.record(
+                f"cluster (3 NATS nodes, R3), {replicas} replica(s) of every service: sustained incidents/s "
+                "(create -> hypotheses readable)",
+                ours["ready_per_s"],
+                "incidents/s",
+                previous["ready_per_s"],
+                previous_name,
+                created_per_s=round(ours["created_per_s"], 1),
+                p50_ms=ours["p50_ms"],
+                p99_ms=ours["p99_ms"],
+            )
+            previous, previous_name = ours, f"3 nodes, {replicas} replica(s)"
+
     # ------------------------------------------------------------------ report
     def report(self, out: Path) -> None:
         table = Table(
@@ -465,7 +487,7 @@ class Bench:
         self.console.print(f"written to {out}")
 
 
-BENCHMARKS = ("e2e", "ingest", "reads", "fanout", "replay", "footprint")
+BENCHMARKS = ("e2e", "ingest", "reads", "fanout", "replay", "footprint", "cluster")
 
 
 async def run(bench: Bench, only: list[str]) -> None:
@@ -476,6 +498,7 @@ async def run(bench: Bench, only: list[str]) -> None:
         "fanout": bench.fan_out,
         "replay": bench.replay,
         "footprint": bench.footprint,
+        "cluster": bench.cluster_scaling,
     }
     for name in only:
         bench.console.print(f"[bold]running {name}...[/bold]")

@@ -8,6 +8,9 @@ from runtime.settings import JwtSettings, ServiceSettings
 class GatewaySettings(ServiceSettings, JwtSettings):
     host: str = "127.0.0.1"
     port: int = 8000
+    # Listen with SO_REUSEPORT, so that several gateways on one machine share the port
+    # (`sre-copilot up --replicas 2` sets it).
+    reuse_port: bool = False
     # Other origins whose pages may call the API from a browser. None by default: the console is
     # served by the gateway itself (same origin), and `npm run dev` proxies through Vite.
     cors_origins: list[str] = Field(default_factory=list)

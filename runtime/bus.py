@@ -124,6 +124,10 @@ async def connect(url: str, name: str, *, reconnect: bool = True) -> Client:
             max_reconnect_attempts=-1 if reconnect else 1,
             allow_reconnect=reconnect,
             reconnect_time_wait=0.5,
+            # A server that stops answering (frozen, cut off) is left for another of the cluster's
+            # within 10-15 s, rather than nats-py's default of minutes.
+            ping_interval=5,
+            max_outstanding_pings=2,
             error_cb=on_error,
         )
     except (OSError, TimeoutError, nats.errors.Error) as exc:

@@ -42,11 +42,27 @@ def up(
     reload: Annotated[
         bool, typer.Option("--reload", help="Restart a service when its code changes (development).")
     ] = False,
+    nats_nodes: Annotated[
+        int,
+        typer.Option(
+            min=1, max=5, help="Embedded NATS as a cluster of this many nodes (the streams on up to three)."
+        ),
+    ] = 1,
+    replicas: Annotated[
+        int, typer.Option(min=1, max=8, help="Processes of every service (the gateways share the port).")
+    ] = 1,
 ) -> None:
     """Run the whole platform. Without NATS_URL / DATABASE_URL it starts embedded nats-server and
     PostgreSQL with their data under --state-dir; Ctrl-C stops everything. With --reload, a change
-    under runtime/ or contracts/ restarts every service, one under a service's package that one."""
+    under runtime/ or contracts/ restarts every service, one under a service's package that one.
+    `--nats-nodes 3 --replicas 2` runs a local cluster: three routed NATS nodes with the streams
+    replicated on all three, and two processes of every service."""
     from runtime.supervisor import Platform, run_forever
+
+    if nats_nodes > 1 and os.environ.get("NATS_URL"):
+        raise typer.BadParameter(
+            "--nats-nodes starts embedded NATS nodes: unset NATS_URL", param_hint="--nats-nodes"
+        )
 
     configure_logging("supervisor", os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "json"))
     platform = Platform(
@@ -56,6 +72,8 @@ def up(
         nats_url=os.environ.get("NATS_URL") or None,
         database_url=os.environ.get("DATABASE_URL") or None,
         reload=reload,
+        nats_nodes=nats_nodes,
+        replicas=replicas,
     )
     run_forever(platform)
 

@@ -59,6 +59,19 @@ def nats_server_binary() -> str:
     return found
 
 
+@dataclass(frozen=True)
+class ClusterNode:
+    """One nats-server of a local cluster: its own name, data, client and route ports."""
+
+    index: int
+    cluster_port: int
+    routes: tuple[int, ...]  # every node's route port, its own included (nats-server skips it)
+
+    @property
+    def server_name(self) -> str:
+        return f"sre_copilot_n{self.index + 1}"
+
+
 @dataclass
 class ServerProcess:
     name: str
@@ -68,6 +81,8 @@ class ServerProcess:
     log: Path
     # nats-server's monitoring port (its /healthz reports a stream that can no longer write).
     monitor_port: int | None = None
+    # A node of a local cluster (`start_nats_cluster`): its place and how it is started again.
+    node: ClusterNode | None = None
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.process.poll() is not None:
@@ -87,8 +102,9 @@ def start_nats(
     timeout: float = 20.0,
     durable: bool = True,
     monitor_port: int | None = None,
+    node: ClusterNode | None = None,
 ) -> ServerProcess:
-    data = state_dir / "nats"
+    data = state_dir / ("nats" if node is None else f"nats-{node.server_name}")
     data.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     monitor_port = monitor_port or free_port()
@@ -97,8 +113,18 @@ def start_nats(
     # single node an acknowledged event survives a machine crash. (Test fixtures turn it off: still
     # the real server, only not crash-safe.)
     sync = "sync_interval: always" if durable else ""
+    cluster = ""
+    if node is not None:
+        routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in node.routes)
+        cluster = f"""
+cluster {{
+  name: sre_copilot
+  listen: 127.0.0.1:{node.cluster_port}
+  routes: [{routes}]
+}}
+"""
     wanted = f"""
-server_name: sre_copilot_embedded
+server_name: {"sre_copilot_embedded" if node is None else node.server_name}
 listen: 127.0.0.1:{port}
 http: 127.0.0.1:{monitor_port}
 max_payload: 8MB
@@ -106,7 +132,7 @@ jetstream {{
   store_dir: "{data}"
   {sync}
 }}
-"""
+{cluster}"""
     # Unchanged on a restart, so restarting on a full disk never leaves a truncated configuration.
     if not config.exists() or config.read_text() != wanted:
         config.write_text(wanted)
@@ -119,7 +145,41 @@ jetstream {{
             preexec_fn=_die_with_parent,
         )
     _wait_for_port(port, proc, "nats-server", log, timeout)
-    return ServerProcess("nats", proc, port, f"nats://127.0.0.1:{port}", log, monitor_port)
+    name = "nats" if node is None else f"nats-{node.index + 1}"
+    return ServerProcess(name, proc, port, f"nats://127.0.0.1:{port}", log, monitor_port, node)
+
+
+def start_nats_cluster(
+    state_dir: Path, nodes: int, durable: bool = True, timeout: float = 30.0
+) -> list[ServerProcess]:
+    """A local NATS cluster of `nodes` servers (routes between all of them, JetStream on each, data
+    under the state directory), ready once JetStream has a meta leader: streams can then be made
+    with several replicas."""
+    route_ports = tuple(free_port() for _ in range(nodes))
+    servers = [
+        start_nats(
+            state_dir, durable=durable, node=ClusterNode(i, route_ports[i], route_ports), timeout=timeout
+        )
+        for i in range(nodes)
+    ]
+    _wait_for_meta_leader(servers, timeout)
+    return servers
+
+
+def _wait_for_meta_leader(servers: list[ServerProcess], timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for server in servers:
+            try:
+                info = httpx.get(f"http://127.0.0.1:{server.monitor_port}/jsz", timeout=1).json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            if (info.get("meta_cluster") or {}).get("leader"):
+                return
+        time.sleep(0.1)
+    raise EmbeddedServerError(f"the NATS cluster elected no JetStream leader within {timeout:.0f} s")
 
 
 def nats_store_failure(server: ServerProcess, timeout: float = 1.0) -> str | None:
@@ -145,8 +205,10 @@ def has_room(path: Path) -> bool:
 def restart(server: ServerProcess, state_dir: Path, durable: bool) -> ServerProcess:
     """The same server again on the same port and data (its clients reconnect by themselves)."""
     server.stop()
-    if server.name == "nats":
-        return start_nats(state_dir, server.port, durable=durable, monitor_port=server.monitor_port)
+    if server.name.startswith("nats"):
+        return start_nats(
+            state_dir, server.port, durable=durable, monitor_port=server.monitor_port, node=server.node
+        )
     return start_postgres(state_dir, server.port, durable=durable)
 
 

@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,6 +61,11 @@ class Platform:
     # Restart an embedded server that exits (PostgreSQL after a failed crash recovery) or whose
     # store failed (nats-server after a full disk). Off where a test restarts them by hand.
     restart_servers: bool = True
+    # A local cluster (`up --nats-nodes 3 --replicas 2`): embedded NATS as that many routed nodes with
+    # the streams replicated on up to three of them, and that many processes of every service (the
+    # gateways sharing the port).
+    nats_nodes: int = 1
+    replicas: int = 1
     # Per server: failed restarts in a row, and when to try again.
     _server_retries: dict[str, tuple[int, float]] = field(default_factory=dict, init=False, repr=False)
     _next_store_check: float = field(default=0.0, init=False, repr=False)
@@ -82,7 +88,12 @@ class Platform:
     def start_dependencies(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_state_dir()
-        if not self.nats_url:
+        if not self.nats_url and self.nats_nodes > 1:
+            nodes = embedded.start_nats_cluster(self.state_dir, self.nats_nodes, durable=self.durable)
+            self.servers.extend(nodes)
+            self.nats_url = ",".join(node.url for node in nodes)
+            self.extra_env.setdefault("STREAM_REPLICAS", str(min(3, self.nats_nodes)))
+        elif not self.nats_url:
             nats = embedded.start_nats(self.state_dir, durable=self.durable)
             self.servers.append(nats)
             self.nats_url = nats.url
@@ -95,9 +106,13 @@ class Platform:
 
     async def _declare_streams(self) -> None:
         assert self.nats_url
+        from runtime.settings import StreamSettings
+
+        replicas = self.extra_env.get("STREAM_REPLICAS")
+        settings = StreamSettings(stream_replicas=int(replicas)) if replicas else StreamSettings()
         nc = await connect(self.nats_url, "supervisor", reconnect=False)
         try:
-            await declare_streams(nc.jetstream())
+            await declare_streams(nc.jetstream(), settings)
         finally:
             await nc.close()
 
@@ -124,7 +139,18 @@ class Platform:
             **self.extra_env,
         }
 
+    def _replicas(self, module: str) -> list[Child]:
+        if self.replicas == 1:
+            return [Child(module, module)]
+        return [Child(f"{module}-{n}", module) for n in range(1, self.replicas + 1)]
+
     def _spawn(self, child: Child, env: dict[str, str]) -> None:
+        if self.replicas > 1:
+            # Each replica's metrics and pings carry its name; every gateway listens on the one port
+            # (SO_REUSEPORT) and the kernel spreads the clients.
+            env = {**env, "INSTANCE": f"{socket.gethostname()}-{child.name}"}
+            if child.module == "gateway":
+                env["REUSE_PORT"] = "1"
         if self.log_dir is None:
             child.process = subprocess.Popen([sys.executable, "-m", child.module], env=env)
         else:
@@ -138,13 +164,14 @@ class Platform:
 
     def start_services(self, timeout: float = 60.0) -> None:
         env = self.env()
-        self.children = [Child(name, name) for name in SERVICES]
+        self.children = [child for name in SERVICES for child in self._replicas(name)]
         for child in self.children:
             self._spawn(child, env)
         asyncio.run(self._until_services_answer(timeout))
-        gateway = Child("gateway", "gateway")
-        self.children.append(gateway)
-        self._spawn(gateway, env)
+        gateways = self._replicas("gateway")
+        self.children.extend(gateways)
+        for gateway in gateways:
+            self._spawn(gateway, env)
         self._write_runtime_file()
 
     async def _until_services_answer(self, timeout: float) -> None:
@@ -227,7 +254,7 @@ class Platform:
         for index, server in enumerate(self.servers):
             if server.process.poll() is not None:
                 reason = f"exited with {server.process.returncode}"
-            elif server.name == "nats" and check_store:
+            elif server.name.startswith("nats") and check_store:
                 failure = embedded.nats_store_failure(server)
                 if failure is None:
                     continue
@@ -257,7 +284,7 @@ class Platform:
     def restart(self, names: Collection[str], timeout: float = 15.0) -> None:
         """Stop these children and start them again at once (a reload, not a crash: no back-off).
         Children start in their usual order, the gateway last."""
-        chosen = [child for child in self.children if child.name in names]
+        chosen = [child for child in self.children if child.name in names or child.module in names]
         for child in chosen:
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)

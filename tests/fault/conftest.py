@@ -288,3 +288,15 @@ async def check_invariants(load: Load, js: JetStreamContext, engine: AsyncEngine
     await load.finish_watching()
     assert len(load.seen_seqs) == len(set(load.seen_seqs)), "the live feed repeated an event"
     assert load.seen_seqs == expected, "the live feed missed events"
+
+
+async def healthy(platform: Platform, seconds: float = 60.0) -> None:
+    """Until every service answers the gateway's ping."""
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=3) as http:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if (await http.get("/health/services")).status_code == 200:
+                    return
+            await asyncio.sleep(0.3)
+    raise AssertionError("the platform did not recover")

@@ -9,31 +9,17 @@ import os
 import signal
 import time
 
-import httpx
 import pytest
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import embedded
 from runtime.supervisor import Platform
-from tests.fault.conftest import Load, check_invariants
+from tests.fault.conftest import Load, check_invariants, healthy
 
 pytestmark = pytest.mark.fault
 
 LOAD_SECONDS = 2.0
-
-
-async def healthy(platform: Platform, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=3) as http:
-        while time.monotonic() < deadline:
-            try:
-                if (await http.get("/health/services")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.3)
-    raise AssertionError("the platform did not recover")
 
 
 def child_pid(platform: Platform, name: str) -> int:

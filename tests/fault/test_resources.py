@@ -51,7 +51,7 @@ from runtime.embedded import free_port
 from runtime.supervisor import Platform
 from tests.conftest import INCIDENT, register_tenant
 from tests.e2e.test_integrations_alertmanager import alerts_key, am_alert, notification
-from tests.fault.conftest import Load, check_invariants, quiescent
+from tests.fault.conftest import Load, check_invariants, healthy, quiescent
 
 pytestmark = pytest.mark.fault
 
@@ -432,17 +432,6 @@ async def disk_nc(on_small_disk: DiskPlatform) -> AsyncIterator[Client]:
     nc = await connect(on_small_disk.platform.nats_url, "resource-tests")
     yield nc
     await nc.close()
-
-
-async def healthy(platform: Platform, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=3) as http:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get("/health/services")).status_code == 200:
-                    return
-            await asyncio.sleep(0.3)
-    raise AssertionError("the platform did not recover")
 
 
 @pytest.mark.parametrize(
