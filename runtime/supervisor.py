@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import logging
 import os
 import signal
 import socket
@@ -326,6 +327,9 @@ class Platform:
 def run_forever(platform: Platform) -> None:
     def request_stop(signum: int, frame: object) -> None:
         platform.stopping = True
+
+    # The store checks ask each nats-server's /healthz every second: not a line each in the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
