@@ -33,6 +33,52 @@ from tests.conftest import INCIDENT, Tenant, register_tenant
 from tests.views import view_differences
 
 
+@contextlib.contextmanager
+def supervised(platform: Platform, supervising: threading.Event | None = None) -> Iterator[Platform]:
+    """The platform started, with the supervisor's restart loop in a thread (while `supervising` is
+    set, when given: a test can pause it), and stopped at the end."""
+    stop = threading.Event()
+
+    def supervise() -> None:
+        while not stop.is_set():
+            if supervising is None or supervising.is_set():
+                platform.supervise_once()
+            time.sleep(0.1)
+
+    supervisor = threading.Thread(target=supervise, name="supervisor", daemon=True)
+    try:
+        platform.start_dependencies()
+        platform.start_services()
+        platform.wait_gateway()
+        supervisor.start()
+        yield platform
+    finally:
+        stop.set()
+        if supervisor.is_alive():
+            supervisor.join(30)
+        platform.stop()
+
+
+@contextlib.asynccontextmanager
+async def database_of(platform: Platform) -> AsyncIterator[AsyncEngine]:
+    assert platform.database_url
+    engine = create_engine(platform.database_url, pool_size=2)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def bus_of(platform: Platform, name: str) -> AsyncIterator[Client]:
+    assert platform.nats_url
+    nc = await connect(platform.nats_url, name)
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
 @pytest.fixture(scope="module")
 def fault_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     # durable=True: nats-server fsyncs before every acknowledgement, as the embedded default does,
@@ -46,41 +92,20 @@ def fault_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platfor
         extra_env={"LOG_LEVEL": "ERROR", "COALESCE_WINDOW_SECONDS": "0.2"},
         restart_servers=False,
     )
-    stop = threading.Event()
-
-    def supervise() -> None:
-        while not stop.is_set():
-            platform.supervise_once()
-            time.sleep(0.1)
-
-    supervisor = threading.Thread(target=supervise, name="supervisor", daemon=True)
-    try:
-        platform.start_dependencies()
-        platform.start_services()
-        platform.wait_gateway()
-        supervisor.start()
+    with supervised(platform):
         yield platform
-    finally:
-        stop.set()
-        if supervisor.is_alive():
-            supervisor.join(5)
-        platform.stop()
 
 
 @pytest.fixture
 async def fault_db(fault_platform: Platform) -> AsyncIterator[AsyncEngine]:
-    assert fault_platform.database_url
-    engine = create_engine(fault_platform.database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
+    async with database_of(fault_platform) as engine:
+        yield engine
 
 
 @pytest.fixture
 async def fault_nc(fault_platform: Platform) -> AsyncIterator[Client]:
-    assert fault_platform.nats_url
-    nc = await connect(fault_platform.nats_url, "fault-tests")
-    yield nc
-    await nc.close()
+    async with bus_of(fault_platform, "fault-tests") as nc:
+        yield nc
 
 
 @dataclass

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -29,12 +28,10 @@ from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import embedded
-from runtime.bus import connect
-from runtime.db import create_engine
 from runtime.embedded import free_port
 from runtime.supervisor import Child, Platform
 from tests.conftest import register_tenant
-from tests.fault.conftest import Load, check_invariants, healthy
+from tests.fault.conftest import Load, bus_of, check_invariants, database_of, healthy, supervised
 
 pytestmark = pytest.mark.fault
 
@@ -53,41 +50,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         # The tests stop and start the NATS nodes themselves; the supervisor restarts services.
         restart_servers=False,
     )
-    stop = threading.Event()
-
-    def supervise() -> None:
-        while not stop.is_set():
-            platform.supervise_once()
-            time.sleep(0.1)
-
-    supervisor = threading.Thread(target=supervise, name="supervisor", daemon=True)
-    try:
-        platform.start_dependencies()
-        platform.start_services()
-        platform.wait_gateway()
-        supervisor.start()
+    with supervised(platform):
         yield platform
-    finally:
-        stop.set()
-        if supervisor.is_alive():
-            supervisor.join(5)
-        platform.stop()
 
 
 @pytest.fixture
 async def cluster_db(cluster: Platform) -> AsyncIterator[AsyncEngine]:
-    assert cluster.database_url
-    engine = create_engine(cluster.database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
+    async with database_of(cluster) as engine:
+        yield engine
 
 
 @pytest.fixture
 async def cluster_nc(cluster: Platform) -> AsyncIterator[Client]:
-    assert cluster.nats_url
-    nc = await connect(cluster.nats_url, "cluster-tests")
-    yield nc
-    await nc.close()
+    async with bus_of(cluster, "cluster-tests") as nc:
+        yield nc
 
 
 def node(platform: Platform, server_name: str) -> embedded.ServerProcess:

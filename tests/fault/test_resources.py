@@ -46,12 +46,12 @@ from contracts.envelope import EventEnvelope
 from contracts.subjects import ping_subject
 from runtime import embedded
 from runtime.bus import connect, declare_streams, publish_event
-from runtime.db import STORAGE_FULL_MESSAGE, UNAVAILABLE_MESSAGE, create_engine
+from runtime.db import STORAGE_FULL_MESSAGE, UNAVAILABLE_MESSAGE
 from runtime.embedded import free_port
 from runtime.supervisor import Platform
 from tests.conftest import INCIDENT, register_tenant
 from tests.e2e.test_integrations_alertmanager import alerts_key, am_alert, notification
-from tests.fault.conftest import Load, check_invariants, healthy, quiescent
+from tests.fault.conftest import Load, bus_of, check_invariants, database_of, healthy, quiescent, supervised
 
 pytestmark = pytest.mark.fault
 
@@ -393,26 +393,10 @@ def on_small_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiskPlat
         )
         running = DiskPlatform(platform, disk)
         running.supervising.set()
-        stop = threading.Event()
-
-        def supervise() -> None:
-            while not stop.is_set():
-                if running.supervising.is_set():
-                    platform.supervise_once()
-                time.sleep(0.1)
-
-        supervisor = threading.Thread(target=supervise, name="supervisor", daemon=True)
         try:
-            platform.start_dependencies()
-            platform.start_services()
-            platform.wait_gateway()
-            supervisor.start()
-            yield running
+            with supervised(platform, running.supervising):
+                yield running
         finally:
-            stop.set()
-            if supervisor.is_alive():
-                supervisor.join(30)
-            platform.stop()
             for log in (platform.state_dir / "postgres.log", platform.state_dir / "nats/nats-server.log"):
                 with contextlib.suppress(OSError):  # the servers' own logs, kept off the disk
                     shutil.copy(log, base / "logs")
@@ -420,18 +404,14 @@ def on_small_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiskPlat
 
 @pytest.fixture
 async def disk_db(on_small_disk: DiskPlatform) -> AsyncIterator[AsyncEngine]:
-    assert on_small_disk.platform.database_url
-    engine = create_engine(on_small_disk.platform.database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
+    async with database_of(on_small_disk.platform) as engine:
+        yield engine
 
 
 @pytest.fixture
 async def disk_nc(on_small_disk: DiskPlatform) -> AsyncIterator[Client]:
-    assert on_small_disk.platform.nats_url
-    nc = await connect(on_small_disk.platform.nats_url, "resource-tests")
-    yield nc
-    await nc.close()
+    async with bus_of(on_small_disk.platform, "resource-tests") as nc:
+        yield nc
 
 
 @pytest.mark.parametrize(
