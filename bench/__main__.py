@@ -26,7 +26,7 @@ from rich.table import Table
 from websockets.asyncio.client import connect as ws_connect
 
 from bench import cluster, ingest
-from bench.load import hammer, offered_rate, summary_ms
+from bench.load import UntilHypotheses, hammer, offered_rate, summary_ms
 from contracts.events import Severity
 from contracts.subjects import IMPORTED_HEADER
 from gateway.rebuild import rebuild
@@ -154,42 +154,25 @@ class Bench:
             who = await self.tenant(http)
             headers = {"Authorization": f"Bearer {who['token']}"}
             for rate in (20, 50) if self.quick else (20, 50, 100):
-                started: dict[str, float] = {}
-                early: dict[str, float] = {}  # hypotheses that arrived before their POST answered
-                latencies: list[float] = []
+                timer = UntilHypotheses()
                 ws_url = self.url.replace("http://", "ws://") + "/api/v1/stream"
                 async with ws_connect(ws_url, max_size=None) as ws:
                     await ws.send(json.dumps({"type": "auth", "token": who["token"]}))
                     await ws.recv()  # ready
-
-                    async def listen() -> None:
-                        async for raw in ws:
-                            message = json.loads(raw)
-                            if message.get("type") == "hypothesis.generated":
-                                begun = started.pop(message["aggregate_id"], None)
-                                if begun is not None:
-                                    latencies.append(time.perf_counter() - begun)
-                                else:
-                                    early[message["aggregate_id"]] = time.perf_counter()
-
-                    listener = asyncio.create_task(listen())
+                    listener = asyncio.create_task(timer.listen(ws))
 
                     async def create() -> None:
                         begun = time.perf_counter()
                         response = await http.post("/api/v1/incidents", json=INCIDENT, headers=headers)
                         if response.status_code == 201:
-                            incident_id = response.json()["id"]
-                            if incident_id in early:
-                                latencies.append(early.pop(incident_id) - begun)
-                            else:
-                                started[incident_id] = begun
+                            timer.created(response.json()["id"], begun)
 
                     offered = await offered_rate(rate, seconds, create)
                     deadline = time.monotonic() + 30
-                    while started and time.monotonic() < deadline:
+                    while timer.started and time.monotonic() < deadline:
                         await asyncio.sleep(0.2)
                     listener.cancel()
-                ours = summary_ms(latencies)
+                ours = summary_ms(timer.latencies)
                 base = await self.jetstream_round_trip(rate, seconds)
                 self.record(
                     f"end-to-end p99 at {rate}/s (create -> hypotheses readable)",

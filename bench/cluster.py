@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import connect as ws_connect
 
-from bench.load import summary_ms
+from bench.load import UntilHypotheses, summary_ms
 from runtime.embedded import free_port
 from runtime.supervisor import Platform
 
@@ -43,25 +43,12 @@ async def sustained(url: str, seconds: float, clients: int = 8) -> dict[str, flo
         ).json()
     token = body["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
-    started: dict[str, float] = {}
-    early: dict[str, float] = {}
-    latencies: list[float] = []
+    timer = UntilHypotheses()
     created = 0
     async with ws_connect(url.replace("http://", "ws://") + "/api/v1/stream", max_size=None) as ws:
         await ws.send(json.dumps({"type": "auth", "token": token}))
         await ws.recv()  # ready
-
-        async def listen() -> None:
-            async for raw in ws:
-                message = json.loads(raw)
-                if message.get("type") == "hypothesis.generated":
-                    begun = started.pop(message["aggregate_id"], None)
-                    if begun is not None:
-                        latencies.append(time.perf_counter() - begun)
-                    else:
-                        early[message["aggregate_id"]] = time.perf_counter()
-
-        listener = asyncio.create_task(listen())
+        listener = asyncio.create_task(timer.listen(ws))
         stop_at = time.perf_counter() + seconds
 
         async def client() -> None:
@@ -73,23 +60,19 @@ async def sustained(url: str, seconds: float, clients: int = 8) -> dict[str, flo
                     if response.status_code != 201:
                         continue
                     created += 1
-                    incident_id = response.json()["id"]
-                    if incident_id in early:
-                        latencies.append(early.pop(incident_id) - begun)
-                    else:
-                        started[incident_id] = begun
+                    timer.created(response.json()["id"], begun)
 
         began = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
         deadline = time.monotonic() + 30
-        while started and time.monotonic() < deadline:
+        while timer.started and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         elapsed = time.perf_counter() - began
         listener.cancel()
     return {
         "created_per_s": created / seconds,
-        "ready_per_s": len(latencies) / elapsed,
-        **summary_ms(latencies),
+        "ready_per_s": len(timer.latencies) / elapsed,
+        **summary_ms(timer.latencies),
     }
 
 

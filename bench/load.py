@@ -4,13 +4,14 @@ is installed), and a steady offered rate."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import statistics
 import subprocess
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -101,3 +102,29 @@ async def offered_rate(
     if tasks:
         await asyncio.wait(tasks, timeout=60)
     return started
+
+
+@dataclass
+class UntilHypotheses:
+    """Times each incident from its POST to its first hypotheses on the live feed (which may come
+    before the POST is answered)."""
+
+    started: dict[str, float] = field(default_factory=dict)
+    early: dict[str, float] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+
+    async def listen(self, ws: Any) -> None:
+        async for raw in ws:
+            message = json.loads(raw)
+            if message.get("type") == "hypothesis.generated":
+                begun = self.started.pop(message["aggregate_id"], None)
+                if begun is not None:
+                    self.latencies.append(time.perf_counter() - begun)
+                else:
+                    self.early[message["aggregate_id"]] = time.perf_counter()
+
+    def created(self, incident_id: str, begun: float) -> None:
+        if incident_id in self.early:
+            self.latencies.append(self.early.pop(incident_id) - begun)
+        else:
+            self.started[incident_id] = begun
