@@ -633,3 +633,20 @@ def generate(evidence: Evidence, deploy_window_minutes: float = 24 * 60) -> list
             )
         )
     return hypotheses
+
+
+def category_of(hypothesis: Hypothesis, service: str) -> str | None:
+    """The catalogue entry a hypothesis stands for: its claim as this engine words it, or else (a
+    claim in free text, as Claude writes it) the entry whose signals weigh most in its claim and
+    description. None when nothing in the catalogue matches."""
+    for mode in CATALOGUE:
+        if hypothesis.claim == mode.claim.format(service=service):
+            return mode.code
+    best, best_weight = None, 0.0
+    for mode in CATALOGUE:
+        weight = 2 * _weight(signals_in(mode, hypothesis.claim), 10.0) + _weight(
+            signals_in(mode, hypothesis.description), 10.0
+        )
+        if weight > best_weight:
+            best, best_weight = mode.code, weight
+    return best
