@@ -214,6 +214,21 @@ async def deploys_of_service(
     return list((await conn.execute(query)).all())
 
 
+async def deployed_services(
+    conn: AsyncConnection, tenant_id: str, since: datetime, until: datetime
+) -> list[str]:
+    """The services of the tenant deployed in the window (at most 200 names)."""
+    d = deploys
+    query = (
+        select(d.c.service_name)
+        .where(d.c.tenant_id == tenant_id, d.c.deployed_at >= since, d.c.deployed_at <= until)
+        .group_by(d.c.service_name)
+        .order_by(d.c.service_name)
+        .limit(200)
+    )
+    return [row.service_name for row in (await conn.execute(query)).all()]
+
+
 async def record_alert(conn: AsyncConnection, values: dict[str, Any]) -> None:
     statement = insert(alerts).values(**values)
     changing = {k: statement.excluded[k] for k in values if k not in ("incident_id", "fingerprint")}

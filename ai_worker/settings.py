@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -39,8 +40,12 @@ class AiWorkerSettings(ServiceSettings):
 
     # How far back past incidents count as evidence.
     history_days: int = Field(default=90, ge=1)
-    # Deploys of the incident's service this long before its start are "recent changes".
+    # Deploys of the incident's service (or of a service its report names) this long before its
+    # start are "recent changes".
     deploy_window_hours: float = Field(default=24.0, gt=0)
+    # A directory extending the rules engine's evidence catalogue (ai_worker/signatures.yaml):
+    # common.yaml for every tenant, <tenant_id>.yaml for one; re-read when a file changes.
+    ai_signatures_dir: Path | None = None
     # Triggers for one incident within this long of its last generation make one more generation.
     coalesce_window_seconds: float = Field(default=2.0, ge=0)
     # How long one worker may hold an incident's generation before another may take over.

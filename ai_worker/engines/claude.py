@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ai_worker.engines import rules
 from ai_worker.evidence import Evidence, render
 from ai_worker.settings import AiWorkerSettings
+from ai_worker.signatures import Catalogue
 from contracts.events import EvidenceItem, Hypothesis
 
 log = structlog.get_logger(__name__)
@@ -280,7 +281,11 @@ class ClaudeEngine:
         return text.replace(secret, "***") if secret else text
 
     async def generate(
-        self, evidence: Evidence, items: Sequence[EvidenceItem], tools: EvidenceTools
+        self,
+        evidence: Evidence,
+        items: Sequence[EvidenceItem],
+        tools: EvidenceTools,
+        catalogue: Catalogue | None = None,
     ) -> EngineResult:
         """Claude's hypotheses, or the rules' with the reason Claude's could not be used."""
         extra: list[EvidenceItem] = []
@@ -307,7 +312,13 @@ class ClaudeEngine:
             reason = f"unexpected {type(exc).__name__}"
         reason = self._safe(f"claude: {reason}")
         log.warning("claude_fallback_to_rules", reason=reason, tokens=used[0])
-        return EngineResult(rules.generate(evidence), rules.ENGINE, reason, extra_items=extra, tokens=used[0])
+        return EngineResult(
+            rules.generate(evidence, catalogue=catalogue),
+            rules.ENGINE,
+            reason,
+            extra_items=extra,
+            tokens=used[0],
+        )
 
     async def _loop(
         self,

@@ -37,6 +37,7 @@ from ai_worker.evidence import (
     clip,
     collect,
     render,
+    services_named,
     split_name,
 )
 from ai_worker.signatures import Catalogue
@@ -642,13 +643,12 @@ def _root_cause_strength(mode: FailureMode, catalogue: Catalogue, text: str) -> 
 def relevant_deploy(evidence: Evidence, window_minutes: float) -> DeployFact | None:
     """The closest deploy before the start, inside the window, of the incident's service or of a
     service the report names."""
-    named = evidence.incident.text.lower()
+    incident = evidence.incident
     for deploy in evidence.deploys:
-        minutes = evidence.minutes_before_start(deploy)
-        if minutes > window_minutes:
+        if evidence.minutes_before_start(deploy) > window_minutes:
             break
-        if deploy.service_name == evidence.incident.service_name or re.search(
-            rf"(?<![\w-]){re.escape(deploy.service_name.lower())}(?![\w-])", named
+        if deploy.service_name == incident.service_name or services_named(
+            incident.text, [deploy.service_name]
         ):
             return deploy
     return None
@@ -683,7 +683,10 @@ def score_modes(
             for index in refs.report:
                 if len(case.cited) >= 2:
                     break
-                if any(clip(m.clause) in items[index].summary or m.clause in items[index].summary for m in support):
+                if any(
+                    clip(m.clause) in items[index].summary or m.clause in items[index].summary
+                    for m in support
+                ):
                     case.cite(index)
             case.cite(refs.figures)
         against = [m for m in mentions if m.strength < 0]
@@ -706,7 +709,11 @@ def score_modes(
                 v for k, v in sorted({**alert.labels, **alert.annotations}.items()) if k not in NOISY_LABELS
             )
             for signature in catalogue.patterns:
-                if signature.cause == mode.code and signature.pattern is not None and signature.pattern.search(values):
+                if (
+                    signature.cause == mode.code
+                    and signature.pattern is not None
+                    and signature.pattern.search(values)
+                ):
                     this = max(this, signature.weight * LABEL_TEXT_FACTOR)
             words = signals_in(mode, alert.text)
             this += ALERT_WORD_WEIGHT * _weight(words, 2.0)
@@ -792,9 +799,7 @@ def generate(
     """Three ranked hypotheses whose evidence lines are rendered from `collect(evidence)`: the same
     items `evidence.collected` publishes. `catalogue`: the tenant's (default: the shipped one)."""
     items, refs = collect(evidence)
-    cases = {
-        c.mode.code: c for c in score_modes(evidence, items, refs, deploy_window_minutes, catalogue)
-    }
+    cases = {c.mode.code: c for c in score_modes(evidence, items, refs, deploy_window_minutes, catalogue)}
     ranked = rank([Scored(code, case.score) for code, case in cases.items()], temperature=TEMPERATURE)
     service = evidence.incident.service_name
     hypotheses = []

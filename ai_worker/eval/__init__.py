@@ -214,7 +214,9 @@ def summarise(outcomes: Sequence[Outcome]) -> tuple[list[Score], Score]:
 Categoriser = Callable[[Hypothesis, str], str | None]
 
 
-def outcome_of(case: Case, hypotheses: Sequence[Hypothesis], categorise: Categoriser, reason: str | None = None) -> Outcome:
+def outcome_of(
+    case: Case, hypotheses: Sequence[Hypothesis], categorise: Categoriser, reason: str | None = None
+) -> Outcome:
     ordered = sorted(hypotheses, key=lambda h: h.rank)
     return Outcome(
         case,
@@ -299,14 +301,12 @@ class CaseTools:
         return ToolOutput({"error": "no Prometheus is configured"})
 
 
-def run_claude(cases: Sequence[Case], settings: Any, concurrency: int = 4) -> list[Outcome]:
-    """Claude on every case (needs ANTHROPIC_API_KEY). Its free-text claims are mapped to a category
-    by the same signature catalogue the rules use; a case where it fell back to the rules says so."""
+async def run_claude_async(cases: Sequence[Case], engine: Any, concurrency: int = 4) -> list[Outcome]:
+    """Claude on every case. Its free-text claims are mapped to a category by the same catalogue
+    the rules use (`rules.category_of`); a case where it fell back to the rules says so."""
     from ai_worker.engines import rules
-    from ai_worker.engines.claude import ClaudeEngine
     from ai_worker.evidence import evidence_items
 
-    engine = ClaudeEngine(settings)
     slots = asyncio.Semaphore(concurrency)
 
     async def one(case: Case) -> Outcome:
@@ -315,8 +315,11 @@ def run_claude(cases: Sequence[Case], settings: Any, concurrency: int = 4) -> li
             result = await engine.generate(evidence, evidence_items(evidence), CaseTools(case, evidence))
         return outcome_of(case, result.hypotheses, rules.category_of, result.fallback_reason)
 
-    async def every() -> list[Outcome]:
-        return list(await asyncio.gather(*(one(c) for c in cases)))
+    return list(await asyncio.gather(*(one(c) for c in cases)))
 
-    return asyncio.run(every())
 
+def run_claude(cases: Sequence[Case], settings: Any) -> list[Outcome]:
+    """Claude on every case, with ANTHROPIC_API_KEY and the other settings from the environment."""
+    from ai_worker.engines.claude import ClaudeEngine
+
+    return asyncio.run(run_claude_async(cases, ClaudeEngine(settings)))
