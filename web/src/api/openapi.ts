@@ -13,7 +13,10 @@ export interface paths {
         };
         /**
          * Health
-         * @description Liveness of the gateway itself.
+         * @description Liveness of the gateway itself, and where its projector is. A stalled projector (stopped at
+         *     an event it cannot apply) is reported but is no failure of liveness: restarting the gateway
+         *     would not help, and every replica would stall at the same event; the alert is
+         *     SreCopilotProjectionStalled.
          */
         get: operations["health"];
         put?: never;
@@ -761,7 +764,9 @@ export interface paths {
          * @description Per engine, over incidents resolved in the window with a confirmed hypothesis: the share whose
          *     confirmed cause the engine ranked 1st and in its top 3, the Brier score of its confidences (lower
          *     is better calibrated), and the median time from detection to its first generation that ranked
-         *     the confirmed cause 1st.
+         *     the confirmed cause 1st. `calibration` is its reliability: the judged hypotheses by confidence
+         *     bucket of 0.1 (how many, mean confidence, share that was the cause), and `by_rank` the same per
+         *     rank, so a console can show how often a "70 %" hypothesis was right.
          */
         get: operations["hypothesis_metrics"];
         put?: never;
@@ -878,6 +883,16 @@ export interface components {
             brier: number | null;
             /** Median Seconds To Correct Top1 */
             median_seconds_to_correct_top1: number | null;
+            /**
+             * Calibration
+             * @default []
+             */
+            calibration: components["schemas"]["ReliabilityRead"][];
+            /**
+             * By Rank
+             * @default []
+             */
+            by_rank: components["schemas"]["ReliabilityRead"][];
         };
         /** ErrorBody */
         ErrorBody: {
@@ -1284,6 +1299,15 @@ export interface components {
          * @enum {string}
          */
         KeyScope: "alerts:write" | "deploys:write";
+        /** Liveness */
+        Liveness: {
+            /**
+             * Status
+             * @constant
+             */
+            status: "healthy";
+            projector: components["schemas"]["ProjectorHealth"];
+        };
         /** LoginCreate */
         LoginCreate: {
             /**
@@ -1366,6 +1390,33 @@ export interface components {
              */
             new_password: string;
         };
+        /** ProjectorHealth */
+        ProjectorHealth: {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "running" | "stalled";
+            /** Checkpoint */
+            checkpoint: number;
+            stall?: components["schemas"]["ProjectorStall"] | null;
+        };
+        /** ProjectorStall */
+        ProjectorStall: {
+            /** Seq */
+            seq: number;
+            /** Reason */
+            reason: string;
+            /** Event Type */
+            event_type: string | null;
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+            /** Attempts */
+            attempts: number;
+        };
         /** RefreshCreate */
         RefreshCreate: {
             /** Refresh Token */
@@ -1432,6 +1483,25 @@ export interface components {
             body: string;
             /** Body Truncated */
             body_truncated: boolean;
+        };
+        /**
+         * ReliabilityRead
+         * @description Judged hypotheses whose confidence was in [low, high) (the last bucket includes 1), or of one
+         *     rank: how many, their mean confidence, and the share that was the confirmed cause.
+         */
+        ReliabilityRead: {
+            /** Low */
+            low: number;
+            /** High */
+            high: number;
+            /** Hypotheses */
+            hypotheses: number;
+            /** Mean Confidence */
+            mean_confidence: number | null;
+            /** Hit Rate */
+            hit_rate: number | null;
+            /** Rank */
+            rank?: number | null;
         };
         /**
          * ResolutionCreate
@@ -1865,9 +1935,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["Liveness"];
                 };
             };
             500: components["responses"]["InternalError"];
@@ -3469,6 +3537,7 @@ export const incidentStateValues: ReadonlyArray<FlattenedDeepRequired<components
 export const keyScopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["KeyScope"]> = ["alerts:write", "deploys:write"];
 export const moveCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MoveCreate"]["to"]> = ["detected", "acknowledged", "investigating"];
 export const notifiedEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["NotifiedEvent"]> = ["incident.created", "incident.state_changed", "hypothesis.generated"];
+export const projectorHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProjectorHealth"]["status"]> = ["running", "stalled"];
 export const resolutionCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ResolutionCreate"]["to"]> = ["resolved"];
 export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["owner", "admin", "responder", "viewer"];
 export const servicesHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ServicesHealth"]["status"]> = ["healthy", "degraded"];
