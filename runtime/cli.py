@@ -552,6 +552,44 @@ def ai_eval(
                 console.print(f"  {o.case.id:<36} expected {o.case.cause:<20} got {o.categories}")
 
 
+@ai_app.command("signatures")
+def ai_signatures(
+    check: Annotated[
+        Path | None, typer.Option(help="Validate this catalogue file (a tenant's or common.yaml) and exit.")
+    ] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", envvar="AI_SIGNATURES_DIR", help="The tenants' catalogue directory."),
+    ] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="Show the catalogue as this tenant's generations see it.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON list.")] = False,
+) -> None:
+    """The rules engine's evidence catalogue: list it (shipped, or with a tenant's extensions), or
+    check a file before you deploy it (the worker skips a file that does not parse)."""
+    from ai_worker import signatures
+
+    if check is not None:
+        try:
+            entries = signatures.parse(check.read_text(), check.name)
+        except OSError as exc:
+            _fail(f"cannot read {check}: {exc.strerror}")
+        except signatures.SignatureError as exc:
+            _fail(f"{check}: {exc}")
+        typer.echo(f"{check}: {len(entries)} valid entr{'y' if len(entries) == 1 else 'ies'}")
+        return
+    catalogue = signatures.for_tenant(directory, tenant) if tenant else signatures.shipped()
+    rows = signatures.describe(catalogue)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("cause", "match", "weight", "source", "from", title=f"{len(rows)} catalogue entries")
+    for row in rows:
+        table.add_row(row["cause"], row["match"], f"{row['weight']:g}", row["source"], row["origin"])
+    Console().print(table)
+
+
 if __name__ == "__main__":
     app()
 

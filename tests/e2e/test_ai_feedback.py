@@ -109,6 +109,17 @@ async def test_feedback_root_cause_and_accuracy(client: httpx.AsyncClient, tenan
     assert rules["incidents"] == 1 and rules["top1"] == 1.0 and rules["top3"] == 1.0
     assert 0 <= rules["brier"] < 1 and rules["median_seconds_to_correct_top1"] >= 0
     assert top["claim"]  # the confirmed claim is the one ranked first
+    # Reliability: the three judged hypotheses sit in their confidence buckets, the first was right.
+    buckets = rules["calibration"]
+    assert [b["low"] for b in buckets] == [i / 10 for i in range(10)]
+    assert sum(b["hypotheses"] for b in buckets) == len(ready["items"])
+    first = next(
+        b
+        for b in buckets
+        if b["low"] <= top["confidence"] < b["high"] or b["high"] == 1.0 == top["confidence"]
+    )
+    assert first["hypotheses"] >= 1 and first["hit_rate"] > 0
+    assert (rules["by_rank"][0]["rank"], rules["by_rank"][0]["hit_rate"]) == (1, 1.0)
 
     # The next, similar incident cites this one's recorded root cause.
     follow_up = (await client.post("/api/v1/incidents", json=POOL_INCIDENT, headers=tenant.auth)).json()

@@ -83,3 +83,20 @@ async def test_claude_is_scored_on_the_same_cases_through_its_tools() -> None:
     assert not by_id["pool-hikari-timeout"].top1 and by_id["pool-hikari-timeout"].top3
     assert all(o.fallback_reason is None for o in outcomes)
     assert len(fake.requests) == 2
+
+
+def test_the_cli_checks_and_lists_the_catalogue(tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = tmp_path / "t_1.yaml"
+    good.write_text("signatures:\n  - {cause: disk_full, pattern: 'E_QUOTA', source: 'our runbook'}\n")
+    bad = tmp_path / "common.yaml"
+    bad.write_text("signatures:\n  - {cause: disk_full, pattern: '(', source: 's'}\n")
+    checked = runner.invoke(app, ["ai", "signatures", "--check", str(good)])
+    assert checked.exit_code == 0 and "1 valid entry" in checked.output
+    refused = runner.invoke(app, ["ai", "signatures", "--check", str(bad)])
+    assert refused.exit_code == 1 and "not a valid regular expression" in refused.output
+    listed = runner.invoke(app, ["ai", "signatures", "--dir", str(tmp_path), "--tenant", "t_1", "--json"])
+    # The skipped file is logged (a line of its own); the list is the JSON line.
+    rows = json.loads(next(line for line in listed.output.splitlines() if line.startswith("[")))
+    assert len(rows) == len(signatures.shipped().entries) + 1  # the broken common.yaml is skipped
+    assert rows[-1]["origin"] == "t_1.yaml" and rows[-1]["source"] == "our runbook"
