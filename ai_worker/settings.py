@@ -27,6 +27,8 @@ class AiWorkerSettings(ServiceSettings):
     # Input + output tokens spent on one generation, over every turn of the loop.
     anthropic_max_tokens_per_incident: int = Field(default=40_000, ge=1_000)
     anthropic_max_output_tokens: int = Field(default=2_048, ge=256)
+    # PromQL queries Claude may run for one generation (each bounded by prometheus_timeout_seconds).
+    anthropic_max_metric_queries: int = Field(default=4, ge=0, le=20)
 
     # One Prometheus for every tenant (per-tenant configuration is not there yet).
     prometheus_url: str | None = None

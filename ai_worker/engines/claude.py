@@ -47,6 +47,8 @@ Rules:
 more evidence would change your ranking. Do not call a tool for something you already have.
 - Cite evidence concretely in each hypothesis's `evidence` list: deploy versions and times, alert \
 names, metric numbers, incident keys and dates. Do not invent evidence.
+- query_metrics answers a few queries per incident, then refuses: ask for what would change your \
+ranking. Cite a metric you used by its PromQL expression and the value it returned.
 - `confidence` is your probability that the hypothesis is the root cause (0 to 1); the three sum to at \
 most 1.
 - Answer only by calling submit_hypotheses, with exactly three hypotheses."""
@@ -331,6 +333,7 @@ class ClaudeEngine:
         settings = self.settings
         budget = settings.anthropic_max_tokens_per_incident
         definitions = tool_definitions(tools.metrics_available)
+        metric_queries = 0
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt(evidence, items)}]
         for turn in range(settings.anthropic_max_tool_iterations):
             final = (
@@ -363,7 +366,17 @@ class ClaudeEngine:
             messages.append({"role": "assistant", "content": [_block_param(b) for b in response.content]})
             results = []
             for call in calls:
-                output, is_error = await self._run_tool(tools, call.name, call.input)
+                if call.name == "query_metrics" and tools.metrics_available:
+                    metric_queries += 1
+                if call.name == "query_metrics" and metric_queries > settings.anthropic_max_metric_queries:
+                    # Bounded: each query costs Prometheus and this generation's time budget.
+                    limit = settings.anthropic_max_metric_queries
+                    output, is_error = (
+                        ToolOutput({"error": f"the {limit} metric queries of this incident are spent"}),
+                        True,
+                    )
+                else:
+                    output, is_error = await self._run_tool(tools, call.name, call.input)
                 extra.extend(i for i in output.items if i not in extra and i not in items)
                 results.append(
                     {
