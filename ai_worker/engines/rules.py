@@ -1,21 +1,22 @@
-"""The offline engine: a catalogue of common failure modes scored against the gathered evidence.
+"""The offline engine: a catalogue of common failure modes ranked by the evidence for and against each.
 
 No network, no model, no clock: the same evidence always gives the same hypotheses.
 
-Scoring (all weights below):
-- the report: each catalogue signal found in the title or description adds its weight (capped, so a
-  wordy report does not win by volume); a signal in the title adds a little more, as the title names
-  the symptom the reporter saw first;
-- attached alerts: their names (split into words: "KubePodCrashLooping"), label values and
-  annotations are matched the same way, weighted a little higher: machines name symptoms precisely;
-- the closest deploy of the service before the start: strong support for a bad deploy and some for a
-  configuration change, the more the closer (full strength within minutes, fading over two hours,
-  a little up to the deploy window);
-- metrics read around the start: a failure mode gains when the signal it predicts moved
-  (CPU x2, memory x1.3, error rate over 5%, latency x2, request rate x2);
-- similar past incidents: their text, and above all their recorded root cause, lend weight to the
-  failure modes they match, in proportion to how similar they are;
-- every failure mode starts from a prior: how often it explains incidents in general.
+Evidence (all weights below; the catalogue of error strings and alert names is data, see
+ai_worker/signatures.py):
+- the report, read as statements (ai_worker/statements.py): a catalogue entry or one of the mode's
+  words that the report asserts supports it, one it negates ("not the database", "memory is flat")
+  counts against it, a suspicion it drops counts for nothing; capped, so a wordy report does not win
+  by volume;
+- attached alerts: catalogue entries on their names and labels (`KubePodCrashLooping` with
+  `reason="OOMKilled"`), error text in label values and annotations, and the words of their names;
+- the closest deploy before the start of the service, or of a service the report names: strong
+  support for a bad deploy and some for a configuration change, halving every DEPLOY_HALF_LIFE
+  minutes; none when the report acquits the release;
+- metrics read around the start: a failure mode gains when the signal it predicts moved;
+- similar past incidents: a recorded root cause that names the mode, in proportion to similarity.
+Evidence first, priors last: a mode with net support always ranks above one without (the prior only
+orders those, whose evidence line says "no direct signal"), and one ruled out ranks below both.
 Confidences are the softmax shares of the scores over the whole catalogue (so the three shown sum
 to at most 1), and each hypothesis carries the line that explains its confidence.
 """
