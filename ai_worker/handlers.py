@@ -12,7 +12,7 @@ import structlog
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ai_worker import db
+from ai_worker import db, signatures
 from ai_worker.generation import Generator, Trigger
 from ai_worker.settings import AiWorkerSettings
 from contracts.commands import (
@@ -20,6 +20,9 @@ from contracts.commands import (
     CommandFailed,
     ErrorCode,
     FeedbackAccepted,
+    HypothesisSignatures,
+    HypothesisSignatureView,
+    ListHypothesisSignatures,
     RecordFeedback,
     RegenerateHypotheses,
     RegenerationAccepted,
@@ -272,6 +275,16 @@ def register_handlers(service: Service, settings: AiWorkerSettings) -> Generator
         seq = await service.relay.publish_now([recorded])
         return FeedbackAccepted(
             incident_id=str(incident_id), generation=generation.generation, rank=cmd.rank, seq=seq
+        )
+
+    @service.command(command_subject("ai_worker", "signatures"), ListHypothesisSignatures)
+    async def list_signatures(cmd: ListHypothesisSignatures) -> HypothesisSignatures:
+        # Read-only over the API: a tenant-supplied regular expression would run in this worker,
+        # shared by every tenant, with no time limit; extensions stay with the operator's files.
+        catalogue = generator.catalogue(cmd.caller.tenant_id)
+        return HypothesisSignatures(
+            entries=[HypothesisSignatureView.model_validate(row) for row in signatures.describe(catalogue)],
+            extensible=settings.ai_signatures_dir is not None,
         )
 
     return generator

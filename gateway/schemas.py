@@ -206,6 +206,24 @@ class EngineAccuracyRead(BaseModel):
     by_rank: list[ReliabilityRead] = []
 
 
+class HypothesisSignatureRead(BaseModel):
+    """One catalogue entry: a `pattern` searched in reports, alert labels and root causes, or an
+    `alert` name (with labels) matched whole; its weight (3 names the cause outright, negative is
+    evidence against) and where it comes from."""
+
+    cause: str
+    kind: Literal["pattern", "alert"]
+    match: str
+    weight: float
+    source: str
+    origin: str
+
+
+class HypothesisSignaturesRead(BaseModel):
+    entries: list[HypothesisSignatureRead]
+    extensible: bool
+
+
 class HypothesisMetricsRead(BaseModel):
     resolved_from: datetime
     resolved_to: datetime

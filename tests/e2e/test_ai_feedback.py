@@ -127,3 +127,18 @@ async def test_feedback_root_cause_and_accuracy(client: httpx.AsyncClient, tenan
     assert any(
         "connection-pool exhaustion after the 2.3 release" in e for h in cited["items"] for e in h["evidence"]
     )
+
+
+async def test_any_member_reads_the_evidence_catalogue_it_is_ranked_by(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    response = await client.get("/api/v1/hypothesis-signatures", headers=tenant.auth)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["extensible"] is False  # the test platform sets no AI_SIGNATURES_DIR
+    entries = body["entries"]
+    assert len(entries) >= 50 and {e["origin"] for e in entries} == {"shipped"}
+    oom = next(e for e in entries if e["kind"] == "alert" and "KubePodCrashLooping" in e["match"])
+    assert oom["cause"] in ("memory_leak", "bad_deploy") and oom["source"].startswith("https://")
+    assert any(e["kind"] == "pattern" and "no such host" in e["match"] for e in entries)
+    assert (await client.get("/api/v1/hypothesis-signatures")).status_code == 401
