@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +138,12 @@ def parse(text: str, origin: str) -> list[Signature]:
 class Catalogue:
     entries: tuple[Signature, ...]
 
-    @property
+    # Computed once per catalogue: the engine asks for them for every clause of every report.
+    @cached_property
     def patterns(self) -> tuple[Signature, ...]:
         return tuple(s for s in self.entries if s.pattern is not None and s.weight)
 
-    @property
+    @cached_property
     def alerts(self) -> tuple[Signature, ...]:
         return tuple(s for s in self.entries if s.alert is not None and s.weight)
 
