@@ -126,7 +126,8 @@ async def record_alert(service: Service, event: EventEnvelope, data: AlertAttach
 
 
 async def record_deploy(service: Service, event: EventEnvelope, data: DeployRecorded) -> list[uuid.UUID]:
-    """Remember the deploy; the open incidents of its service are the ones it may explain."""
+    """Remember the deploy; the open incidents of its service, or whose report names it, are the ones
+    it may explain."""
     async with service.engine.begin() as conn:
         await db.record_deploy(
             conn,
