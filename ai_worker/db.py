@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
+    or_,
     select,
     text,
     update,
@@ -28,6 +29,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ai_worker.evidence import services_named
 from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
 from runtime.retention import delete_in_batches
@@ -161,13 +163,29 @@ async def incident(conn: AsyncConnection, incident_id: uuid.UUID) -> Row[Any] | 
 async def open_incidents_of_service(
     conn: AsyncConnection, tenant_id: str, service_name: str
 ) -> list[uuid.UUID]:
+    """The open incidents a deploy of the service may explain: the service's own, and those whose
+    report names it ("since catalog-api started returning ...")."""
     k = known_incidents
+    like = "%" + service_name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = await conn.execute(
-        select(k.c.id)
-        .where(k.c.tenant_id == tenant_id, k.c.service_name == service_name, k.c.state != "resolved")
+        select(k.c.id, k.c.service_name, k.c.title, k.c.description)
+        .where(
+            k.c.tenant_id == tenant_id,
+            k.c.state != "resolved",
+            or_(
+                k.c.service_name == service_name,
+                k.c.title.ilike(like, escape="\\"),
+                k.c.description.ilike(like, escape="\\"),
+            ),
+        )
         .order_by(k.c.created_at, k.c.id)
     )
-    return [row.id for row in rows]
+    return [
+        row.id
+        for row in rows
+        if row.service_name == service_name
+        or services_named(f"{row.title}. {row.description}", [service_name])
+    ]
 
 
 async def history(
@@ -212,6 +230,21 @@ async def deploys_of_service(
         .limit(50)
     )
     return list((await conn.execute(query)).all())
+
+
+async def deployed_services(
+    conn: AsyncConnection, tenant_id: str, since: datetime, until: datetime
+) -> list[str]:
+    """The services of the tenant deployed in the window (at most 200 names)."""
+    d = deploys
+    query = (
+        select(d.c.service_name)
+        .where(d.c.tenant_id == tenant_id, d.c.deployed_at >= since, d.c.deployed_at <= until)
+        .group_by(d.c.service_name)
+        .order_by(d.c.service_name)
+        .limit(200)
+    )
+    return [row.service_name for row in (await conn.execute(query)).all()]
 
 
 async def record_alert(conn: AsyncConnection, values: dict[str, Any]) -> None:

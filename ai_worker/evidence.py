@@ -224,6 +224,14 @@ def rank_similar(query: str, service_name: str, history: Sequence[PastIncident])
     return [s for s in ranked if s.score >= SIMILAR_FLOOR][:SIMILAR_KEPT]
 
 
+def services_named(text: str, names: Sequence[str]) -> list[str]:
+    """Those of `names` that the text mentions as a whole word ("catalog-api", not "catalog-api-v2")."""
+    lowered = text.lower()
+    return [
+        n for n in names if len(n) >= 3 and re.search(rf"(?<![\w-]){re.escape(n.lower())}(?![\w-])", lowered)
+    ]
+
+
 def gather(
     incident: IncidentFacts,
     history: list[PastIncident],

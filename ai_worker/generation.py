@@ -24,7 +24,7 @@ import httpx
 import structlog
 from prometheus_client import Counter, Histogram
 
-from ai_worker import db
+from ai_worker import db, signatures
 from ai_worker.domain import Decision, GenerationState, decide
 from ai_worker.engines import rules
 from ai_worker.engines.claude import ClaudeEngine, EngineResult, ToolOutput
@@ -40,6 +40,7 @@ from ai_worker.evidence import (
     gather,
     metric_summary,
     rank_similar,
+    services_named,
     similar_summary,
 )
 from ai_worker.prometheus import PrometheusClient, PrometheusError, service_queries
@@ -421,13 +422,13 @@ class Generator:
             _alert(a) for a in await db.alerts_of_incident(conn, row.id) if a.tenant_id == facts.tenant_id
         ]
         start = min([facts.created_at, *(a.starts_at for a in alerts)])
-        deploys = await db.deploys_of_service(
-            conn,
-            facts.tenant_id,
-            facts.service_name,
-            start - timedelta(hours=self.settings.deploy_window_hours),
-            _now(),
-        )
+        since = start - timedelta(hours=self.settings.deploy_window_hours)
+        deploys = await db.deploys_of_service(conn, facts.tenant_id, facts.service_name, since, _now())
+        # A deploy of another service the report names is evidence too ("since catalog-api started
+        # returning the new shape").
+        deployed = await db.deployed_services(conn, facts.tenant_id, since, _now())
+        for name in services_named(facts.text, [n for n in deployed if n != facts.service_name]):
+            deploys += await db.deploys_of_service(conn, facts.tenant_id, name, since, _now())
         pending = await db.pending_triggers(conn, row.id)
         return Snapshot(
             facts=facts,
@@ -494,12 +495,21 @@ class Generator:
         window = self.settings.deploy_window_hours * 60
         if self.claude is not None:
             return await self.claude.generate(
-                evidence, evidence_items(evidence), IncidentTools(self, evidence)
+                evidence,
+                evidence_items(evidence),
+                IncidentTools(self, evidence),
+                catalogue=self.catalogue(evidence.incident.tenant_id),
             )
         reason = None
         if self.settings.ai_engine == "claude":
             reason = "claude: ANTHROPIC_API_KEY is not set"
-        return EngineResult(rules.generate(evidence, deploy_window_minutes=window), rules.ENGINE, reason)
+        catalogue = self.catalogue(evidence.incident.tenant_id)
+        return EngineResult(
+            rules.generate(evidence, deploy_window_minutes=window, catalogue=catalogue), rules.ENGINE, reason
+        )
+
+    def catalogue(self, tenant_id: str) -> signatures.Catalogue:
+        return signatures.for_tenant(self.settings.ai_signatures_dir, tenant_id)
 
     async def _release(self, incident_id: uuid.UUID) -> None:
         try:

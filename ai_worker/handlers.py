@@ -12,7 +12,7 @@ import structlog
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ai_worker import db
+from ai_worker import db, signatures
 from ai_worker.generation import Generator, Trigger
 from ai_worker.settings import AiWorkerSettings
 from contracts.commands import (
@@ -20,6 +20,9 @@ from contracts.commands import (
     CommandFailed,
     ErrorCode,
     FeedbackAccepted,
+    HypothesisSignatures,
+    HypothesisSignatureView,
+    ListHypothesisSignatures,
     RecordFeedback,
     RegenerateHypotheses,
     RegenerationAccepted,
@@ -123,7 +126,8 @@ async def record_alert(service: Service, event: EventEnvelope, data: AlertAttach
 
 
 async def record_deploy(service: Service, event: EventEnvelope, data: DeployRecorded) -> list[uuid.UUID]:
-    """Remember the deploy; the open incidents of its service are the ones it may explain."""
+    """Remember the deploy; the open incidents of its service, or whose report names it, are the ones
+    it may explain."""
     async with service.engine.begin() as conn:
         await db.record_deploy(
             conn,
@@ -272,6 +276,16 @@ def register_handlers(service: Service, settings: AiWorkerSettings) -> Generator
         seq = await service.relay.publish_now([recorded])
         return FeedbackAccepted(
             incident_id=str(incident_id), generation=generation.generation, rank=cmd.rank, seq=seq
+        )
+
+    @service.command(command_subject("ai_worker", "signatures"), ListHypothesisSignatures)
+    async def list_signatures(cmd: ListHypothesisSignatures) -> HypothesisSignatures:
+        # Read-only over the API: a tenant-supplied regular expression would run in this worker,
+        # shared by every tenant, with no time limit; extensions stay with the operator's files.
+        catalogue = generator.catalogue(cmd.caller.tenant_id)
+        return HypothesisSignatures(
+            entries=[HypothesisSignatureView.model_validate(row) for row in signatures.describe(catalogue)],
+            extensible=settings.ai_signatures_dir is not None,
         )
 
     return generator

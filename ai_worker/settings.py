@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -26,6 +27,8 @@ class AiWorkerSettings(ServiceSettings):
     # Input + output tokens spent on one generation, over every turn of the loop.
     anthropic_max_tokens_per_incident: int = Field(default=40_000, ge=1_000)
     anthropic_max_output_tokens: int = Field(default=2_048, ge=256)
+    # PromQL queries Claude may run for one generation (each bounded by prometheus_timeout_seconds).
+    anthropic_max_metric_queries: int = Field(default=4, ge=0, le=20)
 
     # One Prometheus for every tenant (per-tenant configuration is not there yet).
     prometheus_url: str | None = None
@@ -39,8 +42,12 @@ class AiWorkerSettings(ServiceSettings):
 
     # How far back past incidents count as evidence.
     history_days: int = Field(default=90, ge=1)
-    # Deploys of the incident's service this long before its start are "recent changes".
+    # Deploys of the incident's service (or of a service its report names) this long before its
+    # start are "recent changes".
     deploy_window_hours: float = Field(default=24.0, gt=0)
+    # A directory extending the rules engine's evidence catalogue (ai_worker/signatures.yaml):
+    # common.yaml for every tenant, <tenant_id>.yaml for one; re-read when a file changes.
+    ai_signatures_dir: Path | None = None
     # Triggers for one incident within this long of its last generation make one more generation.
     coalesce_window_seconds: float = Field(default=2.0, ge=0)
     # How long one worker may hold an incident's generation before another may take over.

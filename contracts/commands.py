@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import email_validator
 from pydantic import (
@@ -347,6 +347,28 @@ class RegenerateHypotheses(Command):
 
     caller: Caller
     incident_id: str
+
+
+class ListHypothesisSignatures(Command):
+    """The evidence catalogue the rules engine applies to the caller's organisation."""
+
+    caller: Caller
+
+
+class HypothesisSignatureView(BaseModel):
+    cause: str
+    kind: Literal["pattern", "alert"]
+    match: str
+    weight: float
+    source: str
+    # "shipped", or the file of AI_SIGNATURES_DIR the entry comes from.
+    origin: str
+
+
+class HypothesisSignatures(BaseModel):
+    entries: list[HypothesisSignatureView]
+    # Whether the operator set AI_SIGNATURES_DIR (where common.yaml and <tenant_id>.yaml extend it).
+    extensible: bool
 
 
 class RegenerationAccepted(BaseModel):

@@ -16,7 +16,16 @@ from gateway import console, errors, idempotency, openapi
 from gateway.commands import CommandClient
 from gateway.live import FanOut, SessionWatch
 from gateway.projector import Projector
-from gateway.routes import auth, health, incidents, integration_keys, metrics, stream, users
+from gateway.routes import (
+    auth,
+    health,
+    hypothesis_signatures,
+    incidents,
+    integration_keys,
+    metrics,
+    stream,
+    users,
+)
 from gateway.routes import integrations as integrations_routes
 from gateway.security import BodySizeLimit, TokenVerifier
 from gateway.settings import GatewaySettings
@@ -164,6 +173,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(integrations_routes.router)
     app.include_router(incidents.router)
     app.include_router(metrics.router)
+    app.include_router(hypothesis_signatures.router)
     app.include_router(stream.router)
     app.include_router(metrics_router(settings))
     # The web console at /: it answers only what no route answers (routers added later included).

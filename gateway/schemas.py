@@ -182,6 +182,18 @@ class RegenerationRead(BaseModel):
     status: Literal["requested"] = "requested"
 
 
+class ReliabilityRead(BaseModel):
+    """Judged hypotheses whose confidence was in [low, high) (the last bucket includes 1), or of one
+    rank: how many, their mean confidence, and the share that was the confirmed cause."""
+
+    low: float
+    high: float
+    hypotheses: int
+    mean_confidence: float | None
+    hit_rate: float | None
+    rank: int | None = None
+
+
 class EngineAccuracyRead(BaseModel):
     engine: str
     incidents: int
@@ -189,6 +201,27 @@ class EngineAccuracyRead(BaseModel):
     top3: float | None
     brier: float | None
     median_seconds_to_correct_top1: float | None
+    # Reliability per confidence bucket of 0.1 (all ten), and per rank.
+    calibration: list[ReliabilityRead] = []
+    by_rank: list[ReliabilityRead] = []
+
+
+class HypothesisSignatureRead(BaseModel):
+    """One catalogue entry: a `pattern` searched in reports, alert labels and root causes, or an
+    `alert` name (with labels) matched whole; its weight (3 names the cause outright, negative is
+    evidence against) and where it comes from."""
+
+    cause: str
+    kind: Literal["pattern", "alert"]
+    match: str
+    weight: float
+    source: str
+    origin: str
+
+
+class HypothesisSignaturesRead(BaseModel):
+    entries: list[HypothesisSignatureRead]
+    extensible: bool
 
 
 class HypothesisMetricsRead(BaseModel):

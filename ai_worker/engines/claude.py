@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ai_worker.engines import rules
 from ai_worker.evidence import Evidence, render
 from ai_worker.settings import AiWorkerSettings
+from ai_worker.signatures import Catalogue
 from contracts.events import EvidenceItem, Hypothesis
 
 log = structlog.get_logger(__name__)
@@ -46,6 +47,8 @@ Rules:
 more evidence would change your ranking. Do not call a tool for something you already have.
 - Cite evidence concretely in each hypothesis's `evidence` list: deploy versions and times, alert \
 names, metric numbers, incident keys and dates. Do not invent evidence.
+- query_metrics answers a few queries per incident, then refuses: ask for what would change your \
+ranking. Cite a metric you used by its PromQL expression and the value it returned.
 - `confidence` is your probability that the hypothesis is the root cause (0 to 1); the three sum to at \
 most 1.
 - Answer only by calling submit_hypotheses, with exactly three hypotheses."""
@@ -280,7 +283,11 @@ class ClaudeEngine:
         return text.replace(secret, "***") if secret else text
 
     async def generate(
-        self, evidence: Evidence, items: Sequence[EvidenceItem], tools: EvidenceTools
+        self,
+        evidence: Evidence,
+        items: Sequence[EvidenceItem],
+        tools: EvidenceTools,
+        catalogue: Catalogue | None = None,
     ) -> EngineResult:
         """Claude's hypotheses, or the rules' with the reason Claude's could not be used."""
         extra: list[EvidenceItem] = []
@@ -307,7 +314,13 @@ class ClaudeEngine:
             reason = f"unexpected {type(exc).__name__}"
         reason = self._safe(f"claude: {reason}")
         log.warning("claude_fallback_to_rules", reason=reason, tokens=used[0])
-        return EngineResult(rules.generate(evidence), rules.ENGINE, reason, extra_items=extra, tokens=used[0])
+        return EngineResult(
+            rules.generate(evidence, catalogue=catalogue),
+            rules.ENGINE,
+            reason,
+            extra_items=extra,
+            tokens=used[0],
+        )
 
     async def _loop(
         self,
@@ -320,6 +333,7 @@ class ClaudeEngine:
         settings = self.settings
         budget = settings.anthropic_max_tokens_per_incident
         definitions = tool_definitions(tools.metrics_available)
+        metric_queries = 0
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt(evidence, items)}]
         for turn in range(settings.anthropic_max_tool_iterations):
             final = (
@@ -352,7 +366,17 @@ class ClaudeEngine:
             messages.append({"role": "assistant", "content": [_block_param(b) for b in response.content]})
             results = []
             for call in calls:
-                output, is_error = await self._run_tool(tools, call.name, call.input)
+                if call.name == "query_metrics" and tools.metrics_available:
+                    metric_queries += 1
+                if call.name == "query_metrics" and metric_queries > settings.anthropic_max_metric_queries:
+                    # Bounded: each query costs Prometheus and this generation's time budget.
+                    limit = settings.anthropic_max_metric_queries
+                    output, is_error = (
+                        ToolOutput({"error": f"the {limit} metric queries of this incident are spent"}),
+                        True,
+                    )
+                else:
+                    output, is_error = await self._run_tool(tools, call.name, call.input)
                 extra.extend(i for i in output.items if i not in extra and i not in items)
                 results.append(
                     {

@@ -1,21 +1,22 @@
-"""The offline engine: a catalogue of common failure modes scored against the gathered evidence.
+"""The offline engine: a catalogue of common failure modes ranked by the evidence for and against each.
 
 No network, no model, no clock: the same evidence always gives the same hypotheses.
 
-Scoring (all weights below):
-- the report: each catalogue signal found in the title or description adds its weight (capped, so a
-  wordy report does not win by volume); a signal in the title adds a little more, as the title names
-  the symptom the reporter saw first;
-- attached alerts: their names (split into words: "KubePodCrashLooping"), label values and
-  annotations are matched the same way, weighted a little higher: machines name symptoms precisely;
-- the closest deploy of the service before the start: strong support for a bad deploy and some for a
-  configuration change, the more the closer (full strength within minutes, fading over two hours,
-  a little up to the deploy window);
-- metrics read around the start: a failure mode gains when the signal it predicts moved
-  (CPU x2, memory x1.3, error rate over 5%, latency x2, request rate x2);
-- similar past incidents: their text, and above all their recorded root cause, lend weight to the
-  failure modes they match, in proportion to how similar they are;
-- every failure mode starts from a prior: how often it explains incidents in general.
+Evidence (all weights below; the catalogue of error strings and alert names is data, see
+ai_worker/signatures.py):
+- the report, read as statements (ai_worker/statements.py): a catalogue entry or one of the mode's
+  words that the report asserts supports it, one it negates ("not the database", "memory is flat")
+  counts against it, a suspicion it drops counts for nothing; capped, so a wordy report does not win
+  by volume;
+- attached alerts: catalogue entries on their names and labels (`KubePodCrashLooping` with
+  `reason="OOMKilled"`), error text in label values and annotations, and the words of their names;
+- the closest deploy before the start of the service, or of a service the report names: strong
+  support for a bad deploy and some for a configuration change, halving every DEPLOY_HALF_LIFE
+  minutes; none when the report acquits the release;
+- metrics read around the start: a failure mode gains when the signal it predicts moved;
+- similar past incidents: a recorded root cause that names the mode, in proportion to similarity.
+Evidence first, priors last: a mode with net support always ranks above one without (the prior only
+orders those, whose evidence line says "no direct signal"), and one ruled out ranks below both.
 Confidences are the softmax shares of the scores over the whole catalogue (so the three shown sum
 to at most 1), and each hypothesis carries the line that explains its confidence.
 """
@@ -26,30 +27,54 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ai_worker import signatures
 from ai_worker.domain import Scored, rank
-from ai_worker.evidence import Evidence, ItemRefs, MetricReading, collect, render, split_name
+from ai_worker.evidence import (
+    NOISY_LABELS,
+    DeployFact,
+    Evidence,
+    ItemRefs,
+    MetricReading,
+    clip,
+    collect,
+    render,
+    services_named,
+    split_name,
+)
+from ai_worker.signatures import Catalogue
+from ai_worker.statements import Clause, clauses, polarity
 from contracts.events import EvidenceItem, Hypothesis
 
 ENGINE = "rules"
 
-# Report signals: weight each, at most REPORT_CAP in all, times KEYWORD_WEIGHT.
-KEYWORD_WEIGHT = 0.9
-REPORT_CAP = 3.0
-TITLE_WEIGHT = 0.4
-TITLE_CAP = 2.0
-ALERT_WEIGHT = 1.1
-ALERT_CAP = 3.0
-# Similar past incidents: per unit of similarity, when their root cause / their text matches.
-SIMILAR_CAUSE_WEIGHT = 1.5
-SIMILAR_TEXT_WEIGHT = 0.6
+# Evidence strengths (a catalogue entry carries its own weight, 3 naming the cause outright):
+# words of the report (the catalogue's signals below) count at WORD_WEIGHT each, the report at most
+# REPORT_CAP in all, plus TITLE_BONUS when the title names the mode too.
+WORD_WEIGHT = 0.5
+REPORT_CAP = 6.0
+TITLE_BONUS = 0.3
+# Alerts: a catalogue entry on the name and labels counts whole; error text in label values and
+# annotations at LABEL_TEXT_FACTOR; the words of the name a little.
+LABEL_TEXT_FACTOR = 0.8
+ALERT_WORD_WEIGHT = 0.4
+ALERT_CAP = 4.0
+# A metric that moved is measured, not reported: its rule's boost counts this many times.
+METRIC_FACTOR = 1.5
+# Similar past incidents: per unit of similarity, when their root cause / their text matches. A
+# root cause counts for every mode it names nearly as plainly as its main one.
+SIMILAR_CAUSE_WEIGHT = 2.5
+SIMILAR_TEXT_WEIGHT = 0.3
+ROOT_CAUSE_SHARE = 0.6
 RECENT_INCIDENTS_BOOST = 0.2
-# The closest deploy before the start: full strength within CLOSE_MINUTES, fading to half at
-# FADE_MINUTES, then a floor up to the deploy window.
-CLOSE_MINUTES = 15.0
-FADE_MINUTES = 120.0
-FAR_DEPLOY = 0.2
-# Above 1 flattens the shares: the catalogue's weights are hand-set, so confidences stay modest
-# until feedback calibrates them.
+# The closest relevant deploy before the start: full strength within CLOSE_MINUTES, halving every
+# DEPLOY_HALF_LIFE minutes after, never below FAR_DEPLOY inside the deploy window.
+CLOSE_MINUTES = 10.0
+DEPLOY_HALF_LIFE = 45.0
+FAR_DEPLOY = 0.05
+# Priors only break ties among modes with evidence; a mode with none sits UNBACKED_OFFSET below.
+PRIOR_WEIGHT = 0.3
+UNBACKED_OFFSET = 4.0
+# Above 1 flattens the shares: the weights are hand-set; tuned on the evaluation set's Brier score.
 TEMPERATURE = 1.5
 MAX_EVIDENCE_LINES = 8
 
@@ -498,123 +523,284 @@ def _weight(hits: Sequence[tuple[str, float]], cap: float) -> float:
 
 
 def deploy_proximity(minutes: float, window_minutes: float) -> float:
-    """1 for a deploy within CLOSE_MINUTES of the start, fading to 0.5 at FADE_MINUTES, FAR_DEPLOY up
-    to the window, 0 beyond (or after the start)."""
+    """How strongly a deploy this many minutes before the start points at it: 1 within
+    CLOSE_MINUTES, then halving every DEPLOY_HALF_LIFE minutes, never below FAR_DEPLOY inside the
+    window (a deploy hours ago is still worth a look, barely); 0 beyond it or after the start."""
     if minutes < 0 or minutes > window_minutes:
         return 0.0
     if minutes <= CLOSE_MINUTES:
         return 1.0
-    if minutes <= FADE_MINUTES:
-        return 1.0 - 0.5 * (minutes - CLOSE_MINUTES) / (FADE_MINUTES - CLOSE_MINUTES)
-    return FAR_DEPLOY
+    return max(0.5 ** ((minutes - CLOSE_MINUTES) / DEPLOY_HALF_LIFE), FAR_DEPLOY)
 
 
 @dataclass
 class _Case:
-    """The score of one failure mode and why."""
+    """The evidence for and against one failure mode, and the score it makes."""
 
     mode: FailureMode
-    score: float
+    support: float = 0.0
+    against: float = 0.0
     reasons: list[str] = field(default_factory=list)
+    objections: list[str] = field(default_factory=list)
     cited: list[int] = field(default_factory=list)
 
     def cite(self, index: int | None) -> None:
         if index is not None and index not in self.cited:
             self.cited.append(index)
 
+    def add(self, strength: float, reason: str) -> None:
+        if strength > 0:
+            self.support += strength
+            self.reasons.append(reason)
+        elif strength < 0:
+            self.against -= strength
+            self.objections.append(reason)
+
+    @property
+    def net(self) -> float:
+        return self.support - self.against
+
+    @property
+    def backed(self) -> bool:
+        return self.support > 0 and self.net > 0
+
+    @property
+    def score(self) -> float:
+        """Evidence first, priors last: a mode with net support always outranks one without (the
+        prior only breaks ties among the unsupported), and one ruled out ranks below them all."""
+        if self.backed:
+            return self.net + PRIOR_WEIGHT * self.mode.prior
+        return self.mode.prior - UNBACKED_OFFSET - self.against
+
 
 def _quoted(hits: Sequence[tuple[str, float]]) -> str:
     return ", ".join(f"'{s}'" for s, _ in hits[:4])
 
 
-def score_modes(
-    evidence: Evidence, items: Sequence[EvidenceItem], refs: ItemRefs, deploy_window_minutes: float = 24 * 60
-) -> list[_Case]:
+def _said(text: str) -> str:
+    return f"'{clip(' '.join(text.split()), 60)}'"
+
+
+@dataclass(frozen=True)
+class _Mention:
+    """A catalogue entry or a word found in the report, with the report's stance towards it."""
+
+    label: str
+    strength: float  # weight x polarity
+    clause: str
+
+
+def _mentions(mode: FailureMode, catalogue: Catalogue, report_clauses: Sequence[Clause]) -> list[_Mention]:
+    """Every signature and word of the mode in the report, strongest stance per item."""
+    best: dict[str, _Mention] = {}
+
+    def keep(key: str, mention: _Mention) -> None:
+        current = best.get(key)
+        # An asserted mention beats a negated one of the same thing (the report may rule out one
+        # instance and assert another); among the same sign, the stronger wins.
+        if current is None or (mention.strength > 0, abs(mention.strength)) > (
+            current.strength > 0,
+            abs(current.strength),
+        ):
+            best[key] = mention
+
+    for clause in report_clauses:
+        for signature in catalogue.patterns:
+            if signature.cause != mode.code or signature.pattern is None:
+                continue
+            for match in signature.pattern.finditer(clause.text):
+                stance = polarity(clause, match.start(), match.end())
+                if signature.weight < 0:
+                    # Evidence against (e.g. "rolling back did not help") counts when stated, and
+                    # a negated one ("it is not that rolling back did not help") says nothing.
+                    stance = max(stance, 0.0)
+                keep(
+                    f"sig:{signature.key}",
+                    _Mention(_said(match.group(0)), signature.weight * stance, clause.text),
+                )
+        norm_clause = normalise(clause.text)
+        for (word, weight), pattern in zip(mode.signals.items(), mode.patterns, strict=True):
+            found = pattern.search(norm_clause)
+            if not found:
+                continue
+            # Polarity is judged on the clause's own text, where the word sits.
+            raw = re.search(re.escape(word.split()[0]), clause.text, re.IGNORECASE)
+            stance = polarity(clause, raw.start(), raw.end()) if raw else clause.stance
+            keep(f"word:{word}", _Mention(f"'{word}'", WORD_WEIGHT * weight * stance, clause.text))
+    return list(best.values())
+
+
+def _root_cause_strength(mode: FailureMode, catalogue: Catalogue, text: str) -> float:
+    """How plainly a recorded root cause names this mode (0..1)."""
+    found = sum(
+        s.weight
+        for s in catalogue.patterns
+        if s.cause == mode.code and s.weight > 0 and s.pattern is not None and s.pattern.search(text)
+    )
+    found += WORD_WEIGHT * _weight(signals_in(mode, text), 3.0)
+    return min(found / 3.0, 1.0)
+
+
+def relevant_deploy(evidence: Evidence, window_minutes: float) -> DeployFact | None:
+    """The closest deploy before the start, inside the window, of the incident's service or of a
+    service the report names."""
     incident = evidence.incident
+    for deploy in evidence.deploys:
+        if evidence.minutes_before_start(deploy) > window_minutes:
+            break
+        if deploy.service_name == incident.service_name or services_named(
+            incident.text, [deploy.service_name]
+        ):
+            return deploy
+    return None
+
+
+def score_modes(
+    evidence: Evidence,
+    items: Sequence[EvidenceItem],
+    refs: ItemRefs,
+    deploy_window_minutes: float = 24 * 60,
+    catalogue: Catalogue | None = None,
+) -> list[_Case]:
+    catalogue = catalogue or signatures.shipped()
+    incident = evidence.incident
+    report_clauses = clauses(incident.text)
+    title_norm = normalise(incident.title)
+    deploy = relevant_deploy(evidence, deploy_window_minutes)
     cases = []
     for mode in CATALOGUE:
-        case = _Case(mode, mode.prior)
-        hits = signals_in(mode, incident.text)
-        if hits:
-            case.score += KEYWORD_WEIGHT * _weight(hits, REPORT_CAP)
-            title_hits = signals_in(mode, incident.title)
-            case.score += TITLE_WEIGHT * _weight(title_hits, TITLE_CAP)
-            case.reasons.append(f"the report says {_quoted(hits)}")
-            quoting = [i for i in refs.report if signals_in(mode, items[i].summary)]
-            for index in quoting[:2]:
-                case.cite(index)
-            case.cite(refs.figures)
+        case = _Case(mode)
 
-        alert_hits: list[tuple[str, float]] = []
+        # The report: what it asserts for the mode, and what it rules out.
+        mentions = _mentions(mode, catalogue, report_clauses)
+        support = [m for m in mentions if m.strength > 0]
+        if support:
+            strength = min(sum(m.strength for m in support), REPORT_CAP)
+            if any(p.search(title_norm) for p in mode.patterns):
+                strength += TITLE_BONUS
+            said = list(dict.fromkeys(m.label for m in sorted(support, key=lambda m: -m.strength)))
+            unique = [w for i, w in enumerate(said) if w.lower() not in {x.lower() for x in said[:i]}]
+            case.add(strength, f"the report says {', '.join(unique[:4])}")
+            for index in refs.report:
+                if len(case.cited) >= 2:
+                    break
+                if any(
+                    clip(m.clause) in items[index].summary or m.clause in items[index].summary
+                    for m in support
+                ):
+                    case.cite(index)
+            case.cite(refs.figures)
+        against = [m for m in mentions if m.strength < 0]
+        if against:
+            case.add(
+                max(sum(m.strength for m in against), -REPORT_CAP),
+                f"the report rules it out ({'; '.join(_said(m.clause) for m in against[:2])})",
+            )
+
+        # Alerts: catalogue entries on their names and labels, error text in label values and
+        # annotations, and (weakly) the words of their names.
+        alert_strength = 0.0
         named: list[str] = []
         for alert in evidence.alerts:
-            found = signals_in(mode, alert.text)
-            if found:
-                alert_hits += [h for h in found if h not in alert_hits]
+            this = 0.0
+            for signature in catalogue.alerts:
+                if signature.cause == mode.code and signature.matches_alert(alert.alertname, alert.labels):
+                    this = max(this, signature.weight)
+            values = " ".join(
+                v for k, v in sorted({**alert.labels, **alert.annotations}.items()) if k not in NOISY_LABELS
+            )
+            for signature in catalogue.patterns:
+                if (
+                    signature.cause == mode.code
+                    and signature.pattern is not None
+                    and signature.pattern.search(values)
+                ):
+                    this = max(this, signature.weight * LABEL_TEXT_FACTOR)
+            words = signals_in(mode, alert.text)
+            this += ALERT_WORD_WEIGHT * _weight(words, 2.0)
+            if this > 0:
+                alert_strength += this
                 named.append(alert.alertname)
                 case.cite(refs.alerts.get(alert.fingerprint))
-        if alert_hits:
-            case.score += ALERT_WEIGHT * _weight(alert_hits, ALERT_CAP)
-            case.reasons.append(f"alert {', '.join(dict.fromkeys(named))} ({_quoted(alert_hits)})")
+        if alert_strength:
+            labels = ", ".join(dict.fromkeys(named))
+            case.add(min(alert_strength, ALERT_CAP), f"alert {labels}")
 
-        closest = evidence.closest_deploy
-        if closest is not None and mode.deploy_affinity:
-            minutes = evidence.minutes_before_start(closest)
+        # The closest relevant deploy, fading with time; not when the report rules the release out.
+        if deploy is not None and mode.deploy_affinity:
+            minutes = evidence.minutes_before_start(deploy)
             proximity = deploy_proximity(minutes, deploy_window_minutes)
-            if proximity:
-                case.score += mode.deploy_affinity * proximity
-                case.reasons.append(f"{closest.version} deployed {minutes:.0f} min before the start")
-                case.cite(refs.deploys.get(closest.deploy_id))
+            ruled_out = mode.code == "bad_deploy" and bool(against)
+            if proximity and not ruled_out:
+                whose = "" if deploy.service_name == incident.service_name else f"{deploy.service_name} "
+                case.add(
+                    mode.deploy_affinity * proximity,
+                    f"{whose}{deploy.version} deployed {minutes:.0f} min before the start",
+                )
+                case.cite(refs.deploys.get(deploy.deploy_id))
 
         for reading in evidence.metrics:
             for rule in mode.metric_rules:
                 if rule.metric == reading.name and rule.fires(reading):
-                    case.score += rule.boost
                     change = reading.change
                     moved = f"x{change:.1f}" if change is not None else "high"
-                    case.reasons.append(f"{reading.name} {moved} around the start")
+                    case.add(METRIC_FACTOR * rule.boost, f"{reading.name} {moved} around the start")
                     case.cite(refs.metrics.get(reading.name))
             if reading.name.startswith("alert:") and (reading.change or 0) >= 1.5:
                 # An alert's own expression names what it measures (e.g. container_memory_...).
                 if signals_in(mode, reading.expr.replace("_", " ")):
-                    case.score += 0.5
-                    case.reasons.append(f"{reading.name} rose x{reading.change:.1f}")
+                    case.add(0.5, f"{reading.name} rose x{reading.change:.1f}")
                     case.cite(refs.metrics.get(reading.name))
 
+        # Similar past incidents: a recorded root cause that names this mode, in proportion to how
+        # similar the incident is; their symptoms alone, a little.
         for similar in evidence.similar:
             past = similar.incident
-            if past.resolution and signals_in(mode, past.resolution):
-                case.score += SIMILAR_CAUSE_WEIGHT * similar.score
-                case.reasons.append(f"{past.key}'s root cause matches")
-                case.cite(refs.similar.get(past.key))
-            elif signals_in(mode, past.text):
-                case.score += SIMILAR_TEXT_WEIGHT * similar.score
-                case.reasons.append(f"similar {past.key}")
+            if past.resolution:
+                strengths = {m.code: _root_cause_strength(m, catalogue, past.resolution) for m in CATALOGUE}
+                top = max(strengths.values())
+                mine = strengths[mode.code]
+                if mine > 0 and mine >= ROOT_CAUSE_SHARE * top:
+                    case.add(SIMILAR_CAUSE_WEIGHT * similar.score * mine, f"{past.key}'s root cause matches")
+                    case.cite(refs.similar.get(past.key))
+                    continue
+            if signals_in(mode, past.text):
+                case.add(SIMILAR_TEXT_WEIGHT * similar.score, f"similar {past.key}")
                 case.cite(refs.similar.get(past.key))
 
-        if evidence.recent_on_service and mode.deploy_affinity:
-            case.score += RECENT_INCIDENTS_BOOST * min(mode.deploy_affinity, 1.0)
-            case.reasons.append(f"{len(evidence.recent_on_service)} recent incident(s) on the service")
+        if evidence.recent_on_service and mode.deploy_affinity and case.backed:
+            case.add(
+                RECENT_INCIDENTS_BOOST * min(mode.deploy_affinity, 1.0),
+                f"{len(evidence.recent_on_service)} recent incident(s) on the service",
+            )
             case.cite(refs.recent)
         cases.append(case)
     return cases
 
 
 def explain(case: _Case, confidence: float, evidence: Evidence) -> str:
-    if not case.reasons:
-        incident = evidence.incident
-        return (
+    incident = evidence.incident
+    if not case.backed:
+        line = (
             f"Confidence {confidence:.2f}: no direct signal; ranked by how often a {case.mode.name} explains "
             f"incidents like {incident.key} ({incident.severity} on {incident.service_name})"
         )
-    return f"Confidence {confidence:.2f} (score {case.score:.2f}): " + "; ".join(case.reasons)
+        if case.objections:
+            line += "; against it: " + "; ".join(case.objections)
+        return line
+    line = f"Confidence {confidence:.2f} (score {case.score:.2f}): " + "; ".join(case.reasons)
+    if case.objections:
+        line += "; against it: " + "; ".join(case.objections)
+    return line
 
 
-def generate(evidence: Evidence, deploy_window_minutes: float = 24 * 60) -> list[Hypothesis]:
+def generate(
+    evidence: Evidence, deploy_window_minutes: float = 24 * 60, catalogue: Catalogue | None = None
+) -> list[Hypothesis]:
     """Three ranked hypotheses whose evidence lines are rendered from `collect(evidence)`: the same
-    items `evidence.collected` publishes."""
+    items `evidence.collected` publishes. `catalogue`: the tenant's (default: the shipped one)."""
     items, refs = collect(evidence)
-    cases = {c.mode.code: c for c in score_modes(evidence, items, refs, deploy_window_minutes)}
+    cases = {c.mode.code: c for c in score_modes(evidence, items, refs, deploy_window_minutes, catalogue)}
     ranked = rank([Scored(code, case.score) for code, case in cases.items()], temperature=TEMPERATURE)
     service = evidence.incident.service_name
     hypotheses = []
@@ -633,3 +819,20 @@ def generate(evidence: Evidence, deploy_window_minutes: float = 24 * 60) -> list
             )
         )
     return hypotheses
+
+
+def category_of(hypothesis: Hypothesis, service: str) -> str | None:
+    """The catalogue entry a hypothesis stands for: its claim as this engine words it, or else (a
+    claim in free text, as Claude writes it) the entry whose signals weigh most in its claim and
+    description. None when nothing in the catalogue matches."""
+    for mode in CATALOGUE:
+        if hypothesis.claim == mode.claim.format(service=service):
+            return mode.code
+    best, best_weight = None, 0.0
+    for mode in CATALOGUE:
+        weight = 2 * _weight(signals_in(mode, hypothesis.claim), 10.0) + _weight(
+            signals_in(mode, hypothesis.description), 10.0
+        )
+        if weight > best_weight:
+            best, best_weight = mode.code, weight
+    return best

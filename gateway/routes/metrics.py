@@ -60,7 +60,9 @@ async def hypothesis_metrics(
     """Per engine, over incidents resolved in the window with a confirmed hypothesis: the share whose
     confirmed cause the engine ranked 1st and in its top 3, the Brier score of its confidences (lower
     is better calibrated), and the median time from detection to its first generation that ranked
-    the confirmed cause 1st."""
+    the confirmed cause 1st. `calibration` is its reliability: the judged hypotheses by confidence
+    bucket of 0.1 (how many, mean confidence, share that was the cause), and `by_rank` the same per
+    rank, so a console can show how often a "70 %" hypothesis was right."""
     start, end = window(resolved_from, resolved_to, ACCURACY_WINDOW)
     async with request.app.state.engine.connect() as conn:
         resolved, generations, confirmations = await rm.accuracy_inputs(conn, caller.tenant_id, start, end)

@@ -109,6 +109,17 @@ async def test_feedback_root_cause_and_accuracy(client: httpx.AsyncClient, tenan
     assert rules["incidents"] == 1 and rules["top1"] == 1.0 and rules["top3"] == 1.0
     assert 0 <= rules["brier"] < 1 and rules["median_seconds_to_correct_top1"] >= 0
     assert top["claim"]  # the confirmed claim is the one ranked first
+    # Reliability: the three judged hypotheses sit in their confidence buckets, the first was right.
+    buckets = rules["calibration"]
+    assert [b["low"] for b in buckets] == [i / 10 for i in range(10)]
+    assert sum(b["hypotheses"] for b in buckets) == len(ready["items"])
+    first = next(
+        b
+        for b in buckets
+        if b["low"] <= top["confidence"] < b["high"] or b["high"] == 1.0 == top["confidence"]
+    )
+    assert first["hypotheses"] >= 1 and first["hit_rate"] > 0
+    assert (rules["by_rank"][0]["rank"], rules["by_rank"][0]["hit_rate"]) == (1, 1.0)
 
     # The next, similar incident cites this one's recorded root cause.
     follow_up = (await client.post("/api/v1/incidents", json=POOL_INCIDENT, headers=tenant.auth)).json()
@@ -116,3 +127,18 @@ async def test_feedback_root_cause_and_accuracy(client: httpx.AsyncClient, tenan
     assert any(
         "connection-pool exhaustion after the 2.3 release" in e for h in cited["items"] for e in h["evidence"]
     )
+
+
+async def test_any_member_reads_the_evidence_catalogue_it_is_ranked_by(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    response = await client.get("/api/v1/hypothesis-signatures", headers=tenant.auth)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["extensible"] is False  # the test platform sets no AI_SIGNATURES_DIR
+    entries = body["entries"]
+    assert len(entries) >= 50 and {e["origin"] for e in entries} == {"shipped"}
+    oom = next(e for e in entries if e["kind"] == "alert" and "KubePodCrashLooping" in e["match"])
+    assert oom["cause"] in ("memory_leak", "bad_deploy") and oom["source"].startswith("https://")
+    assert any(e["kind"] == "pattern" and "no such host" in e["match"] for e in entries)
+    assert (await client.get("/api/v1/hypothesis-signatures")).status_code == 401

@@ -60,5 +60,6 @@ async def test_hypotheses_are_explained_and_cite_the_published_evidence(
     for h in items:
         assert h["evidence"][0].startswith(f"Confidence {h['confidence']:.2f}")
         assert set(h["evidence"][1:]) <= rendered
-    assert "the report says 'pool'" in items[0]["evidence"][0]
+    # The report's own error text, then the catalogue's words.
+    assert "the report says 'HikariPool', 'pool'" in items[0]["evidence"][0]
     assert f"“Requests to /checkout time out after 30 s.” [incident {incident['key']}]" in rendered

@@ -428,6 +428,35 @@ async def test_a_regenerate_request_makes_a_new_generation(
     assert [str(e.id) for e in requested] == [accepted["request_id"]]
 
 
+async def test_a_deploy_of_a_service_the_report_names_regenerates_and_others_do_not(
+    client: httpx.AsyncClient, tenant: Tenant, js: JetStreamContext
+) -> None:
+    body = {
+        "title": "Storefront shows product cards without prices",
+        "description": "Cards render without prices since catalog-api started returning a new shape.",
+        "service_name": "storefront",
+        "severity": "high",
+    }
+    incident = await create_incident(client, tenant, body)
+    await generations_of(js, tenant.tenant_id, incident["id"], 1)
+    started = datetime.fromisoformat(incident["created_at"])
+    # Neither its service nor named in the report ("catalog" alone is not "catalog-api" either).
+    unrelated = deploy_event(tenant.tenant_id, "search-api", "v1.0.0", started - timedelta(minutes=2))
+    partial = deploy_event(tenant.tenant_id, "catalog", "v3.0.0", started - timedelta(minutes=3))
+    await publish(js, unrelated)
+    await caught_up(js, await publish(js, partial))
+    assert len(await generations_of(js, tenant.tenant_id, incident["id"], 1)) == 1
+    named = deploy_event(tenant.tenant_id, "catalog-api", "v12.0.0", started - timedelta(minutes=6))
+    await publish(js, named)
+    second = (await generations_of(js, tenant.tenant_id, incident["id"], 2))[1][1]
+    assert second.data["trigger"] == "deploy.recorded" and second.causation_id == str(named.id)
+    first = second.data["hypotheses"][0]
+    assert first["claim"] == "A recent change to storefront (a bad deploy) introduced a regression"
+    assert "catalog-api v12.0.0 deployed 6 min before the start" in first["evidence"][0]
+    everything = " ".join(e for h in second.data["hypotheses"] for e in h["evidence"])
+    assert "search-api" not in everything and "catalog v3.0.0" not in everything
+
+
 async def test_regenerate_is_for_responders_of_the_incidents_tenant(
     client: httpx.AsyncClient, tenant: Tenant, nc: Client
 ) -> None:

@@ -85,6 +85,8 @@ def test_the_wheel_installs_and_runs_the_platform_from_an_empty_directory(tmp_pa
     wheel = build_wheel(tmp_path / "wheel")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "ai_worker/engines/rules.py" in names
+    # The rules engine's evidence catalogue and the evaluation set are package data.
+    assert "ai_worker/signatures.yaml" in names and "ai_worker/eval/cases/dns_network.yaml" in names
     assert "migrations/versions/__init__.py" in names and "auth/common_passwords.txt" in names
     console_built = (ROOT / "gateway" / "console_dist" / "index.html").exists()
     if console_built:

@@ -54,3 +54,37 @@ def test_the_latest_confirmation_is_the_cause_and_later_generations_are_ignored(
     confirmations = [Confirmation("a", "deploy", T0), Confirmation("a", "pool", T0 + timedelta(minutes=1))]
     result = engine_accuracy(resolved, generations, confirmations)[0]
     assert (result.top1, result.top3) == (0.0, 1.0)
+
+
+def test_reliability_per_confidence_bucket_and_per_rank() -> None:
+    resolved = [Resolved(x, T0, T0 + timedelta(hours=1)) for x in "abcd"]
+    generations = [
+        gen("a", "rules", 1, ("pool", 0.72), ("deploy", 0.2), ("cpu", 0.05)),  # right at 0.72
+        gen("b", "rules", 1, ("cpu", 0.75), ("pool", 0.15), ("disk", 0.05)),  # wrong at 0.75
+        gen("c", "rules", 1, ("dns", 0.7), ("cpu", 0.2), ("disk", 0.05)),  # right at 0.7
+        gen("d", "rules", 1, ("disk", 0.95), ("cpu", 0.03), ("dns", 0.01)),  # right at 0.95
+    ]
+    confirmations = [
+        Confirmation("a", "pool", T0),
+        Confirmation("b", "pool", T0),
+        Confirmation("c", "dns", T0),
+        Confirmation("d", "disk", T0),
+    ]
+    result = engine_accuracy(resolved, generations, confirmations)[0]
+    assert len(result.calibration) == 10 and [b.low for b in result.calibration][:2] == [0.0, 0.1]
+    seventy = result.calibration[7]
+    assert (seventy.low, seventy.high, seventy.hypotheses) == (0.7, 0.8, 3)
+    assert seventy.hit_rate == round(2 / 3, 4) and seventy.mean_confidence == round(
+        (0.72 + 0.75 + 0.7) / 3, 4
+    )
+    top = result.calibration[9]
+    assert (top.hypotheses, top.hit_rate) == (1, 1.0)
+    assert result.calibration[4].hypotheses == 0 and result.calibration[4].hit_rate is None
+    # 0.15 is in the 0.1 bucket, and it was the cause (b's pool); 0.2 opens the next one.
+    assert (result.calibration[1].hypotheses, result.calibration[1].hit_rate) == (1, 1.0)
+    assert (result.calibration[2].hypotheses, result.calibration[2].hit_rate) == (2, 0.0)
+    assert [(r.rank, r.hypotheses, r.hit_rate) for r in result.by_rank] == [
+        (1, 4, 0.75),
+        (2, 4, 0.25),
+        (3, 4, 0.0),
+    ]

@@ -431,3 +431,19 @@ async def test_an_unexpected_failure_falls_back_too() -> None:
     result = await generate(FakeAnthropic(broken))
     assert result.engine == "rules"
     assert result.fallback_reason is not None and result.fallback_reason.startswith("claude: unexpected ")
+
+
+async def test_metric_queries_are_bounded_per_generation() -> None:
+    def queries(*ids: str) -> dict[str, Any]:
+        return message(*(tool_use("query_metrics", {"promql": f"up{{i='{i}'}}"}, f"toolu_{i}") for i in ids))
+
+    fake = FakeAnthropic(
+        queries("a", "b"), queries("c", "d"), message(tool_use(SUBMIT, GOOD_ANSWER, "toolu_z"))
+    )
+    tools = Tools()
+    result = await generate(fake, tools, anthropic_max_metric_queries=3)
+    assert result.engine == "claude"
+    assert [c[0] for c in tools.calls] == ["query_metrics"] * 3  # the fourth never reached Prometheus
+    refused = fake.body(2)["messages"][-1]["content"]
+    assert refused[0].get("is_error") is None
+    assert refused[1]["is_error"] is True and "3 metric queries" in json.loads(refused[1]["content"])["error"]

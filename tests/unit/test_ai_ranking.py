@@ -370,7 +370,8 @@ def test_rules_explain_each_confidence_first_then_quote_the_report() -> None:
     by_claim = {h.claim: h for h in hypotheses}
     cpu = by_claim[CPU]
     assert cpu.evidence[0].startswith(f"Confidence {cpu.confidence:.2f} (score ")
-    assert "the report says 'cpu'" in cpu.evidence[0]
+    # The report's own words are quoted, strongest first (a catalogue entry, then its words).
+    assert "the report says 'CPU', 'high cpu'" in cpu.evidence[0]
     assert "“High CPU usage on payment-api.” [incident INC-10]" in cpu.evidence
     # The figures found in the report are cited too.
     assert any(e.startswith("Figures in the report: 90%, 250 ms") for e in cpu.evidence)

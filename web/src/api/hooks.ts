@@ -5,6 +5,7 @@ import { atLeast } from "../lib/incidents";
 import type { Query } from "./client";
 import type {
   HypothesesRead,
+  HypothesisMetricsRead,
   IncidentMetricsRead,
   IncidentRead,
   IntegrationKeyRead,
@@ -69,6 +70,23 @@ export function useMetrics(days: number) {
       const from = new Date(Date.now() - days * 86_400_000);
       from.setUTCHours(0, 0, 0, 0);
       return api.get<IncidentMetricsRead>("/api/v1/metrics/incidents", { created_from: from.toISOString() }, signal);
+    },
+  });
+}
+
+/** How well each engine's hypotheses matched the confirmed causes of incidents resolved in the window. */
+export function useHypothesisMetrics(days: number) {
+  const { api } = useAuth();
+  return useQuery({
+    queryKey: ["metrics", "hypotheses", days],
+    queryFn: ({ signal }) => {
+      const from = new Date(Date.now() - days * 86_400_000);
+      from.setUTCHours(0, 0, 0, 0);
+      return api.get<HypothesisMetricsRead>(
+        "/api/v1/metrics/hypotheses",
+        { resolved_from: from.toISOString() },
+        signal,
+      );
     },
   });
 }

@@ -764,9 +764,35 @@ export interface paths {
          * @description Per engine, over incidents resolved in the window with a confirmed hypothesis: the share whose
          *     confirmed cause the engine ranked 1st and in its top 3, the Brier score of its confidences (lower
          *     is better calibrated), and the median time from detection to its first generation that ranked
-         *     the confirmed cause 1st.
+         *     the confirmed cause 1st. `calibration` is its reliability: the judged hypotheses by confidence
+         *     bucket of 0.1 (how many, mean confidence, share that was the cause), and `by_rank` the same per
+         *     rank, so a console can show how often a "70 %" hypothesis was right.
          */
         get: operations["hypothesis_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/hypothesis-signatures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Hypothesis Signatures
+         * @description The error strings and alert names the rules engine turns into evidence for each cause, with
+         *     the source of each: the catalogue shipped with the product, then the operator's extensions for
+         *     every organisation (`common.yaml`) and for this one (`<tenant_id>.yaml` in `AI_SIGNATURES_DIR`).
+         *     `extensible` says whether that directory is configured. Read-only: see README "The evidence
+         *     catalogue" for how to extend it.
+         */
+        get: operations["list_hypothesis_signatures"];
         put?: never;
         post?: never;
         delete?: never;
@@ -881,6 +907,16 @@ export interface components {
             brier: number | null;
             /** Median Seconds To Correct Top1 */
             median_seconds_to_correct_top1: number | null;
+            /**
+             * Calibration
+             * @default []
+             */
+            calibration: components["schemas"]["ReliabilityRead"][];
+            /**
+             * By Rank
+             * @default []
+             */
+            by_rank: components["schemas"]["ReliabilityRead"][];
         };
         /** ErrorBody */
         ErrorBody: {
@@ -1005,6 +1041,36 @@ export interface components {
             feedback?: {
                 [key: string]: number;
             };
+        };
+        /**
+         * HypothesisSignatureRead
+         * @description One catalogue entry: a `pattern` searched in reports, alert labels and root causes, or an
+         *     `alert` name (with labels) matched whole; its weight (3 names the cause outright, negative is
+         *     evidence against) and where it comes from.
+         */
+        HypothesisSignatureRead: {
+            /** Cause */
+            cause: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "pattern" | "alert";
+            /** Match */
+            match: string;
+            /** Weight */
+            weight: number;
+            /** Source */
+            source: string;
+            /** Origin */
+            origin: string;
+        };
+        /** HypothesisSignaturesRead */
+        HypothesisSignaturesRead: {
+            /** Entries */
+            entries: components["schemas"]["HypothesisSignatureRead"][];
+            /** Extensible */
+            extensible: boolean;
         };
         /** InboundDeliveryPage */
         InboundDeliveryPage: {
@@ -1479,6 +1545,25 @@ export interface components {
             body: string;
             /** Body Truncated */
             body_truncated: boolean;
+        };
+        /**
+         * ReliabilityRead
+         * @description Judged hypotheses whose confidence was in [low, high) (the last bucket includes 1), or of one
+         *     rank: how many, their mean confidence, and the share that was the confirmed cause.
+         */
+        ReliabilityRead: {
+            /** Low */
+            low: number;
+            /** High */
+            high: number;
+            /** Hypotheses */
+            hypotheses: number;
+            /** Mean Confidence */
+            mean_confidence: number | null;
+            /** Hit Rate */
+            hit_rate: number | null;
+            /** Rank */
+            rank?: number | null;
         };
         /**
          * ResolutionCreate
@@ -3491,6 +3576,32 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    list_hypothesis_signatures: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HypothesisSignaturesRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
 }
 type FlattenedDeepRequired<T> = {
     [K in keyof T]-?: FlattenedDeepRequired<T[K] extends unknown[] | undefined | null ? Extract<T[K], unknown[]>[number] : T[K]>;
@@ -3508,6 +3619,7 @@ export const deliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<component
 export const dependencyHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DependencyHealth"]["status"]> = ["healthy", "unhealthy"];
 export const feedbackVerdictValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FeedbackVerdict"]> = ["confirmed", "rejected"];
 export const hypothesesReadStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["HypothesesRead"]["status"]> = ["pending", "ready"];
+export const hypothesisSignatureReadKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["HypothesisSignatureRead"]["kind"]> = ["pattern", "alert"];
 export const inboundSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundSource"]> = ["alertmanager", "deploys"];
 export const inboundStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundStatus"]> = ["pending", "processed", "failed"];
 export const incidentStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["IncidentState"]> = ["detected", "acknowledged", "investigating", "resolved"];

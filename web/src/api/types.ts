@@ -49,6 +49,9 @@ export type TimelineEntryRead = Schemas["TimelineEntryRead"];
 export type DurationStats = Schemas["DurationStats"];
 export type DayCount = Schemas["DayCountRead"];
 export type IncidentMetricsRead = Schemas["IncidentMetricsRead"];
+export type HypothesisMetricsRead = Schemas["HypothesisMetricsRead"];
+export type EngineAccuracyRead = Schemas["EngineAccuracyRead"];
+export type ReliabilityRead = Schemas["ReliabilityRead"];
 
 /** Every error answer: `{"error": {"code", "message", "details"}}`. */
 export type ErrorBody = Schemas["ErrorResponse"];

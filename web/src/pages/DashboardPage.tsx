@@ -1,7 +1,8 @@
 import { Link } from "react-router";
-import { useIncidents, useMetrics } from "../api/hooks";
+import { useHypothesisMetrics, useIncidents, useMetrics } from "../api/hooks";
 import { SEVERITIES, STATES, type DurationStats, type IncidentMetricsRead } from "../api/types";
 import { useAuth } from "../auth/AuthContext";
+import { HypothesisAccuracy } from "../components/Calibration";
 import { BarList, fillDays, IncidentsChart } from "../components/Chart";
 import { Ticker } from "../components/Ticker";
 import { Empty, ErrorBox, Loading, PageHeader, SeverityBadge, StateBadge } from "../components/ui";
@@ -9,6 +10,7 @@ import { duration, relativeTime } from "../lib/format";
 import { atLeast, SEVERITY_LABEL, STATE_LABEL } from "../lib/incidents";
 
 const WINDOW_DAYS = 30;
+const ACCURACY_DAYS = 90;
 const CHART_DAYS = 14;
 const OPEN_STATES = ["detected", "acknowledged", "investigating"];
 
@@ -42,6 +44,7 @@ export function DashboardPage() {
   const { session, role } = useAuth();
   const metrics = useMetrics(WINDOW_DAYS);
   const open = useIncidents({ state: OPEN_STATES, limit: 6 });
+  const accuracy = useHypothesisMetrics(ACCURACY_DAYS);
 
   return (
     <>
@@ -109,6 +112,17 @@ export function DashboardPage() {
           );
         })()
       )}
+
+      <section className="card" aria-label="Hypothesis accuracy">
+        <h2>Hypotheses: accuracy and calibration, last {ACCURACY_DAYS} days</h2>
+        {accuracy.isPending ? (
+          <Loading what="Loading accuracy" />
+        ) : accuracy.isError ? (
+          <ErrorBox error={accuracy.error} retry={() => void accuracy.refetch()} />
+        ) : (
+          <HypothesisAccuracy engines={accuracy.data.engines} days={ACCURACY_DAYS} />
+        )}
+      </section>
 
       <section className="grid two-col">
         <div className="card">
