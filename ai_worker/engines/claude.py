@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -47,6 +48,10 @@ Rules:
 more evidence would change your ranking. Do not call a tool for something you already have.
 - Cite evidence concretely in each hypothesis's `evidence` list: deploy versions and times, alert \
 names, metric numbers, incident keys and dates. Do not invent evidence.
+- Every evidence entry starts with the ids of the evidence it rests on, in brackets: \
+"[E2] v2.4.1 deployed 9 min before the errors", "[E1, E4] ...". The gathered evidence is numbered E1, \
+E2, ...; what a tool returns carries its ids in `evidence_ids`. Cite only ids you were given; an entry \
+citing none must say "no direct signal". An answer citing an unknown id is discarded.
 - query_metrics answers a few queries per incident, then refuses: ask for what would change your \
 ranking. Cite a metric you used by its PromQL expression and the value it returned.
 - `confidence` is your probability that the hypothesis is the root cause (0 to 1); the three sum to at \
@@ -216,12 +221,42 @@ def prompt(evidence: Evidence, items: Sequence[EvidenceItem]) -> str:
         "",
         "Evidence gathered so far:",
     ]
-    lines += [f"{i}. [{item.kind}] {render(item)}" for i, item in enumerate(items, start=1)] or ["(none)"]
+    lines += [f"E{i}. [{item.kind}] {render(item)}" for i, item in enumerate(items, start=1)] or ["(none)"]
     return "\n".join(lines)
 
 
-def to_hypotheses(raw: object) -> list[Hypothesis]:
-    """Validate Claude's answer; ranked by its confidence, scaled down if the three exceed 1."""
+CITATION = re.compile(r"^\s*\[\s*(E\d+(?:\s*,\s*E\d+)*)\s*\]\s*(.*)$", re.DOTALL)
+NO_SIGNAL = "no direct signal"
+
+
+def cited_evidence(lines: Sequence[str], known: Sequence[EvidenceItem], rank: int) -> list[str]:
+    """Claude's evidence lines, each checked against the evidence it was given (by id), then the
+    rendered items it cited: every piece of evidence a hypothesis shows exists."""
+    texts: list[str] = []
+    cited: list[EvidenceItem] = []
+    for line in (line.strip() for line in lines):
+        if not line:
+            continue
+        match = CITATION.match(line)
+        if match is None:
+            if NO_SIGNAL not in line.lower():
+                raise EngineFailed(f"hypothesis {rank} has evidence citing nothing: {line[:80]!r}")
+            texts.append(line)
+            continue
+        for ref in match.group(1).split(","):
+            number = int(ref.strip()[1:])
+            if not 1 <= number <= len(known):
+                raise EngineFailed(f"hypothesis {rank} cites unknown evidence {ref.strip()}")
+            if known[number - 1] not in cited:
+                cited.append(known[number - 1])
+        texts.append(match.group(2).strip() or render(known[int(match.group(1).split(",")[0][1:]) - 1]))
+    rendered = [render(item) for item in cited]
+    return texts + [line for line in rendered if line not in texts] or [NO_SIGNAL]
+
+
+def to_hypotheses(raw: object, known: Sequence[EvidenceItem] | None = None) -> list[Hypothesis]:
+    """Validate Claude's answer; ranked by its confidence, scaled down if the three exceed 1. With
+    `known` (the evidence Claude was given, in the order of its ids), every citation is checked."""
     try:
         submission = Submission.model_validate(raw)
     except ValidationError as exc:
@@ -239,7 +274,11 @@ def to_hypotheses(raw: object) -> list[Hypothesis]:
             claim=h.claim.strip(),
             description=h.description.strip(),
             confidence=math.floor(h.confidence * scale * 100) / 100,
-            evidence=[e.strip() for e in h.evidence if e.strip()] or ["(no evidence given)"],
+            evidence=(
+                cited_evidence(h.evidence, known, position)
+                if known is not None
+                else [e.strip() for e in h.evidence if e.strip()] or ["(no evidence given)"]
+            ),
             engine=ENGINE,
         )
         for position, h in enumerate(ordered, start=1)
@@ -335,6 +374,7 @@ class ClaudeEngine:
         definitions = tool_definitions(tools.metrics_available)
         metric_queries = 0
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt(evidence, items)}]
+        known = list(items)  # what Claude may cite, E1 first
         for turn in range(settings.anthropic_max_tool_iterations):
             final = (
                 turn == settings.anthropic_max_tool_iterations - 1
@@ -358,7 +398,7 @@ class ClaudeEngine:
             if answer is not None:
                 if response.stop_reason == "max_tokens":
                     raise EngineFailed("answer cut off at max_tokens")
-                return to_hypotheses(answer.input)
+                return to_hypotheses(answer.input, known)
             if not calls:
                 raise EngineFailed(f"answered without calling a tool (stop_reason {response.stop_reason})")
             if used[0] >= budget:
@@ -378,11 +418,19 @@ class ClaudeEngine:
                 else:
                     output, is_error = await self._run_tool(tools, call.name, call.input)
                 extra.extend(i for i in output.items if i not in extra and i not in items)
+                content = output.content
+                if output.items:
+                    ids = []
+                    for item in output.items:
+                        if item not in known:
+                            known.append(item)
+                        ids.append(f"E{known.index(item) + 1}")
+                    content = {"result": content, "evidence_ids": ids}
                 results.append(
                     {
                         "type": "tool_result",
                         "tool_use_id": call.id,
-                        "content": json.dumps(output.content, default=str),
+                        "content": json.dumps(content, default=str),
                         **({"is_error": True} if is_error else {}),
                     }
                 )

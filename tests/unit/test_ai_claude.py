@@ -23,7 +23,7 @@ from ai_worker.engines.claude import (
     ToolOutput,
     to_hypotheses,
 )
-from ai_worker.evidence import DeployFact, IncidentFacts, evidence_items, gather
+from ai_worker.evidence import DeployFact, IncidentFacts, evidence_items, gather, render
 from ai_worker.settings import AiWorkerSettings
 from contracts.events import EvidenceItem
 
@@ -52,19 +52,19 @@ GOOD_ANSWER = {
             "claim": "Connection pool exhaustion",
             "description": "Pool at its maximum.",
             "confidence": 0.2,
-            "evidence": ["pool at 50/50"],
+            "evidence": ["no direct signal: no pool figures were gathered"],
         },
         {
             "claim": "Bad deploy v2.4.1",
             "description": "Deployed 9 minutes before the errors; roll back.",
             "confidence": 0.6,
-            "evidence": ["v2.4.1 deployed at 11:51", "500s since 11:55"],
+            "evidence": ["[E1] errors on checkout", "[E1] 500s since 11:55"],
         },
         {
             "claim": "Payment provider outage",
             "description": "Check the provider.",
             "confidence": 0.1,
-            "evidence": ["none yet"],
+            "evidence": ["No direct signal yet"],
         },
     ]
 }
@@ -256,7 +256,11 @@ async def test_the_tool_loop_runs_the_tools_and_sends_their_results_back() -> No
     }
     results = second[2]["content"]
     assert [r["tool_use_id"] for r in results] == ["toolu_a", "toolu_b"]
-    assert json.loads(results[0]["content"]) == [{"deploy_id": "d-6", "version": "v2.4.0"}]
+    # What a tool adds to the evidence comes with the ids Claude may cite it by (after E1-E4 given).
+    assert json.loads(results[0]["content"]) == {
+        "result": [{"deploy_id": "d-6", "version": "v2.4.0"}],
+        "evidence_ids": ["E5"],
+    }
     assert json.loads(results[1]["content"]) == {"at_start": 0.31}
     assert len(fake.body(2)["messages"]) == 5
     # What the tools fetched is kept for the evidence record.
@@ -447,3 +451,32 @@ async def test_metric_queries_are_bounded_per_generation() -> None:
     refused = fake.body(2)["messages"][-1]["content"]
     assert refused[0].get("is_error") is None
     assert refused[1]["is_error"] is True and "3 metric queries" in json.loads(refused[1]["content"])["error"]
+
+
+def test_every_citation_must_name_evidence_claude_was_given() -> None:
+    known = evidence_items(EVIDENCE)
+    cites = [dict(h) for h in GOOD_ANSWER["hypotheses"]]
+    cites[1] = dict(cites[1], evidence=[f"[E{len(known)}] the deploy", "[E1, E2] the report"])
+    ranked = to_hypotheses({"hypotheses": cites}, known)
+    deploy = next(h for h in ranked if h.claim.startswith("Bad deploy"))
+    # Claude's words, then each cited item as the evidence record shows it.
+    assert deploy.evidence[:2] == ["the deploy", "the report"]
+    assert set(deploy.evidence[2:]) == {render(known[-1]), render(known[0]), render(known[1])}
+    for bad, reason in (
+        ([f"[E{len(known) + 1}] invented"], f"cites unknown evidence E{len(known) + 1}"),
+        (["[E0] nothing"], "cites unknown evidence E0"),
+        (["a claim with no citation"], "citing nothing"),
+    ):
+        wrong = [dict(h) for h in GOOD_ANSWER["hypotheses"]]
+        wrong[1] = dict(wrong[1], evidence=bad)
+        with pytest.raises(claude_engine.EngineFailed, match=reason):
+            to_hypotheses({"hypotheses": wrong}, known)
+
+
+async def test_an_answer_citing_unknown_evidence_falls_back_to_the_rules_with_the_reason() -> None:
+    wrong = [dict(h) for h in GOOD_ANSWER["hypotheses"]]
+    wrong[0] = dict(wrong[0], evidence=["[E99] a pool graph nobody gathered"])
+    fake = FakeAnthropic(message(tool_use(SUBMIT, {"hypotheses": wrong})))
+    result = await generate(fake, Tools())
+    assert result.engine == "rules"
+    assert result.fallback_reason is not None and "unknown evidence E99" in result.fallback_reason
