@@ -86,6 +86,136 @@ class DeployReport(NulFree):
     deployed_at: Rfc3339 | None = None
 
 
+# ---- PagerDuty Events API v2 (what Alertmanager's and Grafana's PagerDuty receivers send)
+
+PdText = Annotated[str, StringConstraints(max_length=1_024)]
+PdUrl = Annotated[str, StringConstraints(max_length=2_048)]
+# PagerDuty's own limit on a dedup_key.
+DedupKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+RoutingKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+def _drop_nul(value: Any) -> Any:
+    """Free-form details as sent, less U+0000 (which PostgreSQL cannot keep): a sender's details are
+    context, not something to refuse an alert for."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {str(k).replace("\x00", ""): _drop_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_drop_nul(v) for v in value]
+    return value
+
+
+CustomDetails = Annotated[Any, BeforeValidator(_drop_nul)]
+
+
+class PagerDutyLink(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    href: Annotated[str, StringConstraints(min_length=1, max_length=2_048)]
+    text: PdText = ""
+
+
+class PagerDutyImage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    src: Annotated[str, StringConstraints(min_length=1, max_length=2_048)]
+    href: PdUrl = ""
+    alt: PdText = ""
+
+
+class PagerDutyPayload(BaseModel):
+    """An Events v2 `payload`. `timestamp` is advisory (PagerDuty's own examples write the offset as
+    `+0000`): one that does not read as ISO 8601 is ignored, the arrival time is used."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=1_024)]
+    source: Annotated[str, StringConstraints(min_length=1, max_length=1_024)]
+    severity: Literal["critical", "error", "warning", "info"]
+    timestamp: Annotated[str, StringConstraints(max_length=64)] = ""
+    component: PdText = ""
+    group: PdText = ""
+    class_: PdText = Field(default="", alias="class")
+    custom_details: CustomDetails = None
+
+
+class PagerDutyUpdatePayload(BaseModel):
+    """What an acknowledge or resolve may carry (Alertmanager repeats the trigger's payload)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    summary: PdText = ""
+    source: PdText = ""
+    severity: Literal["critical", "error", "warning", "info"] | None = None
+    timestamp: Annotated[str, StringConstraints(max_length=64)] = ""
+    component: PdText = ""
+    group: PdText = ""
+    class_: PdText = Field(default="", alias="class")
+    custom_details: CustomDetails = None
+
+
+class _PagerDutyCommon(NulFree):
+    model_config = ConfigDict(extra="ignore")
+
+    client: PdText = ""
+    client_url: PdUrl = ""
+    links: Annotated[list[PagerDutyLink], Field(max_length=50)] = Field(default_factory=list)
+    images: Annotated[list[PagerDutyImage], Field(max_length=50)] = Field(default_factory=list)
+
+
+class PagerDutyTrigger(_PagerDutyCommon):
+    """`trigger`: a new problem, or more of an open one (same `dedup_key`). Without a `dedup_key`
+    one is made and answered."""
+
+    event_action: Literal["trigger"]
+    dedup_key: DedupKey | None = None
+    payload: PagerDutyPayload
+
+
+class PagerDutyUpdate(_PagerDutyCommon):
+    """`acknowledge` or `resolve` the alert of `dedup_key`."""
+
+    event_action: Literal["acknowledge", "resolve"]
+    dedup_key: DedupKey
+    payload: PagerDutyUpdatePayload | None = None
+
+
+class PagerDutyTriggerEvent(PagerDutyTrigger):
+    routing_key: RoutingKey
+
+
+class PagerDutyUpdateEvent(PagerDutyUpdate):
+    routing_key: RoutingKey
+
+
+# As stored and sent over the bus: the routing key (a credential) is never kept.
+PagerDutyAlert = Annotated[PagerDutyTrigger | PagerDutyUpdate, Field(discriminator="event_action")]
+# As sent over HTTP, `routing_key` = an integration key.
+PagerDutyEvent = Annotated[PagerDutyTriggerEvent | PagerDutyUpdateEvent, Field(discriminator="event_action")]
+
+
+class PagerDutyChangePayload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=1_024)]
+    timestamp: Annotated[str, StringConstraints(max_length=64)] = ""
+    source: PdText = ""
+    custom_details: CustomDetails = None
+
+
+class PagerDutyChange(NulFree):
+    """A change event (`/v2/change/enqueue`): recorded as a deploy."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    routing_key: RoutingKey
+    payload: PagerDutyChangePayload
+    links: Annotated[list[PagerDutyLink], Field(max_length=50)] = Field(default_factory=list)
+    images: Annotated[list[PagerDutyImage], Field(max_length=50)] = Field(default_factory=list)
+
+
 # ---- who sends: a machine holding an integration key
 
 
@@ -106,6 +236,8 @@ class IntegrationSource(BaseModel):
 class InboundSource(StrEnum):
     ALERTMANAGER = "alertmanager"
     DEPLOYS = "deploys"
+    PAGERDUTY = "pagerduty"
+    PAGERDUTY_CHANGE = "pagerduty_change"
 
 
 class ReceiveAlerts(Command):
@@ -120,9 +252,27 @@ class AlertsAccepted(BaseModel):
     alerts: int
 
 
+class ReceivePagerDuty(Command):
+    source: IntegrationSource
+    event: PagerDutyAlert
+
+
+class PagerDutyAccepted(BaseModel):
+    delivery_id: str
+    dedup_key: str
+
+
 class RecordDeploy(Command):
     source: IntegrationSource
     deploy: DeployReport
+
+
+class RecordChange(Command):
+    """A PagerDuty change event, to be recorded as a deploy (`record_deploy`'s rules)."""
+
+    source: IntegrationSource
+    payload: PagerDutyChangePayload
+    links: list[PagerDutyLink] = Field(default_factory=list)
 
 
 class DeployView(BaseModel):

@@ -449,6 +449,28 @@ class AlertsAcceptedRead(BaseModel):
     alerts: int
 
 
+class PagerDutyAcceptedRead(BaseModel):
+    """PagerDuty's own answer to an accepted event: stored, worked on in the background."""
+
+    status: Literal["success"] = "success"
+    message: str = "Event processed"
+    dedup_key: str
+
+
+class PagerDutyChangeAcceptedRead(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "Change event processed"
+
+
+class PagerDutyErrorRead(BaseModel):
+    """PagerDuty's error shape (Events API v2), not this API's `ErrorResponse`: senders built for
+    PagerDuty read `status`, `message` and `errors`."""
+
+    status: str
+    message: str
+    errors: list[str]
+
+
 class DeployRead(DeployView):
     pass
 

@@ -23,6 +23,7 @@ from contracts.integrations import (
     DeliveryStatus,
     DeliveryView,
     DeployAccepted,
+    DeployReport,
     DeployView,
     GetIntegrationSettings,
     InboundPage,
@@ -35,7 +36,10 @@ from contracts.integrations import (
     ListInbound,
     ListRejections,
     ListWebhooks,
+    PagerDutyAccepted,
     ReceiveAlerts,
+    ReceivePagerDuty,
+    RecordChange,
     RecordDeploy,
     RecordRejection,
     RejectionPage,
@@ -57,7 +61,7 @@ from contracts.subjects import (
 from integrations import db
 from integrations.alertmanager import InboundProcessor, new_delivery_id
 from integrations.crypto import SecretBox, load_box
-from integrations.domain import SECRET_PREFIX, url_problem
+from integrations.domain import SECRET_PREFIX, change_as_deploy, pagerduty_group_key, url_problem
 from integrations.outbound import DeliveryLoop, enqueue_for
 from integrations.settings import IntegrationsSettings
 from runtime.consumer import Delivery
@@ -213,10 +217,47 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
         processor.kick()
         return AlertsAccepted(delivery_id=str(delivery_id), alerts=len(cmd.payload.alerts))
 
+    @service.command(_cmd("receive_pagerduty"), ReceivePagerDuty)
+    async def receive_pagerduty(cmd: ReceivePagerDuty) -> PagerDutyAccepted:
+        source, event = cmd.source, cmd.event
+        _require_scope(source, KeyScope.ALERTS_WRITE)
+        if event.dedup_key is None:
+            raise CommandFailed(ErrorCode.VALIDATION, "the gateway gives every event a dedup_key")
+        delivery_id, now = new_delivery_id(), datetime.now(UTC)
+        async with service.engine.begin() as conn:
+            await conn.execute(
+                db.inbound.insert().values(
+                    id=delivery_id,
+                    tenant_id=source.tenant_id,
+                    source=InboundSource.PAGERDUTY.value,
+                    key_id=source.key_id,
+                    correlation_id=cmd.correlation_id[:64],
+                    # Events of one dedup_key are one group: worked on in arrival order.
+                    group_key=pagerduty_group_key(event.dedup_key),
+                    alert_count=1,
+                    payload=event.model_dump(mode="json", by_alias=True),
+                    status=InboundStatus.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    received_at=now,
+                )
+            )
+        processor.kick()
+        return PagerDutyAccepted(delivery_id=str(delivery_id), dedup_key=event.dedup_key)
+
+    @service.command(_cmd("record_change"), RecordChange)
+    async def record_change(cmd: RecordChange) -> DeployAccepted:
+        _require_scope(cmd.source, KeyScope.DEPLOYS_WRITE)
+        return await _record_deploy(cmd.source, change_as_deploy(cmd.payload), cmd.correlation_id)
+
     @service.command(_cmd("record_deploy"), RecordDeploy)
     async def record_deploy(cmd: RecordDeploy) -> DeployAccepted:
-        source, report = cmd.source, cmd.deploy
-        _require_scope(source, KeyScope.DEPLOYS_WRITE)
+        _require_scope(cmd.source, KeyScope.DEPLOYS_WRITE)
+        return await _record_deploy(cmd.source, cmd.deploy, cmd.correlation_id)
+
+    async def _record_deploy(
+        source: IntegrationSource, report: DeployReport, correlation_id: str
+    ) -> DeployAccepted:
         now = datetime.now(UTC)
         if report.deployed_at is not None:
             # The same report sent twice (CI retrying a request) is the same deploy.
@@ -261,7 +302,7 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
                         tenant_id=source.tenant_id,
                         aggregate_id=deploy_id,
                         actor=source.actor,
-                        correlation_id=cmd.correlation_id,
+                        correlation_id=correlation_id,
                         data=DeployRecorded(
                             deploy_id=deploy_id,
                             service_name=row.service_name,

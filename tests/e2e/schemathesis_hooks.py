@@ -6,7 +6,11 @@ No check is turned off or relaxed here, and no failure is filtered.
   three distinct characters. Valid passwords are generated with auth's own rule and list.
 - `Idempotency-Key`: the same key with another body is a documented 422 (IETF httpapi draft). A
   generator draws the same short keys over and over; a well-formed key is made unique per request,
-  as a client does. Malformed keys (empty, too long, not printable ASCII) are sent as generated."""
+  as a client does. Malformed keys (empty, too long, not printable ASCII) are sent as generated.
+- PagerDuty Events v2 (`/integrations/pagerduty/...`): the `routing_key` in the body is an integration
+  key, which no generator can guess. A well-formed one (a string the schema allows) is replaced by the
+  identity's own credential, as a sender configured with its key sends it; a malformed one is sent
+  as generated. (The owner's and peer's credentials are access tokens: 401, as documented.)"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from auth.passwords import common_passwords
 from gateway.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 
 KEY_HEADER = "Idempotency-Key"
+MAX_ROUTING_KEY = 256
 WELL_FORMED_KEY = re.compile(KEY_PATTERN)
 
 schemathesis.openapi.format(
@@ -38,3 +43,14 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     key = headers.get(KEY_HEADER)
     if isinstance(key, str) and len(key) <= MAX_KEY_LENGTH and WELL_FORMED_KEY.fullmatch(key):
         headers[KEY_HEADER] = str(uuid.uuid4())
+    body = case.body
+    credential = headers.get("Authorization", "")
+    if (
+        "/integrations/pagerduty/" in case.path
+        and isinstance(body, dict)
+        and isinstance(body.get("routing_key"), str)
+        and 1 <= len(body["routing_key"]) <= MAX_ROUTING_KEY
+        and "\x00" not in body["routing_key"]
+        and credential.startswith("Bearer ")
+    ):
+        body["routing_key"] = credential.removeprefix("Bearer ")

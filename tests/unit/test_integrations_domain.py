@@ -260,3 +260,96 @@ def test_the_slack_message_names_severity_state_service_hypothesis_and_link() ->
         "incident.created", {}, IncidentFacts("i", "INC-1", "t", "s", "low", "detected"), "l"
     )
     assert "_pending_" in str(pending)
+
+
+# ---- PagerDuty Events v2
+
+
+def test_a_pagerduty_trigger_reads_as_one_alert_of_its_dedup_key() -> None:
+    from pydantic import TypeAdapter
+
+    from contracts.integrations import PagerDutyAlert
+    from integrations.domain import pagerduty_group_key, pagerduty_notification
+
+    received = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+    event = TypeAdapter(PagerDutyAlert).validate_python(
+        {
+            "event_action": "trigger",
+            "dedup_key": "srv01/mysql",
+            "payload": {
+                "summary": "DISK at 99% on machine prod-datapipe03.example.com",
+                "timestamp": "2015-07-17T08:42:58.315+0000",
+                "severity": "error",
+                "source": "prod-datapipe03.example.com",
+                "component": "mysql",
+                "group": "prod-datapipe",
+                "class": "disk",
+                "custom_details": {"free space": "1%", "load avg": 0.75},
+            },
+            "client": "x" * 1_000,
+            "links": [{"href": "http://pagerduty.example.com", "text": "An example link."}],
+            "images": [{"src": "https://chart.example.com/c.png"}],
+        }
+    )
+    payload = pagerduty_notification(event, received)
+    [alert] = payload.alerts
+    assert payload.groupKey == pagerduty_group_key("srv01/mysql") and alert.status == "firing"
+    assert alert.startsAt == datetime(2015, 7, 17, 8, 42, 58, 315_000, tzinfo=UTC)
+    assert alert.labels["service"] == "mysql" and alert.labels["alertname"] == "disk"
+    assert map_severity(alert.labels["severity"]) is Severity.HIGH
+    assert alert.annotations["summary"].startswith("DISK at 99%")
+    description = alert.annotations["description"]
+    assert "free space: 1%" in description and "load avg: 0.75" in description
+    assert "An example link.: http://pagerduty.example.com" in description
+    assert alert.generatorURL == "http://pagerduty.example.com"
+    # The same dedup_key is the same alert; a resolve without payload names it too.
+    resolve = TypeAdapter(PagerDutyAlert).validate_python(
+        {"event_action": "resolve", "dedup_key": "srv01/mysql"}
+    )
+    [ended] = pagerduty_notification(resolve, received).alerts
+    assert ended.fingerprint == alert.fingerprint and ended.status == "resolved"
+    assert ended.startsAt == received
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2026-11-25T09:00:00Z", datetime(2026, 11, 25, 9, tzinfo=UTC)),
+        ("2026-11-25T10:00:00+0100", datetime(2026, 11, 25, 9, tzinfo=UTC)),
+        ("2026-11-25T09:00:00", None),  # no offset: unknown
+        ("yesterday", None),
+        ("0001-01-01T00:00:00+01:00", None),
+        ("", None),
+    ],
+)
+def test_pagerduty_timestamps(raw: str, expected: datetime | None) -> None:
+    from integrations.domain import read_timestamp
+
+    assert read_timestamp(raw) == expected
+
+
+def test_a_change_event_reads_as_a_deploy() -> None:
+    from contracts.integrations import PagerDutyChangePayload
+    from integrations.domain import change_as_deploy
+
+    full = change_as_deploy(
+        PagerDutyChangePayload.model_validate(
+            {
+                "summary": "Build Success: Increase snapshot create timeout to 30 seconds",
+                "timestamp": "2020-07-17T08:42:58.315+0000",
+                "source": "acme-build-pipeline-tool-default-i-9999",
+                "custom_details": {"service": "api", "version": 42, "env": "prod", "sha": "abc123"},
+            }
+        )
+    )
+    assert (full.service_name, full.version, full.environment, full.commit) == ("api", "42", "prod", "abc123")
+    assert full.deployed_at == datetime(2020, 7, 17, 8, 42, 58, 315_000, tzinfo=UTC)
+    bare = change_as_deploy(
+        PagerDutyChangePayload.model_validate({"summary": "  shipped  it ", "source": "!!"})
+    )
+    assert (bare.service_name, bare.version, bare.environment, bare.deployed_at) == (
+        "unknown",
+        "shipped it",
+        "unknown",
+        None,
+    )

@@ -13,7 +13,10 @@ export interface paths {
         };
         /**
          * Health
-         * @description Liveness of the gateway itself.
+         * @description Liveness of the gateway itself, and where its projector is. A stalled projector (stopped at
+         *     an event it cannot apply) is reported but is no failure of liveness: restarting the gateway
+         *     would not help, and every replica would stall at the same event; the alert is
+         *     SreCopilotProjectionStalled.
          */
         get: operations["health"];
         put?: never;
@@ -400,6 +403,54 @@ export interface paths {
          *     weighs it against the service's open incidents. Sending the same report again is harmless (200).
          */
         post: operations["record_deploy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/pagerduty/v2/enqueue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pagerduty Enqueue
+         * @description PagerDuty Events API v2, for anything that speaks it (Alertmanager's `pagerduty_configs`,
+         *     Grafana's PagerDuty contact point, Argo CD, ...): `routing_key` is an integration key holding
+         *     `alerts:write`. `trigger` opens an incident, or attaches to the open one of its `dedup_key`
+         *     (made and answered when absent); `acknowledge` acknowledges it; `resolve` resolves it (unless
+         *     auto-resolution is off in `/settings`). Answered once stored (202), as PagerDuty answers.
+         */
+        post: operations["pagerduty_enqueue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/pagerduty/v2/change/enqueue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pagerduty Change
+         * @description A PagerDuty change event, with an integration key holding `deploys:write` as `routing_key`:
+         *     recorded as a deploy (`deploy.recorded`). The service is `custom_details.service` (else
+         *     `payload.source`), the version `custom_details.version` (else the summary), the environment
+         *     `custom_details.environment` (else `unknown`); the same change sent twice with its timestamp is
+         *     recorded once.
+         */
+        post: operations["pagerduty_change"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1045,7 +1096,7 @@ export interface components {
          * InboundSource
          * @enum {string}
          */
-        InboundSource: "alertmanager" | "deploys";
+        InboundSource: "alertmanager" | "deploys" | "pagerduty" | "pagerduty_change";
         /**
          * InboundStatus
          * @enum {string}
@@ -1284,6 +1335,15 @@ export interface components {
          * @enum {string}
          */
         KeyScope: "alerts:write" | "deploys:write";
+        /** Liveness */
+        Liveness: {
+            /**
+             * Status
+             * @constant
+             */
+            status: "healthy";
+            projector: components["schemas"]["ProjectorHealth"];
+        };
         /** LoginCreate */
         LoginCreate: {
             /**
@@ -1352,6 +1412,52 @@ export interface components {
                 [key: string]: number;
             };
         };
+        /**
+         * PagerDutyAcceptedRead
+         * @description PagerDuty's own answer to an accepted event: stored, worked on in the background.
+         */
+        PagerDutyAcceptedRead: {
+            /**
+             * Status
+             * @default success
+             * @constant
+             */
+            status: "success";
+            /**
+             * Message
+             * @default Event processed
+             */
+            message: string;
+            /** Dedup Key */
+            dedup_key: string;
+        };
+        /** PagerDutyChangeAcceptedRead */
+        PagerDutyChangeAcceptedRead: {
+            /**
+             * Status
+             * @default success
+             * @constant
+             */
+            status: "success";
+            /**
+             * Message
+             * @default Change event processed
+             */
+            message: string;
+        };
+        /**
+         * PagerDutyErrorRead
+         * @description PagerDuty's error shape (Events API v2), not this API's `ErrorResponse`: senders built for
+         *     PagerDuty read `status`, `message` and `errors`.
+         */
+        PagerDutyErrorRead: {
+            /** Status */
+            status: string;
+            /** Message */
+            message: string;
+            /** Errors */
+            errors: string[];
+        };
         /** PasswordChange */
         PasswordChange: {
             /**
@@ -1365,6 +1471,33 @@ export interface components {
              * @description 8 to 128 characters, at least 3 different ones; not a commonly used password (compared case-insensitively) and not the email address or its part before the @. Otherwise a 422 whose `details` name the rule (`type: weak_password`)
              */
             new_password: string;
+        };
+        /** ProjectorHealth */
+        ProjectorHealth: {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "running" | "stalled";
+            /** Checkpoint */
+            checkpoint: number;
+            stall?: components["schemas"]["ProjectorStall"] | null;
+        };
+        /** ProjectorStall */
+        ProjectorStall: {
+            /** Seq */
+            seq: number;
+            /** Reason */
+            reason: string;
+            /** Event Type */
+            event_type: string | null;
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+            /** Attempts */
+            attempts: number;
         };
         /** RefreshCreate */
         RefreshCreate: {
@@ -1865,9 +1998,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["Liveness"];
                 };
             };
             500: components["responses"]["InternalError"];
@@ -2649,6 +2780,347 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    pagerduty_enqueue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Client
+                     * @default
+                     */
+                    client?: string;
+                    /**
+                     * Client Url
+                     * @default
+                     */
+                    client_url?: string;
+                    /** Links */
+                    links?: {
+                        /** Href */
+                        href: string;
+                        /**
+                         * Text
+                         * @default
+                         */
+                        text?: string;
+                    }[];
+                    /** Images */
+                    images?: {
+                        /** Src */
+                        src: string;
+                        /**
+                         * Href
+                         * @default
+                         */
+                        href?: string;
+                        /**
+                         * Alt
+                         * @default
+                         */
+                        alt?: string;
+                    }[];
+                    /**
+                     * Event Action
+                     * @constant
+                     */
+                    event_action: "trigger";
+                    /** Dedup Key */
+                    dedup_key?: string | null;
+                    /**
+                     * PagerDutyPayload
+                     * @description An Events v2 `payload`. `timestamp` is advisory (PagerDuty's own examples write the offset as
+                     *     `+0000`): one that does not read as ISO 8601 is ignored, the arrival time is used.
+                     */
+                    payload: {
+                        /** Summary */
+                        summary: string;
+                        /** Source */
+                        source: string;
+                        /**
+                         * Severity
+                         * @enum {string}
+                         */
+                        severity: "critical" | "error" | "warning" | "info";
+                        /**
+                         * Timestamp
+                         * @default
+                         */
+                        timestamp?: string;
+                        /**
+                         * Component
+                         * @default
+                         */
+                        component?: string;
+                        /**
+                         * Group
+                         * @default
+                         */
+                        group?: string;
+                        /**
+                         * Class
+                         * @default
+                         */
+                        class?: string;
+                        /** Custom Details */
+                        custom_details?: unknown;
+                    };
+                    /** Routing Key */
+                    routing_key: string;
+                } | {
+                    /**
+                     * Client
+                     * @default
+                     */
+                    client?: string;
+                    /**
+                     * Client Url
+                     * @default
+                     */
+                    client_url?: string;
+                    /** Links */
+                    links?: {
+                        /** Href */
+                        href: string;
+                        /**
+                         * Text
+                         * @default
+                         */
+                        text?: string;
+                    }[];
+                    /** Images */
+                    images?: {
+                        /** Src */
+                        src: string;
+                        /**
+                         * Href
+                         * @default
+                         */
+                        href?: string;
+                        /**
+                         * Alt
+                         * @default
+                         */
+                        alt?: string;
+                    }[];
+                    /**
+                     * Event Action
+                     * @enum {string}
+                     */
+                    event_action: "acknowledge" | "resolve";
+                    /** Dedup Key */
+                    dedup_key: string;
+                    payload?: {
+                        /**
+                         * Summary
+                         * @default
+                         */
+                        summary?: string;
+                        /**
+                         * Source
+                         * @default
+                         */
+                        source?: string;
+                        /** Severity */
+                        severity?: ("critical" | "error" | "warning" | "info") | null;
+                        /**
+                         * Timestamp
+                         * @default
+                         */
+                        timestamp?: string;
+                        /**
+                         * Component
+                         * @default
+                         */
+                        component?: string;
+                        /**
+                         * Group
+                         * @default
+                         */
+                        group?: string;
+                        /**
+                         * Class
+                         * @default
+                         */
+                        class?: string;
+                        /** Custom Details */
+                        custom_details?: unknown;
+                    } | null;
+                    /** Routing Key */
+                    routing_key: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyAcceptedRead"];
+                };
+            };
+            /** @description Not JSON, or not an event PagerDuty would accept: `errors` names each problem (PagerDuty's shape). Kept in `GET .../rejections` when the routing key is valid */
+            400: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyErrorRead"];
+                };
+            };
+            /** @description `routing_key` is not a live SRE Copilot integration key (PagerDuty's shape) */
+            401: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    /** @description The scheme to authenticate with: `Bearer` */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyErrorRead"];
+                };
+            };
+            /** @description The key lacks the scope this endpoint needs (PagerDuty's shape) */
+            403: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyErrorRead"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    pagerduty_change: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Routing Key */
+                    routing_key: string;
+                    /** PagerDutyChangePayload */
+                    payload: {
+                        /** Summary */
+                        summary: string;
+                        /**
+                         * Timestamp
+                         * @default
+                         */
+                        timestamp?: string;
+                        /**
+                         * Source
+                         * @default
+                         */
+                        source?: string;
+                        /** Custom Details */
+                        custom_details?: unknown;
+                    };
+                    /** Links */
+                    links?: {
+                        /** Href */
+                        href: string;
+                        /**
+                         * Text
+                         * @default
+                         */
+                        text?: string;
+                    }[];
+                    /** Images */
+                    images?: {
+                        /** Src */
+                        src: string;
+                        /**
+                         * Href
+                         * @default
+                         */
+                        href?: string;
+                        /**
+                         * Alt
+                         * @default
+                         */
+                        alt?: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyChangeAcceptedRead"];
+                };
+            };
+            /** @description Not JSON, or not an event PagerDuty would accept: `errors` names each problem (PagerDuty's shape). Kept in `GET .../rejections` when the routing key is valid */
+            400: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyErrorRead"];
+                };
+            };
+            /** @description `routing_key` is not a live SRE Copilot integration key (PagerDuty's shape) */
+            401: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    /** @description The scheme to authenticate with: `Bearer` */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyErrorRead"];
+                };
+            };
+            /** @description The key lacks the scope this endpoint needs (PagerDuty's shape) */
+            403: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyErrorRead"];
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["ValidationFailed"];
             500: components["responses"]["InternalError"];
@@ -3457,18 +3929,32 @@ type ReadonlyArray<T> = [
 ] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
 export const pathsApiV1IntegrationsAlertmanagerPostRequestBodyContentApplicationJsonStatusValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/integrations/alertmanager"]["post"]["requestBody"]["content"]["application/json"]["status"]> = ["firing", "resolved"];
 export const pathsApiV1IntegrationsAlertmanagerPostRequestBodyContentApplicationJsonAlertsStatusValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/integrations/alertmanager"]["post"]["requestBody"]["content"]["application/json"]["alerts"]["status"]> = ["firing", "resolved"];
+export const pathsApiV1IntegrationsPagerdutyV2EnqueuePostRequestBodyContentApplicationJsonOneOf0PayloadSeverityValues: ReadonlyArray<Extract<Extract<FlattenedDeepRequired<paths>["/api/v1/integrations/pagerduty/v2/enqueue"]["post"]["requestBody"]["content"]["application/json"], {
+    payload: unknown;
+}>["payload"], {
+    severity: unknown;
+}>["severity"]> = ["critical", "error", "warning", "info"];
+export const pathsApiV1IntegrationsPagerdutyV2EnqueuePostRequestBodyContentApplicationJsonOneOf1Event_actionValues: ReadonlyArray<Extract<FlattenedDeepRequired<paths>["/api/v1/integrations/pagerduty/v2/enqueue"]["post"]["requestBody"]["content"]["application/json"], {
+    event_action: unknown;
+}>["event_action"]> = ["acknowledge", "resolve"];
+export const pathsApiV1IntegrationsPagerdutyV2EnqueuePostRequestBodyContentApplicationJsonOneOf1PayloadAnyOf0SeverityAnyOf0Values: ReadonlyArray<Extract<Extract<FlattenedDeepRequired<paths>["/api/v1/integrations/pagerduty/v2/enqueue"]["post"]["requestBody"]["content"]["application/json"], {
+    payload: unknown;
+}>["payload"], {
+    severity: unknown;
+}>["severity"]> = ["critical", "error", "warning", "info"];
 export const pathsApiV1IncidentsGetParametersQueryOrderValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/incidents"]["get"]["parameters"]["query"]["order"]> = ["newest", "oldest"];
 export const apiErrorCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ApiErrorCode"]> = ["bad_request", "unauthorized", "forbidden", "not_found", "method_not_allowed", "conflict", "payload_too_large", "unsupported_media_type", "validation_error", "rate_limited", "internal_error", "unavailable", "timeout", "http_error"];
 export const deliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryStatus"]> = ["pending", "succeeded", "failed"];
 export const dependencyHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DependencyHealth"]["status"]> = ["healthy", "unhealthy"];
 export const feedbackVerdictValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FeedbackVerdict"]> = ["confirmed", "rejected"];
 export const hypothesesReadStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["HypothesesRead"]["status"]> = ["pending", "ready"];
-export const inboundSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundSource"]> = ["alertmanager", "deploys"];
+export const inboundSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundSource"]> = ["alertmanager", "deploys", "pagerduty", "pagerduty_change"];
 export const inboundStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundStatus"]> = ["pending", "processed", "failed"];
 export const incidentStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["IncidentState"]> = ["detected", "acknowledged", "investigating", "resolved"];
 export const keyScopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["KeyScope"]> = ["alerts:write", "deploys:write"];
 export const moveCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MoveCreate"]["to"]> = ["detected", "acknowledged", "investigating"];
 export const notifiedEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["NotifiedEvent"]> = ["incident.created", "incident.state_changed", "hypothesis.generated"];
+export const projectorHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProjectorHealth"]["status"]> = ["running", "stalled"];
 export const resolutionCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ResolutionCreate"]["to"]> = ["resolved"];
 export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["owner", "admin", "responder", "viewer"];
 export const servicesHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ServicesHealth"]["status"]> = ["healthy", "degraded"];
