@@ -43,10 +43,17 @@ from contracts.integrations import (
     DeliveryView,
     DeployView,
     EventTypes,
+    FreeJson,
     InboundView,
     IntegrationSettingsView,
+    JsonMapping,
+    JsonSourceView,
+    MappedAlert,
+    MappingPreview,
     NotifiedEvent,
     RejectionView,
+    SilenceSpec,
+    SilenceView,
     WebhookKind,
     WebhookUrl,
     WebhookView,
@@ -499,6 +506,57 @@ class IntegrationSettingsRead(IntegrationSettingsView):
 
 class IntegrationSettingsUpdate(Strict):
     auto_resolve: StrictBool | None = None
+
+
+class JsonSourceCreate(Strict):
+    name: NameText
+    mapping: JsonMapping
+
+
+class JsonSourceUpdate(Strict):
+    name: NameText | None = None
+    mapping: JsonMapping | None = None
+
+
+class JsonSourceRead(JsonSourceView):
+    pass
+
+
+class JsonSourcePage(BaseModel):
+    items: list[JsonSourceRead]
+    next_cursor: str | None
+
+
+class MappingPreviewCreate(Strict):
+    """A mapping and a sample body (pasted as JSON), before the mapping is saved."""
+
+    mapping: JsonMapping
+    sample: FreeJson = None
+
+
+class MappingPreviewRead(MappingPreview):
+    pass
+
+
+class JsonAcceptedRead(BaseModel):
+    """Read with the source's mapping and stored; incidents open and resolve in the background."""
+
+    delivery_id: str
+    status: Literal["accepted"] = "accepted"
+    alert: MappedAlert
+
+
+class SilenceCreate(SilenceSpec):
+    pass
+
+
+class SilenceRead(SilenceView):
+    pass
+
+
+class SilencePage(BaseModel):
+    items: list[SilenceRead]
+    next_cursor: str | None
 
 
 class WebhookCreate(Strict):

@@ -44,10 +44,13 @@ from contracts.integrations import (
     PagerDutyAlert,
     PagerDutyTrigger,
     PagerDutyUpdate,
+    SilenceSpec,
 )
 from integrations import db
 from integrations.domain import (
+    Change,
     Known,
+    Plan,
     Target,
     backoff_seconds,
     group_hash,
@@ -60,6 +63,7 @@ from integrations.domain import (
     pagerduty_group_key,
     pagerduty_notification,
     plan_alerts,
+    silence_matches,
 )
 from integrations.settings import IntegrationsSettings
 from runtime.outbox import stage
@@ -223,10 +227,17 @@ class InboundProcessor:
                 await self._acknowledge(row, event)
                 return []
             # A resolve names its alert by dedup_key only: it ends whatever instance is recorded.
-            return await self._apply(row, pagerduty_notification(event, row.received_at), by_key=True)
-        return await self._apply(row, AlertmanagerPayload.model_validate(row.payload), by_key=False)
+            return await self._apply(row, pagerduty_notification(event, row.received_at), {"resolved"})
+        payload = AlertmanagerPayload.model_validate(row.payload)
+        if row.source == InboundSource.JSON.value:
+            # A generic sender re-sending "firing" means the same alert still fires, not a new one.
+            return await self._apply(row, payload, {"firing", "resolved"})
+        return await self._apply(row, payload, set())
 
-    async def _apply(self, row: Any, payload: AlertmanagerPayload, by_key: bool) -> list[EventEnvelope]:
+    async def _apply(self, row: Any, payload: AlertmanagerPayload, by_key: set[str]) -> list[EventEnvelope]:
+        """`by_key`: the statuses whose alerts are named by their key alone, not by key and start
+        time: such an alert takes the start time recorded for its key when that is of the same
+        status (a repeat) or when it ends what fires (a resolution)."""
         tenant_id, now = row.tenant_id, datetime.now(UTC)
         actor = f"integration:{row.key_id}"
         alerts = [normalise(a) for a in payload.alerts]
@@ -243,14 +254,16 @@ class InboundProcessor:
                 r.fingerprint: Known(r.status, r.starts_at, r.incident_id)
                 for r in await db.known_alerts(conn, tenant_id, group, [a.fingerprint for a in alerts])
             }
-            if by_key:
-                alerts = [
-                    dataclasses.replace(a, starts_at=known[a.fingerprint].starts_at)
-                    if a.status == "resolved" and a.fingerprint in known
-                    else a
-                    for a in alerts
-                ]
+            alerts = [
+                dataclasses.replace(a, starts_at=known[a.fingerprint].starts_at)
+                if a.status in by_key
+                and a.fingerprint in known
+                and (a.status == "resolved" or known[a.fingerprint].status == a.status)
+                else a
+                for a in alerts
+            ]
             plan = plan_alerts(alerts, known, open_incident)
+            plan, silenced, silenced_by = await self._silence(conn, row, payload, plan)
             opened: uuid.UUID | None = None
             if plan.opener is not None:
                 opened = await self._open_incident(conn, row, payload, plan.opener, group, current, actor)
@@ -271,7 +284,8 @@ class InboundProcessor:
                         "group_hash": group,
                         "fingerprint": alert.fingerprint,
                         "incident_id": target,
-                        "status": alert.status,
+                        # Not "firing": once the window is over, the same alert sent again is new.
+                        "status": "silenced" if alert.fingerprint in silenced else alert.status,
                         "alertname": alert.alertname,
                         "starts_at": alert.starts_at,
                         "ends_at": alert.ends_at,
@@ -324,10 +338,47 @@ class InboundProcessor:
                         "duplicates": plan.duplicates,
                         "unattached": sum(1 for c in plan.changes if c.target is Target.NONE),
                         "resolving": [str(i) for i in queued],
+                        "silenced": len(silenced),
+                        "silences": sorted(silenced_by),
                     },
                 )
             )
         return events
+
+    async def _silence(
+        self, conn: AsyncConnection, row: Any, payload: AlertmanagerPayload, plan: Plan
+    ) -> tuple[Plan, set[str], set[str]]:
+        """The plan with every firing alert that an active silence matches (when it arrived) attached
+        to nothing; the fingerprints silenced, and by which silences."""
+        firing = [
+            c for c in plan.changes if c.alert.status == "firing" and c.target in (Target.CURRENT, Target.NEW)
+        ]
+        if not firing:
+            return plan, set(), set()
+        specs = [
+            (str(r.id), SilenceSpec.model_validate(r.spec))
+            for r in await db.tenant_silences(conn, row.tenant_id)
+        ]
+        if not specs:
+            return plan, set(), set()
+        silenced: set[str] = set()
+        silenced_by: set[str] = set()
+        changes: list[Change] = []
+        for change in plan.changes:
+            if change in firing:
+                service = incident_service(change.alert, payload)
+                hits = {
+                    silence_id
+                    for silence_id, spec in specs
+                    if silence_matches(spec, change.alert.labels, service, row.received_at)
+                }
+                if hits:
+                    silenced.add(change.alert.fingerprint)
+                    silenced_by |= hits
+                    changes.append(Change(change.alert, Target.NONE))
+                    continue
+            changes.append(change)
+        return Plan(changes=changes, duplicates=plan.duplicates), silenced, silenced_by
 
     async def _acknowledge(self, row: Any, event: PagerDutyUpdate) -> None:
         """An Events v2 acknowledge: the open incident of its dedup_key moves to `acknowledged` if it

@@ -37,10 +37,20 @@ from gateway.schemas import (
     InboundDeliveryPage,
     IntegrationSettingsRead,
     IntegrationSettingsUpdate,
+    JsonAcceptedRead,
+    JsonSourceCreate,
+    JsonSourcePage,
+    JsonSourceRead,
+    JsonSourceUpdate,
+    MappingPreviewCreate,
+    MappingPreviewRead,
     PagerDutyAcceptedRead,
     PagerDutyChangeAcceptedRead,
     PagerDutyErrorRead,
     RejectionPage,
+    SilenceCreate,
+    SilencePage,
+    SilenceRead,
     WebhookCreate,
     WebhookDeliveryPage,
     WebhookDeliveryRead,
@@ -49,7 +59,7 @@ from gateway.schemas import (
     WebhookSecretRead,
     WebhookUpdate,
 )
-from gateway.security import AdminDep, KeyCaller, check_integration_key, integration_key
+from gateway.security import AdminDep, CallerDep, KeyCaller, check_integration_key, integration_key
 
 log = structlog.get_logger(__name__)
 
@@ -350,6 +360,188 @@ async def pagerduty_change(request: Request) -> Any:
         ci.DeployAccepted,
     )
     return PagerDutyChangeAcceptedRead()
+
+
+# ---- generic JSON sources
+
+SourceId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+
+
+@router.post(
+    "/json/{source_id}",
+    status_code=202,
+    response_model=JsonAcceptedRead,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"description": "Any JSON the source's mapping reads"}}
+            },
+        }
+    },
+    responses=declare(*COMMAND),
+)
+async def receive_json(source_id: SourceId, request: Request, key: AlertsKey) -> JsonAcceptedRead:
+    """Any JSON body, read with the JMESPath mapping of the JSON source `source_id` (see
+    `/json-sources`), with a key holding `alerts:write`. Answered once stored (202) with what the
+    mapping read; one open incident per dedup key, resolved when a body reads as resolved. A body
+    that is not JSON, or that the mapping cannot read (no title, a status that is neither firing nor
+    resolved, ...), is a 422 with the reason, and kept in `GET .../rejections`."""
+    raw = await request.body()
+    text = raw[: 4 * (ci.REJECTED_BODY_KEPT + 1)].decode("utf-8", errors="replace").replace("\x00", "")
+    try:
+        # An integer too long for Python's int-from-text limit is kept as its digits.
+        body = json.loads(raw, parse_int=lambda digits: int(digits) if len(digits) <= 4_000 else digits)
+    except ValueError as exc:
+        message = f"invalid {ci.InboundSource.JSON.value} payload: not JSON ({exc})"[:500]
+        details = [{"loc": ["body"], "msg": str(exc), "type": "json_invalid"}]
+        await _keep_rejected(request, key, ci.InboundSource.JSON, message, details, raw.replace(b"\x00", b""))
+        raise ApiError(422, ErrorCode.VALIDATION.value, message, details) from exc
+    accepted = await _call(
+        request,
+        "receive_json",
+        {
+            "source": _source(key),
+            "source_id": source_id,
+            "body": body,
+            "raw": text[: ci.REJECTED_BODY_KEPT + 1],
+        },
+        ci.JsonAccepted,
+    )
+    return JsonAcceptedRead(delivery_id=accepted.delivery_id, alert=accepted.alert)
+
+
+@router.post("/json-sources/preview", response_model=MappingPreviewRead, responses=declare(*COMMAND))
+async def preview_mapping(
+    body: MappingPreviewCreate, caller: AdminDep, request: Request
+) -> MappingPreviewRead:
+    """What `sample` (a body as the sender sends it) reads as with `mapping`, before it is saved:
+    `alert`, or `problem` saying which expression found what. A mapping that does not compile is a
+    422 naming the field and its expression."""
+    preview = await _call(
+        request,
+        "preview_mapping",
+        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
+        ci.MappingPreview,
+    )
+    return MappingPreviewRead.model_validate(preview.model_dump())
+
+
+@router.post(
+    "/json-sources", status_code=201, response_model=JsonSourceRead, responses=declare(409, *COMMAND)
+)
+async def create_json_source(body: JsonSourceCreate, caller: AdminDep, request: Request) -> JsonSourceRead:
+    """A generic JSON source: a name and a JMESPath mapping (`title` required; `severity`,
+    `dedup_key`, `status`, `service`, `labels`). Senders POST to `/json/{id}`. A mapping that does
+    not compile is a 422 naming the expression."""
+    view = await _call(
+        request,
+        "create_json_source",
+        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
+        ci.JsonSourceView,
+    )
+    return JsonSourceRead.model_validate(view.model_dump())
+
+
+@router.get("/json-sources", response_model=JsonSourcePage, responses=declare(*COMMAND))
+async def list_json_sources(
+    caller: AdminDep, request: Request, limit: Limit = 50, cursor: Cursor = None
+) -> JsonSourcePage:
+    page = await _call(
+        request,
+        "list_json_sources",
+        {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
+        ci.JsonSourcePage,
+    )
+    return JsonSourcePage.model_validate(page.model_dump())
+
+
+@router.get("/json-sources/{source_id}", response_model=JsonSourceRead, responses=declare(*COMMAND))
+async def get_json_source(source_id: SourceId, caller: AdminDep, request: Request) -> JsonSourceRead:
+    view = await _call(
+        request, "get_json_source", {"caller": caller.model_dump(), "source_id": source_id}, ci.JsonSourceView
+    )
+    return JsonSourceRead.model_validate(view.model_dump())
+
+
+@router.patch("/json-sources/{source_id}", response_model=JsonSourceRead, responses=declare(*COMMAND))
+async def update_json_source(
+    source_id: SourceId, body: JsonSourceUpdate, caller: AdminDep, request: Request
+) -> JsonSourceRead:
+    """Rename it or change its mapping: bodies received from then on are read with the new one."""
+    view = await _call(
+        request,
+        "update_json_source",
+        {
+            "caller": caller.model_dump(),
+            "source_id": source_id,
+            **body.model_dump(mode="json", exclude_unset=True),
+        },
+        ci.JsonSourceView,
+    )
+    return JsonSourceRead.model_validate(view.model_dump())
+
+
+@router.delete("/json-sources/{source_id}", status_code=204, responses=declare(*COMMAND))
+async def delete_json_source(source_id: SourceId, caller: AdminDep, request: Request) -> Response:
+    """Delete it: bodies sent to it are refused from then on (404)."""
+    await _call(request, "delete_json_source", {"caller": caller.model_dump(), "source_id": source_id}, Done)
+    return Response(status_code=204)
+
+
+# ---- maintenance windows and silences
+
+SilenceId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+
+
+@router.post("/silences", status_code=201, response_model=SilenceRead, responses=declare(409, *COMMAND))
+async def create_silence(body: SilenceCreate, caller: CallerDep, request: Request) -> SilenceRead:
+    """A maintenance window or silence (responders and up): firing alerts of `services` and/or
+    matching every matcher (`label`, `op` `=`/`!=`/`=~`/`!~`, `value`), arriving while it is on, are
+    recorded (`silenced` in `GET .../inbound`) and open no incident, page and notify nobody. One-off
+    (`starts_at` to `ends_at`) or weekly (`recurrence`: `weekdays`, `start_time`, `duration_minutes`,
+    `timezone`, between `starts_at` and `ends_at` if given)."""
+    view = await _call(
+        request,
+        "create_silence",
+        {"caller": caller.model_dump(), "silence": body.model_dump(mode="json")},
+        ci.SilenceView,
+    )
+    return SilenceRead.model_validate(view.model_dump())
+
+
+@router.get("/silences", response_model=SilencePage, responses=declare(*COMMAND))
+async def list_silences(
+    caller: CallerDep,
+    request: Request,
+    state: ci.SilenceState | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> SilencePage:
+    """Silences newest first, each `active` (with when it ends), `upcoming` (with when it starts) or
+    `expired`; `state` keeps one kind."""
+    page = await _call(
+        request,
+        "list_silences",
+        {"caller": caller.model_dump(), "state": state, "limit": limit, "cursor": cursor},
+        ci.SilencePage,
+    )
+    return SilencePage.model_validate(page.model_dump())
+
+
+@router.get("/silences/{silence_id}", response_model=SilenceRead, responses=declare(*COMMAND))
+async def get_silence(silence_id: SilenceId, caller: CallerDep, request: Request) -> SilenceRead:
+    view = await _call(
+        request, "get_silence", {"caller": caller.model_dump(), "silence_id": silence_id}, ci.SilenceView
+    )
+    return SilenceRead.model_validate(view.model_dump())
+
+
+@router.delete("/silences/{silence_id}", status_code=204, responses=declare(*COMMAND))
+async def delete_silence(silence_id: SilenceId, caller: CallerDep, request: Request) -> Response:
+    """End it now: alerts arriving from then on are not silenced."""
+    await _call(request, "delete_silence", {"caller": caller.model_dump(), "silence_id": silence_id}, Done)
+    return Response(status_code=204)
 
 
 @router.get("/rejections", response_model=RejectionPage, responses=declare(*COMMAND))

@@ -457,6 +457,150 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/integrations/json/{source_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Receive Json
+         * @description Any JSON body, read with the JMESPath mapping of the JSON source `source_id` (see
+         *     `/json-sources`), with a key holding `alerts:write`. Answered once stored (202) with what the
+         *     mapping read; one open incident per dedup key, resolved when a body reads as resolved. A body
+         *     that is not JSON, or that the mapping cannot read (no title, a status that is neither firing nor
+         *     resolved, ...), is a 422 with the reason, and kept in `GET .../rejections`.
+         */
+        post: operations["receive_json"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/json-sources/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview Mapping
+         * @description What `sample` (a body as the sender sends it) reads as with `mapping`, before it is saved:
+         *     `alert`, or `problem` saying which expression found what. A mapping that does not compile is a
+         *     422 naming the field and its expression.
+         */
+        post: operations["preview_mapping"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/json-sources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Json Sources */
+        get: operations["list_json_sources"];
+        put?: never;
+        /**
+         * Create Json Source
+         * @description A generic JSON source: a name and a JMESPath mapping (`title` required; `severity`,
+         *     `dedup_key`, `status`, `service`, `labels`). Senders POST to `/json/{id}`. A mapping that does
+         *     not compile is a 422 naming the expression.
+         */
+        post: operations["create_json_source"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/json-sources/{source_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Json Source */
+        get: operations["get_json_source"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Json Source
+         * @description Delete it: bodies sent to it are refused from then on (404).
+         */
+        delete: operations["delete_json_source"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Json Source
+         * @description Rename it or change its mapping: bodies received from then on are read with the new one.
+         */
+        patch: operations["update_json_source"];
+        trace?: never;
+    };
+    "/api/v1/integrations/silences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Silences
+         * @description Silences newest first, each `active` (with when it ends), `upcoming` (with when it starts) or
+         *     `expired`; `state` keeps one kind.
+         */
+        get: operations["list_silences"];
+        put?: never;
+        /**
+         * Create Silence
+         * @description A maintenance window or silence (responders and up): firing alerts of `services` and/or
+         *     matching every matcher (`label`, `op` `=`/`!=`/`=~`/`!~`, `value`), arriving while it is on, are
+         *     recorded (`silenced` in `GET .../inbound`) and open no incident, page and notify nobody. One-off
+         *     (`starts_at` to `ends_at`) or weekly (`recurrence`: `weekdays`, `start_time`, `duration_minutes`,
+         *     `timezone`, between `starts_at` and `ends_at` if given).
+         */
+        post: operations["create_silence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/silences/{silence_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Silence */
+        get: operations["get_silence"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Silence
+         * @description End it now: alerts arriving from then on are not silenced.
+         */
+        delete: operations["delete_silence"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/integrations/rejections": {
         parameters: {
             query?: never;
@@ -930,6 +1074,22 @@ export interface components {
             /** Median Seconds To Correct Top1 */
             median_seconds_to_correct_top1: number | null;
         };
+        /**
+         * EqualityMatcher
+         * @description `label = value` or `label != value`. A label the alert lacks reads as "".
+         */
+        EqualityMatcher: {
+            /** Label */
+            label: string;
+            /**
+             * Op
+             * @default =
+             * @enum {string}
+             */
+            op: "=" | "!=";
+            /** Value */
+            value: string;
+        };
         /** ErrorBody */
         ErrorBody: {
             /** @description What went wrong, for programs: `bad_request`: the body could not be read (not UTF-8); `unauthorized`: no credential, or one that is invalid, expired, revoked or ended; `forbidden`: the credential is valid but its role or scopes do not allow this; `not_found`: no such resource in your organisation (another organisation's is absent too); `method_not_allowed`: the path exists but not with this method (see `Allow`); `conflict`: the resource's state refuses this now (a move not allowed, a stale `expected_version`, a duplicate, a limit reached, a request with this Idempotency-Key in progress); `payload_too_large`: the body is over MAX_REQUEST_BYTES; `unsupported_media_type`: the body is not of a media type this operation reads; `validation_error`: the request is malformed or breaks a rule; `details` lists each problem as `{loc, msg, type}`; `rate_limited`: too many attempts; retry after `Retry-After` seconds (also `details.retry_after`); `internal_error`: a bug: the request may be retried, and should be reported; `unavailable`: a dependency is down or a change is not yet in effect; retry after `Retry-After` seconds; `timeout`: a service did not answer in time; the command may or may not have been done; `http_error`: any other HTTP-level refusal */
@@ -1096,7 +1256,7 @@ export interface components {
          * InboundSource
          * @enum {string}
          */
-        InboundSource: "alertmanager" | "deploys" | "pagerduty" | "pagerduty_change";
+        InboundSource: "alertmanager" | "deploys" | "pagerduty" | "pagerduty_change" | "json";
         /**
          * InboundStatus
          * @enum {string}
@@ -1318,6 +1478,86 @@ export interface components {
              */
             invite_expires_at: string;
         };
+        /**
+         * JsonAcceptedRead
+         * @description Read with the source's mapping and stored; incidents open and resolve in the background.
+         */
+        JsonAcceptedRead: {
+            /** Delivery Id */
+            delivery_id: string;
+            /**
+             * Status
+             * @default accepted
+             * @constant
+             */
+            status: "accepted";
+            alert: components["schemas"]["MappedAlert"];
+        };
+        /**
+         * JsonMapping
+         * @description JMESPath expressions (https://jmespath.org) read against each JSON body: `title` (required);
+         *     `severity` (critical/high/medium/low, or P1-P5, error, warning, info...; medium when absent);
+         *     `dedup_key` (one incident per value at a time; else one per title, service and labels);
+         *     `status` (`firing` or `resolved`, or ok/closed/recovered/normal/inactive for resolved and
+         *     alerting/triggered/open/problem/active for firing; firing when absent); `service`; `labels`
+         *     (an object of strings).
+         */
+        JsonMapping: {
+            /**
+             * Title
+             * Format: jmespath
+             */
+            title: string;
+            /** Severity */
+            severity?: string | null;
+            /** Dedup Key */
+            dedup_key?: string | null;
+            /** Status */
+            status?: string | null;
+            /** Service */
+            service?: string | null;
+            /** Labels */
+            labels?: string | null;
+        };
+        /** JsonSourceCreate */
+        JsonSourceCreate: {
+            /** Name */
+            name: string;
+            mapping: components["schemas"]["JsonMapping"];
+        };
+        /** JsonSourcePage */
+        JsonSourcePage: {
+            /** Items */
+            items: components["schemas"]["JsonSourceRead"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** JsonSourceRead */
+        JsonSourceRead: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            mapping: components["schemas"]["JsonMapping"];
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** JsonSourceUpdate */
+        JsonSourceUpdate: {
+            /** Name */
+            name?: string | null;
+            mapping?: components["schemas"]["JsonMapping"] | null;
+        };
         /** KeyIdentityRead */
         KeyIdentityRead: {
             /** Key Id */
@@ -1361,6 +1601,44 @@ export interface components {
         LogoutCreate: {
             /** Refresh Token */
             refresh_token: string;
+        };
+        /**
+         * MappedAlert
+         * @description What a mapping read from one body.
+         */
+        MappedAlert: {
+            /** Title */
+            title: string;
+            /** Severity */
+            severity: string;
+            /** Dedup Key */
+            dedup_key: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "firing" | "resolved";
+            /** Service */
+            service: string | null;
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+        };
+        /**
+         * MappingPreviewCreate
+         * @description A mapping and a sample body (pasted as JSON), before the mapping is saved.
+         */
+        MappingPreviewCreate: {
+            mapping: components["schemas"]["JsonMapping"];
+            /** Sample */
+            sample?: unknown;
+        };
+        /** MappingPreviewRead */
+        MappingPreviewRead: {
+            alert: components["schemas"]["MappedAlert"] | null;
+            /** Problem */
+            problem: string | null;
         };
         /** MeRead */
         MeRead: {
@@ -1499,6 +1777,23 @@ export interface components {
             /** Attempts */
             attempts: number;
         };
+        /**
+         * Recurrence
+         * @description Weekly: a window opens on each of `weekdays` at the time of day `starts_at` has in `timezone`,
+         *     from `starts_at` on, until `until` (none: for ever).
+         */
+        Recurrence: {
+            /** Weekdays */
+            weekdays: ("mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun")[];
+            /**
+             * Timezone
+             * Format: iana-time-zone
+             * @default UTC
+             */
+            timezone: string;
+            /** Until */
+            until?: string | null;
+        };
         /** RefreshCreate */
         RefreshCreate: {
             /** Refresh Token */
@@ -1516,6 +1811,25 @@ export interface components {
              * @constant
              */
             status: "requested";
+        };
+        /**
+         * RegexMatcher
+         * @description `label =~ regex` / `label !~ regex`: the regular expression matches (does not match) the whole
+         *     value, as Alertmanager's.
+         */
+        RegexMatcher: {
+            /** Label */
+            label: string;
+            /**
+             * Op
+             * @enum {string}
+             */
+            op: "=~" | "!~";
+            /**
+             * Value
+             * Format: python-regex
+             */
+            value: string;
         };
         /** RegisterCreate */
         RegisterCreate: {
@@ -1630,6 +1944,68 @@ export interface components {
          * @enum {string}
          */
         Severity: "critical" | "high" | "medium" | "low";
+        /** SilenceCreate */
+        SilenceCreate: {
+            /** Name */
+            name: string;
+            /** Services */
+            services?: string[];
+            /** Matchers */
+            matchers?: (components["schemas"]["EqualityMatcher"] | components["schemas"]["RegexMatcher"])[];
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /** Duration Minutes */
+            duration_minutes: number;
+            recurrence?: components["schemas"]["Recurrence"] | null;
+        } | {
+            services: unknown;
+        } | {
+            matchers: unknown;
+        };
+        /** SilencePage */
+        SilencePage: {
+            /** Items */
+            items: components["schemas"]["SilenceRead"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** SilenceRead */
+        SilenceRead: {
+            /** Name */
+            name: string;
+            /** Services */
+            services?: string[];
+            /** Matchers */
+            matchers?: (components["schemas"]["EqualityMatcher"] | components["schemas"]["RegexMatcher"])[];
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /** Duration Minutes */
+            duration_minutes: number;
+            recurrence?: components["schemas"]["Recurrence"] | null;
+            /** Id */
+            id: string;
+            state: components["schemas"]["SilenceState"];
+            /** Next Change At */
+            next_change_at: string | null;
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /**
+         * SilenceState
+         * @enum {string}
+         */
+        SilenceState: "active" | "upcoming" | "expired";
         /** TenantView */
         TenantView: {
             /** Id */
@@ -1759,7 +2135,7 @@ export interface components {
          * WebhookKind
          * @enum {string}
          */
-        WebhookKind: "slack" | "generic";
+        WebhookKind: "slack" | "teams" | "mattermost" | "discord" | "generic";
         /** WebhookPage */
         WebhookPage: {
             /** Items */
@@ -3128,6 +3504,367 @@ export interface operations {
             504: components["responses"]["Timeout"];
         };
     };
+    receive_json: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JsonAcceptedRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    preview_mapping: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MappingPreviewCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MappingPreviewRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    list_json_sources: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description The previous page's `next_cursor`, as it was given */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JsonSourcePage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    create_json_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JsonSourceCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JsonSourceRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    get_json_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JsonSourceRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    delete_json_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    update_json_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JsonSourceUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JsonSourceRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    list_silences: {
+        parameters: {
+            query?: {
+                state?: components["schemas"]["SilenceState"] | null;
+                limit?: number;
+                /** @description The previous page's `next_cursor`, as it was given */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilencePage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    create_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SilenceCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilenceRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    get_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                silence_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilenceRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    delete_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                silence_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
     list_rejections: {
         parameters: {
             query?: {
@@ -3946,19 +4683,24 @@ export const pathsApiV1IncidentsGetParametersQueryOrderValues: ReadonlyArray<Fla
 export const apiErrorCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ApiErrorCode"]> = ["bad_request", "unauthorized", "forbidden", "not_found", "method_not_allowed", "conflict", "payload_too_large", "unsupported_media_type", "validation_error", "rate_limited", "internal_error", "unavailable", "timeout", "http_error"];
 export const deliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryStatus"]> = ["pending", "succeeded", "failed"];
 export const dependencyHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DependencyHealth"]["status"]> = ["healthy", "unhealthy"];
+export const equalityMatcherOpValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EqualityMatcher"]["op"]> = ["=", "!="];
 export const feedbackVerdictValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FeedbackVerdict"]> = ["confirmed", "rejected"];
 export const hypothesesReadStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["HypothesesRead"]["status"]> = ["pending", "ready"];
-export const inboundSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundSource"]> = ["alertmanager", "deploys", "pagerduty", "pagerduty_change"];
+export const inboundSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundSource"]> = ["alertmanager", "deploys", "pagerduty", "pagerduty_change", "json"];
 export const inboundStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundStatus"]> = ["pending", "processed", "failed"];
 export const incidentStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["IncidentState"]> = ["detected", "acknowledged", "investigating", "resolved"];
 export const keyScopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["KeyScope"]> = ["alerts:write", "deploys:write"];
+export const mappedAlertStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MappedAlert"]["status"]> = ["firing", "resolved"];
 export const moveCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MoveCreate"]["to"]> = ["detected", "acknowledged", "investigating"];
 export const notifiedEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["NotifiedEvent"]> = ["incident.created", "incident.state_changed", "hypothesis.generated"];
 export const projectorHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProjectorHealth"]["status"]> = ["running", "stalled"];
+export const recurrenceWeekdaysValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Recurrence"]["weekdays"]> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+export const regexMatcherOpValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RegexMatcher"]["op"]> = ["=~", "!~"];
 export const resolutionCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ResolutionCreate"]["to"]> = ["resolved"];
 export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["owner", "admin", "responder", "viewer"];
 export const servicesHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ServicesHealth"]["status"]> = ["healthy", "degraded"];
 export const severityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Severity"]> = ["critical", "high", "medium", "low"];
+export const silenceStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SilenceState"]> = ["active", "upcoming", "expired"];
 export const userStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["UserStatus"]> = ["invited", "active", "deactivated"];
-export const webhookKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookKind"]> = ["slack", "generic"];
+export const webhookKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookKind"]> = ["slack", "teams", "mattermost", "discord", "generic"];
 export const componentsHeadersIdempotentReplayedValues: ReadonlyArray<FlattenedDeepRequired<components>["headers"]["Idempotent-Replayed"]> = ["true"];
