@@ -105,8 +105,9 @@ def _mend_formats(path: str, body: Any) -> None:
         recurrence = body.get("recurrence")
         if isinstance(recurrence, dict):
             zone = recurrence.get("timezone")
-            if _well_formed(zone, MAX_ZONE) and ZONE_SHAPE.fullmatch(zone) and not _compiles("zone", zone):
-                recurrence["timezone"] = "UTC"
+            if isinstance(zone, str) and _well_formed(zone, MAX_ZONE) and ZONE_SHAPE.fullmatch(zone):
+                if not _compiles("zone", zone):
+                    recurrence["timezone"] = "UTC"
 
 
 @schemathesis.hook
