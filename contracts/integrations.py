@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    model_validator,
 )
 
 from contracts.commands import Caller, Command
@@ -86,6 +87,138 @@ class DeployReport(NulFree):
     deployed_at: Rfc3339 | None = None
 
 
+# ---- PagerDuty Events API v2 (what Alertmanager's and Grafana's PagerDuty receivers send)
+
+PdText = Annotated[str, StringConstraints(max_length=1_024)]
+PdUrl = Annotated[str, StringConstraints(max_length=2_048)]
+# PagerDuty's own limit on a dedup_key.
+DedupKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+RoutingKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+def _drop_nul(value: Any) -> Any:
+    """Free-form details as sent, less U+0000 (which PostgreSQL cannot keep): a sender's details are
+    context, not something to refuse an alert for."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {str(k).replace("\x00", ""): _drop_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_drop_nul(v) for v in value]
+    return value
+
+
+CustomDetails = Annotated[Any, BeforeValidator(_drop_nul)]
+# Any JSON a sender or an admin pastes, less U+0000.
+FreeJson = CustomDetails
+
+
+class PagerDutyLink(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    href: Annotated[str, StringConstraints(min_length=1, max_length=2_048)]
+    text: PdText = ""
+
+
+class PagerDutyImage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    src: Annotated[str, StringConstraints(min_length=1, max_length=2_048)]
+    href: PdUrl = ""
+    alt: PdText = ""
+
+
+class PagerDutyPayload(BaseModel):
+    """An Events v2 `payload`. `timestamp` is advisory (PagerDuty's own examples write the offset as
+    `+0000`): one that does not read as ISO 8601 is ignored, the arrival time is used."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=1_024)]
+    source: Annotated[str, StringConstraints(min_length=1, max_length=1_024)]
+    severity: Literal["critical", "error", "warning", "info"]
+    timestamp: Annotated[str, StringConstraints(max_length=64)] = ""
+    component: PdText = ""
+    group: PdText = ""
+    class_: PdText = Field(default="", alias="class")
+    custom_details: CustomDetails = None
+
+
+class PagerDutyUpdatePayload(BaseModel):
+    """What an acknowledge or resolve may carry (Alertmanager repeats the trigger's payload)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    summary: PdText = ""
+    source: PdText = ""
+    severity: Literal["critical", "error", "warning", "info"] | None = None
+    timestamp: Annotated[str, StringConstraints(max_length=64)] = ""
+    component: PdText = ""
+    group: PdText = ""
+    class_: PdText = Field(default="", alias="class")
+    custom_details: CustomDetails = None
+
+
+class _PagerDutyCommon(NulFree):
+    model_config = ConfigDict(extra="ignore")
+
+    client: PdText = ""
+    client_url: PdUrl = ""
+    links: Annotated[list[PagerDutyLink], Field(max_length=50)] = Field(default_factory=list)
+    images: Annotated[list[PagerDutyImage], Field(max_length=50)] = Field(default_factory=list)
+
+
+class PagerDutyTrigger(_PagerDutyCommon):
+    """`trigger`: a new problem, or more of an open one (same `dedup_key`). Without a `dedup_key`
+    one is made and answered."""
+
+    event_action: Literal["trigger"]
+    dedup_key: DedupKey | None = None
+    payload: PagerDutyPayload
+
+
+class PagerDutyUpdate(_PagerDutyCommon):
+    """`acknowledge` or `resolve` the alert of `dedup_key`."""
+
+    event_action: Literal["acknowledge", "resolve"]
+    dedup_key: DedupKey
+    payload: PagerDutyUpdatePayload | None = None
+
+
+class PagerDutyTriggerEvent(PagerDutyTrigger):
+    routing_key: RoutingKey
+
+
+class PagerDutyUpdateEvent(PagerDutyUpdate):
+    routing_key: RoutingKey
+
+
+# As stored and sent over the bus: the routing key (a credential) is never kept.
+PagerDutyAlert = Annotated[PagerDutyTrigger | PagerDutyUpdate, Field(discriminator="event_action")]
+# As sent over HTTP, `routing_key` = an integration key.
+PagerDutyEvent = Annotated[PagerDutyTriggerEvent | PagerDutyUpdateEvent, Field(discriminator="event_action")]
+
+
+class PagerDutyChangePayload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=1_024)]
+    timestamp: Annotated[str, StringConstraints(max_length=64)] = ""
+    source: PdText = ""
+    custom_details: CustomDetails = None
+
+
+class PagerDutyChange(NulFree):
+    """A change event (`/v2/change/enqueue`): recorded as a deploy."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    routing_key: RoutingKey
+    payload: PagerDutyChangePayload
+    links: Annotated[list[PagerDutyLink], Field(max_length=50)] = Field(default_factory=list)
+    images: Annotated[list[PagerDutyImage], Field(max_length=50)] = Field(default_factory=list)
+
+
 # ---- who sends: a machine holding an integration key
 
 
@@ -106,6 +239,9 @@ class IntegrationSource(BaseModel):
 class InboundSource(StrEnum):
     ALERTMANAGER = "alertmanager"
     DEPLOYS = "deploys"
+    PAGERDUTY = "pagerduty"
+    PAGERDUTY_CHANGE = "pagerduty_change"
+    JSON = "json"
 
 
 class ReceiveAlerts(Command):
@@ -120,9 +256,27 @@ class AlertsAccepted(BaseModel):
     alerts: int
 
 
+class ReceivePagerDuty(Command):
+    source: IntegrationSource
+    event: PagerDutyAlert
+
+
+class PagerDutyAccepted(BaseModel):
+    delivery_id: str
+    dedup_key: str
+
+
 class RecordDeploy(Command):
     source: IntegrationSource
     deploy: DeployReport
+
+
+class RecordChange(Command):
+    """A PagerDuty change event, to be recorded as a deploy (`record_deploy`'s rules)."""
+
+    source: IntegrationSource
+    payload: PagerDutyChangePayload
+    links: list[PagerDutyLink] = Field(default_factory=list)
 
 
 class DeployView(BaseModel):
@@ -236,6 +390,9 @@ class IntegrationSettingsView(BaseModel):
 
 class WebhookKind(StrEnum):
     SLACK = "slack"  # a Slack incoming webhook: a Block Kit message
+    TEAMS = "teams"  # a Microsoft Teams Workflows webhook: an Adaptive Card
+    MATTERMOST = "mattermost"  # a Mattermost incoming webhook: text and a message attachment
+    DISCORD = "discord"  # a Discord webhook: an embed, mentions off
     GENERIC = "generic"  # the event envelope as JSON, signed
 
 
@@ -351,3 +508,231 @@ class DeliveryView(BaseModel):
 
 class DeliveryPage(Page):
     items: list[DeliveryView]
+
+
+# ---- generic JSON sources: a mapping (JMESPath) from any JSON body to one alert
+
+# A JMESPath expression; integrations compiles it (a 422 naming it otherwise).
+Expression = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=1_000, pattern=NOT_BLANK),
+    Field(json_schema_extra={"format": "jmespath"}),
+]
+SourceName = WebhookName
+
+
+class JsonMapping(NulFree):
+    """JMESPath expressions (https://jmespath.org) read against each JSON body: `title` (required);
+    `severity` (critical/high/medium/low, or P1-P5, error, warning, info...; medium when absent);
+    `dedup_key` (one incident per value at a time; else one per title, service and labels);
+    `status` (`firing` or `resolved`, or ok/closed/recovered/normal/inactive for resolved and
+    alerting/triggered/open/problem/active for firing; firing when absent); `service`; `labels`
+    (an object of strings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Expression
+    severity: Expression | None = None
+    dedup_key: Expression | None = None
+    status: Expression | None = None
+    service: Expression | None = None
+    labels: Expression | None = None
+
+
+class MappedAlert(BaseModel):
+    """What a mapping read from one body."""
+
+    title: str
+    severity: str
+    dedup_key: str
+    status: Literal["firing", "resolved"]
+    service: str | None
+    labels: dict[str, str]
+
+
+class JsonSourceView(BaseModel):
+    id: str
+    name: str
+    mapping: JsonMapping
+    created_by: str
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class JsonSourcePage(Page):
+    items: list[JsonSourceView]
+
+
+class CreateJsonSource(Command):
+    caller: Caller
+    name: SourceName
+    mapping: JsonMapping
+
+
+class UpdateJsonSource(Command):
+    caller: Caller
+    source_id: Id
+    name: SourceName | None = None
+    mapping: JsonMapping | None = None
+
+
+class JsonSourceRef(Command):
+    caller: Caller
+    source_id: Id
+
+
+class ListJsonSources(Command):
+    caller: Caller
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: Cursor | None = None
+
+
+class PreviewMapping(Command):
+    caller: Caller
+    mapping: JsonMapping
+    sample: FreeJson = None
+
+
+class MappingPreview(BaseModel):
+    """Either the alert the sample reads as, or why the mapping cannot read it."""
+
+    alert: MappedAlert | None
+    problem: str | None
+
+
+class ReceiveJson(Command):
+    source: IntegrationSource
+    source_id: Id
+    body: FreeJson = None
+    # The body as it arrived, for the rejected deliveries when the mapping cannot read it.
+    raw: Annotated[str, StringConstraints(max_length=REJECTED_BODY_KEPT + 1)] = ""
+
+
+class JsonAccepted(BaseModel):
+    delivery_id: str
+    alert: MappedAlert
+
+
+# ---- maintenance windows and silences
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+LabelName = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_.:/-]*$")
+]
+ServiceName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SERVICE_NAME)]
+# Python's `re` syntax (not ECMA 262's, which `format: regex` means); integrations compiles it (a 422
+# otherwise).
+Regex = Annotated[
+    str, StringConstraints(max_length=1_000), Field(json_schema_extra={"format": "python-regex"})
+]
+# An IANA time zone name (`Europe/Paris`); integrations checks it exists (a 422 otherwise).
+TimeZone = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$"),
+    Field(json_schema_extra={"format": "iana-time-zone"}),
+]
+
+
+class EqualityMatcher(NulFree):
+    """`label = value` or `label != value`. A label the alert lacks reads as ""."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: LabelName
+    op: Literal["=", "!="] = "="
+    value: Annotated[str, StringConstraints(max_length=1_000)]
+
+
+class RegexMatcher(NulFree):
+    """`label =~ regex` / `label !~ regex`: the regular expression matches (does not match) the whole
+    value, as Alertmanager's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: LabelName
+    op: Literal["=~", "!~"]
+    value: Regex
+
+
+Matcher = EqualityMatcher | RegexMatcher
+
+
+class Recurrence(NulFree):
+    """Weekly: a window opens on each of `weekdays` at the time of day `starts_at` has in `timezone`,
+    from `starts_at` on, until `until` (none: for ever)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weekdays: Annotated[list[Weekday], Field(min_length=1, max_length=7)]
+    timezone: TimeZone = "UTC"
+    until: Rfc3339 | None = None
+
+
+class SilenceSpec(NulFree):
+    """Firing alerts of any of `services` (an alert's service: `labels.service`, else `labels.job`) and
+    matching every one of `matchers`, arriving while a window is open: from `starts_at` for
+    `duration_minutes` (one-off), or each occurrence of `recurrence`. At least one service or
+    matcher."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["services"], "properties": {"services": {"minItems": 1}}},
+                {"required": ["matchers"], "properties": {"matchers": {"minItems": 1}}},
+            ]
+        },
+    )
+
+    name: WebhookName
+    services: Annotated[list[ServiceName], Field(max_length=50)] = Field(default_factory=list)
+    matchers: Annotated[list[Matcher], Field(max_length=20)] = Field(default_factory=list)
+    starts_at: Rfc3339
+    # Up to a year for a one-off window; a recurring one's occurrences each last this long.
+    duration_minutes: Annotated[int, Field(ge=1, le=527_040), BeforeValidator(json_integer)]
+    recurrence: Recurrence | None = None
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> SilenceSpec:
+        if not self.services and not self.matchers:
+            raise ValueError("name at least one service or one matcher")
+        return self
+
+
+class SilenceState(StrEnum):
+    ACTIVE = "active"
+    UPCOMING = "upcoming"
+    EXPIRED = "expired"
+
+
+class SilenceView(SilenceSpec):
+    # What is stored was checked on the way in: the request's "services or matchers" is not repeated.
+    model_config = ConfigDict(json_schema_extra=None)
+
+    id: str
+    state: SilenceState
+    # The current occurrence's end when active, else the next occurrence's start (None: no more).
+    next_change_at: AwareDatetime | None
+    created_by: str
+    created_at: AwareDatetime
+
+
+class SilencePage(Page):
+    items: list[SilenceView]
+
+
+class CreateSilence(Command):
+    caller: Caller
+    silence: SilenceSpec
+
+
+class SilenceRef(Command):
+    caller: Caller
+    silence_id: Id
+
+
+class ListSilences(Command):
+    caller: Caller
+    state: SilenceState | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: Cursor | None = None

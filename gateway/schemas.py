@@ -43,10 +43,17 @@ from contracts.integrations import (
     DeliveryView,
     DeployView,
     EventTypes,
+    FreeJson,
     InboundView,
     IntegrationSettingsView,
+    JsonMapping,
+    JsonSourceView,
+    MappedAlert,
+    MappingPreview,
     NotifiedEvent,
     RejectionView,
+    SilenceSpec,
+    SilenceView,
     WebhookKind,
     WebhookUrl,
     WebhookView,
@@ -487,6 +494,28 @@ class AlertsAcceptedRead(BaseModel):
     alerts: int
 
 
+class PagerDutyAcceptedRead(BaseModel):
+    """PagerDuty's own answer to an accepted event: stored, worked on in the background."""
+
+    status: Literal["success"] = "success"
+    message: str = "Event processed"
+    dedup_key: str
+
+
+class PagerDutyChangeAcceptedRead(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "Change event processed"
+
+
+class PagerDutyErrorRead(BaseModel):
+    """PagerDuty's error shape (Events API v2), not this API's `ErrorResponse`: senders built for
+    PagerDuty read `status`, `message` and `errors`."""
+
+    status: str
+    message: str
+    errors: list[str]
+
+
 class DeployRead(DeployView):
     pass
 
@@ -515,6 +544,57 @@ class IntegrationSettingsRead(IntegrationSettingsView):
 
 class IntegrationSettingsUpdate(Strict):
     auto_resolve: StrictBool | None = None
+
+
+class JsonSourceCreate(Strict):
+    name: NameText
+    mapping: JsonMapping
+
+
+class JsonSourceUpdate(Strict):
+    name: NameText | None = None
+    mapping: JsonMapping | None = None
+
+
+class JsonSourceRead(JsonSourceView):
+    pass
+
+
+class JsonSourcePage(BaseModel):
+    items: list[JsonSourceRead]
+    next_cursor: str | None
+
+
+class MappingPreviewCreate(Strict):
+    """A mapping and a sample body (pasted as JSON), before the mapping is saved."""
+
+    mapping: JsonMapping
+    sample: FreeJson = None
+
+
+class MappingPreviewRead(MappingPreview):
+    pass
+
+
+class JsonAcceptedRead(BaseModel):
+    """Read with the source's mapping and stored; incidents open and resolve in the background."""
+
+    delivery_id: str
+    status: Literal["accepted"] = "accepted"
+    alert: MappedAlert
+
+
+class SilenceCreate(SilenceSpec):
+    pass
+
+
+class SilenceRead(SilenceView):
+    pass
+
+
+class SilencePage(BaseModel):
+    items: list[SilenceRead]
+    next_cursor: str | None
 
 
 class WebhookCreate(Strict):

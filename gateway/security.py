@@ -357,10 +357,16 @@ async def _verify_key(
     security_scopes: SecurityScopes,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(key_bearer)],
 ) -> KeyCaller:
-    invalid = ApiError(401, ErrorCode.UNAUTHORIZED.value, "invalid or revoked integration key")
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, ErrorCode.UNAUTHORIZED.value, "missing integration key")
-    parsed = parse_integration_key(credentials.credentials)
+    return await check_integration_key(request, credentials.credentials, security_scopes.scopes)
+
+
+async def check_integration_key(request: Request, presented: str, required: Sequence[str]) -> KeyCaller:
+    """The key `presented` (as a bearer token, or in a body: an Events v2 `routing_key`) if it is
+    live and holds every scope `required`; a 401 or 403 otherwise."""
+    invalid = ApiError(401, ErrorCode.UNAUTHORIZED.value, "invalid or revoked integration key")
+    parsed = parse_integration_key(presented)
     if parsed is None:
         raise invalid
     key_id, secret = parsed
@@ -370,7 +376,7 @@ async def _verify_key(
     if row is None or not matches or row.revoked_at is not None:
         raise invalid
     scopes = frozenset(KeyScope(s) for s in row.scopes)
-    missing = sorted(set(security_scopes.scopes) - {s.value for s in scopes})
+    missing = sorted(set(required) - {s.value for s in scopes})
     if missing:
         raise ApiError(403, ErrorCode.FORBIDDEN.value, f"this key lacks the scope {', '.join(missing)}")
     structlog.contextvars.bind_contextvars(tenant_id=row.tenant_id, key_id=key_id)

@@ -12,6 +12,7 @@ resolution. Resolutions run after that commit, with `system` as the actor."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import uuid
@@ -19,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -36,10 +37,20 @@ from contracts.commands import (
 )
 from contracts.envelope import SYSTEM_ACTOR, EventEnvelope
 from contracts.events import AlertAttached, IncidentState, Role
-from contracts.integrations import AlertmanagerPayload, InboundStatus
+from contracts.integrations import (
+    AlertmanagerPayload,
+    InboundSource,
+    InboundStatus,
+    PagerDutyAlert,
+    PagerDutyTrigger,
+    PagerDutyUpdate,
+    SilenceSpec,
+)
 from integrations import db
 from integrations.domain import (
+    Change,
     Known,
+    Plan,
     Target,
     backoff_seconds,
     group_hash,
@@ -49,7 +60,10 @@ from integrations.domain import (
     incident_title,
     map_severity,
     normalise,
+    pagerduty_group_key,
+    pagerduty_notification,
     plan_alerts,
+    silence_matches,
 )
 from integrations.settings import IntegrationsSettings
 from runtime.outbox import stage
@@ -59,6 +73,7 @@ from runtime.views import apply_snapshot
 log = structlog.get_logger(__name__)
 
 R = TypeVar("R", bound=BaseModel)
+PAGERDUTY_ALERT: TypeAdapter[PagerDutyTrigger | PagerDutyUpdate] = TypeAdapter(PagerDutyAlert)
 
 # Command errors that retrying will not change: the notification is marked failed at once.
 FINAL_ERRORS = frozenset({ErrorCode.VALIDATION, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.CONFLICT})
@@ -206,7 +221,23 @@ class InboundProcessor:
 
     async def process(self, row: Any) -> list[EventEnvelope]:
         """Apply one stored notification; returns the events to publish after commit."""
+        if row.source == InboundSource.PAGERDUTY.value:
+            event = PAGERDUTY_ALERT.validate_python(row.payload)
+            if isinstance(event, PagerDutyUpdate) and event.event_action == "acknowledge":
+                await self._acknowledge(row, event)
+                return []
+            # A resolve names its alert by dedup_key only: it ends whatever instance is recorded.
+            return await self._apply(row, pagerduty_notification(event, row.received_at), {"resolved"})
         payload = AlertmanagerPayload.model_validate(row.payload)
+        if row.source == InboundSource.JSON.value:
+            # A generic sender re-sending "firing" means the same alert still fires, not a new one.
+            return await self._apply(row, payload, {"firing", "resolved"})
+        return await self._apply(row, payload, set())
+
+    async def _apply(self, row: Any, payload: AlertmanagerPayload, by_key: set[str]) -> list[EventEnvelope]:
+        """`by_key`: the statuses whose alerts are named by their key alone, not by key and start
+        time: such an alert takes the start time recorded for its key when that is of the same
+        status (a repeat) or when it ends what fires (a resolution)."""
         tenant_id, now = row.tenant_id, datetime.now(UTC)
         actor = f"integration:{row.key_id}"
         alerts = [normalise(a) for a in payload.alerts]
@@ -223,7 +254,16 @@ class InboundProcessor:
                 r.fingerprint: Known(r.status, r.starts_at, r.incident_id)
                 for r in await db.known_alerts(conn, tenant_id, group, [a.fingerprint for a in alerts])
             }
+            alerts = [
+                dataclasses.replace(a, starts_at=known[a.fingerprint].starts_at)
+                if a.status in by_key
+                and a.fingerprint in known
+                and (a.status == "resolved" or known[a.fingerprint].status == a.status)
+                else a
+                for a in alerts
+            ]
             plan = plan_alerts(alerts, known, open_incident)
+            plan, silenced, silenced_by = await self._silence(conn, row, payload, plan)
             opened: uuid.UUID | None = None
             if plan.opener is not None:
                 opened = await self._open_incident(conn, row, payload, plan.opener, group, current, actor)
@@ -244,7 +284,8 @@ class InboundProcessor:
                         "group_hash": group,
                         "fingerprint": alert.fingerprint,
                         "incident_id": target,
-                        "status": alert.status,
+                        # Not "firing": once the window is over, the same alert sent again is new.
+                        "status": "silenced" if alert.fingerprint in silenced else alert.status,
                         "alertname": alert.alertname,
                         "starts_at": alert.starts_at,
                         "ends_at": alert.ends_at,
@@ -297,10 +338,91 @@ class InboundProcessor:
                         "duplicates": plan.duplicates,
                         "unattached": sum(1 for c in plan.changes if c.target is Target.NONE),
                         "resolving": [str(i) for i in queued],
+                        "silenced": len(silenced),
+                        "silences": sorted(silenced_by),
                     },
                 )
             )
         return events
+
+    async def _silence(
+        self, conn: AsyncConnection, row: Any, payload: AlertmanagerPayload, plan: Plan
+    ) -> tuple[Plan, set[str], set[str]]:
+        """The plan with every firing alert that an active silence matches (when it arrived) attached
+        to nothing; the fingerprints silenced, and by which silences."""
+        firing = [
+            c for c in plan.changes if c.alert.status == "firing" and c.target in (Target.CURRENT, Target.NEW)
+        ]
+        if not firing:
+            return plan, set(), set()
+        specs = [
+            (str(r.id), SilenceSpec.model_validate(r.spec))
+            for r in await db.tenant_silences(conn, row.tenant_id)
+        ]
+        if not specs:
+            return plan, set(), set()
+        silenced: set[str] = set()
+        silenced_by: set[str] = set()
+        changes: list[Change] = []
+        for change in plan.changes:
+            if change in firing:
+                service = incident_service(change.alert, payload)
+                hits = {
+                    silence_id
+                    for silence_id, spec in specs
+                    if silence_matches(spec, change.alert.labels, service, row.received_at)
+                }
+                if hits:
+                    silenced.add(change.alert.fingerprint)
+                    silenced_by |= hits
+                    changes.append(Change(change.alert, Target.NONE))
+                    continue
+            changes.append(change)
+        return Plan(changes=changes, duplicates=plan.duplicates), silenced, silenced_by
+
+    async def _acknowledge(self, row: Any, event: PagerDutyUpdate) -> None:
+        """An Events v2 acknowledge: the open incident of its dedup_key moves to `acknowledged` if it
+        is still `detected`; anything else (no incident, already further along) is recorded as is."""
+        tenant_id, now = row.tenant_id, datetime.now(UTC)
+        group_key = pagerduty_group_key(event.dedup_key)
+        outcome: dict[str, Any] = {"incident_id": None, "acknowledged": False}
+        async with self.service.engine.begin() as conn:
+            group_row = await db.lock_group(conn, tenant_id, group_hash(group_key), group_key, now)
+            incident_id = group_row.incident_id
+            known = await db.incident(conn, incident_id) if incident_id is not None else None
+            if known is not None and known.state != IncidentState.RESOLVED.value:
+                outcome["incident_id"] = str(incident_id)
+            if known is not None and known.state == IncidentState.DETECTED.value:
+                command = TransitionIncident(
+                    correlation_id=row.correlation_id,
+                    caller=Caller(
+                        tenant_id=tenant_id, user_id=f"integration:{row.key_id}", role=Role.RESPONDER
+                    ),
+                    incident_id=str(incident_id),
+                    to=IncidentState.ACKNOWLEDGED,
+                    note="",
+                )
+                try:
+                    accepted = await self.commands.call("cmd.incidents.transition", command, IncidentAccepted)
+                except CommandFailed as exc:
+                    # Moved meanwhile (by a person, or by this very event before a crash): as it is.
+                    if exc.code is not ErrorCode.CONFLICT:
+                        raise
+                    outcome["reason"] = exc.message
+                else:
+                    await apply_snapshot(conn, db.known_incidents, tenant_id, accepted.incident)
+                    outcome["acknowledged"] = True
+            await conn.execute(
+                update(db.inbound)
+                .where(db.inbound.c.id == row.id)
+                .values(
+                    status=InboundStatus.PROCESSED.value,
+                    attempts=row.attempts + 1,
+                    processed_at=now,
+                    last_error=None,
+                    outcome=outcome,
+                )
+            )
 
     async def _open_incident(
         self,

@@ -191,6 +191,33 @@ webhooks = Table(
     Index("ix_webhooks_tenant", "tenant_id", "id"),
 )
 
+# Generic JSON sources: a name and a JMESPath mapping each; bodies POSTed to one are read with it.
+json_sources = Table(
+    "json_sources",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # UUIDv7
+    Column("tenant_id", String(64), nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("mapping", JSONB, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_json_sources_tenant", "tenant_id", "id"),
+)
+
+# Maintenance windows and silences: while one is on, matching firing alerts are recorded (status
+# `silenced`) and open no incident. `spec` is the SilenceSpec as written.
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # UUIDv7
+    Column("tenant_id", String(64), nullable=False),
+    Column("spec", JSONB, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_silences_tenant", "tenant_id", "id"),
+)
+
 deliveries = Table(
     "deliveries",
     metadata,
@@ -413,6 +440,11 @@ async def enqueue(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
 async def webhook(conn: AsyncConnection, tenant_id: str, webhook_id: uuid.UUID) -> Row[Any] | None:
     query = select(webhooks).where(webhooks.c.id == webhook_id, webhooks.c.tenant_id == tenant_id)
     return (await conn.execute(query)).first()
+
+
+async def tenant_silences(conn: AsyncConnection, tenant_id: str) -> list[Row[Any]]:
+    query = select(silences).where(silences.c.tenant_id == tenant_id).order_by(silences.c.id.desc())
+    return list((await conn.execute(query)).all())
 
 
 async def count_webhooks(conn: AsyncConnection, tenant_id: str) -> int:

@@ -4,20 +4,43 @@ signing webhook bodies, backing off, checking webhook targets, and the Slack mes
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
+import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+import zoneinfo
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+import jmespath
+import jmespath.exceptions
+import jmespath.parser
+
 from contracts.events import Severity
-from contracts.integrations import AlertmanagerAlert, AlertmanagerPayload
+from contracts.integrations import (
+    AlertmanagerAlert,
+    AlertmanagerPayload,
+    DeployReport,
+    EqualityMatcher,
+    JsonMapping,
+    MappedAlert,
+    PagerDutyChangePayload,
+    PagerDutyLink,
+    PagerDutyTrigger,
+    PagerDutyUpdate,
+    Recurrence,
+    RegexMatcher,
+    SilenceSpec,
+    SilenceState,
+)
 
 # ---- reading alerts
 
@@ -143,6 +166,379 @@ def incident_id_for(delivery_id: uuid.UUID, group: str) -> uuid.UUID:
     """The id of the incident a delivery opens: the same on every attempt at that delivery, so the
     incidents service answers a repeated create with the incident it already made."""
     return uuid.uuid5(NAMESPACE, f"{delivery_id}/{group}")
+
+
+# ---- PagerDuty Events v2, read as an Alertmanager notification of one alert
+
+PAGERDUTY_GROUP_PREFIX = "pagerduty:"
+ANNOTATION_MAX = 32_000
+
+
+def read_timestamp(raw: str) -> datetime | None:
+    """An Events v2 timestamp (ISO 8601, `+0000` offsets included), or None when it does not read
+    or names no offset."""
+    try:
+        parsed = datetime.fromisoformat(raw.strip())
+        # An offset that takes the time out of datetime's range (year 1 at +01:00) reads as nothing.
+        parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def pagerduty_group_key(dedup_key: str) -> str:
+    """Every event of one dedup_key is one alert group: one open incident at a time."""
+    return f"{PAGERDUTY_GROUP_PREFIX}{dedup_key}"
+
+
+def pagerduty_fingerprint(dedup_key: str) -> str:
+    return hashlib.sha256(dedup_key.encode()).hexdigest()[:32]
+
+
+def _details_text(details: Any) -> str:
+    if details is None or details == {} or details == "":
+        return ""
+    if isinstance(details, dict):
+        return "\n".join(
+            f"{key}: {value if isinstance(value, str) else json.dumps(value, sort_keys=True)}"
+            for key, value in details.items()
+        )
+    return details if isinstance(details, str) else json.dumps(details, sort_keys=True)
+
+
+def _first_link(links: Sequence[PagerDutyLink], client_url: str) -> str:
+    return next((link.href for link in links if link.href.strip()), client_url.strip())
+
+
+def pagerduty_notification(
+    event: PagerDutyTrigger | PagerDutyUpdate, received_at: datetime
+) -> AlertmanagerPayload:
+    """A trigger or resolve as the one alert of the group of its dedup_key: summary -> title,
+    severity (critical/error/warning/info) -> severity, custom_details.service, component, group or
+    source -> service, custom_details and links -> the description."""
+    assert event.dedup_key is not None  # made by the gateway when a trigger came without one
+    payload = event.payload
+    labels: dict[str, str] = {"alertname": "pagerduty", "dedup_key": event.dedup_key}
+    annotations: dict[str, str] = {}
+    starts = received_at
+    if payload is not None:
+        details = payload.custom_details
+        named = details.get("service") if isinstance(details, dict) else None
+        service = named[:SERVICE_MAX] if isinstance(named, str) and named.strip() else ""
+        service = service or payload.component or payload.group or payload.source
+        fields = {
+            "alertname": payload.class_ or "pagerduty",
+            "severity": payload.severity or "",
+            "source": payload.source,
+            "component": payload.component,
+            "group": payload.group,
+            "class": payload.class_,
+            "service": service,
+        }
+        labels.update({k: v for k, v in fields.items() if v})
+        text = _details_text(details)
+        lines = [text] if text else []
+        lines += [f"{link.text or 'Link'}: {link.href}" for link in event.links]
+        lines += [f"Image: {image.src}" for image in event.images]
+        if payload.summary:
+            annotations["summary"] = payload.summary
+        if lines:
+            annotations["description"] = "\n".join(lines)[:ANNOTATION_MAX]
+        starts = read_timestamp(payload.timestamp) or received_at
+    if event.client:
+        annotations["client"] = event.client
+    firing = event.event_action == "trigger"
+    alert = AlertmanagerAlert(
+        status="firing" if firing else "resolved",
+        labels=labels,
+        annotations=annotations,
+        startsAt=starts,
+        endsAt=None if firing else received_at,
+        generatorURL=_first_link(event.links, event.client_url),
+        fingerprint=pagerduty_fingerprint(event.dedup_key),
+    )
+    return AlertmanagerPayload(
+        version="pagerduty-v2",
+        groupKey=pagerduty_group_key(event.dedup_key),
+        status=alert.status,
+        receiver=event.client[:512],
+        alerts=[alert],
+    )
+
+
+def _detail(details: Any, *names: str) -> str:
+    if not isinstance(details, dict):
+        return ""
+    for name in names:
+        value = details.get(name)
+        if isinstance(value, str | int | float) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return ""
+
+
+def change_as_deploy(payload: PagerDutyChangePayload) -> DeployReport:
+    """A change event as a deploy: service from custom_details.service (else source), version from
+    custom_details.version (else the summary), environment from custom_details.environment (else
+    `unknown`), commit and author from custom_details when present."""
+    details = payload.custom_details
+    raw_service = _detail(details, "service", "service_name", "app", "application") or payload.source
+    service = SERVICE_CHARS.sub("-", raw_service.strip()).strip("-")[:SERVICE_MAX] or "unknown"
+    version = _detail(details, "version", "revision", "tag") or " ".join(payload.summary.split())
+    environment = _detail(details, "environment", "env", "stage") or "unknown"
+    return DeployReport(
+        service_name=service,
+        version=version[:200].strip() or "unknown",
+        environment=environment[:200].strip() or "unknown",
+        commit=_detail(details, "commit", "sha", "commit_sha", "git_sha")[:200] or None,
+        author=_detail(details, "author", "user", "triggered_by", "deployer")[:200] or None,
+        deployed_at=read_timestamp(payload.timestamp),
+    )
+
+
+# ---- generic JSON: a JMESPath mapping from any body to one alert
+
+MAPPED_FIELDS = ("title", "severity", "dedup_key", "status", "service", "labels")
+RESOLVED_WORDS = frozenset({"resolved", "ok", "closed", "recovered", "normal", "inactive", "cleared"})
+FIRING_WORDS = frozenset({"firing", "alerting", "triggered", "open", "problem", "active", "alert"})
+JSON_GROUP_PREFIX = "json:"
+
+
+class MappingProblem(ValueError):
+    """An expression that does not compile: which field, and why."""
+
+    def __init__(self, field_name: str, expression: str, reason: str) -> None:
+        super().__init__(f"{field_name}: `{expression}` is not a JMESPath expression ({reason})")
+        self.field_name = field_name
+
+
+class Unreadable(ValueError):
+    """A body the mapping cannot read, and why."""
+
+
+def compile_mapping(mapping: JsonMapping) -> dict[str, jmespath.parser.ParsedResult]:
+    compiled = {}
+    for name in MAPPED_FIELDS:
+        expression = getattr(mapping, name)
+        if expression is None:
+            continue
+        try:
+            compiled[name] = jmespath.compile(expression)
+        except jmespath.exceptions.JMESPathError as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise MappingProblem(name, expression, reason) from exc
+    return compiled
+
+
+def _scalar(value: Any) -> str | None:
+    """A found value as text: strings and numbers (and booleans), without NUL; None for nothing."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        try:
+            text = str(value)
+        except ValueError:  # an integer past Python's 4300-digit limit for text
+            return None
+    text = text.replace("\x00", "").strip()
+    return text or None
+
+
+def apply_mapping(
+    compiled: Mapping[str, jmespath.parser.ParsedResult], mapping: JsonMapping, body: Any
+) -> MappedAlert:
+    """The alert `body` reads as, or Unreadable naming the field and its expression."""
+
+    def search(name: str) -> Any:
+        try:
+            return compiled[name].search(body) if name in compiled else None
+        except jmespath.exceptions.JMESPathError as exc:  # a function given the wrong type
+            raise Unreadable(f"{name}: `{getattr(mapping, name)}` failed: {exc}") from exc
+
+    title = _scalar(search("title"))
+    if title is None:
+        raise Unreadable(f"title: `{mapping.title}` found no text in the payload")
+    labels: dict[str, str] = {}
+    found = search("labels")
+    if found is not None:
+        if not isinstance(found, dict):
+            raise Unreadable(f"labels: `{mapping.labels}` found {type(found).__name__}, not an object")
+        for key, value in list(found.items())[:150]:
+            try:
+                text = _scalar(value) if not isinstance(value, dict | list) else json.dumps(value)[:4_000]
+            except ValueError:
+                text = None
+            name = str(key).replace("\x00", "").strip()[:256]
+            if name and text is not None:
+                labels[name] = text[:4_000]
+    raw_status = _scalar(search("status"))
+    status = "firing"
+    if raw_status is not None:
+        word = raw_status.lower()
+        if word in RESOLVED_WORDS:
+            status = "resolved"
+        elif word not in FIRING_WORDS:
+            raise Unreadable(
+                f"status: `{mapping.status}` found {raw_status[:100]!r}, neither firing nor resolved"
+            )
+    severity = _scalar(search("severity")) or ""
+    service = _scalar(search("service"))
+    dedup = _scalar(search("dedup_key"))
+    if dedup is None:
+        identity = {"title": title, "service": service or "", "labels": labels}
+        dedup = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+    return MappedAlert(
+        title=title[:TITLE_MAX],
+        severity=map_severity(severity).value,
+        dedup_key=dedup[:255],
+        status=status,  # type: ignore[arg-type]
+        service=service[:SERVICE_MAX] if service else None,
+        labels=labels,
+    )
+
+
+def json_notification(
+    source_id: str, source_name: str, alert: MappedAlert, body: Any, received_at: datetime
+) -> AlertmanagerPayload:
+    """One mapped alert as an Alertmanager notification of the group of its dedup key; the body as
+    received is the description, for the responders."""
+    labels = {**alert.labels, "alertname": source_name[:256], "severity": alert.severity}
+    if alert.service:
+        labels["service"] = alert.service
+    try:
+        pretty = json.dumps(body, indent=2, ensure_ascii=False)
+    except (TypeError, ValueError):
+        pretty = str(body)
+    firing = alert.status == "firing"
+    return AlertmanagerPayload(
+        version="json",
+        groupKey=f"{JSON_GROUP_PREFIX}{source_id}:{alert.dedup_key}",
+        status=alert.status,
+        receiver=source_name[:512],
+        alerts=[
+            AlertmanagerAlert(
+                status=alert.status,
+                labels=labels,
+                annotations={
+                    "summary": alert.title,
+                    "description": pretty.replace("\x00", "")[:ANNOTATION_MAX],
+                },
+                startsAt=received_at,
+                endsAt=None if firing else received_at,
+                fingerprint=pagerduty_fingerprint(alert.dedup_key),
+            )
+        ],
+    )
+
+
+# ---- maintenance windows and silences
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@functools.lru_cache(maxsize=1_024)
+def _pattern(expression: str) -> re.Pattern[str]:
+    return re.compile(expression)
+
+
+def silence_problem(spec: SilenceSpec) -> tuple[str, str] | None:
+    """(field, why) for what the schema cannot check (a time zone that exists, a regular expression
+    that compiles), or None."""
+    if spec.recurrence is not None:
+        try:
+            zoneinfo.ZoneInfo(spec.recurrence.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return "recurrence.timezone", f"{spec.recurrence.timezone!r} is not an IANA time zone"
+    for index, matcher in enumerate(spec.matchers):
+        if matcher.op in ("=~", "!~"):
+            try:
+                _pattern(matcher.value)
+            except re.error as exc:
+                return f"matchers.{index}.value", f"not a regular expression: {exc}"
+    return None
+
+
+def _starts(spec: SilenceSpec, recurrence: Recurrence, day: date) -> datetime:
+    """The occurrence on `day` (local to the recurrence's zone), at `starts_at`'s local time of day."""
+    zone = zoneinfo.ZoneInfo(recurrence.timezone)
+    try:
+        at = spec.starts_at.astimezone(zone)
+    except OverflowError:
+        # At either end of datetime's range: a week later (or earlier) has the same time of day.
+        week = timedelta(days=7 if spec.starts_at.year < 5_000 else -7)
+        at = (spec.starts_at + week).astimezone(zone)
+    return datetime.combine(day, dt_time(at.hour, at.minute, at.second), tzinfo=zone).astimezone(UTC)
+
+
+def _occurrence(spec: SilenceSpec, recurrence: Recurrence, at: datetime) -> tuple[datetime, datetime] | None:
+    """The occurrence `at` falls in, or None."""
+    length = timedelta(minutes=spec.duration_minutes)
+    local = at.astimezone(zoneinfo.ZoneInfo(recurrence.timezone)).date()
+    for back in range(spec.duration_minutes // 1_440 + 2):
+        day = local - timedelta(days=back)
+        if WEEKDAYS[day.weekday()] not in recurrence.weekdays:
+            continue
+        start = _starts(spec, recurrence, day)
+        if spec.starts_at <= start <= at < start + length:
+            if recurrence.until is None or start < recurrence.until:
+                return start, start + length
+    return None
+
+
+def _next_start(spec: SilenceSpec, recurrence: Recurrence, after: datetime) -> datetime | None:
+    local = after.astimezone(zoneinfo.ZoneInfo(recurrence.timezone)).date()
+    for ahead in range(-1, 8):
+        day = local + timedelta(days=ahead)
+        if WEEKDAYS[day.weekday()] not in recurrence.weekdays:
+            continue
+        start = _starts(spec, recurrence, day)
+        if start >= after and start >= spec.starts_at:
+            return start if recurrence.until is None or start < recurrence.until else None
+    return None
+
+
+def silence_state(spec: SilenceSpec, now: datetime) -> tuple[SilenceState, datetime | None]:
+    """Active (and when this window closes), upcoming (and when the next opens), or expired."""
+    try:
+        return _silence_state(spec, now)
+    except OverflowError:
+        # A window whose end or next occurrence is past year 9999: it starts, and never ends.
+        if now < spec.starts_at:
+            return SilenceState.UPCOMING, spec.starts_at
+        return SilenceState.ACTIVE, None
+
+
+def _silence_state(spec: SilenceSpec, now: datetime) -> tuple[SilenceState, datetime | None]:
+    recurrence = spec.recurrence
+    if recurrence is None:
+        ends = spec.starts_at + timedelta(minutes=spec.duration_minutes)
+        if now < spec.starts_at:
+            return SilenceState.UPCOMING, spec.starts_at
+        return (SilenceState.ACTIVE, ends) if now < ends else (SilenceState.EXPIRED, None)
+    current = _occurrence(spec, recurrence, now)
+    if current is not None:
+        return SilenceState.ACTIVE, current[1]
+    following = _next_start(spec, recurrence, max(now, spec.starts_at))
+    return (SilenceState.UPCOMING, following) if following else (SilenceState.EXPIRED, None)
+
+
+def _matcher_holds(matcher: EqualityMatcher | RegexMatcher, labels: Mapping[str, str]) -> bool:
+    value = labels.get(matcher.label, "")
+    if matcher.op == "=":
+        return value == matcher.value
+    if matcher.op == "!=":
+        return value != matcher.value
+    found = _pattern(matcher.value).fullmatch(value) is not None
+    return found if matcher.op == "=~" else not found
+
+
+def silence_matches(spec: SilenceSpec, labels: Mapping[str, str], service: str, at: datetime) -> bool:
+    """Whether an alert with these labels, of this service, arriving `at`, is silenced by `spec`."""
+    if silence_state(spec, at)[0] is not SilenceState.ACTIVE:
+        return False
+    if spec.services and service not in spec.services:
+        return False
+    return all(_matcher_holds(m, labels) for m in spec.matchers)
 
 
 # ---- what each alert does
@@ -291,7 +687,7 @@ def url_problem(url: str, allow_private: bool) -> str | None:
     return None
 
 
-# ---- the Slack message
+# ---- the messages chat targets get
 
 
 @dataclass(frozen=True)
@@ -306,11 +702,48 @@ class IncidentFacts:
     top_confidence: float | None = None
 
 
+@dataclass(frozen=True)
+class Notice:
+    """What every chat message says, whatever its format: what happened, to which incident, the top
+    hypothesis, a note, and the link to the incident."""
+
+    incident: IncidentFacts
+    what: str
+    headline: str
+    note: str
+    link: str
+
+    @property
+    def confidence(self) -> str:
+        value = self.incident.top_confidence
+        return f" ({value:.0%})" if value is not None and self.incident.top_hypothesis else ""
+
+    @property
+    def fallback(self) -> str:
+        i = self.incident
+        return f"[{i.severity}] {self.headline} ({i.service_name}): {self.what}, {i.state}"
+
+
+def notice(event_type: str, data: Mapping[str, Any], incident: IncidentFacts, link: str) -> Notice:
+    if event_type == "incident.created":
+        what = "Incident opened"
+    elif event_type == "incident.state_changed":
+        what = f"{data.get('from_state', '?')} → {data.get('to_state', incident.state)}"
+    elif event_type == "hypothesis.generated":
+        what = "Hypotheses ready"
+    else:
+        what = event_type
+    note = str(data.get("note") or "").strip() if event_type == "incident.state_changed" else ""
+    return Notice(incident, what, f"{incident.key} · {incident.title}", note, link)
+
+
 SEVERITY_MARK = {
     "critical": ":red_circle:",
     "high": ":large_orange_circle:",
     "medium": ":large_yellow_circle:",
 }
+# Hex colours by severity, for the formats that colour a message (Mattermost, Discord).
+SEVERITY_COLOUR = {"critical": "#d92d20", "high": "#f79009", "medium": "#fdb022", "low": "#98a2b3"}
 
 
 def slack_escape(text: str) -> str:
@@ -326,38 +759,29 @@ def slack_message(
     event_type: str, data: Mapping[str, Any], incident: IncidentFacts, link: str
 ) -> dict[str, Any]:
     """A Block Kit message: what happened, severity, state, service, the top hypothesis, a link."""
-    if event_type == "incident.created":
-        what = "Incident opened"
-    elif event_type == "incident.state_changed":
-        what = f"{data.get('from_state', '?')} → {data.get('to_state', incident.state)}"
-    elif event_type == "hypothesis.generated":
-        what = "Hypotheses ready"
-    else:
-        what = event_type
-    headline = f"{incident.key} · {incident.title}"
+    n = notice(event_type, data, incident, link)
     if incident.top_hypothesis:
-        confidence = f" ({incident.top_confidence:.0%})" if incident.top_confidence is not None else ""
-        hypothesis = f"*Top hypothesis*{confidence}\n{slack_escape(_clip(incident.top_hypothesis, 2_500))}"
+        text = slack_escape(_clip(incident.top_hypothesis, 2_500))
+        hypothesis = f"*Top hypothesis*{n.confidence}\n{text}"
     else:
         hypothesis = "*Top hypothesis*\n_pending_"
     mark = SEVERITY_MARK.get(incident.severity, ":white_circle:")
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _clip(headline, 150), "emoji": True}},
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(n.headline, 150), "emoji": True}},
         {
             "type": "section",
             "fields": [
                 {"type": "mrkdwn", "text": f"*Severity*\n{mark} {incident.severity}"},
                 {"type": "mrkdwn", "text": f"*State*\n{incident.state}"},
                 {"type": "mrkdwn", "text": f"*Service*\n{slack_escape(incident.service_name)}"},
-                {"type": "mrkdwn", "text": f"*Event*\n{slack_escape(what)}"},
+                {"type": "mrkdwn", "text": f"*Event*\n{slack_escape(n.what)}"},
             ],
         },
         {"type": "section", "text": {"type": "mrkdwn", "text": hypothesis}},
     ]
-    note = str(data.get("note") or "").strip() if event_type == "incident.state_changed" else ""
-    if note:
+    if n.note:
         blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(_clip(note, 2_000))}]}
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(_clip(n.note, 2_000))}]}
         )
     blocks.append(
         {
@@ -367,5 +791,151 @@ def slack_message(
             ],
         }
     )
-    fallback = f"[{incident.severity}] {headline} ({incident.service_name}): {what}, {incident.state}"
-    return {"text": slack_escape(_clip(fallback, 3_000)), "blocks": blocks}
+    return {"text": slack_escape(_clip(n.fallback, 3_000)), "blocks": blocks}
+
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_~\[\]()>#|])")
+# "@channel", "@here", "@all", "@everyone", "@someone": a zero-width joiner after the @ keeps the
+# text and stops the chat from notifying everybody because an alert's title says so.
+MENTION = re.compile(r"@(?=[A-Za-z0-9_])")
+
+
+def no_mentions(text: str) -> str:
+    return MENTION.sub("@\u200b", text)
+
+
+def markdown_escape(text: str) -> str:
+    """Text shown literally in Markdown (Mattermost, Discord): no links, no formatting, no mass
+    mentions."""
+    return no_mentions(MARKDOWN_SPECIAL.sub(r"\\\1", text))
+
+
+def teams_message(
+    event_type: str, data: Mapping[str, Any], incident: IncidentFacts, link: str
+) -> dict[str, Any]:
+    """A Teams Workflows ("When a Teams webhook request is received") message: one Adaptive Card
+    (schema 1.4, what Teams renders) with the headline, the facts, the top hypothesis and a button.
+    Text goes as it is: cards show no backslash escapes, and a Teams mention needs an explicit
+    `msteams.entities` entry, so "@channel" in a title notifies nobody."""
+    n = notice(event_type, data, incident, link)
+    hypothesis = (
+        f"**Top hypothesis**{n.confidence}: {(_clip(incident.top_hypothesis, 2_500))}"
+        if incident.top_hypothesis
+        else "**Top hypothesis**: _pending_"
+    )
+    body: list[dict[str, Any]] = [
+        {
+            "type": "TextBlock",
+            "text": (_clip(n.headline, 300)),
+            "size": "Large",
+            "weight": "Bolder",
+            "wrap": True,
+            "color": "Attention" if incident.severity in ("critical", "high") else "Default",
+        },
+        {
+            "type": "FactSet",
+            "facts": [
+                {"title": "Severity", "value": incident.severity},
+                {"title": "State", "value": incident.state},
+                {"title": "Service", "value": (incident.service_name)},
+                {"title": "Event", "value": (n.what)},
+            ],
+        },
+        {"type": "TextBlock", "text": hypothesis, "wrap": True},
+    ]
+    if n.note:
+        body.append({"type": "TextBlock", "text": (_clip(n.note, 2_000)), "wrap": True, "isSubtle": True})
+    card = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "fallbackText": _clip(n.fallback, 3_000),
+        "body": body,
+        "actions": [{"type": "Action.OpenUrl", "title": "Open incident", "url": link}],
+    }
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
+    }
+
+
+def mattermost_message(
+    event_type: str, data: Mapping[str, Any], incident: IncidentFacts, link: str
+) -> dict[str, Any]:
+    """A Mattermost incoming-webhook message: a line of text and one message attachment (colour by
+    severity, the facts as short fields, the top hypothesis)."""
+    n = notice(event_type, data, incident, link)
+    hypothesis = (
+        f"**Top hypothesis**{n.confidence}\n{markdown_escape(_clip(incident.top_hypothesis, 2_500))}"
+        if incident.top_hypothesis
+        else "**Top hypothesis**\n_pending_"
+    )
+    text = hypothesis + (f"\n\n{markdown_escape(_clip(n.note, 2_000))}" if n.note else "")
+    return {
+        "text": f"{markdown_escape(n.what)}: [{markdown_escape(incident.key)}]({link})",
+        "attachments": [
+            {
+                "fallback": markdown_escape(_clip(n.fallback, 3_000)),
+                "color": SEVERITY_COLOUR.get(incident.severity, "#98a2b3"),
+                # Plain text in an attachment (no Markdown), but a mention would still be read.
+                "title": no_mentions(_clip(n.headline, 250)),
+                "title_link": link,
+                "text": text,
+                "fields": [
+                    {"short": True, "title": "Severity", "value": incident.severity},
+                    {"short": True, "title": "State", "value": incident.state},
+                    {"short": True, "title": "Service", "value": markdown_escape(incident.service_name)},
+                    {"short": True, "title": "Event", "value": markdown_escape(n.what)},
+                ],
+            }
+        ],
+    }
+
+
+def discord_message(
+    event_type: str, data: Mapping[str, Any], incident: IncidentFacts, link: str
+) -> dict[str, Any]:
+    """A Discord webhook message: one embed within Discord's limits (title 256, description 4096,
+    field values 1024), and no mentions parsed at all."""
+    n = notice(event_type, data, incident, link)
+    hypothesis = (
+        f"**Top hypothesis**{n.confidence}\n{markdown_escape(_clip(incident.top_hypothesis, 2_500))}"
+        if incident.top_hypothesis
+        else "**Top hypothesis**\n*pending*"
+    )
+    description = hypothesis + (f"\n\n{markdown_escape(_clip(n.note, 1_000))}" if n.note else "")
+    colour = SEVERITY_COLOUR.get(incident.severity, "#98a2b3")
+    return {
+        "content": _clip(markdown_escape(n.fallback), 2_000),
+        "allowed_mentions": {"parse": []},
+        "embeds": [
+            {
+                "title": _clip(n.headline, 256),
+                "url": link,
+                "description": _clip(description, 4_096),
+                "color": int(colour[1:], 16),
+                "fields": [
+                    {"name": "Severity", "value": incident.severity, "inline": True},
+                    {"name": "State", "value": incident.state, "inline": True},
+                    {
+                        "name": "Service",
+                        "value": _clip(markdown_escape(incident.service_name), 1_024),
+                        "inline": True,
+                    },
+                    {"name": "Event", "value": _clip(markdown_escape(n.what), 1_024), "inline": True},
+                ],
+            }
+        ],
+    }
+
+
+Renderer = Callable[[str, Mapping[str, Any], IncidentFacts, str], dict[str, Any]]
+# The chat formats, by webhook kind (`generic` sends the envelope itself, signed).
+CHAT_MESSAGES: dict[str, Renderer] = {
+    "slack": slack_message,
+    "teams": teams_message,
+    "mattermost": mattermost_message,
+    "discord": discord_message,
+}

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select, update
+from pydantic import ValidationError
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts.commands import Caller, CommandFailed, Done, ErrorCode
@@ -18,11 +19,14 @@ from contracts.events import DeployRecorded, KeyScope, Role
 from contracts.integrations import (
     REJECTED_BODY_KEPT,
     AlertsAccepted,
+    CreateJsonSource,
+    CreateSilence,
     CreateWebhook,
     DeliveryPage,
     DeliveryStatus,
     DeliveryView,
     DeployAccepted,
+    DeployReport,
     DeployView,
     GetIntegrationSettings,
     InboundPage,
@@ -31,17 +35,35 @@ from contracts.integrations import (
     InboundView,
     IntegrationSettingsView,
     IntegrationSource,
+    JsonAccepted,
+    JsonMapping,
+    JsonSourcePage,
+    JsonSourceRef,
+    JsonSourceView,
     ListDeliveries,
     ListInbound,
+    ListJsonSources,
     ListRejections,
+    ListSilences,
     ListWebhooks,
+    MappingPreview,
+    PagerDutyAccepted,
+    PreviewMapping,
     ReceiveAlerts,
+    ReceiveJson,
+    ReceivePagerDuty,
+    RecordChange,
     RecordDeploy,
     RecordRejection,
     RejectionPage,
     RejectionView,
     RetryDelivery,
+    SilencePage,
+    SilenceRef,
+    SilenceSpec,
+    SilenceView,
     UpdateIntegrationSettings,
+    UpdateJsonSource,
     UpdateWebhook,
     WebhookIssued,
     WebhookKind,
@@ -57,7 +79,19 @@ from contracts.subjects import (
 from integrations import db
 from integrations.alertmanager import InboundProcessor, new_delivery_id
 from integrations.crypto import SecretBox, load_box
-from integrations.domain import SECRET_PREFIX, url_problem
+from integrations.domain import (
+    SECRET_PREFIX,
+    MappingProblem,
+    Unreadable,
+    apply_mapping,
+    change_as_deploy,
+    compile_mapping,
+    json_notification,
+    pagerduty_group_key,
+    silence_problem,
+    silence_state,
+    url_problem,
+)
 from integrations.outbound import DeliveryLoop, enqueue_for
 from integrations.settings import IntegrationsSettings
 from runtime.consumer import Delivery
@@ -213,10 +247,47 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
         processor.kick()
         return AlertsAccepted(delivery_id=str(delivery_id), alerts=len(cmd.payload.alerts))
 
+    @service.command(_cmd("receive_pagerduty"), ReceivePagerDuty)
+    async def receive_pagerduty(cmd: ReceivePagerDuty) -> PagerDutyAccepted:
+        source, event = cmd.source, cmd.event
+        _require_scope(source, KeyScope.ALERTS_WRITE)
+        if event.dedup_key is None:
+            raise CommandFailed(ErrorCode.VALIDATION, "the gateway gives every event a dedup_key")
+        delivery_id, now = new_delivery_id(), datetime.now(UTC)
+        async with service.engine.begin() as conn:
+            await conn.execute(
+                db.inbound.insert().values(
+                    id=delivery_id,
+                    tenant_id=source.tenant_id,
+                    source=InboundSource.PAGERDUTY.value,
+                    key_id=source.key_id,
+                    correlation_id=cmd.correlation_id[:64],
+                    # Events of one dedup_key are one group: worked on in arrival order.
+                    group_key=pagerduty_group_key(event.dedup_key),
+                    alert_count=1,
+                    payload=event.model_dump(mode="json", by_alias=True),
+                    status=InboundStatus.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    received_at=now,
+                )
+            )
+        processor.kick()
+        return PagerDutyAccepted(delivery_id=str(delivery_id), dedup_key=event.dedup_key)
+
+    @service.command(_cmd("record_change"), RecordChange)
+    async def record_change(cmd: RecordChange) -> DeployAccepted:
+        _require_scope(cmd.source, KeyScope.DEPLOYS_WRITE)
+        return await _record_deploy(cmd.source, change_as_deploy(cmd.payload), cmd.correlation_id)
+
     @service.command(_cmd("record_deploy"), RecordDeploy)
     async def record_deploy(cmd: RecordDeploy) -> DeployAccepted:
-        source, report = cmd.source, cmd.deploy
-        _require_scope(source, KeyScope.DEPLOYS_WRITE)
+        _require_scope(cmd.source, KeyScope.DEPLOYS_WRITE)
+        return await _record_deploy(cmd.source, cmd.deploy, cmd.correlation_id)
+
+    async def _record_deploy(
+        source: IntegrationSource, report: DeployReport, correlation_id: str
+    ) -> DeployAccepted:
         now = datetime.now(UTC)
         if report.deployed_at is not None:
             # The same report sent twice (CI retrying a request) is the same deploy.
@@ -261,7 +332,7 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
                         tenant_id=source.tenant_id,
                         aggregate_id=deploy_id,
                         actor=source.actor,
-                        correlation_id=cmd.correlation_id,
+                        correlation_id=correlation_id,
                         data=DeployRecorded(
                             deploy_id=deploy_id,
                             service_name=row.service_name,
@@ -537,6 +608,274 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
         kick_deliveries()
         log.info("delivery_retried_by_hand", delivery_id=str(delivery_id), by=cmd.caller.user_id)
         return delivery_view(row)
+
+    # ---- generic JSON sources
+
+    def _compiled(mapping: JsonMapping) -> dict[str, Any]:
+        try:
+            return compile_mapping(mapping)
+        except MappingProblem as exc:
+            raise CommandFailed(
+                ErrorCode.VALIDATION,
+                str(exc),
+                [{"loc": ["body", "mapping", exc.field_name], "msg": str(exc), "type": "jmespath_error"}],
+            ) from exc
+
+    def json_source_view(row: Any) -> JsonSourceView:
+        return JsonSourceView(
+            id=str(row.id),
+            name=row.name,
+            mapping=JsonMapping.model_validate(row.mapping),
+            created_by=row.created_by,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @service.command(_cmd("preview_mapping"), PreviewMapping)
+    async def preview_mapping(cmd: PreviewMapping) -> MappingPreview:
+        _require_admin(cmd.caller)
+        compiled = _compiled(cmd.mapping)
+        try:
+            return MappingPreview(alert=apply_mapping(compiled, cmd.mapping, cmd.sample), problem=None)
+        except Unreadable as exc:
+            return MappingPreview(alert=None, problem=str(exc))
+
+    @service.command(_cmd("create_json_source"), CreateJsonSource)
+    async def create_json_source(cmd: CreateJsonSource) -> JsonSourceView:
+        caller = cmd.caller
+        _require_admin(caller)
+        _compiled(cmd.mapping)
+        now, source_id = datetime.now(UTC), new_delivery_id()
+        j = db.json_sources
+        async with service.engine.begin() as conn:
+            # Serialise creations of one tenant, so the cap holds under concurrent requests.
+            await conn.execute(select(j.c.id).where(j.c.tenant_id == caller.tenant_id).with_for_update())
+            mine = j.c.tenant_id == caller.tenant_id
+            count = await conn.scalar(select(func.count()).select_from(j).where(mine))
+            if (count or 0) >= settings.max_json_sources_per_tenant:
+                raise CommandFailed(
+                    ErrorCode.CONFLICT,
+                    f"an organisation has at most {settings.max_json_sources_per_tenant} JSON sources",
+                )
+            row = (
+                await conn.execute(
+                    j.insert()
+                    .values(
+                        id=source_id,
+                        tenant_id=caller.tenant_id,
+                        name=cmd.name,
+                        mapping=cmd.mapping.model_dump(mode="json"),
+                        created_by=caller.user_id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(j)
+                )
+            ).one()
+        return json_source_view(row)
+
+    @service.command(_cmd("list_json_sources"), ListJsonSources)
+    async def list_json_sources(cmd: ListJsonSources) -> JsonSourcePage:
+        _require_admin(cmd.caller)
+        j = db.json_sources
+        query = select(j).where(j.c.tenant_id == cmd.caller.tenant_id)
+        after = _cursor(cmd.cursor)
+        if after is not None:
+            query = query.where(j.c.id < after)
+        async with service.engine.connect() as conn:
+            rows = list((await conn.execute(query.order_by(j.c.id.desc()).limit(cmd.limit + 1))).all())
+        rows, next_cursor = _page(rows, cmd.limit)
+        return JsonSourcePage(items=[json_source_view(r) for r in rows], next_cursor=next_cursor)
+
+    async def _json_source(conn: Any, tenant_id: str, raw_id: str) -> Any:
+        j = db.json_sources
+        source_id = _id(raw_id, "JSON source")
+        row = (await conn.execute(select(j).where(j.c.id == source_id, j.c.tenant_id == tenant_id))).first()
+        if row is None:
+            raise CommandFailed(ErrorCode.NOT_FOUND, "JSON source not found")
+        return row
+
+    @service.command(_cmd("get_json_source"), JsonSourceRef)
+    async def get_json_source(cmd: JsonSourceRef) -> JsonSourceView:
+        _require_admin(cmd.caller)
+        async with service.engine.connect() as conn:
+            return json_source_view(await _json_source(conn, cmd.caller.tenant_id, cmd.source_id))
+
+    @service.command(_cmd("update_json_source"), UpdateJsonSource)
+    async def update_json_source(cmd: UpdateJsonSource) -> JsonSourceView:
+        caller = cmd.caller
+        _require_admin(caller)
+        values: dict[str, Any] = {}
+        if cmd.mapping is not None:
+            _compiled(cmd.mapping)
+            values["mapping"] = cmd.mapping.model_dump(mode="json")
+        if cmd.name is not None:
+            values["name"] = cmd.name
+        j = db.json_sources
+        async with service.engine.begin() as conn:
+            row = await _json_source(conn, caller.tenant_id, cmd.source_id)
+            values["updated_at"] = datetime.now(UTC)
+            row = (await conn.execute(update(j).where(j.c.id == row.id).values(**values).returning(j))).one()
+        return json_source_view(row)
+
+    @service.command(_cmd("delete_json_source"), JsonSourceRef)
+    async def delete_json_source(cmd: JsonSourceRef) -> Done:
+        _require_admin(cmd.caller)
+        j = db.json_sources
+        async with service.engine.begin() as conn:
+            row = await _json_source(conn, cmd.caller.tenant_id, cmd.source_id)
+            await conn.execute(delete(j).where(j.c.id == row.id))
+        return Done()
+
+    @service.command(_cmd("receive_json"), ReceiveJson)
+    async def receive_json(cmd: ReceiveJson) -> JsonAccepted:
+        """Read the body with the source's mapping now (the mapping may change later), and store what
+        it read as an alert notification; a body it cannot read is kept with the reason (a 422)."""
+        source = cmd.source
+        _require_scope(source, KeyScope.ALERTS_WRITE)
+        async with service.engine.connect() as conn:
+            row = await _json_source(conn, source.tenant_id, cmd.source_id)
+        mapping = JsonMapping.model_validate(row.mapping)
+        now = datetime.now(UTC)
+        try:
+            alert = apply_mapping(compile_mapping(mapping), mapping, cmd.body)
+            payload = json_notification(str(row.id), row.name, alert, cmd.body, now)
+        except (Unreadable, ValidationError) as exc:
+            reason = str(exc) if isinstance(exc, Unreadable) else f"the mapped alert is invalid: {exc}"
+            message = f"JSON source {row.name}: {reason}"[:500]
+            async with service.engine.begin() as conn:
+                await conn.execute(
+                    db.rejections.insert().values(
+                        id=new_delivery_id(),
+                        tenant_id=source.tenant_id,
+                        endpoint=InboundSource.JSON.value,
+                        key_id=source.key_id,
+                        received_at=now,
+                        message=message,
+                        details=[{"loc": ["body"], "msg": reason[:500], "type": "unreadable"}],
+                        body=cmd.raw[:REJECTED_BODY_KEPT],
+                        body_truncated=len(cmd.raw) > REJECTED_BODY_KEPT,
+                    )
+                )
+                await db.prune_rejections(conn, source.tenant_id, settings.rejections_kept_per_tenant)
+            raise CommandFailed(
+                ErrorCode.VALIDATION, message, [{"loc": ["body"], "msg": reason[:500], "type": "unreadable"}]
+            ) from exc
+        delivery_id = new_delivery_id()
+        async with service.engine.begin() as conn:
+            await conn.execute(
+                db.inbound.insert().values(
+                    id=delivery_id,
+                    tenant_id=source.tenant_id,
+                    source=InboundSource.JSON.value,
+                    key_id=source.key_id,
+                    correlation_id=cmd.correlation_id[:64],
+                    group_key=payload.groupKey,
+                    alert_count=1,
+                    payload=payload.model_dump(mode="json"),
+                    status=InboundStatus.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    received_at=now,
+                )
+            )
+        processor.kick()
+        return JsonAccepted(delivery_id=str(delivery_id), alert=alert)
+
+    # ---- maintenance windows and silences
+
+    def silence_view(row: Any, now: datetime) -> SilenceView:
+        spec = SilenceSpec.model_validate(row.spec)
+        state, change_at = silence_state(spec, now)
+        return SilenceView(
+            **spec.model_dump(),
+            id=str(row.id),
+            state=state,
+            next_change_at=change_at,
+            created_by=row.created_by,
+            created_at=row.created_at,
+        )
+
+    def _require_responder(caller: Caller) -> None:
+        if not caller.role.at_least(Role.RESPONDER):
+            raise CommandFailed(ErrorCode.FORBIDDEN, f"role {caller.role.value} may not manage silences")
+
+    @service.command(_cmd("create_silence"), CreateSilence)
+    async def create_silence(cmd: CreateSilence) -> SilenceView:
+        caller, spec = cmd.caller, cmd.silence
+        _require_responder(caller)
+        problem = silence_problem(spec)
+        if problem is not None:
+            where, why = problem
+            raise CommandFailed(
+                ErrorCode.VALIDATION,
+                f"{where}: {why}",
+                [{"loc": ["body", *where.split(".")], "msg": why, "type": "value_error"}],
+            )
+        now, silence_id = datetime.now(UTC), new_delivery_id()
+        s = db.silences
+        async with service.engine.begin() as conn:
+            await conn.execute(select(s.c.id).where(s.c.tenant_id == caller.tenant_id).with_for_update())
+            count = await conn.scalar(
+                select(func.count()).select_from(s).where(s.c.tenant_id == caller.tenant_id)
+            )
+            if (count or 0) >= settings.max_silences_per_tenant:
+                raise CommandFailed(
+                    ErrorCode.CONFLICT,
+                    f"an organisation has at most {settings.max_silences_per_tenant} silences",
+                )
+            row = (
+                await conn.execute(
+                    s.insert()
+                    .values(
+                        id=silence_id,
+                        tenant_id=caller.tenant_id,
+                        spec=spec.model_dump(mode="json"),
+                        created_by=caller.user_id,
+                        created_at=now,
+                    )
+                    .returning(s)
+                )
+            ).one()
+        log.info("silence_created", silence_id=str(silence_id), by=caller.user_id)
+        return silence_view(row, now)
+
+    @service.command(_cmd("list_silences"), ListSilences)
+    async def list_silences(cmd: ListSilences) -> SilencePage:
+        # At most max_silences_per_tenant rows: their states are worked out here, then paged.
+        now = datetime.now(UTC)
+        async with service.engine.connect() as conn:
+            rows = await db.tenant_silences(conn, cmd.caller.tenant_id)
+        after = _cursor(cmd.cursor)
+        views = [silence_view(r, now) for r in rows if after is None or r.id < after]
+        if cmd.state is not None:
+            views = [v for v in views if v.state is cmd.state]
+        page, next_cursor = _page(views, cmd.limit)
+        return SilencePage(items=page, next_cursor=next_cursor)
+
+    async def _silence_row(conn: Any, tenant_id: str, raw_id: str) -> Any:
+        s = db.silences
+        silence_id = _id(raw_id, "silence")
+        row = (await conn.execute(select(s).where(s.c.id == silence_id, s.c.tenant_id == tenant_id))).first()
+        if row is None:
+            raise CommandFailed(ErrorCode.NOT_FOUND, "silence not found")
+        return row
+
+    @service.command(_cmd("get_silence"), SilenceRef)
+    async def get_silence(cmd: SilenceRef) -> SilenceView:
+        async with service.engine.connect() as conn:
+            return silence_view(
+                await _silence_row(conn, cmd.caller.tenant_id, cmd.silence_id), datetime.now(UTC)
+            )
+
+    @service.command(_cmd("delete_silence"), SilenceRef)
+    async def delete_silence(cmd: SilenceRef) -> Done:
+        """Ends it now: alerts arriving from then on are not silenced (those recorded stay so)."""
+        _require_responder(cmd.caller)
+        async with service.engine.begin() as conn:
+            row = await _silence_row(conn, cmd.caller.tenant_id, cmd.silence_id)
+            await conn.execute(delete(db.silences).where(db.silences.c.id == row.id))
+        return Done()
 
     # ---- events to notifications
 

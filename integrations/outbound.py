@@ -44,6 +44,7 @@ from contracts.integrations import DeliveryStatus, NotifiedEvent, WebhookKind
 from integrations import db
 from integrations.crypto import SecretBox
 from integrations.domain import (
+    CHAT_MESSAGES,
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,
@@ -52,7 +53,6 @@ from integrations.domain import (
     backoff_seconds,
     retryable,
     signature_header,
-    slack_message,
 )
 from integrations.settings import IntegrationsSettings
 from runtime.consumer import RetryLater
@@ -118,7 +118,7 @@ def render(kind: str, event: EventEnvelope, raw: bytes, incident: Any, base_url:
         top_confidence=incident.top_confidence,
     )
     link = f"{base_url.rstrip('/')}/incidents/{incident.id}"
-    return json.dumps(slack_message(event.type, event.data, facts, link)).encode()
+    return json.dumps(CHAT_MESSAGES[kind](event.type, event.data, facts, link)).encode()
 
 
 async def enqueue_for(

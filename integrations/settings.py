@@ -24,6 +24,8 @@ class IntegrationsSettings(ServiceSettings):
     # Allow webhook URLs that point to loopback, private or link-local addresses (tests, on-premises).
     webhook_allow_private_targets: bool = False
     max_webhooks_per_tenant: int = Field(default=20, ge=1)
+    max_json_sources_per_tenant: int = Field(default=50, ge=1)
+    max_silences_per_tenant: int = Field(default=200, ge=1)
     # How often a replica looks for work that another replica stored or a crash left behind.
     poll_seconds: float = Field(default=1.0, gt=0)
     # Processing a stored Alertmanager notification: attempts before it is marked failed, back-off.

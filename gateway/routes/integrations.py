@@ -14,11 +14,15 @@ with bookkeeping nobody else consumes."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+import json
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any, Protocol, TypeVar
 
 import structlog
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, ValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from contracts import integrations as ci
 from contracts.commands import Done, ErrorCode
@@ -33,7 +37,20 @@ from gateway.schemas import (
     InboundDeliveryPage,
     IntegrationSettingsRead,
     IntegrationSettingsUpdate,
+    JsonAcceptedRead,
+    JsonSourceCreate,
+    JsonSourcePage,
+    JsonSourceRead,
+    JsonSourceUpdate,
+    MappingPreviewCreate,
+    MappingPreviewRead,
+    PagerDutyAcceptedRead,
+    PagerDutyChangeAcceptedRead,
+    PagerDutyErrorRead,
     RejectionPage,
+    SilenceCreate,
+    SilencePage,
+    SilenceRead,
     WebhookCreate,
     WebhookDeliveryPage,
     WebhookDeliveryRead,
@@ -42,7 +59,7 @@ from gateway.schemas import (
     WebhookSecretRead,
     WebhookUpdate,
 )
-from gateway.security import AdminDep, KeyCaller, integration_key
+from gateway.security import AdminDep, CallerDep, KeyCaller, check_integration_key, integration_key
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +77,14 @@ COMMAND = (504,)
 
 R = TypeVar("R", bound=BaseModel)
 M = TypeVar("M", bound=BaseModel)
+
+
+class _Keyed(Protocol):
+    @property
+    def routing_key(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Keyed)
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -95,38 +120,51 @@ async def _call(request: Request, command: str, body: dict[str, Any], reply: typ
     return result
 
 
+def _problems(exc: ValidationError) -> tuple[list[dict[str, Any]], str]:
+    """Each problem as `{loc, msg, type}`, and the first few in one line."""
+    details = [
+        {"loc": ["body", *err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    reasons = "; ".join(
+        f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in details[:5]
+    )
+    return details, reasons
+
+
+async def _keep_rejected(
+    request: Request, key: KeyCaller, endpoint: ci.InboundSource, message: str, details: Any, raw: bytes
+) -> None:
+    """A refused body, kept for admins with the reasons."""
+    try:
+        await _call(
+            request,
+            "record_rejection",
+            {
+                "source": _source(key),
+                "endpoint": endpoint.value,
+                "message": message,
+                "details": details,
+                "body": raw[: 4 * (ci.REJECTED_BODY_KEPT + 1)].decode("utf-8", errors="replace")[
+                    : ci.REJECTED_BODY_KEPT + 1
+                ],
+            },
+            Done,
+        )
+    except ApiError as unavailable:
+        # The sender still learns it was refused; only the admin's copy is missing.
+        log.warning("rejection_not_recorded", error=unavailable.message)
+
+
 async def _validated(request: Request, model: type[M], key: KeyCaller, endpoint: ci.InboundSource) -> M:
     """The body as `model`, or a 422 naming each problem; a refused body is kept for admins."""
     raw = await request.body()
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        details = [
-            {"loc": ["body", *err["loc"]], "msg": err["msg"], "type": err["type"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in details[:5]
-        )
+        details, reasons = _problems(exc)
         message = f"invalid {endpoint.value} payload: {reasons}"[:500]
-        try:
-            await _call(
-                request,
-                "record_rejection",
-                {
-                    "source": _source(key),
-                    "endpoint": endpoint.value,
-                    "message": message,
-                    "details": details,
-                    "body": raw[: 4 * (ci.REJECTED_BODY_KEPT + 1)].decode("utf-8", errors="replace")[
-                        : ci.REJECTED_BODY_KEPT + 1
-                    ],
-                },
-                Done,
-            )
-        except ApiError as unavailable:
-            # The sender still learns it was refused; only the admin's copy is missing.
-            log.warning("rejection_not_recorded", error=unavailable.message)
+        await _keep_rejected(request, key, endpoint, message, details, raw)
         raise ApiError(422, ErrorCode.VALIDATION.value, message, details) from exc
 
 
@@ -181,6 +219,329 @@ async def record_deploy(request: Request, response: Response, key: DeploysKey) -
     if not accepted.created:
         response.status_code = 200
     return DeployRead.model_validate(accepted.deploy.model_dump())
+
+
+# ---- PagerDuty Events API v2
+
+PAGERDUTY_EVENT: TypeAdapter[ci.PagerDutyTriggerEvent | ci.PagerDutyUpdateEvent] = TypeAdapter(
+    ci.PagerDutyEvent
+)
+
+
+def _adapter_body(adapter: TypeAdapter[Any]) -> dict[str, Any]:
+    schema = _inline_refs(adapter.json_schema())
+    # The mapping names `$defs` that are inlined now; the `event_action` constants tell the
+    # alternatives apart on their own.
+    schema.pop("discriminator", None)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _pd_error(status: int, title: str, message: str, errors: list[str]) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = PagerDutyErrorRead(status=title, message=message, errors=errors)
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+PD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": PagerDutyErrorRead,
+        "description": "Not JSON, or not an event PagerDuty would accept: `errors` names each problem "
+        "(PagerDuty's shape). Kept in `GET .../rejections` when the routing key is valid",
+    },
+    401: {
+        "model": PagerDutyErrorRead,
+        "description": "`routing_key` is not a live SRE Copilot integration key (PagerDuty's shape)",
+    },
+    403: {
+        "model": PagerDutyErrorRead,
+        "description": "The key lacks the scope this endpoint needs (PagerDuty's shape)",
+    },
+    **declare(*COMMAND),
+}
+
+
+async def _pd_read(
+    request: Request, read: Callable[[bytes], T], scope: KeyScope, endpoint: ci.InboundSource
+) -> tuple[T, KeyCaller] | JSONResponse:
+    """The event and the key its `routing_key` names, or PagerDuty's 400, 401 or 403. The body is
+    checked first (as PagerDuty does); a refused body is kept when its key is valid."""
+    raw = await request.body()
+    try:
+        event = read(raw)
+    except ValidationError as exc:
+        details, reasons = _problems(exc)
+        if any(d["type"] == "json_invalid" for d in details):
+            return _pd_error(
+                400, "Unrecognized object", "Event object format is unrecognized", ["JSON parse error"]
+            )
+        try:
+            sent = json.loads(raw)
+        except ValueError:
+            sent = None
+        routing_key = sent.get("routing_key") if isinstance(sent, dict) else None
+        if isinstance(routing_key, str):
+            try:
+                key = await check_integration_key(request, routing_key, [scope.value])
+            except ApiError:
+                pass
+            else:
+                message = f"invalid {endpoint.value} event: {reasons}"[:500]
+                await _keep_rejected(request, key, endpoint, message, details, raw)
+        errors = [f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in details[:20]]
+        return _pd_error(400, "invalid event", "Event object is invalid", errors)
+    try:
+        key = await check_integration_key(request, event.routing_key, [scope.value])
+    except ApiError as refused:
+        if refused.status == 401:
+            return _pd_error(401, "invalid routing key", refused.message, ["routing_key: " + refused.message])
+        if refused.status == 403:
+            return _pd_error(403, "forbidden", refused.message, ["routing_key: " + refused.message])
+        raise
+    return event, key
+
+
+@router.post(
+    "/pagerduty/v2/enqueue",
+    status_code=202,
+    response_model=PagerDutyAcceptedRead,
+    openapi_extra=_adapter_body(PAGERDUTY_EVENT),
+    responses=PD_RESPONSES,
+)
+async def pagerduty_enqueue(request: Request) -> Any:
+    """PagerDuty Events API v2, for anything that speaks it (Alertmanager's `pagerduty_configs`,
+    Grafana's PagerDuty contact point, Argo CD, ...): `routing_key` is an integration key holding
+    `alerts:write`. `trigger` opens an incident, or attaches to the open one of its `dedup_key`
+    (made and answered when absent); `acknowledge` acknowledges it; `resolve` resolves it (unless
+    auto-resolution is off in `/settings`). Answered once stored (202), as PagerDuty answers."""
+    read = await _pd_read(
+        request, PAGERDUTY_EVENT.validate_json, KeyScope.ALERTS_WRITE, ci.InboundSource.PAGERDUTY
+    )
+    if isinstance(read, JSONResponse):
+        return read
+    event, key = read
+    alert = event.model_dump(mode="json", by_alias=True, exclude={"routing_key"})
+    alert["dedup_key"] = event.dedup_key or uuid.uuid4().hex
+    accepted = await _call(
+        request, "receive_pagerduty", {"source": _source(key), "event": alert}, ci.PagerDutyAccepted
+    )
+    return PagerDutyAcceptedRead(dedup_key=accepted.dedup_key)
+
+
+@router.post(
+    "/pagerduty/v2/change/enqueue",
+    status_code=202,
+    response_model=PagerDutyChangeAcceptedRead,
+    openapi_extra=_json_body(ci.PagerDutyChange),
+    responses=PD_RESPONSES,
+)
+async def pagerduty_change(request: Request) -> Any:
+    """A PagerDuty change event, with an integration key holding `deploys:write` as `routing_key`:
+    recorded as a deploy (`deploy.recorded`). The service is `custom_details.service` (else
+    `payload.source`), the version `custom_details.version` (else the summary), the environment
+    `custom_details.environment` (else `unknown`); the same change sent twice with its timestamp is
+    recorded once."""
+    read = await _pd_read(
+        request,
+        ci.PagerDutyChange.model_validate_json,
+        KeyScope.DEPLOYS_WRITE,
+        ci.InboundSource.PAGERDUTY_CHANGE,
+    )
+    if isinstance(read, JSONResponse):
+        return read
+    change, key = read
+    await _call(
+        request,
+        "record_change",
+        {
+            "source": _source(key),
+            "payload": change.payload.model_dump(mode="json"),
+            "links": [link.model_dump(mode="json") for link in change.links],
+        },
+        ci.DeployAccepted,
+    )
+    return PagerDutyChangeAcceptedRead()
+
+
+# ---- generic JSON sources
+
+SourceId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+
+
+@router.post(
+    "/json/{source_id}",
+    status_code=202,
+    response_model=JsonAcceptedRead,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"description": "Any JSON the source's mapping reads"}}
+            },
+        }
+    },
+    responses=declare(*COMMAND),
+)
+async def receive_json(source_id: SourceId, request: Request, key: AlertsKey) -> JsonAcceptedRead:
+    """Any JSON body, read with the JMESPath mapping of the JSON source `source_id` (see
+    `/json-sources`), with a key holding `alerts:write`. Answered once stored (202) with what the
+    mapping read; one open incident per dedup key, resolved when a body reads as resolved. A body
+    that is not JSON, or that the mapping cannot read (no title, a status that is neither firing nor
+    resolved, ...), is a 422 with the reason, and kept in `GET .../rejections`."""
+    raw = await request.body()
+    text = raw[: 4 * (ci.REJECTED_BODY_KEPT + 1)].decode("utf-8", errors="replace").replace("\x00", "")
+    try:
+        # An integer too long for Python's int-from-text limit is kept as its digits.
+        body = json.loads(raw, parse_int=lambda digits: int(digits) if len(digits) <= 4_000 else digits)
+    except ValueError as exc:
+        message = f"invalid {ci.InboundSource.JSON.value} payload: not JSON ({exc})"[:500]
+        details = [{"loc": ["body"], "msg": str(exc), "type": "json_invalid"}]
+        await _keep_rejected(request, key, ci.InboundSource.JSON, message, details, raw.replace(b"\x00", b""))
+        raise ApiError(422, ErrorCode.VALIDATION.value, message, details) from exc
+    accepted = await _call(
+        request,
+        "receive_json",
+        {
+            "source": _source(key),
+            "source_id": source_id,
+            "body": body,
+            "raw": text[: ci.REJECTED_BODY_KEPT + 1],
+        },
+        ci.JsonAccepted,
+    )
+    return JsonAcceptedRead(delivery_id=accepted.delivery_id, alert=accepted.alert)
+
+
+@router.post("/json-sources/preview", response_model=MappingPreviewRead, responses=declare(*COMMAND))
+async def preview_mapping(
+    body: MappingPreviewCreate, caller: AdminDep, request: Request
+) -> MappingPreviewRead:
+    """What `sample` (a body as the sender sends it) reads as with `mapping`, before it is saved:
+    `alert`, or `problem` saying which expression found what. A mapping that does not compile is a
+    422 naming the field and its expression."""
+    preview = await _call(
+        request,
+        "preview_mapping",
+        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
+        ci.MappingPreview,
+    )
+    return MappingPreviewRead.model_validate(preview.model_dump())
+
+
+@router.post(
+    "/json-sources", status_code=201, response_model=JsonSourceRead, responses=declare(409, *COMMAND)
+)
+async def create_json_source(body: JsonSourceCreate, caller: AdminDep, request: Request) -> JsonSourceRead:
+    """A generic JSON source: a name and a JMESPath mapping (`title` required; `severity`,
+    `dedup_key`, `status`, `service`, `labels`). Senders POST to `/json/{id}`. A mapping that does
+    not compile is a 422 naming the expression."""
+    view = await _call(
+        request,
+        "create_json_source",
+        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
+        ci.JsonSourceView,
+    )
+    return JsonSourceRead.model_validate(view.model_dump())
+
+
+@router.get("/json-sources", response_model=JsonSourcePage, responses=declare(*COMMAND))
+async def list_json_sources(
+    caller: AdminDep, request: Request, limit: Limit = 50, cursor: Cursor = None
+) -> JsonSourcePage:
+    page = await _call(
+        request,
+        "list_json_sources",
+        {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
+        ci.JsonSourcePage,
+    )
+    return JsonSourcePage.model_validate(page.model_dump())
+
+
+@router.get("/json-sources/{source_id}", response_model=JsonSourceRead, responses=declare(*COMMAND))
+async def get_json_source(source_id: SourceId, caller: AdminDep, request: Request) -> JsonSourceRead:
+    view = await _call(
+        request, "get_json_source", {"caller": caller.model_dump(), "source_id": source_id}, ci.JsonSourceView
+    )
+    return JsonSourceRead.model_validate(view.model_dump())
+
+
+@router.patch("/json-sources/{source_id}", response_model=JsonSourceRead, responses=declare(*COMMAND))
+async def update_json_source(
+    source_id: SourceId, body: JsonSourceUpdate, caller: AdminDep, request: Request
+) -> JsonSourceRead:
+    """Rename it or change its mapping: bodies received from then on are read with the new one."""
+    view = await _call(
+        request,
+        "update_json_source",
+        {
+            "caller": caller.model_dump(),
+            "source_id": source_id,
+            **body.model_dump(mode="json", exclude_unset=True),
+        },
+        ci.JsonSourceView,
+    )
+    return JsonSourceRead.model_validate(view.model_dump())
+
+
+@router.delete("/json-sources/{source_id}", status_code=204, responses=declare(*COMMAND))
+async def delete_json_source(source_id: SourceId, caller: AdminDep, request: Request) -> Response:
+    """Delete it: bodies sent to it are refused from then on (404)."""
+    await _call(request, "delete_json_source", {"caller": caller.model_dump(), "source_id": source_id}, Done)
+    return Response(status_code=204)
+
+
+# ---- maintenance windows and silences
+
+SilenceId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+
+
+@router.post("/silences", status_code=201, response_model=SilenceRead, responses=declare(409, *COMMAND))
+async def create_silence(body: SilenceCreate, caller: CallerDep, request: Request) -> SilenceRead:
+    """A maintenance window or silence (responders and up): firing alerts of `services` and/or
+    matching every matcher (`label`, `op` `=`/`!=`/`=~`/`!~`, `value`), arriving while it is on, are
+    recorded (`silenced` in `GET .../inbound`) and open no incident, page and notify nobody. One-off
+    (`starts_at` to `ends_at`) or weekly (`recurrence`: `weekdays`, `start_time`, `duration_minutes`,
+    `timezone`, between `starts_at` and `ends_at` if given)."""
+    view = await _call(
+        request,
+        "create_silence",
+        {"caller": caller.model_dump(), "silence": body.model_dump(mode="json")},
+        ci.SilenceView,
+    )
+    return SilenceRead.model_validate(view.model_dump())
+
+
+@router.get("/silences", response_model=SilencePage, responses=declare(*COMMAND))
+async def list_silences(
+    caller: CallerDep,
+    request: Request,
+    state: ci.SilenceState | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> SilencePage:
+    """Silences newest first, each `active` (with when it ends), `upcoming` (with when it starts) or
+    `expired`; `state` keeps one kind."""
+    page = await _call(
+        request,
+        "list_silences",
+        {"caller": caller.model_dump(), "state": state, "limit": limit, "cursor": cursor},
+        ci.SilencePage,
+    )
+    return SilencePage.model_validate(page.model_dump())
+
+
+@router.get("/silences/{silence_id}", response_model=SilenceRead, responses=declare(*COMMAND))
+async def get_silence(silence_id: SilenceId, caller: CallerDep, request: Request) -> SilenceRead:
+    view = await _call(
+        request, "get_silence", {"caller": caller.model_dump(), "silence_id": silence_id}, ci.SilenceView
+    )
+    return SilenceRead.model_validate(view.model_dump())
+
+
+@router.delete("/silences/{silence_id}", status_code=204, responses=declare(*COMMAND))
+async def delete_silence(silence_id: SilenceId, caller: CallerDep, request: Request) -> Response:
+    """End it now: alerts arriving from then on are not silenced."""
+    await _call(request, "delete_silence", {"caller": caller.model_dump(), "silence_id": silence_id}, Done)
+    return Response(status_code=204)
 
 
 @router.get("/rejections", response_model=RejectionPage, responses=declare(*COMMAND))

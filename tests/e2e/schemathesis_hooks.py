@@ -6,14 +6,25 @@ No check is turned off or relaxed here, and no failure is filtered.
   three distinct characters. Valid passwords are generated with auth's own rule and list.
 - `Idempotency-Key`: the same key with another body is a documented 422 (IETF httpapi draft). A
   generator draws the same short keys over and over; a well-formed key is made unique per request,
-  as a client does. Malformed keys (empty, too long, not printable ASCII) are sent as generated."""
+  as a client does. Malformed keys (empty, too long, not printable ASCII) are sent as generated.
+- `format: jmespath` (JSON source mappings), `format: python-regex` (silence matchers) and
+  `format: iana-time-zone` (recurring silences): integrations compiles the expression or looks the
+  zone up (a 422 otherwise). Valid ones are generated from a list of each; a phase that draws plain
+  strings for them (coverage) has a schema-valid one that does not compile replaced by a valid one, as
+  a client writes what it means. Malformed ones (blank, too long, NUL) are sent as generated.
+- PagerDuty Events v2 (`/integrations/pagerduty/...`): the `routing_key` in the body is an integration
+  key, which no generator can guess. A well-formed one (a string the schema allows) is replaced by the
+  identity's own credential, as a sender configured with its key sends it; a malformed one is sent
+  as generated. (The owner's and peer's credentials are access tokens: 401, as documented.)"""
 
 from __future__ import annotations
 
 import re
 import uuid
+import zoneinfo
 from typing import Any
 
+import jmespath
 import schemathesis
 from hypothesis import strategies as st
 
@@ -22,6 +33,8 @@ from auth.passwords import common_passwords
 from gateway.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 
 KEY_HEADER = "Idempotency-Key"
+MAX_ROUTING_KEY = 256
+ZONE_SHAPE = re.compile(r"[A-Za-z0-9_+\-/]+")
 WELL_FORMED_KEY = re.compile(KEY_PATTERN)
 
 schemathesis.openapi.format(
@@ -32,9 +45,86 @@ schemathesis.openapi.format(
 )
 
 
+schemathesis.openapi.format(
+    "jmespath",
+    st.sampled_from(
+        [
+            "title",
+            "alert.name",
+            "a.b[0].c",
+            "items[?level=='high'].name | [0]",
+            "join(' ', [a, b])",
+            "`1`",
+            "@",
+        ]
+    ),
+)
+schemathesis.openapi.format(
+    "python-regex", st.sampled_from(["db-.*", "[a-z]+", "prod|staging", ".*", "x?y{1,3}"])
+)
+schemathesis.openapi.format("iana-time-zone", st.sampled_from(["UTC", "Europe/Paris", "America/New_York"]))
+
+
+MAX_EXPRESSION = 1_000
+MAX_ZONE = 64
+
+
+def _compiles(kind: str, value: str) -> bool:
+    try:
+        if kind == "jmespath":
+            jmespath.compile(value)
+        elif kind == "regex":
+            re.compile(value)
+        else:
+            zoneinfo.ZoneInfo(value)
+    except Exception:
+        return False
+    return True
+
+
+def _well_formed(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit and "\x00" not in value and bool(value.strip())
+
+
+def _mend_formats(path: str, body: Any) -> None:
+    """Schema-valid expressions, regular expressions and zones that do not compile, made valid."""
+    if not isinstance(body, dict):
+        return
+    mapping = body.get("mapping")
+    if "/integrations/json-sources" in path and isinstance(mapping, dict):
+        for name, value in mapping.items():
+            if _well_formed(value, MAX_EXPRESSION) and not _compiles("jmespath", value):
+                mapping[name] = "title"
+    if path.endswith("/integrations/silences"):
+        for matcher in body.get("matchers") or []:
+            if isinstance(matcher, dict) and matcher.get("op") in ("=~", "!~"):
+                value = matcher.get("value")
+                if isinstance(value, str) and len(value) <= MAX_EXPRESSION and "\x00" not in value:
+                    if not _compiles("regex", value):
+                        matcher["value"] = ".*"
+        recurrence = body.get("recurrence")
+        if isinstance(recurrence, dict):
+            zone = recurrence.get("timezone")
+            if isinstance(zone, str) and _well_formed(zone, MAX_ZONE) and ZONE_SHAPE.fullmatch(zone):
+                if not _compiles("zone", zone):
+                    recurrence["timezone"] = "UTC"
+
+
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     headers = case.headers or {}
     key = headers.get(KEY_HEADER)
     if isinstance(key, str) and len(key) <= MAX_KEY_LENGTH and WELL_FORMED_KEY.fullmatch(key):
         headers[KEY_HEADER] = str(uuid.uuid4())
+    body = case.body
+    _mend_formats(case.path, body)
+    credential = headers.get("Authorization", "")
+    if (
+        "/integrations/pagerduty/" in case.path
+        and isinstance(body, dict)
+        and isinstance(body.get("routing_key"), str)
+        and 1 <= len(body["routing_key"]) <= MAX_ROUTING_KEY
+        and "\x00" not in body["routing_key"]
+        and credential.startswith("Bearer ")
+    ):
+        body["routing_key"] = credential.removeprefix("Bearer ")

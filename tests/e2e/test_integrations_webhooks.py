@@ -1,5 +1,6 @@
 """Outbound webhooks against real HTTP receivers the tests start on 127.0.0.1: signed generic
-webhooks verified with the README's own snippet, Slack Block Kit messages, retries on 5xx, failure
+webhooks verified with the README's own snippet, Slack Block Kit messages, Teams, Mattermost and
+Discord messages checked against their services' documented formats, retries on 5xx, failure
 after the last attempt and a retry by hand, and a hanging receiver that blocks nobody else."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
@@ -22,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import INCIDENT, WEBHOOK_ENCRYPTION_KEY, Tenant, register_tenant
 from tests.e2e.test_integrations_alertmanager import eventually
+from tests.unit.test_integrations_messages import SCHEMAS
 
 pytestmark = pytest.mark.e2e
 
@@ -74,9 +77,11 @@ class Receiver:
                         receiver.held -= 1
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Length", "2")
+                    # A 204 (Discord's answer) has no body.
+                    self.send_header("Content-Length", "0" if status == 204 else "2")
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    if status != 204:
+                        self.wfile.write(b"ok")
                 except OSError:
                     pass  # the sender gave up waiting
 
@@ -252,6 +257,47 @@ async def test_slack_gets_a_block_kit_message_with_the_top_hypothesis(
     assert "Hypotheses ready" in texts(ready)
     # Slack is not sent a signature: its URL is its secret.
     assert all("SRE-Copilot-Signature" not in r.headers for r in slack.requests)
+
+
+@pytest.mark.parametrize(("kind", "answer"), [("teams", 202), ("mattermost", 200), ("discord", 204)])
+async def test_chat_targets_get_their_format_with_the_same_retries(
+    client: httpx.AsyncClient, tenant: Tenant, receivers: list[Receiver], kind: str, answer: int
+) -> None:
+    """Each answers as the real service does on success (Teams' Workflows 202, Mattermost 200, Discord
+    204); a 429 and a 503 first are retried like any webhook's."""
+    chat = start(receivers, statuses=[429, 503], status=answer)
+    hook = await create_webhook(
+        client, tenant, kind=kind, name=kind, url=chat.url, event_types=["incident.created"]
+    )
+    assert hook["kind"] == kind and hook["secret"] is None
+    incident = await open_incident(client, tenant)
+    delivered = await delivery_in(client, tenant, hook["id"], "succeeded")
+    assert delivered["attempts"] == 3 and delivered["last_status_code"] == answer
+    bodies = chat.bodies()
+    assert len(bodies) == 3 and all(body == bodies[0] for body in bodies)
+    jsonschema.validate(bodies[0], SCHEMAS[kind])
+    assert incident["key"] in json.dumps(bodies[0], ensure_ascii=False)
+    assert INCIDENT["title"] in json.dumps(bodies[0], ensure_ascii=False)
+    assert f"http://127.0.0.1:8000/incidents/{incident['id']}" in json.dumps(bodies[0])
+    assert all(r.headers["Content-Type"] == "application/json" for r in chat.requests)
+    assert all("SRE-Copilot-Signature" not in r.headers for r in chat.requests)
+
+
+async def test_a_chat_delivery_refused_fails_and_is_retried_by_hand(
+    client: httpx.AsyncClient, tenant: Tenant, receivers: list[Receiver]
+) -> None:
+    discord = start(receivers, status=400)  # Discord's answer to a message it refuses
+    hook = await create_webhook(client, tenant, kind="discord", name="ops", url=discord.url)
+    await open_incident(client, tenant)
+    failed = await delivery_in(client, tenant, hook["id"], "failed")
+    assert failed["attempts"] == 1 and failed["last_error"].startswith("HTTP 400")
+    discord.status = 204
+    retry = await client.post(
+        f"/api/v1/integrations/webhooks/{hook['id']}/deliveries/{failed['id']}/retry", headers=tenant.auth
+    )
+    assert retry.status_code == 202, retry.text
+    delivered = await delivery_in(client, tenant, hook["id"], "succeeded")
+    assert delivered["id"] == failed["id"] and delivered["last_status_code"] == 204
 
 
 async def test_a_5xx_is_retried_until_it_succeeds(

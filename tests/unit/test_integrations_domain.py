@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -260,3 +261,231 @@ def test_the_slack_message_names_severity_state_service_hypothesis_and_link() ->
         "incident.created", {}, IncidentFacts("i", "INC-1", "t", "s", "low", "detected"), "l"
     )
     assert "_pending_" in str(pending)
+
+
+# ---- PagerDuty Events v2
+
+
+def test_a_pagerduty_trigger_reads_as_one_alert_of_its_dedup_key() -> None:
+    from pydantic import TypeAdapter
+
+    from contracts.integrations import PagerDutyAlert
+    from integrations.domain import pagerduty_group_key, pagerduty_notification
+
+    received = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+    event = TypeAdapter(PagerDutyAlert).validate_python(
+        {
+            "event_action": "trigger",
+            "dedup_key": "srv01/mysql",
+            "payload": {
+                "summary": "DISK at 99% on machine prod-datapipe03.example.com",
+                "timestamp": "2015-07-17T08:42:58.315+0000",
+                "severity": "error",
+                "source": "prod-datapipe03.example.com",
+                "component": "mysql",
+                "group": "prod-datapipe",
+                "class": "disk",
+                "custom_details": {"free space": "1%", "load avg": 0.75},
+            },
+            "client": "x" * 1_000,
+            "links": [{"href": "http://pagerduty.example.com", "text": "An example link."}],
+            "images": [{"src": "https://chart.example.com/c.png"}],
+        }
+    )
+    payload = pagerduty_notification(event, received)
+    [alert] = payload.alerts
+    assert payload.groupKey == pagerduty_group_key("srv01/mysql") and alert.status == "firing"
+    assert alert.startsAt == datetime(2015, 7, 17, 8, 42, 58, 315_000, tzinfo=UTC)
+    assert alert.labels["service"] == "mysql" and alert.labels["alertname"] == "disk"
+    assert map_severity(alert.labels["severity"]) is Severity.HIGH
+    assert alert.annotations["summary"].startswith("DISK at 99%")
+    description = alert.annotations["description"]
+    assert "free space: 1%" in description and "load avg: 0.75" in description
+    assert "An example link.: http://pagerduty.example.com" in description
+    assert alert.generatorURL == "http://pagerduty.example.com"
+    # The same dedup_key is the same alert; a resolve without payload names it too.
+    resolve = TypeAdapter(PagerDutyAlert).validate_python(
+        {"event_action": "resolve", "dedup_key": "srv01/mysql"}
+    )
+    [ended] = pagerduty_notification(resolve, received).alerts
+    assert ended.fingerprint == alert.fingerprint and ended.status == "resolved"
+    assert ended.startsAt == received
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2026-11-25T09:00:00Z", datetime(2026, 11, 25, 9, tzinfo=UTC)),
+        ("2026-11-25T10:00:00+0100", datetime(2026, 11, 25, 9, tzinfo=UTC)),
+        ("2026-11-25T09:00:00", None),  # no offset: unknown
+        ("yesterday", None),
+        ("0001-01-01T00:00:00+01:00", None),
+        ("", None),
+    ],
+)
+def test_pagerduty_timestamps(raw: str, expected: datetime | None) -> None:
+    from integrations.domain import read_timestamp
+
+    assert read_timestamp(raw) == expected
+
+
+def test_a_change_event_reads_as_a_deploy() -> None:
+    from contracts.integrations import PagerDutyChangePayload
+    from integrations.domain import change_as_deploy
+
+    full = change_as_deploy(
+        PagerDutyChangePayload.model_validate(
+            {
+                "summary": "Build Success: Increase snapshot create timeout to 30 seconds",
+                "timestamp": "2020-07-17T08:42:58.315+0000",
+                "source": "acme-build-pipeline-tool-default-i-9999",
+                "custom_details": {"service": "api", "version": 42, "env": "prod", "sha": "abc123"},
+            }
+        )
+    )
+    assert (full.service_name, full.version, full.environment, full.commit) == ("api", "42", "prod", "abc123")
+    assert full.deployed_at == datetime(2020, 7, 17, 8, 42, 58, 315_000, tzinfo=UTC)
+    bare = change_as_deploy(
+        PagerDutyChangePayload.model_validate({"summary": "  shipped  it ", "source": "!!"})
+    )
+    assert (bare.service_name, bare.version, bare.environment, bare.deployed_at) == (
+        "unknown",
+        "shipped it",
+        "unknown",
+        None,
+    )
+
+
+# ---- generic JSON mappings
+
+
+def test_a_mapping_reads_a_body_and_says_why_it_cannot() -> None:
+    from contracts.integrations import JsonMapping
+    from integrations.domain import MappingProblem, Unreadable, apply_mapping, compile_mapping
+
+    mapping = JsonMapping(
+        title="alert.name",
+        severity="alert.level",
+        status="state",
+        labels="alert.tags",
+        service="alert.tags.team",
+    )
+    compiled = compile_mapping(mapping)
+    body = {"alert": {"name": "Disk\x00 full", "level": 2, "tags": {"team": "db", "n": 3, "deep": {"a": 1}}}}
+    alert = apply_mapping(compiled, mapping, {**body, "state": "OK"})
+    assert (alert.title, alert.status, alert.service) == ("Disk full", "resolved", "db")
+    assert alert.severity == "medium"  # an unknown word: worth a look, not a page
+    assert alert.labels == {"team": "db", "n": "3", "deep": '{"a": 1}'}
+    # No dedup_key expression: the same alert reads the same key every time.
+    assert alert.dedup_key == apply_mapping(compiled, mapping, body).dedup_key
+    assert apply_mapping(compiled, mapping, body).status == "firing"
+
+    with pytest.raises(Unreadable, match=r"title: `alert\.name` found no text"):
+        apply_mapping(compiled, mapping, {"alert": {"name": {"nested": True}}})
+    with pytest.raises(Unreadable, match=r"labels: `alert\.tags` found list"):
+        apply_mapping(compiled, mapping, {"alert": {"name": "x", "tags": [1]}})
+    with pytest.raises(Unreadable, match="neither firing nor resolved"):
+        apply_mapping(compiled, mapping, {**body, "state": "snoozed"})
+    with pytest.raises(MappingProblem) as problem:
+        compile_mapping(JsonMapping(title="ok", service="tags.[0"))
+    assert problem.value.field_name == "service" and "`tags.[0`" in str(problem.value)
+
+
+# ---- maintenance windows and silences
+
+
+def _silence(**fields: object) -> Any:
+    from contracts.integrations import SilenceSpec
+
+    return SilenceSpec.model_validate({"name": "maintenance", "services": ["checkout"], **fields})
+
+
+def test_a_one_off_window_is_upcoming_active_then_expired() -> None:
+    from contracts.integrations import SilenceState
+    from integrations.domain import silence_matches, silence_state
+
+    start = datetime(2026, 11, 25, 22, tzinfo=UTC)
+    window = _silence(starts_at=start.isoformat(), duration_minutes=120)
+    assert silence_state(window, start - timedelta(seconds=1)) == (SilenceState.UPCOMING, start)
+    assert silence_state(window, start) == (SilenceState.ACTIVE, start + timedelta(hours=2))
+    assert silence_state(window, start + timedelta(hours=2)) == (SilenceState.EXPIRED, None)
+    during = start + timedelta(minutes=30)
+    assert silence_matches(window, {}, "checkout", during)
+    assert not silence_matches(window, {}, "billing", during)
+    assert not silence_matches(window, {}, "checkout", start + timedelta(hours=3))
+
+
+def test_matchers_all_hold_and_a_missing_label_reads_as_empty() -> None:
+    from integrations.domain import silence_matches
+
+    start = datetime(2026, 11, 25, tzinfo=UTC)
+    window = _silence(
+        services=[],
+        starts_at=start.isoformat(),
+        duration_minutes=60,
+        matchers=[
+            {"label": "env", "value": "staging"},
+            {"label": "instance", "op": "=~", "value": "db-[0-9]+"},
+            {"label": "team", "op": "!=", "value": "payments"},
+            {"label": "canary", "op": "!~", "value": "true|yes"},
+        ],
+    )
+    at = start + timedelta(minutes=1)
+    assert silence_matches(window, {"env": "staging", "instance": "db-12"}, "x", at)
+    assert not silence_matches(window, {"env": "staging", "instance": "db-12x"}, "x", at)  # whole value
+    assert not silence_matches(window, {"env": "staging", "instance": "db-1", "team": "payments"}, "x", at)
+    assert not silence_matches(window, {"env": "staging", "instance": "db-1", "canary": "yes"}, "x", at)
+    assert not silence_matches(window, {"env": "prod", "instance": "db-1"}, "x", at)
+
+
+def test_a_weekly_window_opens_on_its_days_in_its_time_zone() -> None:
+    from contracts.integrations import SilenceState
+    from integrations.domain import silence_state
+
+    # Sundays and Wednesdays, 02:00-04:00 Paris time (01:00 UTC in winter), from 2026-11-01 to 2026-12-31.
+    first = datetime(2026, 11, 1, 1, tzinfo=UTC)  # a Sunday, 02:00 in Paris
+    window = _silence(
+        starts_at=first.isoformat(),
+        duration_minutes=120,
+        recurrence={"weekdays": ["sun", "wed"], "timezone": "Europe/Paris", "until": "2026-12-31T00:00:00Z"},
+    )
+    wednesday = datetime(2026, 11, 25, 1, 30, tzinfo=UTC)
+    assert silence_state(window, wednesday) == (SilenceState.ACTIVE, datetime(2026, 11, 25, 3, tzinfo=UTC))
+    thursday = datetime(2026, 11, 26, 1, 30, tzinfo=UTC)
+    assert silence_state(window, thursday) == (SilenceState.UPCOMING, datetime(2026, 11, 29, 1, tzinfo=UTC))
+    assert silence_state(window, datetime(2026, 10, 1, tzinfo=UTC)) == (SilenceState.UPCOMING, first)
+    assert silence_state(window, datetime(2026, 12, 31, tzinfo=UTC)) == (SilenceState.EXPIRED, None)
+
+
+def test_what_the_schema_cannot_check_is_named() -> None:
+    from pydantic import ValidationError
+
+    from integrations.domain import silence_problem
+
+    start = "2026-11-25T00:00:00Z"
+    bad_zone = _silence(
+        starts_at=start, duration_minutes=5, recurrence={"weekdays": ["mon"], "timezone": "Mars/Olympus"}
+    )
+    assert silence_problem(bad_zone) == ("recurrence.timezone", "'Mars/Olympus' is not an IANA time zone")
+    bad_regex = _silence(
+        starts_at=start, duration_minutes=5, matchers=[{"label": "a", "op": "=~", "value": "("}]
+    )
+    assert silence_problem(bad_regex) is not None and silence_problem(bad_regex)[0] == "matchers.0.value"  # type: ignore[index]
+    with pytest.raises(ValidationError, match="at least one service or one matcher"):
+        _silence(services=[], starts_at=start, duration_minutes=5)
+
+
+@pytest.mark.parametrize(
+    "start", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59-01:00"]
+)
+@pytest.mark.parametrize("weekly", [False, True])
+def test_windows_at_the_ends_of_time_have_a_state(start: str, weekly: bool) -> None:
+    from contracts.integrations import SilenceState
+    from integrations.domain import silence_matches, silence_state
+
+    recurrence = {"weekdays": ["mon", "sun"], "timezone": "Pacific/Kiritimati"} if weekly else None
+    window = _silence(starts_at=start, duration_minutes=527_040, recurrence=recurrence)
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    state, _ = silence_state(window, now)
+    assert state is (SilenceState.UPCOMING if start.startswith("9999") else state)
+    assert silence_matches(window, {}, "checkout", now) is (state is SilenceState.ACTIVE)

@@ -1,8 +1,10 @@
 import { Navigate, Route, Routes, useLocation } from "react-router";
 import { useAuth } from "./auth/AuthContext";
 import { Layout } from "./components/Layout";
+import { JsonSourcesPage } from "./pages/admin/JsonSourcesPage";
 import { KeysPage } from "./pages/admin/KeysPage";
 import { PeoplePage } from "./pages/admin/PeoplePage";
+import { SilencesPage } from "./pages/admin/SilencesPage";
 import { WebhooksPage } from "./pages/admin/WebhooksPage";
 import { AcceptInvitePage, LoginPage, RegisterPage } from "./pages/AuthPages";
 import { DashboardPage } from "./pages/DashboardPage";
@@ -47,6 +49,8 @@ export function App() {
         <Route path="admin/people" element={<PeoplePage />} />
         <Route path="admin/keys" element={<KeysPage />} />
         <Route path="admin/webhooks" element={<WebhooksPage />} />
+        <Route path="admin/json-sources" element={<JsonSourcesPage />} />
+        <Route path="silences" element={<SilencesPage />} />
         <Route path="*" element={<NotFoundPage />} />
       </Route>
     </Routes>

@@ -409,6 +409,198 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/integrations/pagerduty/v2/enqueue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pagerduty Enqueue
+         * @description PagerDuty Events API v2, for anything that speaks it (Alertmanager's `pagerduty_configs`,
+         *     Grafana's PagerDuty contact point, Argo CD, ...): `routing_key` is an integration key holding
+         *     `alerts:write`. `trigger` opens an incident, or attaches to the open one of its `dedup_key`
+         *     (made and answered when absent); `acknowledge` acknowledges it; `resolve` resolves it (unless
+         *     auto-resolution is off in `/settings`). Answered once stored (202), as PagerDuty answers.
+         */
+        post: operations["pagerduty_enqueue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/pagerduty/v2/change/enqueue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pagerduty Change
+         * @description A PagerDuty change event, with an integration key holding `deploys:write` as `routing_key`:
+         *     recorded as a deploy (`deploy.recorded`). The service is `custom_details.service` (else
+         *     `payload.source`), the version `custom_details.version` (else the summary), the environment
+         *     `custom_details.environment` (else `unknown`); the same change sent twice with its timestamp is
+         *     recorded once.
+         */
+        post: operations["pagerduty_change"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/json/{source_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Receive Json
+         * @description Any JSON body, read with the JMESPath mapping of the JSON source `source_id` (see
+         *     `/json-sources`), with a key holding `alerts:write`. Answered once stored (202) with what the
+         *     mapping read; one open incident per dedup key, resolved when a body reads as resolved. A body
+         *     that is not JSON, or that the mapping cannot read (no title, a status that is neither firing nor
+         *     resolved, ...), is a 422 with the reason, and kept in `GET .../rejections`.
+         */
+        post: operations["receive_json"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/json-sources/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview Mapping
+         * @description What `sample` (a body as the sender sends it) reads as with `mapping`, before it is saved:
+         *     `alert`, or `problem` saying which expression found what. A mapping that does not compile is a
+         *     422 naming the field and its expression.
+         */
+        post: operations["preview_mapping"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/json-sources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Json Sources */
+        get: operations["list_json_sources"];
+        put?: never;
+        /**
+         * Create Json Source
+         * @description A generic JSON source: a name and a JMESPath mapping (`title` required; `severity`,
+         *     `dedup_key`, `status`, `service`, `labels`). Senders POST to `/json/{id}`. A mapping that does
+         *     not compile is a 422 naming the expression.
+         */
+        post: operations["create_json_source"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/json-sources/{source_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Json Source */
+        get: operations["get_json_source"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Json Source
+         * @description Delete it: bodies sent to it are refused from then on (404).
+         */
+        delete: operations["delete_json_source"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Json Source
+         * @description Rename it or change its mapping: bodies received from then on are read with the new one.
+         */
+        patch: operations["update_json_source"];
+        trace?: never;
+    };
+    "/api/v1/integrations/silences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Silences
+         * @description Silences newest first, each `active` (with when it ends), `upcoming` (with when it starts) or
+         *     `expired`; `state` keeps one kind.
+         */
+        get: operations["list_silences"];
+        put?: never;
+        /**
+         * Create Silence
+         * @description A maintenance window or silence (responders and up): firing alerts of `services` and/or
+         *     matching every matcher (`label`, `op` `=`/`!=`/`=~`/`!~`, `value`), arriving while it is on, are
+         *     recorded (`silenced` in `GET .../inbound`) and open no incident, page and notify nobody. One-off
+         *     (`starts_at` to `ends_at`) or weekly (`recurrence`: `weekdays`, `start_time`, `duration_minutes`,
+         *     `timezone`, between `starts_at` and `ends_at` if given).
+         */
+        post: operations["create_silence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/silences/{silence_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Silence */
+        get: operations["get_silence"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Silence
+         * @description End it now: alerts arriving from then on are not silenced.
+         */
+        delete: operations["delete_silence"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/integrations/rejections": {
         parameters: {
             query?: never;
@@ -918,6 +1110,22 @@ export interface components {
              */
             by_rank: components["schemas"]["ReliabilityRead"][];
         };
+        /**
+         * EqualityMatcher
+         * @description `label = value` or `label != value`. A label the alert lacks reads as "".
+         */
+        EqualityMatcher: {
+            /** Label */
+            label: string;
+            /**
+             * Op
+             * @default =
+             * @enum {string}
+             */
+            op: "=" | "!=";
+            /** Value */
+            value: string;
+        };
         /** ErrorBody */
         ErrorBody: {
             /** @description What went wrong, for programs: `bad_request`: the body could not be read (not UTF-8); `unauthorized`: no credential, or one that is invalid, expired, revoked or ended; `forbidden`: the credential is valid but its role or scopes do not allow this; `not_found`: no such resource in your organisation (another organisation's is absent too); `method_not_allowed`: the path exists but not with this method (see `Allow`); `conflict`: the resource's state refuses this now (a move not allowed, a stale `expected_version`, a duplicate, a limit reached, a request with this Idempotency-Key in progress); `payload_too_large`: the body is over MAX_REQUEST_BYTES; `unsupported_media_type`: the body is not of a media type this operation reads; `validation_error`: the request is malformed or breaks a rule; `details` lists each problem as `{loc, msg, type}`; `rate_limited`: too many attempts; retry after `Retry-After` seconds (also `details.retry_after`); `internal_error`: a bug: the request may be retried, and should be reported; `unavailable`: a dependency is down or a change is not yet in effect; retry after `Retry-After` seconds; `timeout`: a service did not answer in time; the command may or may not have been done; `http_error`: any other HTTP-level refusal */
@@ -1114,7 +1322,7 @@ export interface components {
          * InboundSource
          * @enum {string}
          */
-        InboundSource: "alertmanager" | "deploys";
+        InboundSource: "alertmanager" | "deploys" | "pagerduty" | "pagerduty_change" | "json";
         /**
          * InboundStatus
          * @enum {string}
@@ -1336,6 +1544,86 @@ export interface components {
              */
             invite_expires_at: string;
         };
+        /**
+         * JsonAcceptedRead
+         * @description Read with the source's mapping and stored; incidents open and resolve in the background.
+         */
+        JsonAcceptedRead: {
+            /** Delivery Id */
+            delivery_id: string;
+            /**
+             * Status
+             * @default accepted
+             * @constant
+             */
+            status: "accepted";
+            alert: components["schemas"]["MappedAlert"];
+        };
+        /**
+         * JsonMapping
+         * @description JMESPath expressions (https://jmespath.org) read against each JSON body: `title` (required);
+         *     `severity` (critical/high/medium/low, or P1-P5, error, warning, info...; medium when absent);
+         *     `dedup_key` (one incident per value at a time; else one per title, service and labels);
+         *     `status` (`firing` or `resolved`, or ok/closed/recovered/normal/inactive for resolved and
+         *     alerting/triggered/open/problem/active for firing; firing when absent); `service`; `labels`
+         *     (an object of strings).
+         */
+        JsonMapping: {
+            /**
+             * Title
+             * Format: jmespath
+             */
+            title: string;
+            /** Severity */
+            severity?: string | null;
+            /** Dedup Key */
+            dedup_key?: string | null;
+            /** Status */
+            status?: string | null;
+            /** Service */
+            service?: string | null;
+            /** Labels */
+            labels?: string | null;
+        };
+        /** JsonSourceCreate */
+        JsonSourceCreate: {
+            /** Name */
+            name: string;
+            mapping: components["schemas"]["JsonMapping"];
+        };
+        /** JsonSourcePage */
+        JsonSourcePage: {
+            /** Items */
+            items: components["schemas"]["JsonSourceRead"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** JsonSourceRead */
+        JsonSourceRead: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            mapping: components["schemas"]["JsonMapping"];
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** JsonSourceUpdate */
+        JsonSourceUpdate: {
+            /** Name */
+            name?: string | null;
+            mapping?: components["schemas"]["JsonMapping"] | null;
+        };
         /** KeyIdentityRead */
         KeyIdentityRead: {
             /** Key Id */
@@ -1381,6 +1669,44 @@ export interface components {
         LogoutCreate: {
             /** Refresh Token */
             refresh_token: string;
+        };
+        /**
+         * MappedAlert
+         * @description What a mapping read from one body.
+         */
+        MappedAlert: {
+            /** Title */
+            title: string;
+            /** Severity */
+            severity: string;
+            /** Dedup Key */
+            dedup_key: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "firing" | "resolved";
+            /** Service */
+            service: string | null;
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+        };
+        /**
+         * MappingPreviewCreate
+         * @description A mapping and a sample body (pasted as JSON), before the mapping is saved.
+         */
+        MappingPreviewCreate: {
+            mapping: components["schemas"]["JsonMapping"];
+            /** Sample */
+            sample?: unknown;
+        };
+        /** MappingPreviewRead */
+        MappingPreviewRead: {
+            alert: components["schemas"]["MappedAlert"] | null;
+            /** Problem */
+            problem: string | null;
         };
         /** MeRead */
         MeRead: {
@@ -1432,6 +1758,52 @@ export interface components {
                 [key: string]: number;
             };
         };
+        /**
+         * PagerDutyAcceptedRead
+         * @description PagerDuty's own answer to an accepted event: stored, worked on in the background.
+         */
+        PagerDutyAcceptedRead: {
+            /**
+             * Status
+             * @default success
+             * @constant
+             */
+            status: "success";
+            /**
+             * Message
+             * @default Event processed
+             */
+            message: string;
+            /** Dedup Key */
+            dedup_key: string;
+        };
+        /** PagerDutyChangeAcceptedRead */
+        PagerDutyChangeAcceptedRead: {
+            /**
+             * Status
+             * @default success
+             * @constant
+             */
+            status: "success";
+            /**
+             * Message
+             * @default Change event processed
+             */
+            message: string;
+        };
+        /**
+         * PagerDutyErrorRead
+         * @description PagerDuty's error shape (Events API v2), not this API's `ErrorResponse`: senders built for
+         *     PagerDuty read `status`, `message` and `errors`.
+         */
+        PagerDutyErrorRead: {
+            /** Status */
+            status: string;
+            /** Message */
+            message: string;
+            /** Errors */
+            errors: string[];
+        };
         /** PasswordChange */
         PasswordChange: {
             /**
@@ -1479,6 +1851,23 @@ export interface components {
             /** Attempts */
             attempts: number;
         };
+        /**
+         * Recurrence
+         * @description Weekly: a window opens on each of `weekdays` at the time of day `starts_at` has in `timezone`,
+         *     from `starts_at` on, until `until` (none: for ever).
+         */
+        Recurrence: {
+            /** Weekdays */
+            weekdays: ("mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun")[];
+            /**
+             * Timezone
+             * Format: iana-time-zone
+             * @default UTC
+             */
+            timezone: string;
+            /** Until */
+            until?: string | null;
+        };
         /** RefreshCreate */
         RefreshCreate: {
             /** Refresh Token */
@@ -1496,6 +1885,25 @@ export interface components {
              * @constant
              */
             status: "requested";
+        };
+        /**
+         * RegexMatcher
+         * @description `label =~ regex` / `label !~ regex`: the regular expression matches (does not match) the whole
+         *     value, as Alertmanager's.
+         */
+        RegexMatcher: {
+            /** Label */
+            label: string;
+            /**
+             * Op
+             * @enum {string}
+             */
+            op: "=~" | "!~";
+            /**
+             * Value
+             * Format: python-regex
+             */
+            value: string;
         };
         /** RegisterCreate */
         RegisterCreate: {
@@ -1629,6 +2037,68 @@ export interface components {
          * @enum {string}
          */
         Severity: "critical" | "high" | "medium" | "low";
+        /** SilenceCreate */
+        SilenceCreate: {
+            /** Name */
+            name: string;
+            /** Services */
+            services?: string[];
+            /** Matchers */
+            matchers?: (components["schemas"]["EqualityMatcher"] | components["schemas"]["RegexMatcher"])[];
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /** Duration Minutes */
+            duration_minutes: number;
+            recurrence?: components["schemas"]["Recurrence"] | null;
+        } | {
+            services: unknown;
+        } | {
+            matchers: unknown;
+        };
+        /** SilencePage */
+        SilencePage: {
+            /** Items */
+            items: components["schemas"]["SilenceRead"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** SilenceRead */
+        SilenceRead: {
+            /** Name */
+            name: string;
+            /** Services */
+            services?: string[];
+            /** Matchers */
+            matchers?: (components["schemas"]["EqualityMatcher"] | components["schemas"]["RegexMatcher"])[];
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /** Duration Minutes */
+            duration_minutes: number;
+            recurrence?: components["schemas"]["Recurrence"] | null;
+            /** Id */
+            id: string;
+            state: components["schemas"]["SilenceState"];
+            /** Next Change At */
+            next_change_at: string | null;
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /**
+         * SilenceState
+         * @enum {string}
+         */
+        SilenceState: "active" | "upcoming" | "expired";
         /** TenantView */
         TenantView: {
             /** Id */
@@ -1758,7 +2228,7 @@ export interface components {
          * WebhookKind
          * @enum {string}
          */
-        WebhookKind: "slack" | "generic";
+        WebhookKind: "slack" | "teams" | "mattermost" | "discord" | "generic";
         /** WebhookPage */
         WebhookPage: {
             /** Items */
@@ -2786,6 +3256,708 @@ export interface operations {
             504: components["responses"]["Timeout"];
         };
     };
+    pagerduty_enqueue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Client
+                     * @default
+                     */
+                    client?: string;
+                    /**
+                     * Client Url
+                     * @default
+                     */
+                    client_url?: string;
+                    /** Links */
+                    links?: {
+                        /** Href */
+                        href: string;
+                        /**
+                         * Text
+                         * @default
+                         */
+                        text?: string;
+                    }[];
+                    /** Images */
+                    images?: {
+                        /** Src */
+                        src: string;
+                        /**
+                         * Href
+                         * @default
+                         */
+                        href?: string;
+                        /**
+                         * Alt
+                         * @default
+                         */
+                        alt?: string;
+                    }[];
+                    /**
+                     * Event Action
+                     * @constant
+                     */
+                    event_action: "trigger";
+                    /** Dedup Key */
+                    dedup_key?: string | null;
+                    /**
+                     * PagerDutyPayload
+                     * @description An Events v2 `payload`. `timestamp` is advisory (PagerDuty's own examples write the offset as
+                     *     `+0000`): one that does not read as ISO 8601 is ignored, the arrival time is used.
+                     */
+                    payload: {
+                        /** Summary */
+                        summary: string;
+                        /** Source */
+                        source: string;
+                        /**
+                         * Severity
+                         * @enum {string}
+                         */
+                        severity: "critical" | "error" | "warning" | "info";
+                        /**
+                         * Timestamp
+                         * @default
+                         */
+                        timestamp?: string;
+                        /**
+                         * Component
+                         * @default
+                         */
+                        component?: string;
+                        /**
+                         * Group
+                         * @default
+                         */
+                        group?: string;
+                        /**
+                         * Class
+                         * @default
+                         */
+                        class?: string;
+                        /** Custom Details */
+                        custom_details?: unknown;
+                    };
+                    /** Routing Key */
+                    routing_key: string;
+                } | {
+                    /**
+                     * Client
+                     * @default
+                     */
+                    client?: string;
+                    /**
+                     * Client Url
+                     * @default
+                     */
+                    client_url?: string;
+                    /** Links */
+                    links?: {
+                        /** Href */
+                        href: string;
+                        /**
+                         * Text
+                         * @default
+                         */
+                        text?: string;
+                    }[];
+                    /** Images */
+                    images?: {
+                        /** Src */
+                        src: string;
+                        /**
+                         * Href
+                         * @default
+                         */
+                        href?: string;
+                        /**
+                         * Alt
+                         * @default
+                         */
+                        alt?: string;
+                    }[];
+                    /**
+                     * Event Action
+                     * @enum {string}
+                     */
+                    event_action: "acknowledge" | "resolve";
+                    /** Dedup Key */
+                    dedup_key: string;
+                    payload?: {
+                        /**
+                         * Summary
+                         * @default
+                         */
+                        summary?: string;
+                        /**
+                         * Source
+                         * @default
+                         */
+                        source?: string;
+                        /** Severity */
+                        severity?: ("critical" | "error" | "warning" | "info") | null;
+                        /**
+                         * Timestamp
+                         * @default
+                         */
+                        timestamp?: string;
+                        /**
+                         * Component
+                         * @default
+                         */
+                        component?: string;
+                        /**
+                         * Group
+                         * @default
+                         */
+                        group?: string;
+                        /**
+                         * Class
+                         * @default
+                         */
+                        class?: string;
+                        /** Custom Details */
+                        custom_details?: unknown;
+                    } | null;
+                    /** Routing Key */
+                    routing_key: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyAcceptedRead"];
+                };
+            };
+            /** @description Not JSON, or not an event PagerDuty would accept: `errors` names each problem (PagerDuty's shape). Kept in `GET .../rejections` when the routing key is valid */
+            400: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyErrorRead"];
+                };
+            };
+            /** @description `routing_key` is not a live SRE Copilot integration key (PagerDuty's shape) */
+            401: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    /** @description The scheme to authenticate with: `Bearer` */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyErrorRead"];
+                };
+            };
+            /** @description The key lacks the scope this endpoint needs (PagerDuty's shape) */
+            403: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyErrorRead"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    pagerduty_change: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Routing Key */
+                    routing_key: string;
+                    /** PagerDutyChangePayload */
+                    payload: {
+                        /** Summary */
+                        summary: string;
+                        /**
+                         * Timestamp
+                         * @default
+                         */
+                        timestamp?: string;
+                        /**
+                         * Source
+                         * @default
+                         */
+                        source?: string;
+                        /** Custom Details */
+                        custom_details?: unknown;
+                    };
+                    /** Links */
+                    links?: {
+                        /** Href */
+                        href: string;
+                        /**
+                         * Text
+                         * @default
+                         */
+                        text?: string;
+                    }[];
+                    /** Images */
+                    images?: {
+                        /** Src */
+                        src: string;
+                        /**
+                         * Href
+                         * @default
+                         */
+                        href?: string;
+                        /**
+                         * Alt
+                         * @default
+                         */
+                        alt?: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyChangeAcceptedRead"];
+                };
+            };
+            /** @description Not JSON, or not an event PagerDuty would accept: `errors` names each problem (PagerDuty's shape). Kept in `GET .../rejections` when the routing key is valid */
+            400: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyErrorRead"];
+                };
+            };
+            /** @description `routing_key` is not a live SRE Copilot integration key (PagerDuty's shape) */
+            401: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    /** @description The scheme to authenticate with: `Bearer` */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyErrorRead"];
+                };
+            };
+            /** @description The key lacks the scope this endpoint needs (PagerDuty's shape) */
+            403: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagerDutyErrorRead"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    receive_json: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JsonAcceptedRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    preview_mapping: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MappingPreviewCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MappingPreviewRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    list_json_sources: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description The previous page's `next_cursor`, as it was given */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JsonSourcePage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    create_json_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JsonSourceCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JsonSourceRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    get_json_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JsonSourceRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    delete_json_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    update_json_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JsonSourceUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JsonSourceRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    list_silences: {
+        parameters: {
+            query?: {
+                state?: components["schemas"]["SilenceState"] | null;
+                limit?: number;
+                /** @description The previous page's `next_cursor`, as it was given */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilencePage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    create_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SilenceCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilenceRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    get_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                silence_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilenceRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    delete_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                silence_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
     list_rejections: {
         parameters: {
             query?: {
@@ -3613,25 +4785,43 @@ type ReadonlyArray<T> = [
 ] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
 export const pathsApiV1IntegrationsAlertmanagerPostRequestBodyContentApplicationJsonStatusValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/integrations/alertmanager"]["post"]["requestBody"]["content"]["application/json"]["status"]> = ["firing", "resolved"];
 export const pathsApiV1IntegrationsAlertmanagerPostRequestBodyContentApplicationJsonAlertsStatusValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/integrations/alertmanager"]["post"]["requestBody"]["content"]["application/json"]["alerts"]["status"]> = ["firing", "resolved"];
+export const pathsApiV1IntegrationsPagerdutyV2EnqueuePostRequestBodyContentApplicationJsonOneOf0PayloadSeverityValues: ReadonlyArray<Extract<Extract<FlattenedDeepRequired<paths>["/api/v1/integrations/pagerduty/v2/enqueue"]["post"]["requestBody"]["content"]["application/json"], {
+    payload: unknown;
+}>["payload"], {
+    severity: unknown;
+}>["severity"]> = ["critical", "error", "warning", "info"];
+export const pathsApiV1IntegrationsPagerdutyV2EnqueuePostRequestBodyContentApplicationJsonOneOf1Event_actionValues: ReadonlyArray<Extract<FlattenedDeepRequired<paths>["/api/v1/integrations/pagerduty/v2/enqueue"]["post"]["requestBody"]["content"]["application/json"], {
+    event_action: unknown;
+}>["event_action"]> = ["acknowledge", "resolve"];
+export const pathsApiV1IntegrationsPagerdutyV2EnqueuePostRequestBodyContentApplicationJsonOneOf1PayloadAnyOf0SeverityAnyOf0Values: ReadonlyArray<Extract<Extract<FlattenedDeepRequired<paths>["/api/v1/integrations/pagerduty/v2/enqueue"]["post"]["requestBody"]["content"]["application/json"], {
+    payload: unknown;
+}>["payload"], {
+    severity: unknown;
+}>["severity"]> = ["critical", "error", "warning", "info"];
 export const pathsApiV1IncidentsGetParametersQueryOrderValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/incidents"]["get"]["parameters"]["query"]["order"]> = ["newest", "oldest"];
 export const apiErrorCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ApiErrorCode"]> = ["bad_request", "unauthorized", "forbidden", "not_found", "method_not_allowed", "conflict", "payload_too_large", "unsupported_media_type", "validation_error", "rate_limited", "internal_error", "unavailable", "timeout", "http_error"];
 export const deliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryStatus"]> = ["pending", "succeeded", "failed"];
 export const dependencyHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DependencyHealth"]["status"]> = ["healthy", "unhealthy"];
+export const equalityMatcherOpValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EqualityMatcher"]["op"]> = ["=", "!="];
 export const feedbackVerdictValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FeedbackVerdict"]> = ["confirmed", "rejected"];
 export const hypothesesReadStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["HypothesesRead"]["status"]> = ["pending", "ready"];
 export const hypothesisSignatureReadKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["HypothesisSignatureRead"]["kind"]> = ["pattern", "alert"];
-export const inboundSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundSource"]> = ["alertmanager", "deploys"];
+export const inboundSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundSource"]> = ["alertmanager", "deploys", "pagerduty", "pagerduty_change", "json"];
 export const inboundStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundStatus"]> = ["pending", "processed", "failed"];
 export const incidentStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["IncidentState"]> = ["detected", "acknowledged", "investigating", "resolved"];
 export const keyScopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["KeyScope"]> = ["alerts:write", "deploys:write"];
+export const mappedAlertStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MappedAlert"]["status"]> = ["firing", "resolved"];
 export const moveCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MoveCreate"]["to"]> = ["detected", "acknowledged", "investigating"];
 export const notifiedEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["NotifiedEvent"]> = ["incident.created", "incident.state_changed", "hypothesis.generated"];
 export const projectorHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProjectorHealth"]["status"]> = ["running", "stalled"];
 export const projectorHealthRoleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProjectorHealth"]["role"]> = ["leader", "follower", "starting"];
+export const recurrenceWeekdaysValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Recurrence"]["weekdays"]> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+export const regexMatcherOpValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RegexMatcher"]["op"]> = ["=~", "!~"];
 export const resolutionCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ResolutionCreate"]["to"]> = ["resolved"];
 export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["owner", "admin", "responder", "viewer"];
 export const servicesHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ServicesHealth"]["status"]> = ["healthy", "degraded"];
 export const severityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Severity"]> = ["critical", "high", "medium", "low"];
+export const silenceStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SilenceState"]> = ["active", "upcoming", "expired"];
 export const userStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["UserStatus"]> = ["invited", "active", "deactivated"];
-export const webhookKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookKind"]> = ["slack", "generic"];
+export const webhookKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookKind"]> = ["slack", "teams", "mattermost", "discord", "generic"];
 export const componentsHeadersIdempotentReplayedValues: ReadonlyArray<FlattenedDeepRequired<components>["headers"]["Idempotent-Replayed"]> = ["true"];

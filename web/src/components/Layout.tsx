@@ -90,6 +90,7 @@ export function Layout() {
             Incidents
           </NavLink>
           {atLeast(role, "responder") ? <NavLink to="/incidents/new">New incident</NavLink> : null}
+          <NavLink to="/silences">Maintenance windows</NavLink>
           {admin ? (
             <>
               <div className="nav-section" aria-hidden="true">
@@ -98,6 +99,7 @@ export function Layout() {
               <NavLink to="/admin/people">People &amp; roles</NavLink>
               <NavLink to="/admin/keys">Integration keys</NavLink>
               <NavLink to="/admin/webhooks">Webhooks</NavLink>
+              <NavLink to="/admin/json-sources">JSON sources</NavLink>
             </>
           ) : null}
           <div className="sidebar-foot">

@@ -1,4 +1,4 @@
-// Outgoing webhooks (Slack, or generic signed JSON) and their delivery logs, through
+// Outgoing webhooks (Slack, Teams, Mattermost, Discord, or generic signed JSON) and their delivery logs, through
 // /api/v1/integrations/webhooks. The page lights up when /openapi.json lists those routes.
 import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
@@ -22,9 +22,23 @@ import { AdminOnly } from "./PeoplePage";
 
 const BASE = "/api/v1/integrations/webhooks";
 
+type WebhookKind = WebhookRead["kind"];
+// Each kind, as the form offers it, with where its URL comes from.
+const KINDS: { kind: WebhookKind; label: string; placeholder: string }[] = [
+  { kind: "generic", label: "Generic (signed JSON)", placeholder: "https://hooks.example.com/sre" },
+  { kind: "slack", label: "Slack incoming webhook", placeholder: "https://hooks.slack.com/services/…" },
+  {
+    kind: "teams",
+    label: "Microsoft Teams (Workflows webhook)",
+    placeholder: "https://….logic.azure.com/workflows/…",
+  },
+  { kind: "mattermost", label: "Mattermost incoming webhook", placeholder: "https://chat.example.com/hooks/…" },
+  { kind: "discord", label: "Discord webhook", placeholder: "https://discord.com/api/webhooks/…" },
+];
+
 function WebhookForm({ onCreated }: { onCreated: (webhook: WebhookSecretRead) => void }) {
   const { api } = useAuth();
-  const [kind, setKind] = useState<"slack" | "generic">("generic");
+  const [kind, setKind] = useState<WebhookKind>("generic");
   const [name, setName] = useState("");
   const [url, setUrl] = useState("");
   const [events, setEvents] = useState<WebhookEvent[]>([...WEBHOOK_EVENTS]);
@@ -66,9 +80,12 @@ function WebhookForm({ onCreated }: { onCreated: (webhook: WebhookSecretRead) =>
       <div className="form-row">
         <Field label="Kind">
           {(p) => (
-            <select {...p} value={kind} onChange={(e) => setKind(e.target.value as "slack" | "generic")}>
-              <option value="generic">Generic (signed JSON)</option>
-              <option value="slack">Slack incoming webhook</option>
+            <select {...p} value={kind} onChange={(e) => setKind(e.target.value as WebhookKind)}>
+              {KINDS.map((k) => (
+                <option key={k.kind} value={k.kind}>
+                  {k.label}
+                </option>
+              ))}
             </select>
           )}
         </Field>
@@ -91,7 +108,7 @@ function WebhookForm({ onCreated }: { onCreated: (webhook: WebhookSecretRead) =>
             type="url"
             value={url}
             maxLength={2048}
-            placeholder="https://hooks.slack.com/services/…"
+            placeholder={KINDS.find((k) => k.kind === kind)?.placeholder}
             onChange={(e) => setUrl(e.target.value)}
           />
         )}
