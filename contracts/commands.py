@@ -293,6 +293,9 @@ class TransitionIncident(Command):
     note: Note = ""
     # Only with `to: resolved`.
     root_cause: RootCause | None = None
+    # The move's id, chosen by the caller (the gateway derives it from an Idempotency-Key), so that
+    # the same command again (its first answer lost) is recognised and carried out once.
+    transition_id: str | None = None
 
 
 class RecordFeedback(Command):
@@ -331,6 +334,8 @@ class AddNote(Command):
     caller: Caller
     incident_id: str
     body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5_000)]
+    # As `TransitionIncident.transition_id`: a retried note is added once.
+    note_id: str | None = None
 
 
 class IncidentAccepted(BaseModel):

@@ -167,11 +167,15 @@ async def next_incident_number(conn: AsyncConnection, tenant_id: str) -> int:
 
 
 async def record_transition(
-    conn: AsyncConnection, tenant_id: str, actor: str, moved: IncidentStateChanged
+    conn: AsyncConnection,
+    tenant_id: str,
+    actor: str,
+    moved: IncidentStateChanged,
+    transition_id: uuid.UUID | None = None,
 ) -> None:
     await conn.execute(
         transitions.insert().values(
-            id=uuid.uuid4(),
+            id=transition_id or uuid.uuid4(),
             incident_id=uuid.UUID(moved.incident_id),
             tenant_id=tenant_id,
             from_state=moved.from_state.value,
@@ -181,6 +185,16 @@ async def record_transition(
             at=moved.changed_at,
         )
     )
+
+
+async def already_done(
+    conn: AsyncConnection, table: Table, tenant_id: str, incident_id: uuid.UUID, row_id: uuid.UUID
+) -> bool:
+    """Whether a transition or a note of this id was made for this incident (a command repeated)."""
+    query = select(table.c.id).where(
+        table.c.id == row_id, table.c.tenant_id == tenant_id, table.c.incident_id == incident_id
+    )
+    return (await conn.execute(query)).first() is not None
 
 
 async def remember_member(

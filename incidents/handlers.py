@@ -89,11 +89,11 @@ async def _check_assignee(conn: AsyncConnection, tenant_id: str, user_id: str) -
         )
 
 
-def _chosen_id(raw: str) -> uuid.UUID:
+def _chosen_id(raw: str, name: str = "incident_id") -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError as exc:
-        raise CommandFailed(ErrorCode.VALIDATION, "incident_id must be a UUID") from exc
+        raise CommandFailed(ErrorCode.VALIDATION, f"{name} must be a UUID") from exc
 
 
 def _related_id(raw: str | None) -> uuid.UUID | None:
@@ -171,8 +171,14 @@ def register_handlers(service: Service) -> None:
                 "a root cause is recorded when resolving",
                 [{"loc": ["body", "root_cause"], "msg": "only with to: resolved", "type": "value_error"}],
             )
+        transition_id = _chosen_id(cmd.transition_id, "transition_id") if cmd.transition_id else None
         async with service.engine.begin() as conn:
             current = await _locked_incident(conn, caller, incident_id)
+            if transition_id is not None and await db.already_done(
+                conn, db.transitions, caller.tenant_id, incident_id, transition_id
+            ):
+                # The same move again (its first answer was lost): made once, answered as it stands.
+                return IncidentAccepted(incident=current, seq=None)
             try:
                 moved = move(current, cmd.to, note=cmd.note, root_cause=cmd.root_cause, now=now)
             except TransitionRefused as exc:
@@ -183,7 +189,7 @@ def register_handlers(service: Service) -> None:
                 ) from exc
             assert moved.incident is not None
             await db.save_incident(conn, caller.tenant_id, moved.incident)
-            await db.record_transition(conn, caller.tenant_id, caller.user_id, moved)
+            await db.record_transition(conn, caller.tenant_id, caller.user_id, moved, transition_id)
             event = _envelope(moved, caller, cmd.correlation_id)
             await stage(conn, db.outbox, [event])
         return await _published(service, moved.incident, event)
@@ -223,9 +229,12 @@ def register_handlers(service: Service) -> None:
     async def add_note(cmd: AddNote) -> IncidentAccepted:
         caller = cmd.caller
         _require_responder(caller)
-        incident_id, now, note_id = _parse_id(cmd.incident_id), datetime.now(UTC), uuid.uuid4()
+        incident_id, now = _parse_id(cmd.incident_id), datetime.now(UTC)
+        note_id = _chosen_id(cmd.note_id, "note_id") if cmd.note_id else uuid.uuid4()
         async with service.engine.begin() as conn:
             current = await _locked_incident(conn, caller, incident_id)
+            if cmd.note_id and await db.already_done(conn, db.notes, caller.tenant_id, incident_id, note_id):
+                return IncidentAccepted(incident=current, seq=None)  # the same note again
             await conn.execute(
                 db.notes.insert().values(
                     id=note_id,

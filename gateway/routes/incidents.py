@@ -36,6 +36,17 @@ from gateway.security import CallerDep
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 # The namespace of incident ids derived from an `Idempotency-Key` reservation.
 IDEMPOTENT_CREATE = uuid.UUID("6f0c5e2a-4d0b-4a8e-9a52-0d6a1f3b7c11")
+IDEMPOTENT_MOVE = uuid.UUID("0b7d1f52-8a3e-4c61-b2f4-5e9a7c3d1e20")
+IDEMPOTENT_NOTE = uuid.UUID("d4a6c2e8-1f3b-4e57-9c0a-7b2e5f8d6a31")
+
+
+def _derived(request: Request, name: str, namespace: uuid.UUID) -> dict[str, str]:
+    """With an Idempotency-Key, the id a retry of this request names again (so the service makes
+    the change once); nothing without one."""
+    held = reservation_of(request)
+    return {name: str(held.derived_id(namespace))} if held is not None else {}
+
+
 # Retried safely with `Idempotency-Key` (see gateway/idempotency.py).
 Idempotent = [idempotent(CallerDep)]
 
@@ -78,12 +89,13 @@ COMMAND = (504,)
     "", status_code=201, response_model=IncidentRead, dependencies=Idempotent, responses=declare(*COMMAND)
 )
 async def create_incident(body: IncidentCreate, caller: CallerDep, request: Request) -> IncidentRead:
-    command: dict[str, Any] = {"caller": caller.model_dump(), **body.model_dump(mode="json")}
-    held = reservation_of(request)
-    if held is not None:
-        # A retry with the key (after a 504, or an answer lost with a gateway) names the same
-        # incident, which incidents then makes once.
-        command["incident_id"] = str(held.derived_id(IDEMPOTENT_CREATE))
+    # A retry with the key (after a 504, or an answer lost with a gateway) names the same incident,
+    # which incidents then makes once.
+    command: dict[str, Any] = {
+        "caller": caller.model_dump(),
+        **body.model_dump(mode="json"),
+        **_derived(request, "incident_id", IDEMPOTENT_CREATE),
+    }
     accepted = await request.app.state.commands.call("cmd.incidents.create", command, IncidentAccepted)
     return await _answer_write(request, caller.tenant_id, accepted)
 
@@ -168,7 +180,12 @@ async def transition_incident(
     allowed; `resolved → investigating` reopens). Any other move is a 409 naming the allowed ones."""
     accepted = await request.app.state.commands.call(
         "cmd.incidents.transition",
-        {"caller": caller.model_dump(), "incident_id": incident_id, **body.model_dump(mode="json")},
+        {
+            "caller": caller.model_dump(),
+            "incident_id": incident_id,
+            **body.model_dump(mode="json"),
+            **_derived(request, "transition_id", IDEMPOTENT_MOVE),
+        },
         IncidentAccepted,
     )
     return await _answer_write(request, caller.tenant_id, accepted)
@@ -205,7 +222,12 @@ async def add_note(
     """Add a note to the incident's timeline."""
     accepted = await request.app.state.commands.call(
         "cmd.incidents.add_note",
-        {"caller": caller.model_dump(), "incident_id": incident_id, "body": body.body},
+        {
+            "caller": caller.model_dump(),
+            "incident_id": incident_id,
+            "body": body.body,
+            **_derived(request, "note_id", IDEMPOTENT_NOTE),
+        },
         IncidentAccepted,
     )
     return await _answer_write(request, caller.tenant_id, accepted)

@@ -244,6 +244,46 @@ async def test_moves_and_notes_are_done_once(client: httpx.AsyncClient, tenant: 
     assert refused[1].headers[REPLAYED] == "true" and refused[1].json() == refused[0].json()
 
 
+async def test_a_move_and_a_note_that_committed_after_their_504_are_not_made_again_by_the_retry(
+    client: httpx.AsyncClient, tenant: Tenant, engine: AsyncEngine
+) -> None:
+    """As for a create: incidents is held up (the incident's row locked) past the command timeout, the
+    client gets 504s, then both commit. The retries name the same move and note (ids derived from
+    the keys), so the move is not refused as a repeat (acknowledged -> acknowledged) and the note is
+    not added twice."""
+    incident = (await client.post("/api/v1/incidents", json=INCIDENT, headers=tenant.auth)).json()
+    base = f"/api/v1/incidents/{incident['id']}"
+    move, note = keyed(tenant.auth, str(uuid.uuid4())), keyed(tenant.auth, str(uuid.uuid4()))
+    async with engine.connect() as conn:
+        held = await conn.begin()
+        await conn.execute(
+            text("SELECT 1 FROM incidents.incidents WHERE id = :id FOR UPDATE"), {"id": incident["id"]}
+        )
+        timed_out = await asyncio.gather(
+            client.post(f"{base}/transitions", json={"to": "acknowledged"}, headers=move),
+            client.post(f"{base}/notes", json={"body": "rolled back"}, headers=note),
+        )
+        await held.rollback()
+    assert [r.status_code for r in timed_out] == [504, 504], [r.text for r in timed_out]
+
+    async def kinds() -> list[str]:
+        timeline = (await client.get(f"{base}/timeline", headers=tenant.auth)).json()["items"]
+        return [entry["kind"] for entry in timeline]
+
+    deadline = asyncio.get_running_loop().time() + 15
+    while not {"incident.state_changed", "incident.note_added"} <= set(await kinds()):  # the late commits
+        assert asyncio.get_running_loop().time() < deadline, "the held commands never committed"
+        await asyncio.sleep(0.2)
+    retried_move = await client.post(f"{base}/transitions", json={"to": "acknowledged"}, headers=move)
+    retried_note = await client.post(f"{base}/notes", json={"body": "rolled back"}, headers=note)
+    assert retried_move.status_code == 200 and retried_move.json()["state"] == "acknowledged", (
+        retried_move.text
+    )
+    assert retried_note.status_code == 201, retried_note.text
+    found = await kinds()
+    assert found.count("incident.state_changed") == 1 and found.count("incident.note_added") == 1, found
+
+
 @pytest.mark.parametrize("key", ["", "k" * 256, '""', '" "', "ключ"])
 async def test_bad_keys_are_refused(client: httpx.AsyncClient, tenant: Tenant, key: str) -> None:
     response = await client.post(
