@@ -23,6 +23,7 @@ from sqlalchemy import (
     and_,
     func,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -58,6 +59,17 @@ incidents = Table(
     # The earlier incident this one continues (an alert firing again after its incident was resolved).
     Column("related_incident_id", Uuid),
     Index("ix_gw_incidents_tenant_created", "tenant_id", "created_at", "id"),
+    # The list's filters, each in the list's order.
+    Index("ix_gw_incidents_tenant_state_created", "tenant_id", "state", "created_at", "id"),
+    Index("ix_gw_incidents_tenant_severity_created", "tenant_id", "severity", "created_at", "id"),
+    Index("ix_gw_incidents_tenant_service_created", "tenant_id", "service_name", "created_at", "id"),
+    Index("ix_gw_incidents_tenant_assignee_created", "tenant_id", "assignee_id", "created_at", "id"),
+    # Substring search over title and description (`q=`) without a sequential scan (pg_trgm).
+    Index(
+        "ix_gw_incidents_text_trgm",
+        text("(title || ' ' || description) gin_trgm_ops"),
+        postgresql_using="gin",
+    ),
 )
 
 timeline = Table(

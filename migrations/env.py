@@ -6,33 +6,18 @@ import asyncio
 from typing import Any
 
 from alembic import context
-from sqlalchemy import MetaData, pool
+from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ai_worker.db import metadata as ai_worker_metadata
-from auth.db import metadata as auth_metadata
-from gateway.idempotency import metadata as gateway_operational_metadata
-from gateway.read_models import metadata as gateway_metadata
-from incidents.db import metadata as incidents_metadata
+from migrations.models import METADATA, include_schema
 from runtime.db import sqlalchemy_url
-
-METADATA: list[MetaData] = [
-    auth_metadata,
-    incidents_metadata,
-    ai_worker_metadata,
-    gateway_metadata,
-    gateway_operational_metadata,
-]
-SCHEMAS = {m.schema for m in METADATA}
 
 config = context.config
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    if type_ == "schema":
-        return name in SCHEMAS
-    return True
+    return include_schema(name, type_, parent_names)
 
 
 def run_migrations(connection: Connection) -> None:
