@@ -19,10 +19,9 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.tokens import generate_private_key_pem
-from runtime.bus import connect
-from runtime.db import create_engine
 from runtime.embedded import free_port
 from runtime.supervisor import Platform
+from tests.platforms import bus_of, database_of, started
 
 PREVIOUS_SIGNING_KEY = "jwt-previous-signing-key.pem"
 # Websockets one organisation may hold open (the session's LIVE_MAX_CONNECTIONS_PER_TENANT).
@@ -77,29 +76,20 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     running = Platform(
         state_dir=state, port=free_port(), durable=False, extra_env=env, log_dir=state / "logs"
     )
-    try:
-        running.start_dependencies()
-        running.start_services()
-        running.wait_gateway()
+    with started(running):
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="session")
 async def engine(platform: Platform) -> AsyncIterator[AsyncEngine]:
-    assert platform.database_url
-    db = create_engine(platform.database_url, pool_size=5)
-    yield db
-    await db.dispose()
+    async with database_of(platform, pool_size=5) as db:
+        yield db
 
 
 @pytest.fixture(scope="session")
 async def nc(platform: Platform) -> AsyncIterator[Client]:
-    assert platform.nats_url
-    client = await connect(platform.nats_url, "tests")
-    yield client
-    await client.drain()
+    async with bus_of(platform, "tests") as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import threading
 import time
 import uuid
 from collections import Counter
@@ -24,59 +23,12 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
 from gateway.rebuild import rebuild
-from runtime.bus import connect
-from runtime.db import create_engine
 from runtime.embedded import free_port
 from runtime.replay import StoredEvent, read_events, subject_filters
 from runtime.supervisor import Platform
 from tests.conftest import INCIDENT, Tenant, register_tenant
+from tests.platforms import bus_of, database_of, supervised
 from tests.views import view_differences
-
-
-@contextlib.contextmanager
-def supervised(platform: Platform, supervising: threading.Event | None = None) -> Iterator[Platform]:
-    """The platform started, with the supervisor's restart loop in a thread (while `supervising` is
-    set, when given: a test can pause it), and stopped at the end."""
-    stop = threading.Event()
-
-    def supervise() -> None:
-        while not stop.is_set():
-            if supervising is None or supervising.is_set():
-                platform.supervise_once()
-            time.sleep(0.1)
-
-    supervisor = threading.Thread(target=supervise, name="supervisor", daemon=True)
-    try:
-        platform.start_dependencies()
-        platform.start_services()
-        platform.wait_gateway()
-        supervisor.start()
-        yield platform
-    finally:
-        stop.set()
-        if supervisor.is_alive():
-            supervisor.join(30)
-        platform.stop()
-
-
-@contextlib.asynccontextmanager
-async def database_of(platform: Platform) -> AsyncIterator[AsyncEngine]:
-    assert platform.database_url
-    engine = create_engine(platform.database_url, pool_size=2)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-@contextlib.asynccontextmanager
-async def bus_of(platform: Platform, name: str) -> AsyncIterator[Client]:
-    assert platform.nats_url
-    nc = await connect(platform.nats_url, name)
-    try:
-        yield nc
-    finally:
-        await nc.close()
 
 
 @pytest.fixture(scope="module")

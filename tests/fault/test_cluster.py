@@ -31,7 +31,8 @@ from runtime import embedded
 from runtime.embedded import free_port
 from runtime.supervisor import Child, Platform
 from tests.conftest import register_tenant
-from tests.fault.conftest import Load, bus_of, check_invariants, database_of, healthy, supervised
+from tests.fault.conftest import Load, check_invariants, healthy
+from tests.platforms import bus_of, database_of, supervised
 
 pytestmark = pytest.mark.fault
 

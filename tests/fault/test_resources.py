@@ -51,7 +51,8 @@ from runtime.embedded import free_port
 from runtime.supervisor import Platform
 from tests.conftest import INCIDENT, register_tenant
 from tests.e2e.test_integrations_alertmanager import alerts_key, am_alert, notification
-from tests.fault.conftest import Load, bus_of, check_invariants, database_of, healthy, quiescent, supervised
+from tests.fault.conftest import Load, check_invariants, healthy, quiescent
+from tests.platforms import bus_of, database_of, supervised
 
 pytestmark = pytest.mark.fault
 

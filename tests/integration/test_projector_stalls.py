@@ -26,14 +26,13 @@ from contracts.envelope import EventEnvelope
 from contracts.events import IncidentState, IncidentStateChanged
 from contracts.subjects import dead_letter_replay_subject
 from gateway.skip import SkipRefused, skip
-from runtime.bus import connect
 from runtime.cli import app as cli
-from runtime.db import create_engine
 from runtime.embedded import free_port
 from runtime.supervisor import Platform
 from tests.conftest import INCIDENT, Tenant, fresh_address, register_tenant
 from tests.integration.streams import messages_on
 from tests.integration.test_consumers import created_event
+from tests.platforms import bus_of, database_of, started
 
 PROJECTOR = "gateway_projector"
 
@@ -53,29 +52,20 @@ def own_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]
         },
         log_dir=state / "logs",
     )
-    try:
-        running.start_dependencies()
-        running.start_services()
-        running.wait_gateway()
+    with started(running):
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
 async def db(own_platform: Platform) -> AsyncIterator[AsyncEngine]:
-    assert own_platform.database_url
-    engine = create_engine(own_platform.database_url, pool_size=3)
-    yield engine
-    await engine.dispose()
+    async with database_of(own_platform, pool_size=3) as engine:
+        yield engine
 
 
 @pytest.fixture(scope="module")
 async def bus(own_platform: Platform) -> AsyncIterator[Client]:
-    assert own_platform.nats_url
-    nc = await connect(own_platform.nats_url, "tests-stalls")
-    yield nc
-    await nc.close()
+    async with bus_of(own_platform, "tests-stalls") as nc:
+        yield nc
 
 
 @pytest.fixture(scope="module")
