@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
-from gateway import console, errors, idempotency, openapi
+from gateway import console, errors, idempotency, mcp_server, openapi
 from gateway.commands import CommandClient
 from gateway.live import FanOut, SessionWatch
 from gateway.projector import Projector
@@ -113,7 +113,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.platform_metrics = PlatformMetrics(settings, nc, js, projector, fanout)
         log.info("gateway_started", port=settings.port)
         try:
-            yield
+            # The MCP endpoint's task group lives inside the gateway's lifespan and ends before it.
+            async with mcp_server.running(app):
+                yield
         finally:
             pruner.cancel()
             await projector.stop()
@@ -166,6 +168,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(stream.router)
     app.include_router(metrics_router(settings))
+    mcp_server.install(app)
     # The web console at /: it answers only what no route answers (routers added later included).
     console.install(app)
     return app

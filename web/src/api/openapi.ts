@@ -13,7 +13,10 @@ export interface paths {
         };
         /**
          * Health
-         * @description Liveness of the gateway itself.
+         * @description Liveness of the gateway itself, and where its projector is. A stalled projector (stopped at
+         *     an event it cannot apply) is reported but is no failure of liveness: restarting the gateway
+         *     would not help, and every replica would stall at the same event; the alert is
+         *     SreCopilotProjectionStalled.
          */
         get: operations["health"];
         put?: never;
@@ -1283,7 +1286,16 @@ export interface components {
          * @description What an integration key may do; each endpoint that accepts keys names the scope it needs.
          * @enum {string}
          */
-        KeyScope: "alerts:write" | "deploys:write";
+        KeyScope: "alerts:write" | "deploys:write" | "mcp:read" | "mcp:write";
+        /** Liveness */
+        Liveness: {
+            /**
+             * Status
+             * @constant
+             */
+            status: "healthy";
+            projector: components["schemas"]["ProjectorHealth"];
+        };
         /** LoginCreate */
         LoginCreate: {
             /**
@@ -1365,6 +1377,33 @@ export interface components {
              * @description 8 to 128 characters, at least 3 different ones; not a commonly used password (compared case-insensitively) and not the email address or its part before the @. Otherwise a 422 whose `details` name the rule (`type: weak_password`)
              */
             new_password: string;
+        };
+        /** ProjectorHealth */
+        ProjectorHealth: {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "running" | "stalled";
+            /** Checkpoint */
+            checkpoint: number;
+            stall?: components["schemas"]["ProjectorStall"] | null;
+        };
+        /** ProjectorStall */
+        ProjectorStall: {
+            /** Seq */
+            seq: number;
+            /** Reason */
+            reason: string;
+            /** Event Type */
+            event_type: string | null;
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+            /** Attempts */
+            attempts: number;
         };
         /** RefreshCreate */
         RefreshCreate: {
@@ -1865,9 +1904,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["Liveness"];
                 };
             };
             500: components["responses"]["InternalError"];
@@ -3466,9 +3503,10 @@ export const hypothesesReadStatusValues: ReadonlyArray<FlattenedDeepRequired<com
 export const inboundSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundSource"]> = ["alertmanager", "deploys"];
 export const inboundStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundStatus"]> = ["pending", "processed", "failed"];
 export const incidentStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["IncidentState"]> = ["detected", "acknowledged", "investigating", "resolved"];
-export const keyScopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["KeyScope"]> = ["alerts:write", "deploys:write"];
+export const keyScopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["KeyScope"]> = ["alerts:write", "deploys:write", "mcp:read", "mcp:write"];
 export const moveCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MoveCreate"]["to"]> = ["detected", "acknowledged", "investigating"];
 export const notifiedEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["NotifiedEvent"]> = ["incident.created", "incident.state_changed", "hypothesis.generated"];
+export const projectorHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProjectorHealth"]["status"]> = ["running", "stalled"];
 export const resolutionCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ResolutionCreate"]["to"]> = ["resolved"];
 export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["owner", "admin", "responder", "viewer"];
 export const servicesHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ServicesHealth"]["status"]> = ["healthy", "degraded"];
