@@ -19,7 +19,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 from fastapi import FastAPI
@@ -36,6 +36,7 @@ from starlette.types import Receive, Scope, Send
 
 from contracts.commands import Caller, ErrorCode
 from contracts.events import FeedbackVerdict, IncidentState, KeyScope, Role, Severity
+from contracts.integrations import AlertPage, DeployPage
 from contracts.wire import NO_NUL
 from gateway import read_models as rm
 from gateway.errors import ApiError, error_response
@@ -55,6 +56,7 @@ add_note, record_hypothesis_feedback, regenerate_hypotheses) need a key with mcp
 recorded on the incident's timeline under this key's name."""
 
 DESCRIPTION_CLIP = 2_000
+ACTIVITY_DAYS = 7
 TIMELINE_DATA_CLIP = 300
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
@@ -377,6 +379,48 @@ async def _similar(request: Request, key: KeyCaller, ref: str, limit: int) -> Si
     )
 
 
+ServiceRef = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100, pattern=NO_NUL),
+    Field(description="The service's name"),
+]
+Since = Annotated[
+    datetime | None, Field(description=f"From this time (RFC 3339); {ACTIVITY_DAYS} days ago by default")
+]
+ActivityCursorArg = Annotated[
+    str | None, Field(max_length=256, description="The previous answer's next_cursor")
+]
+Page = TypeVar("Page", DeployPage, AlertPage)
+
+
+async def _activity(
+    ctx: Context,
+    command: str,
+    service: str,
+    since: datetime | None,
+    limit: int,
+    cursor: str | None,
+    page: type[Page],
+) -> Page:
+    """A page of what integrations recorded about a service (its deploys, its alerts)."""
+    caller = _caller(_key_of(ctx))
+    if since is not None and since.tzinfo is None:
+        raise ToolError("since needs a UTC offset, e.g. 2026-12-01T10:00:00Z")
+    body = {
+        "caller": caller.model_dump(),
+        "service_name": service,
+        "since": since or datetime.now(UTC) - timedelta(days=ACTIVITY_DAYS),
+        "limit": limit,
+        "cursor": cursor,
+    }
+    try:
+        return await _request(ctx).app.state.commands.call(f"cmd.integrations.{command}", body, page)
+    except ApiError as exc:
+        if exc.code == ErrorCode.VALIDATION.value:
+            raise ToolError("invalid cursor: pass next_cursor as it was given") from exc
+        raise
+
+
 def incident_markdown(found: IncidentWithTimeline, hypotheses: Hypotheses | None = None) -> str:
     """An incident as a person (or a model) reads it: fields, description, timeline, hypotheses."""
     i = found.incident
@@ -529,6 +573,32 @@ def build_server() -> MCPServer:
         return await metric_routes.incident_metrics(
             _caller(_key_of(ctx)), _request(ctx), created_from=created_from, created_to=created_to
         )
+
+    @server.tool(title="Recent deploys of a service", annotations=READ)
+    @_tool_errors
+    async def recent_deploys(
+        ctx: Context,
+        service: ServiceRef,
+        since: Since = None,
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+        cursor: ActivityCursorArg = None,
+    ) -> DeployPage:
+        """Deploys of a service reported by CI, newest first: version, environment, commit, author and
+        when. A deploy shortly before an incident started is a prime suspect."""
+        return await _activity(ctx, "list_service_deploys", service, since, limit, cursor, DeployPage)
+
+    @server.tool(title="Recent alerts of a service", annotations=READ)
+    @_tool_errors
+    async def recent_alerts(
+        ctx: Context,
+        service: ServiceRef,
+        since: Since = None,
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+        cursor: ActivityCursorArg = None,
+    ) -> AlertPage:
+        """Alerts received about a service (Alertmanager, Grafana), newest first by when they
+        started: name, firing or resolved, summary, labels, and the incident they joined."""
+        return await _activity(ctx, "list_service_alerts", service, since, limit, cursor, AlertPage)
 
     @server.tool(title="Acknowledge or move an incident", annotations=WRITE)
     @_tool_errors

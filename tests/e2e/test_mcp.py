@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from tests.conftest import INCIDENT, Tenant, register_tenant
 from tests.e2e.test_ai_feedback import until_generation
 from tests.e2e.test_ai_hypotheses import ready_hypotheses
 from tests.e2e.test_auth_keys import create_key
+from tests.e2e.test_auth_users import bearer
+from tests.e2e.test_integrations_alertmanager import alerts_key, am_alert, notification, processed, send
 
 pytestmark = pytest.mark.e2e
 
@@ -33,6 +36,8 @@ READ_TOOLS = {
     "get_hypotheses",
     "find_similar_incidents",
     "incident_metrics",
+    "recent_deploys",
+    "recent_alerts",
 }
 WRITE_TOOLS = {"move_incident", "add_note", "record_hypothesis_feedback", "regenerate_hypotheses"}
 PAST = {
@@ -396,3 +401,53 @@ def test_stdio_refuses_a_bad_key_with_a_clear_message(platform: Platform) -> Non
     assert done.returncode == 1
     assert "401" in done.stderr and "invalid or revoked integration key" in done.stderr
     assert done.stdout == ""
+
+
+async def test_recent_deploys_and_alerts_of_a_service(
+    platform: Platform, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    _, read = await keys(client, tenant)
+    ci = (await create_key(client, tenant, ["deploys:write"], name="ci"))["key"]
+    now = datetime.now(UTC).replace(microsecond=0)
+    for minutes, version in ((90, "v1.0.0"), (60, "v1.1.0"), (30, "v1.2.0")):
+        deploy = {
+            "service_name": "checkout",
+            "version": version,
+            "environment": "production",
+            "commit": f"{minutes:040x}",
+            "author": "ci@acme.example",
+            "deployed_at": (now - timedelta(minutes=minutes)).isoformat(),
+        }
+        sent = await client.post("/api/v1/integrations/deploys", json=deploy, headers=bearer(ci))
+        assert sent.status_code == 201, sent.text
+    other = {**deploy, "service_name": "billing", "version": "v9"}
+    assert (
+        await client.post("/api/v1/integrations/deploys", json=other, headers=bearer(ci))
+    ).status_code == 201
+    delivery = await send(client, await alerts_key(client, tenant), notification(am_alert("a1", starts=now)))
+    await processed(client, tenant, delivery)
+
+    async with over_http(platform, read) as mcp:
+        first = await ok(mcp, "recent_deploys", {"service": "checkout", "limit": 2})
+        assert [d["version"] for d in first["items"]] == ["v1.2.0", "v1.1.0"] and first["next_cursor"]
+        rest = await ok(mcp, "recent_deploys", {"service": "checkout", "cursor": first["next_cursor"]})
+        assert [d["version"] for d in rest["items"]] == ["v1.0.0"] and rest["next_cursor"] is None
+        # A window: only what happened since.
+        since = (now - timedelta(minutes=45)).isoformat()
+        assert [
+            d["version"]
+            for d in (await ok(mcp, "recent_deploys", {"service": "checkout", "since": since}))["items"]
+        ] == ["v1.2.0"]
+        alerts = await ok(mcp, "recent_alerts", {"service": "checkout"})
+        assert [a["fingerprint"] for a in alerts["items"]] == ["a1"]
+        assert alerts["items"][0]["status"] == "firing" and alerts["items"][0]["incident_id"]
+        assert alerts["items"][0]["summary"] == "Checkout 5xx ratio above 5%"
+        assert (await ok(mcp, "recent_alerts", {"service": "billing"}))["items"] == []
+        assert "cursor" in await refused(mcp, "recent_deploys", {"service": "checkout", "cursor": "garbage"})
+        await refused(mcp, "recent_deploys", {"service": "checkout", "limit": 0})
+    # Another organisation sees none of it.
+    outsider = await register_tenant(client, "Initech")
+    _, theirs = await keys(client, outsider)
+    async with over_http(platform, theirs) as mcp:
+        assert (await ok(mcp, "recent_deploys", {"service": "checkout"}))["items"] == []
+        assert (await ok(mcp, "recent_alerts", {"service": "checkout"}))["items"] == []
