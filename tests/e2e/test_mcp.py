@@ -451,3 +451,24 @@ async def test_recent_deploys_and_alerts_of_a_service(
     async with over_http(platform, theirs) as mcp:
         assert (await ok(mcp, "recent_deploys", {"service": "checkout"}))["items"] == []
         assert (await ok(mcp, "recent_alerts", {"service": "checkout"}))["items"] == []
+
+
+async def test_clients_of_the_handshake_era_are_served_too(
+    platform: Platform, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Assistants released before 2026-07-28 open with `initialize`: over HTTP and through stdio."""
+    write, _ = await keys(client, tenant)
+    incident = await new_incident(client, tenant)
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {write}"}, timeout=30) as http,
+        Client(streamable_http_client(f"{platform.gateway_url}/mcp", http_client=http), mode="legacy") as mcp,
+    ):
+        assert mcp.protocol_version != "2026-07-28"
+        assert (await ok(mcp, "get_incident", {"incident": incident["key"]}))["incident"]["id"] == incident[
+            "id"
+        ]
+        await ok(mcp, "add_note", {"incident": incident["key"], "body": "from an older client"})
+    async with Client(stdio_parameters(platform, write), mode="legacy") as local:
+        assert local.protocol_version != "2026-07-28"
+        moved = await ok(local, "move_incident", {"incident": incident["key"], "to": "investigating"})
+        assert moved["state"] == "investigating"
