@@ -191,7 +191,8 @@ def _key_of(ctx: Context) -> KeyCaller:
 
 def _request(ctx: Context) -> Request:
     request = ctx.request_context.request
-    assert isinstance(request, Request)
+    if not isinstance(request, Request):
+        raise ToolError("not authenticated: call through /mcp with an integration key")
     return request
 
 
