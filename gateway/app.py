@@ -138,7 +138,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
-        allow_headers=["Authorization", "Content-Type", "X-Correlation-ID", idempotency.HEADER],
+        # The MCP ones for browser-based MCP clients of /mcp (no session is kept, so none is exposed).
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "X-Correlation-ID",
+            idempotency.HEADER,
+            "Mcp-Protocol-Version",
+            "Mcp-Method",
+            "Mcp-Name",
+        ],
         expose_headers=["X-Correlation-ID", idempotency.REPLAYED_HEADER, "Retry-After"],
     )
     # Inside `correlate` (added next, so outermost): its access lines carry the correlation id.

@@ -774,6 +774,14 @@ class McpEndpoint:
         except ApiError as exc:
             await error_response(exc.status, exc.code, exc.message, exc.details)(scope, receive, send)
             return
+        if scope["method"] != "POST":
+            # Stateless: no server-to-client stream to open with GET (it would stay open with nothing
+            # ever sent on it) and no session to end with DELETE; the spec allows a 405 for both.
+            refusal = error_response(
+                405, "method_not_allowed", "this MCP endpoint takes POST only", headers={"Allow": "POST"}
+            )
+            await refusal(scope, receive, send)
+            return
         scope[CALLER_SCOPE_KEY] = key
         await app.state.mcp_server.session_manager.handle_request(scope, receive, send)
 

@@ -353,6 +353,15 @@ async def test_the_endpoint_takes_only_keys_with_mcp_read(
     created = await create_key(client, tenant, ["mcp:read"])
     auth = {**accept, "Authorization": f"Bearer {created['key']}"}
     assert (await client.post("/mcp", json=ping, headers=auth)).status_code == 200
+    # Whatever else arrives is answered, never a 500: no event stream to open, nothing to delete,
+    # a body that is not JSON-RPC.
+    for method in ("GET", "DELETE"):
+        answer = await client.request(method, "/mcp", headers=auth)
+        assert answer.status_code == 405 and answer.headers["allow"] == "POST", (method, answer.text)
+    garbage = await client.post(
+        "/mcp", content=b"{not json", headers={**auth, "Content-Type": "application/json"}
+    )
+    assert 400 <= garbage.status_code < 500, garbage.text
     revoked = await client.post(f"/api/v1/integration-keys/{created['id']}/revoke", headers=tenant.auth)
     assert revoked.status_code == 200
     assert (await client.post("/mcp", json=ping, headers=auth)).status_code == 401
