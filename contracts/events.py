@@ -79,6 +79,9 @@ class KeyScope(StrEnum):
 
     ALERTS_WRITE = "alerts:write"
     DEPLOYS_WRITE = "deploys:write"
+    # The MCP server at /mcp: reading incidents, and (with both) acknowledging, noting, giving feedback.
+    MCP_READ = "mcp:read"
+    MCP_WRITE = "mcp:write"
 
 
 class UserInvited(EventData):

@@ -339,6 +339,53 @@ class ListRejections(Command):
     cursor: Cursor | None = None
 
 
+# ---- what a service went through lately (deploys recorded, alerts received): for the MCP server
+
+# `<microseconds since the epoch>.<the rest of the row's key>`, as the previous page's last row left it.
+ActivityCursor = Annotated[str, StringConstraints(max_length=256, pattern=r"^-?[0-9]{1,16}\.[!-~]{1,230}$")]
+
+
+class ListServiceDeploys(Command):
+    """The service's deploys, newest first (any role may read them)."""
+
+    caller: Caller
+    service_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    since: AwareDatetime | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: ActivityCursor | None = None
+
+
+class DeployPage(Page):
+    items: list[DeployView]
+
+
+class ListServiceAlerts(Command):
+    """Alerts received about the service (its `service` label, or attached to one of its incidents),
+    newest first by when they started."""
+
+    caller: Caller
+    service_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    since: AwareDatetime | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: ActivityCursor | None = None
+
+
+class AlertView(BaseModel):
+    fingerprint: str
+    alertname: str
+    status: str
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None
+    summary: str
+    labels: dict[str, str]
+    incident_id: str | None
+    generator_url: str | None
+
+
+class AlertPage(Page):
+    items: list[AlertView]
+
+
 class InboundStatus(StrEnum):
     PENDING = "pending"
     PROCESSED = "processed"

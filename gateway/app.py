@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
-from gateway import console, errors, idempotency, openapi
+from gateway import console, errors, idempotency, mcp_server, openapi
 from gateway.commands import CommandClient
 from gateway.live import FanOut, SessionWatch
 from gateway.projector import Projector
@@ -122,7 +122,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.platform_metrics = PlatformMetrics(settings, nc, js, projector, fanout)
         log.info("gateway_started", port=settings.port)
         try:
-            yield
+            # The MCP endpoint's task group lives inside the gateway's lifespan and ends before it.
+            async with mcp_server.running(app):
+                yield
         finally:
             pruner.cancel()
             await projector.stop()
@@ -145,7 +147,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
-        allow_headers=["Authorization", "Content-Type", "X-Correlation-ID", idempotency.HEADER],
+        # The MCP ones for browser-based MCP clients of /mcp (no session is kept, so none is exposed).
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "X-Correlation-ID",
+            idempotency.HEADER,
+            "Mcp-Protocol-Version",
+            "Mcp-Method",
+            "Mcp-Name",
+        ],
         expose_headers=["X-Correlation-ID", idempotency.REPLAYED_HEADER, "Retry-After"],
     )
     # Inside `correlate` (added next, so outermost): its access lines carry the correlation id.
@@ -176,6 +187,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(hypothesis_signatures.router)
     app.include_router(stream.router)
     app.include_router(metrics_router(settings))
+    mcp_server.install(app)
     # The web console at /: it answers only what no route answers (routers added later included).
     console.install(app)
     return app

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 DIST = Path(__file__).resolve().parent / "console_dist"
 # First path segments that belong to the API and its tooling, never to the console.
-RESERVED = frozenset({"api", "docs", "redoc", "openapi.json", "health", "metrics"})
+RESERVED = frozenset({"api", "docs", "redoc", "openapi.json", "health", "metrics", "mcp"})
 
 # What the browser may do on a console page: only this origin (and its websocket), no framing.
 SECURITY_HEADERS = {

@@ -200,6 +200,20 @@ async def get_incident(conn: AsyncConnection, tenant_id: str, incident_id: uuid.
     return (await conn.execute(query)).first()
 
 
+async def get_incident_by_number(conn: AsyncConnection, tenant_id: str, number: int) -> Row[Any] | None:
+    """The incident a person calls `INC-<number>` (numbered per tenant)."""
+    query = select(incidents).where(incidents.c.tenant_id == tenant_id, incidents.c.number == number)
+    return (await conn.execute(query)).first()
+
+
+async def get_incidents(conn: AsyncConnection, tenant_id: str, ids: list[uuid.UUID]) -> list[Row[Any]]:
+    """The tenant's incidents among `ids` (another tenant's are left out), in no particular order."""
+    if not ids:
+        return []
+    query = select(incidents).where(incidents.c.tenant_id == tenant_id, incidents.c.id.in_(ids))
+    return list((await conn.execute(query)).all())
+
+
 @dataclass(frozen=True)
 class IncidentFilter:
     states: tuple[str, ...] = ()

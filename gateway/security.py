@@ -352,25 +352,18 @@ class KeyCaller:
         return self.key_id
 
 
-async def _verify_key(
-    request: Request,
-    security_scopes: SecurityScopes,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(key_bearer)],
+async def verify_integration_key(
+    engine: AsyncEngine, presented: str, required: Iterable[str] = ()
 ) -> KeyCaller:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise ApiError(401, ErrorCode.UNAUTHORIZED.value, "missing integration key")
-    return await check_integration_key(request, credentials.credentials, security_scopes.scopes)
-
-
-async def check_integration_key(request: Request, presented: str, required: Sequence[str]) -> KeyCaller:
-    """The key `presented` (as a bearer token, or in a body: an Events v2 `routing_key`) if it is
-    live and holds every scope `required`; a 401 or 403 otherwise."""
+    """The caller a presented integration key names, if it is valid, unrevoked and holds every scope
+    in `required`: a 401 otherwise (the same one whatever was wrong with it), a 403 for a missing scope.
+    Shared by the REST routes that take keys and the MCP endpoint."""
     invalid = ApiError(401, ErrorCode.UNAUTHORIZED.value, "invalid or revoked integration key")
     parsed = parse_integration_key(presented)
     if parsed is None:
         raise invalid
     key_id, secret = parsed
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         row = await identity.get_integration_key(conn, key_id)
     matches = hmac.compare_digest(secret_sha256(secret), row.secret_sha256 if row else _NO_SUCH_KEY)
     if row is None or not matches or row.revoked_at is not None:
@@ -381,6 +374,18 @@ async def check_integration_key(request: Request, presented: str, required: Sequ
         raise ApiError(403, ErrorCode.FORBIDDEN.value, f"this key lacks the scope {', '.join(missing)}")
     structlog.contextvars.bind_contextvars(tenant_id=row.tenant_id, key_id=key_id)
     return KeyCaller(key_id=key_id, tenant_id=row.tenant_id, name=row.name, scopes=scopes)
+
+
+async def _verify_key(
+    request: Request,
+    security_scopes: SecurityScopes,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(key_bearer)],
+) -> KeyCaller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ApiError(401, ErrorCode.UNAUTHORIZED.value, "missing integration key")
+    return await verify_integration_key(
+        request.app.state.engine, credentials.credentials, security_scopes.scopes
+    )
 
 
 def integration_key(*scopes: KeyScope) -> Any:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts.commands import Caller, CommandFailed, Done, ErrorCode
@@ -18,7 +18,9 @@ from contracts.envelope import EventEnvelope
 from contracts.events import DeployRecorded, KeyScope, Role
 from contracts.integrations import (
     REJECTED_BODY_KEPT,
+    AlertPage,
     AlertsAccepted,
+    AlertView,
     CreateJsonSource,
     CreateSilence,
     CreateWebhook,
@@ -26,6 +28,7 @@ from contracts.integrations import (
     DeliveryStatus,
     DeliveryView,
     DeployAccepted,
+    DeployPage,
     DeployReport,
     DeployView,
     GetIntegrationSettings,
@@ -44,6 +47,8 @@ from contracts.integrations import (
     ListInbound,
     ListJsonSources,
     ListRejections,
+    ListServiceAlerts,
+    ListServiceDeploys,
     ListSilences,
     ListWebhooks,
     MappingPreview,
@@ -148,6 +153,25 @@ def _page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
     if len(rows) > limit:
         return rows[:limit], str(rows[limit - 1].id)
     return rows, None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def activity_cursor(at: datetime, *rest: str) -> str:
+    """Where a page of deploys or alerts ended: the row's time and the rest of its key."""
+    return ".".join([str((at - _EPOCH) // timedelta(microseconds=1)), *rest])
+
+
+def parse_activity_cursor(cursor: str, parts: int) -> tuple[datetime, list[str]]:
+    micros, *rest = cursor.split(".", parts)
+    if len(rest) != parts:
+        raise CommandFailed(
+            ErrorCode.VALIDATION,
+            "invalid cursor",
+            [{"loc": ["cursor"], "msg": "not a cursor from this API", "type": "value_error"}],
+        )
+    return _EPOCH + timedelta(microseconds=int(micros)), rest
 
 
 def webhook_view(row: Any) -> WebhookView:
@@ -428,6 +452,68 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
             for x in rows
         ]
         return InboundPage(items=items, next_cursor=next_cursor)
+
+    # ---- what a service went through lately (read by the MCP server; any role)
+    @service.command(_cmd("list_service_deploys"), ListServiceDeploys)
+    async def list_service_deploys(cmd: ListServiceDeploys) -> DeployPage:
+        d = db.deploys
+        query = select(d).where(d.c.tenant_id == cmd.caller.tenant_id, d.c.service_name == cmd.service_name)
+        if cmd.since is not None:
+            query = query.where(d.c.deployed_at >= cmd.since)
+        if cmd.cursor is not None:
+            at, (deploy_id,) = parse_activity_cursor(cmd.cursor, 1)
+            query = query.where(tuple_(d.c.deployed_at, d.c.id) < tuple_(at, deploy_id))
+        query = query.order_by(d.c.deployed_at.desc(), d.c.id.desc()).limit(cmd.limit + 1)
+        async with service.engine.connect() as conn:
+            rows = list((await conn.execute(query)).all())
+        more = len(rows) > cmd.limit
+        rows = rows[: cmd.limit]
+        return DeployPage(
+            items=[DeployView.model_validate(r, from_attributes=True) for r in rows],
+            next_cursor=activity_cursor(rows[-1].deployed_at, rows[-1].id) if more else None,
+        )
+
+    @service.command(_cmd("list_service_alerts"), ListServiceAlerts)
+    async def list_service_alerts(cmd: ListServiceAlerts) -> AlertPage:
+        a, k = db.alerts, db.known_incidents
+        of_service = select(k.c.id).where(
+            k.c.tenant_id == cmd.caller.tenant_id, k.c.service_name == cmd.service_name
+        )
+        query = select(a).where(
+            a.c.tenant_id == cmd.caller.tenant_id,
+            or_(a.c.labels["service"].astext == cmd.service_name, a.c.incident_id.in_(of_service)),
+        )
+        if cmd.since is not None:
+            query = query.where(a.c.starts_at >= cmd.since)
+        position = tuple_(a.c.starts_at, a.c.group_hash, a.c.fingerprint)
+        if cmd.cursor is not None:
+            at, (group_hash, fingerprint) = parse_activity_cursor(cmd.cursor, 2)
+            query = query.where(position < tuple_(at, group_hash, fingerprint))
+        query = query.order_by(a.c.starts_at.desc(), a.c.group_hash.desc(), a.c.fingerprint.desc())
+        async with service.engine.connect() as conn:
+            rows = list((await conn.execute(query.limit(cmd.limit + 1))).all())
+        more = len(rows) > cmd.limit
+        rows = rows[: cmd.limit]
+        last = rows[-1] if rows else None
+        return AlertPage(
+            items=[
+                AlertView(
+                    fingerprint=r.fingerprint,
+                    alertname=r.alertname,
+                    status=r.status,
+                    starts_at=r.starts_at,
+                    ends_at=r.ends_at,
+                    summary=str(r.annotations.get("summary") or r.annotations.get("description") or "")[:300],
+                    labels={str(name): str(value)[:200] for name, value in list(r.labels.items())[:20]},
+                    incident_id=str(r.incident_id) if r.incident_id else None,
+                    generator_url=r.generator_url,
+                )
+                for r in rows
+            ],
+            next_cursor=activity_cursor(last.starts_at, last.group_hash, last.fingerprint)
+            if more and last is not None
+            else None,
+        )
 
     # ---- settings
 

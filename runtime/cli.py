@@ -184,6 +184,36 @@ def ping(
     typer.echo(f"{name} ({pong.instance}) answered in {seconds * 1000:.1f} ms{state}")
 
 
+@app.command()
+def mcp(
+    url: Annotated[
+        str,
+        typer.Option(
+            help="The platform, e.g. http://127.0.0.1:8000 (its /mcp endpoint).", envvar="SRE_COPILOT_URL"
+        ),
+    ] = "http://127.0.0.1:8000",
+    key: Annotated[
+        str,
+        typer.Option(
+            help="An integration key with mcp:read (and mcp:write for the write tools).",
+            envvar="SRE_COPILOT_KEY",
+        ),
+    ] = "",
+) -> None:
+    """Serve the platform's MCP tools over stdio, for assistants that launch a command (Claude
+    Desktop, Claude Code): every call goes to the running platform at --url with the key."""
+    from runtime.mcp_stdio import PlatformUnreachable, serve
+
+    if not key:
+        _fail("--key (or SRE_COPILOT_KEY) is required: an integration key with the scope mcp:read")
+    try:
+        asyncio.run(serve(url, key))
+    except PlatformUnreachable as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
 events_app = typer.Typer(help="Read, follow, export and import the event log.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")

@@ -59,7 +59,7 @@ from gateway.schemas import (
     WebhookSecretRead,
     WebhookUpdate,
 )
-from gateway.security import AdminDep, CallerDep, KeyCaller, check_integration_key, integration_key
+from gateway.security import AdminDep, CallerDep, KeyCaller, integration_key, verify_integration_key
 
 log = structlog.get_logger(__name__)
 
@@ -281,7 +281,7 @@ async def _pd_read(
         routing_key = sent.get("routing_key") if isinstance(sent, dict) else None
         if isinstance(routing_key, str):
             try:
-                key = await check_integration_key(request, routing_key, [scope.value])
+                key = await verify_integration_key(request.app.state.engine, routing_key, [scope.value])
             except ApiError:
                 pass
             else:
@@ -290,7 +290,7 @@ async def _pd_read(
         errors = [f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in details[:20]]
         return _pd_error(400, "invalid event", "Event object is invalid", errors)
     try:
-        key = await check_integration_key(request, event.routing_key, [scope.value])
+        key = await verify_integration_key(request.app.state.engine, event.routing_key, [scope.value])
     except ApiError as refused:
         if refused.status == 401:
             return _pd_error(401, "invalid routing key", refused.message, ["routing_key: " + refused.message])

@@ -156,7 +156,8 @@ async def test_only_admins_manage_keys(client: httpx.AsyncClient, tenant: Tenant
     [
         {"name": "x", "scopes": []},
         {"name": "x", "scopes": ["incidents:delete"]},
-        {"name": "x", "scopes": ["alerts:write"] * 3},
+        # More scopes than there are (4).
+        {"name": "x", "scopes": ["alerts:write"] * 5},
         {"name": "", "scopes": ["alerts:write"]},
         {"name": "x" * 121, "scopes": ["alerts:write"]},
         {"name": "x", "scopes": ["alerts:write"], "tenant_id": "t_other"},

@@ -1640,7 +1640,7 @@ export interface components {
          * @description What an integration key may do; each endpoint that accepts keys names the scope it needs.
          * @enum {string}
          */
-        KeyScope: "alerts:write" | "deploys:write";
+        KeyScope: "alerts:write" | "deploys:write" | "mcp:read" | "mcp:write";
         /** Liveness */
         Liveness: {
             /**
@@ -4809,7 +4809,7 @@ export const hypothesisSignatureReadKindValues: ReadonlyArray<FlattenedDeepRequi
 export const inboundSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundSource"]> = ["alertmanager", "deploys", "pagerduty", "pagerduty_change", "json"];
 export const inboundStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["InboundStatus"]> = ["pending", "processed", "failed"];
 export const incidentStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["IncidentState"]> = ["detected", "acknowledged", "investigating", "resolved"];
-export const keyScopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["KeyScope"]> = ["alerts:write", "deploys:write"];
+export const keyScopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["KeyScope"]> = ["alerts:write", "deploys:write", "mcp:read", "mcp:write"];
 export const mappedAlertStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MappedAlert"]["status"]> = ["firing", "resolved"];
 export const moveCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MoveCreate"]["to"]> = ["detected", "acknowledged", "investigating"];
 export const notifiedEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["NotifiedEvent"]> = ["incident.created", "incident.state_changed", "hypothesis.generated"];

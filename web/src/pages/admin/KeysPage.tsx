@@ -12,6 +12,8 @@ import { AdminOnly } from "./PeoplePage";
 const SCOPE_HELP: Record<KeyScope, string> = {
   "alerts:write": "Send alerts (Alertmanager)",
   "deploys:write": "Record deploys (CI/CD)",
+  "mcp:read": "AI assistants read incidents (MCP)",
+  "mcp:write": "AI assistants also act on incidents (MCP)",
 };
 
 function KeysAdmin() {
