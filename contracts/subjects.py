@@ -22,7 +22,7 @@ IMPORTED_HEADER = "Sre-Imported"
 # A subject token: no dots, wildcards or spaces.
 TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-SERVICES = ("auth", "incidents", "ai_worker", "integrations")
+SERVICES = ("auth", "incidents", "ai_worker", "integrations", "oncall")
 
 
 def event_subject(tenant_id: str, event_type: str) -> str:

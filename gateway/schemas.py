@@ -51,6 +51,9 @@ from contracts.integrations import (
     WebhookUrl,
     WebhookView,
 )
+from contracts.oncall import Layers, OnCallView, OverrideView, ScheduleName, ScheduleView, UserRef
+from contracts.oncall import ShiftPage as ShiftPageView
+from contracts.oncall import Text as OncallText
 from contracts.wire import NOT_BLANK, NulFree, Rfc3339, json_integer, strip
 
 # A query parameter's moment, in UTC: RFC 3339 only (see contracts.wire).
@@ -516,3 +519,52 @@ class WebhookDeliveryRead(DeliveryView):
 class WebhookDeliveryPage(BaseModel):
     items: list[WebhookDeliveryRead]
     next_cursor: str | None
+
+
+# ---- on-call: schedules and overrides
+
+
+class ScheduleCreate(Strict):
+    """Layers are listed bottom-up: where several have someone on call, the last one wins."""
+
+    name: ScheduleName
+    description: OncallText = ""
+    layers: Layers
+
+
+class ScheduleUpdate(Strict):
+    """Only the fields present change; `layers` replaces every layer."""
+
+    name: ScheduleName | None = None
+    description: OncallText | None = None
+    layers: Layers | None = None
+
+
+class ScheduleRead(ScheduleView):
+    pass
+
+
+class SchedulePage(BaseModel):
+    items: list[ScheduleRead]
+    next_cursor: str | None
+
+
+class OverrideCreate(Strict):
+    """`user_id` is on call from `start` to `end` whatever the layers say; where overrides overlap,
+    the later one wins."""
+
+    user_id: UserRef
+    start: Rfc3339
+    end: Rfc3339
+
+
+class OverrideRead(OverrideView):
+    pass
+
+
+class OnCallRead(OnCallView):
+    pass
+
+
+class ShiftPage(ShiftPageView):
+    pass

@@ -13,7 +13,10 @@ export interface paths {
         };
         /**
          * Health
-         * @description Liveness of the gateway itself.
+         * @description Liveness of the gateway itself, and where its projector is. A stalled projector (stopped at
+         *     an event it cannot apply) is reported but is no failure of liveness: restarting the gateway
+         *     would not help, and every replica would stall at the same event; the alert is
+         *     SreCopilotProjectionStalled.
          */
         get: operations["health"];
         put?: never;
@@ -553,6 +556,128 @@ export interface paths {
          * @description Send a failed delivery again, with a fresh series of attempts (a pending one is sent now).
          */
         post: operations["retry_delivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Schedules */
+        get: operations["list_schedules"];
+        put?: never;
+        /**
+         * Create Schedule
+         * @description A schedule: layers of participants (user ids) rotating `daily`, `weekly` or every `length`
+         *     `hours`/`days` from `start_date` at `handoff_time` in `time_zone` (IANA), optionally restricted to
+         *     weekly windows. An unknown time zone or an empty layer is a 422.
+         */
+        post: operations["create_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{schedule_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Schedule */
+        get: operations["get_schedule"];
+        put?: never;
+        post?: never;
+        /** Delete Schedule */
+        delete: operations["delete_schedule"];
+        options?: never;
+        head?: never;
+        /** Update Schedule */
+        patch: operations["update_schedule"];
+        trace?: never;
+    };
+    "/api/v1/schedules/{schedule_id}/overrides": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Override
+         * @description Put someone on call over a range (admins: anyone; responders: themselves). Answers the
+         *     schedule with its overrides, the new one last.
+         */
+        post: operations["create_override"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{schedule_id}/overrides/{override_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Override */
+        get: operations["get_override"];
+        put?: never;
+        post?: never;
+        /** Delete Override */
+        delete: operations["delete_override"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{schedule_id}/on-call": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * On Call
+         * @description Who is on call at `at`: `user_id` (null: nobody), from which layer or override.
+         */
+        get: operations["on_call"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{schedule_id}/shifts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Next Shifts
+         * @description The next `count` shifts of the final schedule (layers, restrictions, overrides), the one under
+         *     way first (from `after`); a time nobody covers is no shift.
+         */
+        get: operations["next_shifts"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1284,6 +1409,49 @@ export interface components {
          * @enum {string}
          */
         KeyScope: "alerts:write" | "deploys:write";
+        /**
+         * LayerSpec
+         * @description Participants hand off in order: the first from `start_date` at `handoff_time` (wall clock in
+         *     `time_zone`), then the next every rotation (`daily`, `weekly`, or every `length` `hours`/`days`).
+         */
+        LayerSpec: {
+            /**
+             * Name
+             * @default
+             */
+            name: string;
+            /** Participants */
+            participants: string[];
+            rotation: components["schemas"]["RotationType"];
+            /**
+             * Length
+             * @default 1
+             */
+            length: number;
+            /**
+             * Start Date
+             * Format: date
+             */
+            start_date: string;
+            /**
+             * Handoff Time
+             * @default 09:00
+             */
+            handoff_time: string;
+            /** Time Zone */
+            time_zone: string;
+            /** Restrictions */
+            restrictions?: components["schemas"]["RestrictionSpec"][];
+        };
+        /** Liveness */
+        Liveness: {
+            /**
+             * Status
+             * @constant
+             */
+            status: "healthy";
+            projector: components["schemas"]["ProjectorHealth"];
+        };
         /** LoginCreate */
         LoginCreate: {
             /**
@@ -1336,6 +1504,22 @@ export interface components {
          * @enum {string}
          */
         NotifiedEvent: "incident.created" | "incident.state_changed" | "hypothesis.generated";
+        /** OnCallRead */
+        OnCallRead: {
+            /** Schedule Id */
+            schedule_id: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** User Id */
+            user_id: string | null;
+            /** Layer */
+            layer?: number | null;
+            /** Override Id */
+            override_id?: string | null;
+        };
         /**
          * OpenIncidentsRead
          * @description Incidents not resolved now, whatever the window.
@@ -1352,6 +1536,73 @@ export interface components {
                 [key: string]: number;
             };
         };
+        /**
+         * OverrideCreate
+         * @description `user_id` is on call from `start` to `end` whatever the layers say; where overrides overlap,
+         *     the later one wins.
+         */
+        OverrideCreate: {
+            /** User Id */
+            user_id: string;
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+        };
+        /** OverrideRead */
+        OverrideRead: {
+            /** Id */
+            id: string;
+            /** User Id */
+            user_id: string;
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /** OverrideView */
+        OverrideView: {
+            /** Id */
+            id: string;
+            /** User Id */
+            user_id: string;
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
         /** PasswordChange */
         PasswordChange: {
             /**
@@ -1365,6 +1616,33 @@ export interface components {
              * @description 8 to 128 characters, at least 3 different ones; not a commonly used password (compared case-insensitively) and not the email address or its part before the @. Otherwise a 422 whose `details` name the rule (`type: weak_password`)
              */
             new_password: string;
+        };
+        /** ProjectorHealth */
+        ProjectorHealth: {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "running" | "stalled";
+            /** Checkpoint */
+            checkpoint: number;
+            stall?: components["schemas"]["ProjectorStall"] | null;
+        };
+        /** ProjectorStall */
+        ProjectorStall: {
+            /** Seq */
+            seq: number;
+            /** Reason */
+            reason: string;
+            /** Event Type */
+            event_type: string | null;
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+            /** Attempts */
+            attempts: number;
         };
         /** RefreshCreate */
         RefreshCreate: {
@@ -1453,6 +1731,19 @@ export interface components {
             root_cause?: string | null;
         };
         /**
+         * RestrictionSpec
+         * @description On these weekdays, from `start` to `end` in the layer's time zone; an `end` at or before
+         *     `start` runs into the next day (`00:00`-`00:00` is the whole day).
+         */
+        RestrictionSpec: {
+            /** Days */
+            days: components["schemas"]["Weekday"][];
+            /** Start */
+            start: string;
+            /** End */
+            end: string;
+        };
+        /**
          * Role
          * @enum {string}
          */
@@ -1460,6 +1751,70 @@ export interface components {
         /** RoleUpdate */
         RoleUpdate: {
             role: components["schemas"]["Role"];
+        };
+        /**
+         * RotationType
+         * @enum {string}
+         */
+        RotationType: "daily" | "weekly" | "hours" | "days";
+        /**
+         * ScheduleCreate
+         * @description Layers are listed bottom-up: where several have someone on call, the last one wins.
+         */
+        ScheduleCreate: {
+            /** Name */
+            name: string;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /** Layers */
+            layers: components["schemas"]["LayerSpec"][];
+        };
+        /** SchedulePage */
+        SchedulePage: {
+            /** Items */
+            items: components["schemas"]["ScheduleRead"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** ScheduleRead */
+        ScheduleRead: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Description */
+            description: string;
+            /** Layers */
+            layers: components["schemas"]["LayerSpec"][];
+            /** Overrides */
+            overrides: components["schemas"]["OverrideView"][];
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * ScheduleUpdate
+         * @description Only the fields present change; `layers` replaces every layer.
+         */
+        ScheduleUpdate: {
+            /** Name */
+            name?: string | null;
+            /** Description */
+            description?: string | null;
+            /** Layers */
+            layers?: components["schemas"]["LayerSpec"][] | null;
         };
         /** ServicesHealth */
         ServicesHealth: {
@@ -1497,6 +1852,32 @@ export interface components {
          * @enum {string}
          */
         Severity: "critical" | "high" | "medium" | "low";
+        /** ShiftPage */
+        ShiftPage: {
+            /** Schedule Id */
+            schedule_id: string;
+            /** Items */
+            items: components["schemas"]["ShiftView"][];
+        };
+        /** ShiftView */
+        ShiftView: {
+            /** User Id */
+            user_id: string;
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+            /** Layer */
+            layer?: number | null;
+            /** Override Id */
+            override_id?: string | null;
+        };
         /** TenantView */
         TenantView: {
             /** Id */
@@ -1702,6 +2083,11 @@ export interface components {
             /** Enabled */
             enabled?: boolean | null;
         };
+        /**
+         * Weekday
+         * @enum {string}
+         */
+        Weekday: "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
     };
     responses: {
         /** @description The body could not be read: it is not UTF-8 (`bad_request`) */
@@ -1865,9 +2251,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["Liveness"];
                 };
             };
             500: components["responses"]["InternalError"];
@@ -3015,6 +3399,332 @@ export interface operations {
             504: components["responses"]["Timeout"];
         };
     };
+    list_schedules: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description The previous page's `next_cursor`, as it was given */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchedulePage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    create_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    get_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    delete_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    update_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    create_override: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OverrideCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    get_override: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+                override_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OverrideRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    delete_override: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+                override_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    on_call: {
+        parameters: {
+            query?: {
+                /** @description RFC 3339 (default: now) */
+                at?: string | null;
+            };
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OnCallRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    next_shifts: {
+        parameters: {
+            query?: {
+                /** @description RFC 3339 (default: now) */
+                after?: string | null;
+                count?: number;
+            };
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShiftPage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
     list_incidents: {
         parameters: {
             query?: {
@@ -3469,10 +4179,13 @@ export const incidentStateValues: ReadonlyArray<FlattenedDeepRequired<components
 export const keyScopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["KeyScope"]> = ["alerts:write", "deploys:write"];
 export const moveCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MoveCreate"]["to"]> = ["detected", "acknowledged", "investigating"];
 export const notifiedEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["NotifiedEvent"]> = ["incident.created", "incident.state_changed", "hypothesis.generated"];
+export const projectorHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProjectorHealth"]["status"]> = ["running", "stalled"];
 export const resolutionCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ResolutionCreate"]["to"]> = ["resolved"];
 export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["owner", "admin", "responder", "viewer"];
+export const rotationTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RotationType"]> = ["daily", "weekly", "hours", "days"];
 export const servicesHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ServicesHealth"]["status"]> = ["healthy", "degraded"];
 export const severityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Severity"]> = ["critical", "high", "medium", "low"];
 export const userStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["UserStatus"]> = ["invited", "active", "deactivated"];
 export const webhookKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookKind"]> = ["slack", "generic"];
+export const weekdayValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Weekday"]> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 export const componentsHeadersIdempotentReplayedValues: ReadonlyArray<FlattenedDeepRequired<components>["headers"]["Idempotent-Replayed"]> = ["true"];
