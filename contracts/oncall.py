@@ -3,14 +3,26 @@ and routing, the commands the gateway sends to the oncall service, and their rep
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from importlib import resources
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
-from contracts.commands import Caller, Command
+from contracts.commands import Caller, Command, Email
+from contracts.events import SERVICE_NAME, Severity
+from contracts.integrations import WebhookUrl
 from contracts.wire import NOT_BLANK, NulFree, Rfc3339, json_integer, strip
 
 
@@ -34,19 +46,43 @@ class Weekday(StrEnum):
 WEEKDAYS = list(Weekday)
 
 
+# The IANA time zones, as the `tzdata` package lists them (the same list wherever the API runs, unlike
+# the system's zone files): the document states them as an enum, so an unknown zone is a 422 the
+# schema already says.
+TIME_ZONES: tuple[str, ...] = tuple(sorted(resources.files("tzdata").joinpath("zones").read_text().split()))
+_KNOWN_ZONES = frozenset(TIME_ZONES)
+
+
 def _time_zone(value: str) -> str:
+    if value not in _KNOWN_ZONES:
+        raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. Europe/Berlin)")
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. Europe/Berlin)") from exc
+        raise ValueError(f"unknown time zone {value!r}") from exc
     return value
 
 
 TimeZoneName = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$"),
     AfterValidator(_time_zone),
+    WithJsonSchema({"type": "string", "enum": list(TIME_ZONES), "description": "An IANA time zone"}),
 ]
+
+# Any time the calendar has: the rules clamp what lies within days of its ends (see oncall/schedule.py).
+Moment = Rfc3339
+
+
+def _iso_date(value: object) -> object:
+    """A date as JSON states it (`YYYY-MM-DD`), not a number pydantic would also read as one."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value, re.ASCII):
+        raise ValueError("a date, e.g. 2026-12-01")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_date)]
 # Wall-clock time of day, minutes precision.
 ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 UserRef = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -72,7 +108,7 @@ class LayerSpec(NulFree):
     participants: Annotated[list[UserRef], Field(min_length=1, max_length=100)]
     rotation: RotationType
     length: Count = 1
-    start_date: Annotated[date, Field(ge=date(1970, 1, 1), le=date(8999, 12, 31))]
+    start_date: Day
     handoff_time: ClockTime = "09:00"
     time_zone: TimeZoneName
     restrictions: Annotated[list[RestrictionSpec], Field(max_length=14)] = Field(default_factory=list)
@@ -83,6 +119,7 @@ Layers = Annotated[list[LayerSpec], Field(min_length=1, max_length=10)]
 
 class OverrideView(BaseModel):
     id: str
+    schedule_id: str
     user_id: str
     start: AwareDatetime
     end: AwareDatetime
@@ -162,8 +199,8 @@ class CreateOverride(Command):
     caller: Caller
     schedule_id: str
     user_id: UserRef
-    start: Rfc3339
-    end: Rfc3339
+    start: Moment
+    end: Moment
 
 
 class OverrideRef(Command):
@@ -175,11 +212,196 @@ class OverrideRef(Command):
 class OnCallAt(Command):
     caller: Caller
     schedule_id: str
-    at: Rfc3339 | None = None
+    at: Moment | None = None
 
 
 class NextShifts(Command):
     caller: Caller
     schedule_id: str
-    after: Rfc3339 | None = None
+    after: Moment | None = None
     count: int = Field(default=10, ge=1, le=100)
+
+
+# ---- escalation policies and routing
+
+# Minutes as a JSON number (fractions allowed: a test's policy waits seconds).
+Minutes = Annotated[float, Field(ge=0, le=10_080)]
+PolicyName = ScheduleName
+
+
+class TargetKind(StrEnum):
+    USER = "user"
+    SCHEDULE = "schedule"
+
+
+class TargetSpec(NulFree):
+    """A person (`user`, a user id) or whoever a schedule has on call when the step fires."""
+
+    kind: TargetKind
+    id: UserRef
+
+
+class StepSpec(NulFree):
+    """Notify `targets`, then wait `wait_minutes` before the next step."""
+
+    targets: Annotated[list[TargetSpec], Field(min_length=1, max_length=20)]
+    wait_minutes: Minutes = 5
+
+
+class PolicyView(BaseModel):
+    id: str
+    name: str
+    steps: list[StepSpec]
+    repeat: int
+    created_by: str
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class PolicyPage(BaseModel):
+    items: list[PolicyView]
+    next_cursor: str | None
+
+
+class RuleSpec(NulFree):
+    """Incidents of this service (any when absent) and one of these severities (any when empty) go
+    to `policy_id`."""
+
+    policy_id: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f-]{36}$")]
+    service_name: (
+        Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SERVICE_NAME)] | None
+    ) = None
+    severities: Annotated[list[Severity], Field(max_length=4)] = Field(default_factory=list)
+
+
+class RoutingView(BaseModel):
+    rules: list[RuleSpec]
+    default_policy_id: str | None
+
+
+class ServiceOnCallView(BaseModel):
+    """Who the policy routed for `service_name` pages first, right now."""
+
+    service_name: str
+    policy_id: str | None
+    user_ids: list[str]
+
+
+class CreatePolicy(Command):
+    caller: Caller
+    name: PolicyName
+    steps: Annotated[list[StepSpec], Field(min_length=1, max_length=20)]
+    repeat: int = Field(default=0, ge=0, le=10)
+
+
+class PolicyRef(Command):
+    caller: Caller
+    policy_id: str
+
+
+class ListPolicies(Command):
+    caller: Caller
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = None
+
+
+class PutRouting(Command):
+    caller: Caller
+    rules: Annotated[list[RuleSpec], Field(max_length=100)]
+    default_policy_id: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f-]{36}$")] | None = (
+        None
+    )
+
+
+class GetRouting(Command):
+    caller: Caller
+
+
+class ServiceOnCall(Command):
+    caller: Caller
+    service_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+# ---- contact methods and acknowledgements
+
+
+class ChannelKind(StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    SLACK = "slack"
+
+
+class ContactMethodView(BaseModel):
+    """`address`: an email address, a webhook URL, or a Slack member id (a DM from the bot)."""
+
+    id: str
+    user_id: str
+    kind: ChannelKind
+    address: str
+    delay_minutes: float
+    created_at: AwareDatetime
+
+
+class ContactMethodIssued(ContactMethodView):
+    """`secret` (webhooks) signs every notification (`SRE-Copilot-Signature`); shown this once."""
+
+    secret: str | None
+
+
+class ContactMethodPage(BaseModel):
+    items: list[ContactMethodView]
+
+
+class EmailContact(NulFree):
+    kind: Literal[ChannelKind.EMAIL]
+    address: Email
+    delay_minutes: Minutes = 0
+
+
+class WebhookContact(NulFree):
+    """A signed POST (the `SRE-Copilot-Signature` of generic webhooks) to an SMS or phone gateway."""
+
+    kind: Literal[ChannelKind.WEBHOOK]
+    address: WebhookUrl
+    delay_minutes: Minutes = 0
+
+
+class SlackContact(NulFree):
+    """A DM from the bot (`SLACK_BOT_TOKEN`) to this Slack member id."""
+
+    kind: Literal[ChannelKind.SLACK]
+    address: Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,20}$")]
+    delay_minutes: Minutes = 0
+
+
+ContactSpec = Annotated[EmailContact | WebhookContact | SlackContact, Field(discriminator="kind")]
+
+
+class CreateContactMethod(Command):
+    caller: Caller
+    kind: ChannelKind
+    address: Annotated[str, StringConstraints(min_length=1, max_length=2_000)]
+    delay_minutes: Minutes = 0
+
+
+class ListContactMethods(Command):
+    caller: Caller
+
+
+class ContactMethodRef(Command):
+    caller: Caller
+    contact_method_id: str
+
+
+class AcknowledgePage(Command):
+    """From a notification's link: the signed token is the authority (no caller)."""
+
+    page_id: str
+    token: Annotated[str, StringConstraints(max_length=512)]
+
+
+class PageAcknowledgedView(BaseModel):
+    page_id: str
+    incident_id: str
+    user_id: str
+    acknowledged_at: AwareDatetime

@@ -14,6 +14,7 @@ GATEWAY_PROJECTOR = "gateway_projector"
 AI_WORKER_CONSUMER = "ai_worker"
 INCIDENTS_DIRECTORY = "incidents_directory"
 INTEGRATIONS_NOTIFIER = "integrations_notifier"
+ONCALL_ESCALATOR = "oncall_escalator"
 
 # Header on events that `sre-copilot events import` publishes: consumers update their views from
 # them but take no action (no new hypotheses, no notifications) for history that happened elsewhere.

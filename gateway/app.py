@@ -164,6 +164,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(integration_keys.router)
     app.include_router(integrations_routes.router)
     app.include_router(oncall_routes.router)
+    app.include_router(oncall_routes.paging_router)
     app.include_router(incidents.router)
     app.include_router(metrics.router)
     app.include_router(stream.router)

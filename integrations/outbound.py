@@ -43,19 +43,16 @@ from contracts.integrations import DeliveryStatus, NotifiedEvent, WebhookKind
 from integrations import db
 from integrations.crypto import SecretBox
 from integrations.domain import (
-    DELIVERY_HEADER,
-    EVENT_HEADER,
-    SIGNATURE_HEADER,
     IncidentFacts,
     address_allowed,
     backoff_seconds,
     retryable,
-    signature_header,
     slack_message,
 )
 from integrations.settings import IntegrationsSettings
 from runtime.consumer import RetryLater
 from runtime.service import Service
+from runtime.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature_header
 from runtime.views import apply_snapshot
 
 log = structlog.get_logger(__name__)

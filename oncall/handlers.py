@@ -5,40 +5,70 @@ as integrations' webhooks are, not projected into the gateway's read models."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from pydantic import TypeAdapter
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
 
-from contracts.commands import Caller, CommandFailed, Done, ErrorCode
+from contracts.commands import Caller, CommandFailed, Done, Email, ErrorCode
 from contracts.events import Role
 from contracts.oncall import (
+    AcknowledgePage,
+    ChannelKind,
+    ContactMethodIssued,
+    ContactMethodPage,
+    ContactMethodRef,
+    ContactMethodView,
+    CreateContactMethod,
     CreateOverride,
+    CreatePolicy,
     CreateSchedule,
+    GetRouting,
     LayerSpec,
+    ListContactMethods,
+    ListPolicies,
     ListSchedules,
     NextShifts,
     OnCallAt,
     OnCallView,
     OverrideRef,
     OverrideView,
+    PageAcknowledgedView,
+    PolicyPage,
+    PolicyRef,
+    PolicyView,
+    PutRouting,
+    RoutingView,
+    RuleSpec,
     SchedulePage,
     ScheduleRef,
     ScheduleView,
+    ServiceOnCall,
+    ServiceOnCallView,
     ShiftPage,
     ShiftView,
+    StepSpec,
     UpdateSchedule,
 )
-from contracts.subjects import command_subject
+from contracts.subjects import ONCALL_ESCALATOR, command_subject, events_of_type
 from oncall import db
-from oncall.domain import StoredOverride, schedule_of
+from oncall.domain import StoredOverride, schedule_of, token_problem
+from oncall.escalation import people, route
+from oncall.paging import Paging, on_call_now, policy_of, rules_of, schedules_for
 from oncall.schedule import ScheduleError, Shift, next_shifts, on_call_at
 from oncall.settings import OncallSettings
+from runtime.consumer import Delivery
 from runtime.service import Service
 
 log = structlog.get_logger(__name__)
+
+FILTER_SUBJECTS = [events_of_type("incident.created"), events_of_type("incident.state_changed")]
+EMAIL: TypeAdapter[str] = TypeAdapter(Email)
 
 # An override longer than this is a layer in disguise (and would make shift lists unbounded).
 MAX_OVERRIDE = timedelta(days=366)
@@ -87,20 +117,6 @@ def _invalid(exc: ScheduleError) -> CommandFailed:
     )
 
 
-# Instants the rules compute with: far enough from datetime's limits that a rotation's arithmetic
-# around them cannot overflow.
-EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
-
-
-def _in_range(at: datetime, field: str) -> datetime:
-    if not EARLIEST <= at <= LATEST:
-        message = "a time between 1970-01-01 and 9000-01-01"
-        raise CommandFailed(
-            ErrorCode.VALIDATION, message, [{"loc": ["query", field], "msg": message, "type": "value_error"}]
-        )
-    return at
-
-
 def _stored(rows: list[Any]) -> list[StoredOverride]:
     return [StoredOverride(str(r.id), r.user_id, r.start_at, r.end_at) for r in rows]
 
@@ -112,6 +128,7 @@ def _layers(row: Any) -> list[LayerSpec]:
 def override_view(row: Any) -> OverrideView:
     return OverrideView(
         id=str(row.id),
+        schedule_id=str(row.schedule_id),
         user_id=row.user_id,
         start=row.start_at,
         end=row.end_at,
@@ -251,7 +268,7 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
         return Done()
 
     @service.command(_cmd("create_override"), CreateOverride)
-    async def create_override(cmd: CreateOverride) -> ScheduleView:
+    async def create_override(cmd: CreateOverride) -> OverrideView:
         """Admins put anyone on call; a responder only themselves (covering for someone)."""
         caller = cmd.caller
         if not caller.role.at_least(Role.ADMIN) and not (
@@ -270,16 +287,15 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
                 "an override lasts at most 366 days",
                 [{"loc": ["body", "end"], "msg": "at most 366 days after start", "type": "value_error"}],
             )
-        _in_range(cmd.start, "start")
-        _in_range(cmd.end, "end")
         schedule_id = _id(cmd.schedule_id, "schedule")
         now = datetime.now(UTC)
         async with service.engine.begin() as conn:
             row = await db.schedule(conn, caller.tenant_id, schedule_id, lock=True)
             if row is None:
                 raise CommandFailed(ErrorCode.NOT_FOUND, "schedule not found")
-            await conn.execute(
-                db.overrides.insert().values(
+            created = await conn.execute(
+                db.overrides.insert()
+                .values(
                     id=new_id(),
                     tenant_id=caller.tenant_id,
                     schedule_id=schedule_id,
@@ -289,9 +305,9 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
                     created_by=caller.user_id,
                     created_at=now,
                 )
+                .returning(db.overrides)
             )
-            overrides = (await db.overrides_of(conn, [schedule_id]))[schedule_id]
-        return schedule_view(row, overrides)
+            return override_view(created.one())
 
     @service.command(_cmd("get_override"), OverrideRef)
     async def get_override(cmd: OverrideRef) -> OverrideView:
@@ -343,7 +359,7 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
     async def on_call(cmd: OnCallAt) -> OnCallView:
         row, rows = await load(cmd.caller, cmd.schedule_id)
         overrides = _stored(rows)
-        at = _in_range(cmd.at or datetime.now(UTC), "at")
+        at = cmd.at or datetime.now(UTC)
         found = on_call_at(schedule_of(_layers(row), overrides), at)
         return OnCallView(
             schedule_id=str(row.id),
@@ -359,8 +375,302 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
         overrides = _stored(rows)
         found = next_shifts(
             schedule_of(_layers(row), overrides),
-            _in_range(cmd.after or datetime.now(UTC), "after"),
+            cmd.after or datetime.now(UTC),
             cmd.count,
             settings.shifts_horizon_days,
         )
         return ShiftPage(schedule_id=str(row.id), items=[shift_view(s, overrides) for s in found])
+
+
+def policy_view(row: Any) -> PolicyView:
+    return PolicyView(
+        id=str(row.id),
+        name=row.name,
+        steps=[StepSpec.model_validate(s) for s in row.steps],
+        repeat=row.repeat,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def contact_view(row: Any) -> ContactMethodView:
+    return ContactMethodView(
+        id=str(row.id),
+        user_id=row.user_id,
+        kind=ChannelKind(row.kind),
+        address=row.address,
+        delay_minutes=row.delay_minutes,
+        created_at=row.created_at,
+    )
+
+
+def _field_problem(
+    loc: list[str | int], message: str, code: ErrorCode = ErrorCode.VALIDATION
+) -> CommandFailed:
+    return CommandFailed(code, message, [{"loc": loc, "msg": message, "type": "value_error"}])
+
+
+def register_paging(service: Service, settings: OncallSettings) -> Paging:
+    paging = Paging(service, settings)
+
+    @service.app.after_startup
+    async def start_paging() -> None:
+        await paging.start()
+
+    @service.app.on_shutdown
+    async def stop_paging() -> None:
+        await paging.stop()
+
+    @service.consume(ONCALL_ESCALATOR, FILTER_SUBJECTS, db.consumed, max_in_flight=32)
+    async def escalate(delivery: Delivery) -> None:
+        # Imported history stops what it should but pages nobody: it happened elsewhere, long ago.
+        await paging.apply(delivery.event, delivery.data, act=not delivery.imported)
+
+    # ---- policies
+
+    async def check_targets(conn: Any, tenant_id: str, steps: list[StepSpec]) -> None:
+        wanted = {t.id for s in steps for t in s.targets if t.kind.value == "schedule"}
+        found = await schedules_for(conn, tenant_id, wanted)
+        for n, step in enumerate(steps):
+            for m, target in enumerate(step.targets):
+                if target.kind.value == "schedule" and target.id not in found:
+                    raise _field_problem(
+                        ["body", "steps", n, "targets", m, "id"], "schedule not found", ErrorCode.NOT_FOUND
+                    )
+
+    @service.command(_cmd("create_policy"), CreatePolicy)
+    async def create_policy(cmd: CreatePolicy) -> PolicyView:
+        caller = cmd.caller
+        _require_admin(caller)
+        now = datetime.now(UTC)
+        async with service.engine.begin() as conn:
+            await check_targets(conn, caller.tenant_id, cmd.steps)
+            row = (
+                await conn.execute(
+                    db.policies.insert()
+                    .values(
+                        id=new_id(),
+                        tenant_id=caller.tenant_id,
+                        name=cmd.name,
+                        steps=[s.model_dump(mode="json") for s in cmd.steps],
+                        repeat=cmd.repeat,
+                        created_by=caller.user_id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(db.policies)
+                )
+            ).one()
+        return policy_view(row)
+
+    @service.command(_cmd("list_policies"), ListPolicies)
+    async def list_policies(cmd: ListPolicies) -> PolicyPage:
+        p = db.policies
+        query = select(p).where(p.c.tenant_id == cmd.caller.tenant_id)
+        after = _cursor(cmd.cursor)
+        if after is not None:
+            query = query.where(p.c.id < after)
+        async with service.engine.connect() as conn:
+            rows = list((await conn.execute(query.order_by(p.c.id.desc()).limit(cmd.limit + 1))).all())
+        more, rows = len(rows) > cmd.limit, rows[: cmd.limit]
+        return PolicyPage(
+            items=[policy_view(r) for r in rows], next_cursor=str(rows[-1].id) if more else None
+        )
+
+    async def policy_row(caller: Caller, raw: str) -> Any:
+        p = db.policies
+        async with service.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(p).where(p.c.tenant_id == caller.tenant_id, p.c.id == _id(raw, "policy"))
+                )
+            ).first()
+        if row is None:
+            raise CommandFailed(ErrorCode.NOT_FOUND, "policy not found")
+        return row
+
+    @service.command(_cmd("get_policy"), PolicyRef)
+    async def get_policy(cmd: PolicyRef) -> PolicyView:
+        return policy_view(await policy_row(cmd.caller, cmd.policy_id))
+
+    @service.command(_cmd("delete_policy"), PolicyRef)
+    async def delete_policy(cmd: PolicyRef) -> Done:
+        _require_admin(cmd.caller)
+        p = db.policies
+        async with service.engine.begin() as conn:
+            gone = await conn.execute(
+                delete(p)
+                .where(p.c.tenant_id == cmd.caller.tenant_id, p.c.id == _id(cmd.policy_id, "policy"))
+                .returning(p.c.id)
+            )
+            if gone.first() is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "policy not found")
+        return Done()
+
+    # ---- routing
+
+    async def routing_view(conn: Any, tenant_id: str) -> RoutingView:
+        row = (await conn.execute(select(db.routing).where(db.routing.c.tenant_id == tenant_id))).first()
+        if row is None:
+            return RoutingView(rules=[], default_policy_id=None)
+        return RoutingView(
+            rules=[RuleSpec.model_validate(r) for r in row.rules],
+            default_policy_id=str(row.default_policy_id) if row.default_policy_id else None,
+        )
+
+    @service.command(_cmd("get_routing"), GetRouting)
+    async def get_routing(cmd: GetRouting) -> RoutingView:
+        async with service.engine.connect() as conn:
+            return await routing_view(conn, cmd.caller.tenant_id)
+
+    @service.command(_cmd("put_routing"), PutRouting)
+    async def put_routing(cmd: PutRouting) -> RoutingView:
+        caller = cmd.caller
+        _require_admin(caller)
+        named: list[tuple[list[str | int], str]] = [
+            (["body", "rules", n, "policy_id"], r.policy_id) for n, r in enumerate(cmd.rules)
+        ]
+        if cmd.default_policy_id is not None:
+            named.append((["body", "default_policy_id"], cmd.default_policy_id))
+        p = db.policies
+        async with service.engine.begin() as conn:
+            for loc, raw in named:
+                try:
+                    policy_id = uuid.UUID(raw)
+                except ValueError:
+                    raise _field_problem(loc, "policy not found", ErrorCode.NOT_FOUND) from None
+                found = await conn.execute(
+                    select(p.c.id).where(p.c.tenant_id == caller.tenant_id, p.c.id == policy_id)
+                )
+                if found.first() is None:
+                    raise _field_problem(loc, "policy not found", ErrorCode.NOT_FOUND)
+            values = {
+                "rules": [r.model_dump(mode="json") for r in cmd.rules],
+                "default_policy_id": uuid.UUID(cmd.default_policy_id) if cmd.default_policy_id else None,
+                "updated_by": caller.user_id,
+                "updated_at": datetime.now(UTC),
+            }
+            await conn.execute(
+                insert(db.routing)
+                .values(tenant_id=caller.tenant_id, **values)
+                .on_conflict_do_update(index_elements=[db.routing.c.tenant_id], set_=values)
+            )
+            return await routing_view(conn, caller.tenant_id)
+
+    @service.command(_cmd("service_on_call"), ServiceOnCall)
+    async def service_on_call(cmd: ServiceOnCall) -> ServiceOnCallView:
+        """Who the routed policy's first step pages for an incident of this service, now (the
+        severity taken as critical: the rule a page at night would follow)."""
+        tenant_id, now = cmd.caller.tenant_id, datetime.now(UTC)
+        async with service.engine.connect() as conn:
+            row = (await conn.execute(select(db.routing).where(db.routing.c.tenant_id == tenant_id))).first()
+            rules, default = rules_of(row)
+            chosen = route(rules, default, cmd.service_name, "critical")
+            users: list[str] = []
+            if chosen is not None:
+                p = db.policies
+                policy = (
+                    await conn.execute(
+                        select(p).where(p.c.tenant_id == tenant_id, p.c.id == uuid.UUID(chosen))
+                    )
+                ).first()
+                if policy is not None:
+                    first = policy_of({"steps": policy.steps, "repeat": policy.repeat}).steps[0]
+                    ids = {t.id for t in first.targets}
+                    users = people(first.targets, on_call_now(await schedules_for(conn, tenant_id, ids), now))
+        return ServiceOnCallView(service_name=cmd.service_name, policy_id=chosen, user_ids=users)
+
+    # ---- contact methods (each person their own)
+
+    @service.command(_cmd("create_contact_method"), CreateContactMethod)
+    async def create_contact_method(cmd: CreateContactMethod) -> ContactMethodIssued:
+        caller = cmd.caller
+        if not caller.role.at_least(Role.RESPONDER):
+            raise CommandFailed(ErrorCode.FORBIDDEN, "viewers are not paged")
+        if cmd.kind is ChannelKind.EMAIL:
+            try:
+                address = EMAIL.validate_python(cmd.address)
+            except ValueError:
+                raise _field_problem(["body", "address"], "not an email address") from None
+        elif cmd.kind is ChannelKind.WEBHOOK:
+            address = cmd.address
+            if not address.startswith(("https://", "http://")):
+                raise _field_problem(["body", "address"], "a webhook is an http(s) URL")
+        else:
+            address = cmd.address
+        secret = f"whsec_{secrets.token_urlsafe(32)}" if cmd.kind is ChannelKind.WEBHOOK else None
+        async with service.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    db.contact_methods.insert()
+                    .values(
+                        id=new_id(),
+                        tenant_id=caller.tenant_id,
+                        user_id=caller.user_id,
+                        kind=cmd.kind.value,
+                        address=address,
+                        delay_minutes=cmd.delay_minutes,
+                        secret=secret,
+                        created_at=datetime.now(UTC),
+                    )
+                    .returning(db.contact_methods)
+                )
+            ).one()
+        return ContactMethodIssued(**contact_view(row).model_dump(), secret=secret)
+
+    @service.command(_cmd("list_contact_methods"), ListContactMethods)
+    async def list_contact_methods(cmd: ListContactMethods) -> ContactMethodPage:
+        c = db.contact_methods
+        async with service.engine.connect() as conn:
+            rows = await conn.execute(
+                select(c)
+                .where(c.c.tenant_id == cmd.caller.tenant_id, c.c.user_id == cmd.caller.user_id)
+                .order_by(c.c.id)
+            )
+            return ContactMethodPage(items=[contact_view(r) for r in rows])
+
+    async def own_method(caller: Caller, raw: str) -> Any:
+        c = db.contact_methods
+        async with service.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(c).where(
+                        c.c.id == _id(raw, "contact method"),
+                        c.c.tenant_id == caller.tenant_id,
+                        c.c.user_id == caller.user_id,
+                    )
+                )
+            ).first()
+        if row is None:
+            raise CommandFailed(ErrorCode.NOT_FOUND, "contact method not found")
+        return row
+
+    @service.command(_cmd("get_contact_method"), ContactMethodRef)
+    async def get_contact_method(cmd: ContactMethodRef) -> ContactMethodView:
+        return contact_view(await own_method(cmd.caller, cmd.contact_method_id))
+
+    @service.command(_cmd("delete_contact_method"), ContactMethodRef)
+    async def delete_contact_method(cmd: ContactMethodRef) -> Done:
+        row = await own_method(cmd.caller, cmd.contact_method_id)
+        async with service.engine.begin() as conn:
+            await conn.execute(delete(db.contact_methods).where(db.contact_methods.c.id == row.id))
+        return Done()
+
+    # ---- acknowledging from a notification's link
+
+    @service.command(_cmd("acknowledge_page"), AcknowledgePage)
+    async def acknowledge_page(cmd: AcknowledgePage) -> PageAcknowledgedView:
+        page_id = _id(cmd.page_id, "page")
+        problem = token_problem(paging.key, str(page_id), cmd.token, int(datetime.now(UTC).timestamp()))
+        if problem is not None:
+            raise CommandFailed(ErrorCode.FORBIDDEN, problem.value)
+        page = await paging.acknowledge(page_id, cmd.correlation_id)
+        return PageAcknowledgedView(
+            page_id=str(page.id),
+            incident_id=str(page.incident_id),
+            user_id=page.user_id,
+            acknowledged_at=page.acknowledged_at,
+        )
+
+    return paging

@@ -142,10 +142,14 @@ class _Rotation:
 
     def handoff(self, k: int) -> datetime:
         layer = self.layer
-        if self.days:
-            return wall_clock(layer.start_date + timedelta(days=k * self.days), layer.handoff_time, self.tz)
-        first = wall_clock(layer.start_date, layer.handoff_time, self.tz)
-        return first + timedelta(hours=k * layer.length)
+        try:
+            if self.days:
+                day = layer.start_date + timedelta(days=k * self.days)
+                return wall_clock(day, layer.handoff_time, self.tz)
+            first = wall_clock(layer.start_date, layer.handoff_time, self.tz)
+            return first + timedelta(hours=k * layer.length)
+        except OverflowError:
+            return LAST if k > 0 else FIRST
 
     def index(self, at: datetime) -> int:
         """The shift `at` falls in (negative before the first handoff)."""
@@ -169,9 +173,18 @@ class _Rotation:
         return self.layer.participants[k % len(self.layer.participants)]
 
 
+# The ends of the calendar: instants are taken a week inside them (a rotation's arithmetic around an
+# instant reaches a few days either way), and a handoff past them is at the end itself.
+FIRST, LAST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+SAFE_FIRST, SAFE_LAST = FIRST + timedelta(days=7), LAST - timedelta(days=7)
+
+
 def wall_clock(day: date, at: time, tz: ZoneInfo) -> datetime:
     """The instant (UTC) that reads `day` `at` on the clocks of `tz` (see the module's rules)."""
-    return datetime.combine(day, at.replace(tzinfo=None, fold=0), tzinfo=tz).astimezone(UTC)
+    try:
+        return datetime.combine(day, at.replace(tzinfo=None, fold=0), tzinfo=tz).astimezone(UTC)
+    except OverflowError:
+        return FIRST if day.year < 5000 else LAST
 
 
 def _window_spans(
@@ -207,7 +220,11 @@ def _allowed(layer: Layer, tz: ZoneInfo, at: datetime) -> bool:
 def _utc(at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError("instants are timezone-aware")
-    return at.astimezone(UTC)
+    try:
+        at = at.astimezone(UTC)
+    except OverflowError:
+        return SAFE_FIRST if at.year < 5000 else SAFE_LAST
+    return min(max(at, SAFE_FIRST), SAFE_LAST)
 
 
 def on_call_at(schedule: Schedule, at: datetime) -> OnCall | None:
@@ -272,10 +289,15 @@ def next_shifts(schedule: Schedule, after: datetime, count: int, horizon_days: i
     ahead."""
     after = _utc(after)
     found: list[Shift] = []
-    window, start, limit = timedelta(days=14), after, after + timedelta(days=horizon_days)
+    window, start = timedelta(days=14), after
+    limit = (
+        min(after + timedelta(days=horizon_days), SAFE_LAST)
+        if after < SAFE_LAST - timedelta(days=horizon_days)
+        else SAFE_LAST
+    )
     # One more than asked: the last one found may go on past the window looked at.
     while len(found) <= count and start < limit:
-        stop = min(start + window, limit)
+        stop = min(start + window, limit) if start < limit - window else limit
         for shift in final_shifts(schedule, start, stop):
             if found and found[-1].end == shift.start and _same(found[-1], shift):
                 found[-1] = Shift(shift.user_id, found[-1].start, shift.end, shift.layer, shift.override)

@@ -120,7 +120,8 @@ async def test_admins_manage_schedules_and_responders_only_their_own_overrides(
     assert other.status_code == 403
     mine = await client.post(url, json=override(responder.user_id), headers=responder.auth)
     assert mine.status_code == 201, mine.text
-    override_id = mine.json()["overrides"][-1]["id"]
+    override_id = mine.json()["id"]
+    assert mine.json()["schedule_id"] == sid
     on_call = await client.get(
         f"/api/v1/schedules/{sid}/on-call", params={"at": "2026-12-02T11:00:00Z"}, headers=responder.auth
     )

@@ -29,7 +29,7 @@ from runtime.db import create_engine
 from runtime.embedded import free_port
 from runtime.replay import StoredEvent, read_events, subject_filters
 from runtime.supervisor import Platform
-from tests.conftest import INCIDENT, Tenant, register_tenant
+from tests.conftest import INCIDENT, ONCALL_ENV, Tenant, register_tenant
 from tests.views import view_differences
 
 
@@ -43,7 +43,7 @@ def fault_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platfor
         state_dir=tmp_path_factory.mktemp("faults"),
         port=free_port(),
         durable=True,
-        extra_env={"LOG_LEVEL": "ERROR", "COALESCE_WINDOW_SECONDS": "0.2"},
+        extra_env={"LOG_LEVEL": "ERROR", "COALESCE_WINDOW_SECONDS": "0.2", **ONCALL_ENV},
         restart_servers=False,
     )
     stop = threading.Event()
@@ -204,7 +204,7 @@ async def quiescent(js: JetStreamContext, engine: AsyncEngine, seconds: float = 
             ]
             async with engine.connect() as conn:
                 unsent = 0
-                for schema in ("auth", "incidents", "ai_worker", "integrations"):
+                for schema in ("auth", "incidents", "ai_worker", "integrations", "oncall"):
                     unsent += int(
                         await conn.scalar(
                             text(f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL")

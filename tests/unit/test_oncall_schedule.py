@@ -242,3 +242,23 @@ def test_a_day_based_rotation_hands_off_at_its_wall_clock_time(layer: Layer, mom
             # The handoff time read on that day's clocks (with the module's rule for skipped hours).
             handoffs = {wall_clock(day + timedelta(days=d), layer.handoff_time, tz) for d in (-1, 0, 1)}
             assert edge in handoffs
+
+
+@pytest.mark.parametrize("rotation", list(RotationType))
+@pytest.mark.parametrize(
+    ("start", "moment"),
+    [
+        (date(1, 1, 1), datetime(1, 1, 1, tzinfo=UTC)),
+        (date(9999, 12, 31), datetime(9999, 12, 31, 23, 59, tzinfo=UTC)),
+        (date(1, 1, 1), datetime(9999, 12, 31, 23, 59, tzinfo=UTC)),
+        (date(9999, 12, 31), datetime(2026, 12, 1, tzinfo=UTC)),
+    ],
+)
+def test_the_ends_of_the_calendar_answer_rather_than_overflow(
+    rotation: RotationType, start: date, moment: datetime
+) -> None:
+    layer = Layer(("ann", "bob"), rotation, start, time(23, 30), "Pacific/Kiritimati", length=5)
+    schedule = Schedule((layer,), (Override("ovi", moment, datetime.max.replace(tzinfo=UTC)),))
+    on_call_at(schedule, moment)
+    next_shifts(schedule, moment, 3)
+    final_shifts(Schedule((layer,)), moment - timedelta(days=1) if moment.year > 1 else moment, moment)
