@@ -224,8 +224,16 @@ class NextShifts(Command):
 
 # ---- escalation policies and routing
 
+
+def _json_number(value: object) -> object:
+    """A JSON number, never a boolean or a string (which pydantic would also read as one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("not a number")
+    return value
+
+
 # Minutes as a JSON number (fractions allowed: a test's policy waits seconds).
-Minutes = Annotated[float, Field(ge=0, le=10_080)]
+Minutes = Annotated[float, Field(ge=0, le=10_080), BeforeValidator(_json_number)]
 PolicyName = ScheduleName
 
 
@@ -405,3 +413,32 @@ class PageAcknowledgedView(BaseModel):
     incident_id: str
     user_id: str
     acknowledged_at: AwareDatetime
+
+
+# ---- calendar feeds (iCalendar)
+
+CalendarToken = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class CalendarFeedIssued(BaseModel):
+    """The secret part of your calendar addresses, shown this once; regenerating it makes the old
+    addresses stop working."""
+
+    token: str
+    my_shifts_path: str
+    schedule_path_template: str
+
+
+class IssueCalendarFeed(Command):
+    caller: Caller
+
+
+class ReadCalendar(Command):
+    """`schedule_id` None: the token owner's own shifts in every schedule."""
+
+    token: CalendarToken
+    schedule_id: str | None = None
+
+
+class CalendarText(BaseModel):
+    ics: str

@@ -107,6 +107,9 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
             ("NextShifts", "next_shifts"),
         )
     },
+    ("issue_calendar_feed", "201"): {
+        "MyCalendar": ("my_calendar", {"token": "$response.body#/token"}),
+    },
     ("create_override", "201"): {
         name: (operation, {"schedule_id": "$response.body#/schedule_id", "override_id": "$response.body#/id"})
         for name, operation in (("GetOverride", "get_override"), ("DeleteOverride", "delete_override"))

@@ -52,6 +52,7 @@ from contracts.integrations import (
     WebhookView,
 )
 from contracts.oncall import (
+    CalendarFeedIssued,
     ContactMethodIssued,
     ContactMethodView,
     Layers,
@@ -635,4 +636,8 @@ class ContactMethodPage(BaseModel):
 
 
 class PageAcknowledgedRead(PageAcknowledgedView):
+    pass
+
+
+class CalendarFeedRead(CalendarFeedIssued):
     pass

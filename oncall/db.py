@@ -190,3 +190,13 @@ keys = Table(
     Column("name", String(32), primary_key=True),
     Column("secret", Text, nullable=False),
 )
+
+# Each person's secret calendar address (the SHA-256 of its token: the token itself is shown once).
+calendar_feeds = Table(
+    "calendar_feeds",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

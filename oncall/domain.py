@@ -119,3 +119,33 @@ def slack_blocks(facts: PageFacts) -> list[dict[str, object]]:
             ],
         },
     ]
+
+
+# ---- iCalendar
+
+
+@dataclass(frozen=True)
+class CalendarShift:
+    uid: str
+    summary: str
+    start: datetime
+    end: datetime
+
+
+def calendar(name: str, shifts: Sequence[CalendarShift], now: datetime) -> str:
+    """An iCalendar (RFC 5545) document of these shifts, in UTC."""
+    from icalendar import Calendar, Event
+
+    cal = Calendar()
+    cal.add("prodid", "-//SRE Copilot//on-call//EN")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", name)
+    for shift in shifts:
+        event = Event()
+        event.add("uid", shift.uid)
+        event.add("summary", shift.summary)
+        event.add("dtstart", shift.start)
+        event.add("dtend", shift.end)
+        event.add("dtstamp", now)
+        cal.add_component(event)
+    return cal.to_ical().decode()

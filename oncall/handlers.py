@@ -5,6 +5,7 @@ as integrations' webhooks are, not projected into the gateway's read models."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,8 @@ from contracts.commands import Caller, CommandFailed, Done, Email, ErrorCode
 from contracts.events import Role
 from contracts.oncall import (
     AcknowledgePage,
+    CalendarFeedIssued,
+    CalendarText,
     ChannelKind,
     ContactMethodIssued,
     ContactMethodPage,
@@ -29,6 +32,7 @@ from contracts.oncall import (
     CreatePolicy,
     CreateSchedule,
     GetRouting,
+    IssueCalendarFeed,
     LayerSpec,
     ListContactMethods,
     ListPolicies,
@@ -43,6 +47,7 @@ from contracts.oncall import (
     PolicyRef,
     PolicyView,
     PutRouting,
+    ReadCalendar,
     RoutingView,
     RuleSpec,
     SchedulePage,
@@ -57,10 +62,10 @@ from contracts.oncall import (
 )
 from contracts.subjects import ONCALL_ESCALATOR, command_subject, events_of_type
 from oncall import db
-from oncall.domain import StoredOverride, schedule_of, token_problem
+from oncall.domain import CalendarShift, StoredOverride, calendar, schedule_of, token_problem
 from oncall.escalation import people, route
 from oncall.paging import Paging, on_call_now, policy_of, rules_of, schedules_for
-from oncall.schedule import ScheduleError, Shift, next_shifts, on_call_at
+from oncall.schedule import ScheduleError, Shift, final_shifts, next_shifts, on_call_at
 from oncall.settings import OncallSettings
 from runtime.consumer import Delivery
 from runtime.service import Service
@@ -411,6 +416,10 @@ def _field_problem(
     return CommandFailed(code, message, [{"loc": loc, "msg": message, "type": "value_error"}])
 
 
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def register_paging(service: Service, settings: OncallSettings) -> Paging:
     paging = Paging(service, settings)
 
@@ -672,5 +681,53 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             user_id=page.user_id,
             acknowledged_at=page.acknowledged_at,
         )
+
+    # ---- calendar feeds
+
+    @service.command(_cmd("issue_calendar_feed"), IssueCalendarFeed)
+    async def issue_calendar_feed(cmd: IssueCalendarFeed) -> CalendarFeedIssued:
+        caller = cmd.caller
+        token = secrets.token_urlsafe(32)
+        values = {"token_hash": _digest(token), "created_at": datetime.now(UTC)}
+        f = db.calendar_feeds
+        async with service.engine.begin() as conn:
+            await conn.execute(
+                insert(f)
+                .values(tenant_id=caller.tenant_id, user_id=caller.user_id, **values)
+                .on_conflict_do_update(index_elements=[f.c.tenant_id, f.c.user_id], set_=values)
+            )
+        return CalendarFeedIssued(
+            token=token,
+            my_shifts_path=f"/api/v1/calendars/{token}/me.ics",
+            schedule_path_template=f"/api/v1/calendars/{token}/schedules/{{schedule_id}}.ics",
+        )
+
+    @service.command(_cmd("read_calendar"), ReadCalendar)
+    async def read_calendar(cmd: ReadCalendar) -> CalendarText:
+        now = datetime.now(UTC)
+        start, end = now - timedelta(days=7), now + timedelta(days=settings.calendar_days)
+        f, s = db.calendar_feeds, db.schedules
+        async with service.engine.connect() as conn:
+            feed = (await conn.execute(select(f).where(f.c.token_hash == _digest(cmd.token)))).first()
+            if feed is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "no such calendar")
+            query = select(s).where(s.c.tenant_id == feed.tenant_id)
+            if cmd.schedule_id is not None:
+                query = query.where(s.c.id == _id(cmd.schedule_id, "schedule"))
+            rows = (await conn.execute(query.order_by(s.c.id))).all()
+            if cmd.schedule_id is not None and not rows:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "schedule not found")
+            overrides = await db.overrides_of(conn, [r.id for r in rows])
+        shifts: list[CalendarShift] = []
+        for row in rows:
+            stored = _stored(overrides[row.id])
+            for shift in final_shifts(schedule_of(_layers(row), stored), start, end):
+                if cmd.schedule_id is None and shift.user_id != feed.user_id:
+                    continue
+                summary = f"On call: {row.name}" + (f" ({shift.user_id})" if cmd.schedule_id else "")
+                uid = f"{row.id}-{shift.user_id}-{int(shift.start.timestamp())}@sre-copilot"
+                shifts.append(CalendarShift(uid, summary, shift.start, shift.end))
+        name = rows[0].name if cmd.schedule_id is not None else "My on-call shifts"
+        return CalendarText(ics=calendar(name, shifts, now))
 
     return paging

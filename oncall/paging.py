@@ -361,7 +361,13 @@ class Paging:
                 )
             ).all()
             for row in rows:
-                events += await self._fire(conn, row, now)
+                # One escalation that cannot fire (a bug, a bad stored policy) stays due and is
+                # logged; the others in the batch fire.
+                try:
+                    async with conn.begin_nested():
+                        events += await self._fire(conn, row, now)
+                except Exception:
+                    log.exception("escalation_step_failed", incident_id=str(row.incident_id))
             await stage(conn, db.outbox, events)
         await self._publish(events)
         return len(rows)

@@ -8,6 +8,8 @@ from runtime.settings import ServiceSettings
 class OncallSettings(ServiceSettings):
     # How far ahead "the next N shifts" look (a schedule with one person has one shift that long).
     shifts_horizon_days: int = Field(default=366, ge=1, le=3_660)
+    # Calendar feeds: the shifts of the last week and of this many days ahead.
+    calendar_days: int = Field(default=60, ge=1, le=366)
     # Where notifications link to: the incident, and the acknowledge link (the gateway's address).
     public_base_url: str = "http://127.0.0.1:8000"
     # How often a replica looks for due escalation steps and notifications another replica stored or

@@ -9,7 +9,7 @@ every member reads."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel
@@ -21,6 +21,7 @@ from contracts.wire import NO_NUL
 from gateway.errors import declare
 from gateway.schemas import (
     UUID_PATTERN,
+    CalendarFeedRead,
     ContactMethodPage,
     ContactMethodRead,
     ContactMethodSecretRead,
@@ -376,3 +377,51 @@ async def acknowledge_page_by_link(
 ) -> PageAcknowledgedRead:
     """The same as POST, for a link opened in a mail client or a browser."""
     return await _acknowledge(request, page_id, token)
+
+
+# ---- calendar feeds
+
+ICS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "An iCalendar (RFC 5545) document", "content": {"text/calendar": {}}}
+}
+
+
+@paging_router.post(
+    "/calendar-feed", status_code=201, response_model=CalendarFeedRead, responses=declare(*COMMAND)
+)
+async def issue_calendar_feed(caller: SelfDep, request: Request) -> CalendarFeedRead:
+    """Your secret calendar addresses (your shifts, and any schedule's): subscribe to them in a
+    calendar. Calling it again makes a new secret; the old addresses stop working."""
+    issued = await _call(
+        request, "issue_calendar_feed", {"caller": caller.model_dump()}, co.CalendarFeedIssued
+    )
+    return CalendarFeedRead.model_validate(issued.model_dump())
+
+
+async def _ics(request: Request, token: str, schedule_id: str | None) -> Response:
+    text = await _call(
+        request, "read_calendar", {"token": token, "schedule_id": schedule_id}, co.CalendarText
+    )
+    return Response(content=text.ics, media_type="text/calendar")
+
+
+CalendarTokenPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+@paging_router.get(
+    "/calendars/{token}/me.ics", response_class=Response, responses={**ICS, **declare(404, *COMMAND)}
+)
+async def my_calendar(token: CalendarTokenPath, request: Request) -> Response:
+    """Your shifts in every schedule, from a week ago to `CALENDAR_DAYS` ahead. No bearer token: the
+    address's secret is the credential."""
+    return await _ics(request, token, None)
+
+
+@paging_router.get(
+    "/calendars/{token}/schedules/{schedule_id}.ics",
+    response_class=Response,
+    responses={**ICS, **declare(404, *COMMAND)},
+)
+async def schedule_calendar(token: CalendarTokenPath, schedule_id: ScheduleId, request: Request) -> Response:
+    """A schedule's final shifts (who is on call, in each event's summary)."""
+    return await _ics(request, token, schedule_id)

@@ -24,8 +24,8 @@ def receiver() -> Iterator[Receiver]:
     started.stop()
 
 
-def kinds(timeline: list[dict[str, object]]) -> list[object]:
-    return [i["kind"] for i in timeline if str(i["kind"]).startswith(("escalation.", "page."))]
+def kinds(timeline: list[dict[str, object]]) -> list[str]:
+    return [str(i["kind"]) for i in timeline if str(i["kind"]).startswith(("escalation.", "page."))]
 
 
 async def test_an_alert_pages_through_the_chain_until_the_link_acknowledges_it(

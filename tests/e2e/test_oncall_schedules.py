@@ -132,3 +132,24 @@ async def test_admins_manage_schedules_and_responders_only_their_own_overrides(
 
     stranger = await register_tenant(client, "Elsewhere")
     assert (await client.get(f"/api/v1/schedules/{sid}", headers=stranger.auth)).status_code == 404
+
+
+async def test_calendar_feeds_behind_a_secret_that_can_be_regenerated(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    from icalendar import Calendar
+
+    layer = weekly_layer(tenant.user_id, "bob", start_date="2026-11-30")
+    sid = (await create(client, tenant, [layer])).json()["id"]
+    issued = await client.post("/api/v1/calendar-feed", headers=tenant.auth)
+    assert issued.status_code == 201, issued.text
+    mine = await client.get(issued.json()["my_shifts_path"])  # no bearer token: the secret is enough
+    assert mine.status_code == 200 and mine.headers["content-type"].startswith("text/calendar"), mine.text
+    events = Calendar.from_ical(mine.text).walk("VEVENT")
+    assert events and all("Payments primary" in str(e["summary"]) for e in events)
+    whole = await client.get(issued.json()["schedule_path_template"].replace("{schedule_id}", sid))
+    people = {str(e["summary"]) for e in Calendar.from_ical(whole.text).walk("VEVENT")}
+    assert any("bob" in p for p in people) and any(tenant.user_id in p for p in people)
+    again = await client.post("/api/v1/calendar-feed", headers=tenant.auth)
+    assert (await client.get(issued.json()["my_shifts_path"])).status_code == 404  # the old secret is gone
+    assert (await client.get(again.json()["my_shifts_path"])).status_code == 200

@@ -133,3 +133,18 @@ def test_routing_takes_the_first_matching_rule_else_the_default() -> None:
     assert route(rules, "default", "payment-api", "low", {"team": "a"}) == "team-a"
     assert route(rules, "default", "payment-api", "low") == "payments"
     assert route(rules, None, "web", "low") is None
+
+
+def test_acknowledge_tokens_are_signed_per_page_and_expire() -> None:
+    from oncall.domain import TokenProblem, ack_token, token_problem
+
+    key, page = b"k" * 32, "0190f5a0-0000-7000-8000-000000000001"
+    token = ack_token(key, page, 2_000)
+    assert token_problem(key, page, token, now=1_999) is None
+    assert token_problem(key, page, token, now=2_000) is TokenProblem.EXPIRED
+    assert token_problem(key, "0190f5a0-0000-7000-8000-000000000002", token, now=1) is TokenProblem.INVALID
+    assert token_problem(b"other" * 8, page, token, now=1) is TokenProblem.INVALID
+    # A later expiry cannot be written in: the expiry is signed.
+    forged = "9999999999." + token.split(".", 1)[1]
+    assert token_problem(key, page, forged, now=1) is TokenProblem.INVALID
+    assert token_problem(key, page, "garbage", now=1) is TokenProblem.INVALID

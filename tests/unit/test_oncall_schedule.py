@@ -262,3 +262,18 @@ def test_the_ends_of_the_calendar_answer_rather_than_overflow(
     on_call_at(schedule, moment)
     next_shifts(schedule, moment, 3)
     final_shifts(Schedule((layer,)), moment - timedelta(days=1) if moment.year > 1 else moment, moment)
+
+
+def test_a_calendar_lists_the_shifts_in_utc() -> None:
+    from icalendar import Calendar
+
+    from oncall.domain import CalendarShift, calendar
+
+    start = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    text = calendar(
+        "Payments", [CalendarShift("a@x", "On call: Payments", start, start + timedelta(days=7))], start
+    )
+    parsed = Calendar.from_ical(text)
+    (event,) = parsed.walk("VEVENT")
+    assert event["summary"] == "On call: Payments"
+    assert event.decoded("dtstart") == start and event.decoded("dtend") == start + timedelta(days=7)
