@@ -388,7 +388,7 @@ ContactSpec = Annotated[EmailContact | WebhookContact | SlackContact, Field(disc
 class CreateContactMethod(Command):
     caller: Caller
     kind: ChannelKind
-    address: Annotated[str, StringConstraints(min_length=1, max_length=2_000)]
+    address: Annotated[str, StringConstraints(min_length=1, max_length=2_048)]
     delay_minutes: Minutes = 0
 
 
