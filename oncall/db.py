@@ -200,3 +200,14 @@ calendar_feeds = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# oncall's view of people, from auth's `user.*` events: whether a person named in a schedule or a
+# policy is still active.
+people = Table(
+    "people",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

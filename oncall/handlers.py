@@ -64,7 +64,7 @@ from contracts.subjects import ONCALL_ESCALATOR, command_subject, events_of_type
 from oncall import db
 from oncall.domain import CalendarShift, StoredOverride, calendar, schedule_of, token_problem
 from oncall.escalation import people, route
-from oncall.paging import Paging, on_call_now, policy_of, rules_of, schedules_for
+from oncall.paging import PERSON_STATUS, Paging, on_call_now, policy_of, rules_of, schedules_for
 from oncall.schedule import ScheduleError, Shift, final_shifts, next_shifts, on_call_at
 from oncall.settings import OncallSettings
 from runtime.consumer import Delivery
@@ -72,7 +72,11 @@ from runtime.service import Service
 
 log = structlog.get_logger(__name__)
 
-FILTER_SUBJECTS = [events_of_type("incident.created"), events_of_type("incident.state_changed")]
+FILTER_SUBJECTS = [
+    events_of_type("incident.created"),
+    events_of_type("incident.state_changed"),
+    *(events_of_type(t) for t in PERSON_STATUS),
+]
 EMAIL: TypeAdapter[str] = TypeAdapter(Email)
 
 # An override longer than this is a layer in disguise (and would make shift lists unbounded).
@@ -172,6 +176,36 @@ def shift_view(shift: Shift, overrides: list[StoredOverride]) -> ShiftView:
     )
 
 
+async def refuse_deactivated(conn: Any, tenant_id: str, named: list[tuple[list[str | int], str]]) -> None:
+    """A 409 naming each person who is deactivated (people not known yet are taken at their word:
+    one invited a moment ago may not have reached oncall's view)."""
+    ids = {user for _, user in named}
+    if not ids:
+        return
+    p = db.people
+    rows = await conn.execute(
+        select(p.c.user_id).where(
+            p.c.tenant_id == tenant_id, p.c.user_id.in_(ids), p.c.status == "deactivated"
+        )
+    )
+    gone = {r.user_id for r in rows}
+    problems = [
+        {"loc": loc, "msg": f"{user} is deactivated", "type": "value_error"}
+        for loc, user in named
+        if user in gone
+    ]
+    if problems:
+        raise CommandFailed(ErrorCode.CONFLICT, "a deactivated person cannot be paged", problems)
+
+
+def _participants(layers: list[LayerSpec]) -> list[tuple[list[str | int], str]]:
+    return [
+        (["body", "layers", n, "participants", m], user)
+        for n, layer in enumerate(layers)
+        for m, user in enumerate(layer.participants)
+    ]
+
+
 def register_handlers(service: Service, settings: OncallSettings) -> None:
     async def load(caller: Caller, raw_id: str, lock: bool = False) -> tuple[Any, list[Any]]:
         schedule_id = _id(raw_id, "schedule")
@@ -189,6 +223,7 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
         _checked(cmd.layers)
         now = datetime.now(UTC)
         async with service.engine.begin() as conn:
+            await refuse_deactivated(conn, caller.tenant_id, _participants(cmd.layers))
             row = (
                 await conn.execute(
                     db.schedules.insert()
@@ -244,6 +279,8 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
             values["layers"] = [layer.model_dump(mode="json") for layer in cmd.layers]
         s = db.schedules
         async with service.engine.begin() as conn:
+            if cmd.layers is not None:
+                await refuse_deactivated(conn, caller.tenant_id, _participants(cmd.layers))
             row = (
                 await conn.execute(
                     update(s)
@@ -453,8 +490,15 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
         caller = cmd.caller
         _require_admin(caller)
         now = datetime.now(UTC)
+        users: list[tuple[list[str | int], str]] = [
+            (["body", "steps", n, "targets", m, "id"], t.id)
+            for n, step in enumerate(cmd.steps)
+            for m, t in enumerate(step.targets)
+            if t.kind.value == "user"
+        ]
         async with service.engine.begin() as conn:
             await check_targets(conn, caller.tenant_id, cmd.steps)
+            await refuse_deactivated(conn, caller.tenant_id, users)
             row = (
                 await conn.execute(
                     db.policies.insert()

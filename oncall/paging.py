@@ -90,6 +90,14 @@ STOPPING_STATES = {
     IncidentState.RESOLVED: "resolved",
 }
 NO_POLICY = uuid.UUID(int=0)
+# What auth's events say of a person, for oncall's view (the consumer keeps one user's events in order).
+PERSON_STATUS = {
+    "user.created": "active",
+    "user.invited": "invited",
+    "user.activated": "active",
+    "user.reactivated": "active",
+    "user.deactivated": "deactivated",
+}
 BATCH = 50
 
 
@@ -267,7 +275,17 @@ class Paging:
     async def apply(self, event: EventEnvelope, data: EventData, act: bool) -> None:
         events: list[EventEnvelope] = []
         async with self.service.engine.begin() as conn:
-            if isinstance(data, IncidentCreated) and act:
+            status = PERSON_STATUS.get(event.type)
+            if status is not None:
+                values = {"status": status, "updated_at": event.occurred_at}
+                await conn.execute(
+                    insert(db.people)
+                    .values(tenant_id=event.tenant_id, user_id=getattr(data, "user_id", ""), **values)
+                    .on_conflict_do_update(
+                        index_elements=[db.people.c.tenant_id, db.people.c.user_id], set_=values
+                    )
+                )
+            elif isinstance(data, IncidentCreated) and act:
                 events = await self._start(conn, event, data.incident)
             elif isinstance(data, IncidentStateChanged) and data.to_state in STOPPING_STATES:
                 incident_id = uuid.UUID(data.incident_id)
@@ -394,7 +412,7 @@ class Paging:
         who = on_call_now(await schedules_for(conn, tenant_id, schedule_ids), now)
         next_at = decision.next_at
         for due in decision.due:
-            users = people(due.targets, who)
+            users = await self._active(conn, tenant_id, people(due.targets, who))
             await self._page(conn, row, due.round, due.step, users, now)
             fired.add((due.round, due.step))
             if due.last:
@@ -416,6 +434,19 @@ class Paging:
         )
         log.info("escalation_steps_fired", incident_id=incident_id, steps=len(decision.due))
         return events
+
+    async def _active(self, conn: AsyncConnection, tenant_id: str, users: list[str]) -> list[str]:
+        """Those of `users` not deactivated (as far as oncall's view of people knows)."""
+        if not users:
+            return users
+        p = db.people
+        rows = await conn.execute(
+            select(p.c.user_id).where(
+                p.c.tenant_id == tenant_id, p.c.user_id.in_(users), p.c.status == "deactivated"
+            )
+        )
+        gone = {r.user_id for r in rows}
+        return [u for u in users if u not in gone]
 
     async def _page(
         self, conn: AsyncConnection, row: Any, round_: int, step: int, users: list[str], now: datetime

@@ -64,11 +64,11 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
 
-@router.post("", status_code=201, response_model=ScheduleRead, responses=declare(*COMMAND))
+@router.post("", status_code=201, response_model=ScheduleRead, responses=declare(409, *COMMAND))
 async def create_schedule(body: ScheduleCreate, caller: AdminDep, request: Request) -> ScheduleRead:
     """A schedule: layers of participants (user ids) rotating `daily`, `weekly` or every `length`
     `hours`/`days` from `start_date` at `handoff_time` in `time_zone` (IANA), optionally restricted to
-    weekly windows. An unknown time zone or an empty layer is a 422."""
+    weekly windows. An unknown time zone or an empty layer is a 422; a deactivated participant a 409."""
     view = await _call(
         request,
         "create_schedule",
@@ -99,7 +99,7 @@ async def get_schedule(schedule_id: ScheduleId, caller: SelfDep, request: Reques
     return ScheduleRead.model_validate(view.model_dump())
 
 
-@router.patch("/{schedule_id}", response_model=ScheduleRead, responses=declare(*COMMAND))
+@router.patch("/{schedule_id}", response_model=ScheduleRead, responses=declare(409, *COMMAND))
 async def update_schedule(
     schedule_id: ScheduleId, body: ScheduleUpdate, caller: AdminDep, request: Request
 ) -> ScheduleRead:
@@ -214,11 +214,12 @@ ContactMethodId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 
 
 @paging_router.post(
-    "/escalation-policies", status_code=201, response_model=PolicyRead, responses=declare(404, *COMMAND)
+    "/escalation-policies", status_code=201, response_model=PolicyRead, responses=declare(404, 409, *COMMAND)
 )
 async def create_policy(body: PolicyCreate, caller: AdminDep, request: Request) -> PolicyRead:
     """Targets are users (`{"kind": "user", "id": USER_ID}`) or a schedule's on-call at the time the
-    step fires (`{"kind": "schedule", "id": SCHEDULE_ID}`: a 404 if there is no such schedule)."""
+    step fires (`{"kind": "schedule", "id": SCHEDULE_ID}`: a 404 if there is no such schedule). A
+    deactivated person is a 409."""
     view = await _call(
         request,
         "create_policy",

@@ -127,6 +127,8 @@ def run_schemathesis(
     return result.returncode, result.stdout + result.stderr
 
 
+# Every operation, every phase: minutes on a busy 2-core machine (the subprocess has its own bound).
+@pytest.mark.timeout(900)
 async def test_every_operation_with_every_check(platform: Platform, tmp_path: Path) -> None:
     async with httpx.AsyncClient(
         base_url=platform.gateway_url, timeout=15, headers={"X-Forwarded-For": fresh_address()}

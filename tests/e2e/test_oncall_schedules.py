@@ -153,3 +153,23 @@ async def test_calendar_feeds_behind_a_secret_that_can_be_regenerated(
     again = await client.post("/api/v1/calendar-feed", headers=tenant.auth)
     assert (await client.get(issued.json()["my_shifts_path"])).status_code == 404  # the old secret is gone
     assert (await client.get(again.json()["my_shifts_path"])).status_code == 200
+
+
+async def test_a_deactivated_person_cannot_be_put_on_call_or_paged(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    import asyncio
+
+    gone = await member(client, tenant, "responder")
+    deactivated = await client.post(f"/api/v1/users/{gone.user_id}/deactivate", headers=tenant.auth)
+    assert deactivated.status_code == 200, deactivated.text
+    policy = {"name": "p", "steps": [{"targets": [{"kind": "user", "id": gone.user_id}]}]}
+    for _ in range(100):  # until oncall has seen the deactivation (its view follows auth's events)
+        refused = await client.post("/api/v1/escalation-policies", json=policy, headers=tenant.auth)
+        if refused.status_code != 201:
+            break
+        await asyncio.sleep(0.1)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["details"][0]["loc"] == ["body", "steps", 0, "targets", 0, "id"]
+    schedule = await create(client, tenant, [weekly_layer("ann", gone.user_id)])
+    assert schedule.status_code == 409, schedule.text

@@ -576,7 +576,7 @@ export interface paths {
          * Create Schedule
          * @description A schedule: layers of participants (user ids) rotating `daily`, `weekly` or every `length`
          *     `hours`/`days` from `start_date` at `handoff_time` in `time_zone` (IANA), optionally restricted to
-         *     weekly windows. An unknown time zone or an empty layer is a 422.
+         *     weekly windows. An unknown time zone or an empty layer is a 422; a deactivated participant a 409.
          */
         post: operations["create_schedule"];
         delete?: never;
@@ -697,7 +697,8 @@ export interface paths {
         /**
          * Create Policy
          * @description Targets are users (`{"kind": "user", "id": USER_ID}`) or a schedule's on-call at the time the
-         *     step fires (`{"kind": "schedule", "id": SCHEDULE_ID}`: a 404 if there is no such schedule).
+         *     step fires (`{"kind": "schedule", "id": SCHEDULE_ID}`: a 404 if there is no such schedule). A
+         *     deactivated person is a 409.
          */
         post: operations["create_policy"];
         delete?: never;
@@ -3915,6 +3916,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["ValidationFailed"];
             500: components["responses"]["InternalError"];
@@ -4011,6 +4013,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["ValidationFailed"];
             500: components["responses"]["InternalError"];
@@ -4242,6 +4245,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["ValidationFailed"];
             500: components["responses"]["InternalError"];
