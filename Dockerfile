@@ -20,6 +20,7 @@ COPY auth auth
 COPY incidents incidents
 COPY ai_worker ai_worker
 COPY integrations integrations
+COPY oncall oncall
 COPY gateway gateway
 COPY migrations migrations
 COPY --from=console /src/gateway/console_dist gateway/console_dist

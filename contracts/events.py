@@ -306,6 +306,58 @@ class AlertAttached(EventData):
     generator_url: str | None = None
 
 
+# ---- on-call: escalations and pages (each on the incident's timeline)
+
+
+class EscalationStarted(EventData):
+    """An incident's escalation policy started (chosen by the routing rules)."""
+
+    incident_id: str
+    policy_id: str
+    policy_name: str
+
+
+class EscalationStepReached(EventData):
+    """A step of the policy fired: `user_ids` are paged (a schedule's on-call resolved at that time).
+    `last`: the last step of the last round, the escalation has nowhere further to go."""
+
+    incident_id: str
+    policy_id: str
+    round: int = Field(ge=0)
+    step: int = Field(ge=0)
+    user_ids: list[str]
+    last: bool = False
+
+
+class PageNotified(EventData):
+    """One notification of a page through one contact method, and what came of it."""
+
+    incident_id: str
+    page_id: str
+    user_id: str
+    channel: str  # "email" | "webhook" | "slack"
+    delivered: bool
+    error: str | None = None
+
+
+class PageAcknowledged(EventData):
+    """Someone acknowledged from a page's link: the incident is acknowledged, the escalation stops."""
+
+    incident_id: str
+    page_id: str
+    user_id: str
+    acknowledged_at: AwareDatetime
+
+
+class EscalationStopped(EventData):
+    """No more steps: `reason` is `acknowledged`, `resolved` or `exhausted` (the last step's wait ran
+    out with nobody acknowledging)."""
+
+    incident_id: str
+    policy_id: str
+    reason: str
+
+
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     ("tenant.created", 1): TenantCreated,
     ("user.created", 1): UserCreated,
@@ -327,6 +379,11 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     ("hypothesis.feedback_recorded", 1): HypothesisFeedbackRecorded,
     ("deploy.recorded", 1): DeployRecorded,
     ("alert.attached", 1): AlertAttached,
+    ("escalation.started", 1): EscalationStarted,
+    ("escalation.step_reached", 1): EscalationStepReached,
+    ("escalation.stopped", 1): EscalationStopped,
+    ("page.notified", 1): PageNotified,
+    ("page.acknowledged", 1): PageAcknowledged,
 }
 CURRENT_VERSION: dict[str, int] = {}
 for _type, _version in EVENT_TYPES:

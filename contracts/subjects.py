@@ -14,6 +14,7 @@ GATEWAY_PROJECTOR = "gateway_projector"
 AI_WORKER_CONSUMER = "ai_worker"
 INCIDENTS_DIRECTORY = "incidents_directory"
 INTEGRATIONS_NOTIFIER = "integrations_notifier"
+ONCALL_ESCALATOR = "oncall_escalator"
 
 # Header on events that `sre-copilot events import` publishes: consumers update their views from
 # them but take no action (no new hypotheses, no notifications) for history that happened elsewhere.
@@ -22,7 +23,7 @@ IMPORTED_HEADER = "Sre-Imported"
 # A subject token: no dots, wildcards or spaces.
 TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-SERVICES = ("auth", "incidents", "ai_worker", "integrations")
+SERVICES = ("auth", "incidents", "ai_worker", "integrations", "oncall")
 
 
 def event_subject(tenant_id: str, event_type: str) -> str:

@@ -96,6 +96,24 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
         "Deactivate": ("deactivate_user", {"user_id": "$response.body#/user/id"}),
         "Reactivate": ("reactivate_user", {"user_id": "$response.body#/user/id"}),
     },
+    ("create_schedule", "201"): {
+        name: (operation, {"schedule_id": "$response.body#/id"})
+        for name, operation in (
+            ("GetSchedule", "get_schedule"),
+            ("UpdateSchedule", "update_schedule"),
+            ("DeleteSchedule", "delete_schedule"),
+            ("CreateOverride", "create_override"),
+            ("OnCall", "on_call"),
+            ("NextShifts", "next_shifts"),
+        )
+    },
+    ("issue_calendar_feed", "201"): {
+        "MyCalendar": ("my_calendar", {"token": "$response.body#/token"}),
+    },
+    ("create_override", "201"): {
+        name: (operation, {"schedule_id": "$response.body#/schedule_id", "override_id": "$response.body#/id"})
+        for name, operation in (("GetOverride", "get_override"), ("DeleteOverride", "delete_override"))
+    },
 }
 
 

@@ -49,6 +49,12 @@ TIMELINE_TYPES = frozenset(
         "hypothesis.generated",
         "hypothesis.feedback_recorded",
         "alert.attached",
+        # On-call: each step, each notification and its result, the acknowledgement, the end.
+        "escalation.started",
+        "escalation.step_reached",
+        "escalation.stopped",
+        "page.notified",
+        "page.acknowledged",
     }
 )
 # Fields an incident row takes from a legacy (v1, snapshot-less) `incident.updated`.

@@ -59,6 +59,8 @@ incidents = Table(
     # The earlier incident this one continues (an alert firing again after its incident was resolved).
     Column("related_incident_id", Uuid),
     Index("ix_gw_incidents_tenant_created", "tenant_id", "created_at", "id"),
+    # An incident by its key (INC-42), as the MCP tools name them.
+    Index("ix_gw_incidents_tenant_number", "tenant_id", "number"),
     # The list's filters, each in the list's order.
     Index("ix_gw_incidents_tenant_state_created", "tenant_id", "state", "created_at", "id"),
     Index("ix_gw_incidents_tenant_severity_created", "tenant_id", "severity", "created_at", "id"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 import ipaddress
 import json
 import re
@@ -606,22 +605,9 @@ def plan_alerts(
     return plan
 
 
-# ---- signing (generic webhooks)
+# ---- signing (generic webhooks): runtime.signing, shared with oncall's webhook contact methods
 
-SIGNATURE_HEADER = "SRE-Copilot-Signature"
-EVENT_HEADER = "SRE-Copilot-Event"
-DELIVERY_HEADER = "SRE-Copilot-Delivery"
 SECRET_PREFIX = "whsec_"
-
-
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """HMAC-SHA256 over `<timestamp>.<body>`: the timestamp is signed too, so an old delivery
-    cannot be replayed with a fresh one."""
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-
-
-def signature_header(secret: str, timestamp: int, body: bytes) -> str:
-    return f"t={timestamp},v1={signature(secret, timestamp, body)}"
 
 
 # ---- retries

@@ -45,18 +45,15 @@ from integrations import db
 from integrations.crypto import SecretBox
 from integrations.domain import (
     CHAT_MESSAGES,
-    DELIVERY_HEADER,
-    EVENT_HEADER,
-    SIGNATURE_HEADER,
     IncidentFacts,
     address_allowed,
     backoff_seconds,
     retryable,
-    signature_header,
 )
 from integrations.settings import IntegrationsSettings
 from runtime.consumer import RetryLater
 from runtime.service import Service
+from runtime.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature_header
 from runtime.views import apply_snapshot
 
 log = structlog.get_logger(__name__)

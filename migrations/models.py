@@ -13,11 +13,13 @@ from gateway.idempotency import metadata as gateway_operational_metadata
 from gateway.read_models import metadata as gateway_metadata
 from incidents.db import metadata as incidents_metadata
 from integrations.db import metadata as integrations_metadata
+from oncall.db import metadata as oncall_metadata
 
 METADATA: list[MetaData] = [
     auth_metadata,
     incidents_metadata,
     integrations_metadata,
+    oncall_metadata,
     ai_worker_metadata,
     gateway_metadata,
     gateway_operational_metadata,

@@ -8,11 +8,15 @@ import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import Message
 from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -28,6 +32,41 @@ PREVIOUS_SIGNING_KEY = "jwt-previous-signing-key.pem"
 LIVE_MAX_CONNECTIONS_PER_TENANT = 20
 # The session's key for webhook secrets at rest (tests decrypt with it to check what is stored).
 WEBHOOK_ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+
+# On-call: notifications go to the test's own receivers (a webhook on loopback, an SMTP server on
+# this port, started once for the session), and escalations are looked at five times a second.
+ONCALL_SMTP_PORT = free_port()
+ONCALL_ENV = {
+    "NOTIFY_ALLOW_PRIVATE_TARGETS": "true",
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_PORT": str(ONCALL_SMTP_PORT),
+    "ESCALATION_POLL_SECONDS": "0.2",
+    "NOTIFY_TIMEOUT_SECONDS": "5",
+}
+
+
+@dataclass
+class Mailbox:
+    """What the session's SMTP server received."""
+
+    messages: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content, policy=email_policy.default))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in list(self.messages) if address in str(m["To"])]
+
+
+@pytest.fixture(scope="session")
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=ONCALL_SMTP_PORT)
+    controller.start()
+    yield box
+    controller.stop()
 
 
 def fresh_address() -> str:
@@ -72,6 +111,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     # Each service prunes what aged past its retention every second (tests/integration/test_retention.py
     # waits for it), not every minute.
     env["PRUNE_INTERVAL_SECONDS"] = "1"
+    env.update(ONCALL_ENV)
     # fsync off: still the real PostgreSQL server, only not crash-safe, which tests do not need.
     running = Platform(
         state_dir=state, port=free_port(), durable=False, extra_env=env, log_dir=state / "logs"

@@ -15,13 +15,16 @@ No check is turned off or relaxed here, and no failure is filtered.
 - PagerDuty Events v2 (`/integrations/pagerduty/...`): the `routing_key` in the body is an integration
   key, which no generator can guess. A well-formed one (a string the schema allows) is replaced by the
   identity's own credential, as a sender configured with its key sends it; a malformed one is sent
-  as generated. (The owner's and peer's credentials are access tokens: 401, as documented.)"""
+  as generated. (The owner's and peer's credentials are access tokens: 401, as documented.)
+- An on-call override ends after it starts, at most 366 days later: a generated override whose two
+  times (both well-formed) break that gets an `end` an hour after its `start`."""
 
 from __future__ import annotations
 
 import re
 import uuid
 import zoneinfo
+from datetime import timedelta
 from typing import Any
 
 import jmespath
@@ -30,6 +33,7 @@ from hypothesis import strategies as st
 
 from auth.domain import password_problem
 from auth.passwords import common_passwords
+from contracts.wire import parse_rfc3339
 from gateway.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 
 KEY_HEADER = "Idempotency-Key"
@@ -128,3 +132,18 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         and credential.startswith("Bearer ")
     ):
         body["routing_key"] = credential.removeprefix("Bearer ")
+    _fix_override_times(case)
+
+
+def _fix_override_times(case: Any) -> None:
+    body = case.body
+    if case.method.upper() == "POST" and case.path.endswith("/overrides") and isinstance(body, dict):
+        try:
+            start, end = parse_rfc3339(body["start"]), parse_rfc3339(body["end"])
+        except (KeyError, TypeError, ValueError):
+            return
+        try:
+            if not start < end <= start + timedelta(days=366):
+                body["end"] = (start + timedelta(hours=1)).isoformat()
+        except OverflowError:  # within an hour of the calendar's end: one the other way
+            body["start"], body["end"] = (end - timedelta(hours=1)).isoformat(), end.isoformat()

@@ -442,7 +442,7 @@ async def test_managing_webhooks(client: httpx.AsyncClient, tenant: Tenant) -> N
 def test_the_documented_check_rejects_replays() -> None:
     """The README's snippet on its own: a signature older than five minutes is refused."""
     verify = documented_verify()
-    from integrations.domain import signature_header
+    from runtime.signing import signature_header
 
     now = int(time.time())
     assert verify("whsec_s", b"{}", signature_header("whsec_s", now, b"{}")) is True

@@ -286,7 +286,15 @@ async def test_health_and_docs(client: httpx.AsyncClient) -> None:
     assert services.status_code == 200
     body = services.json()
     assert body["status"] == "healthy"
-    assert set(body["services"]) == {"auth", "incidents", "ai_worker", "integrations", "nats", "postgres"}
+    assert set(body["services"]) == {
+        "auth",
+        "incidents",
+        "ai_worker",
+        "integrations",
+        "oncall",
+        "nats",
+        "postgres",
+    }
     for name, check in body["services"].items():
         assert check["status"] == "healthy", name
         assert check["latency_ms"] is not None and check["latency_ms"] >= 0

@@ -26,7 +26,7 @@ from gateway.rebuild import rebuild
 from runtime.embedded import free_port
 from runtime.replay import StoredEvent, read_events, subject_filters
 from runtime.supervisor import Platform
-from tests.conftest import INCIDENT, Tenant, register_tenant
+from tests.conftest import INCIDENT, ONCALL_ENV, Tenant, register_tenant
 from tests.platforms import bus_of, database_of, supervised
 from tests.views import view_differences
 
@@ -41,7 +41,7 @@ def fault_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platfor
         state_dir=tmp_path_factory.mktemp("faults"),
         port=free_port(),
         durable=True,
-        extra_env={"LOG_LEVEL": "ERROR", "COALESCE_WINDOW_SECONDS": "0.2"},
+        extra_env={"LOG_LEVEL": "ERROR", "COALESCE_WINDOW_SECONDS": "0.2", **ONCALL_ENV},
         restart_servers=False,
     )
     with supervised(platform):
@@ -181,7 +181,7 @@ async def quiescent(js: JetStreamContext, engine: AsyncEngine, seconds: float = 
             ]
             async with engine.connect() as conn:
                 unsent = 0
-                for schema in ("auth", "incidents", "ai_worker", "integrations"):
+                for schema in ("auth", "incidents", "ai_worker", "integrations", "oncall"):
                     unsent += int(
                         await conn.scalar(
                             text(f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL")

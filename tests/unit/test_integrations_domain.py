@@ -29,10 +29,10 @@ from integrations.domain import (
     normalise,
     plan_alerts,
     retryable,
-    signature_header,
     slack_message,
     url_problem,
 )
+from runtime.signing import signature_header
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

@@ -1,0 +1,428 @@
+"""`/api/v1/schedules`: on-call schedules (layers, restrictions, overrides), who is on call at a time,
+and the next shifts.
+
+Schedules are configuration only the oncall service computes with, so they are read through query
+commands to it (as integrations' webhooks are), not from the gateway's read models. Admins manage
+schedules; responders put themselves on call with overrides (and delete the ones involving them);
+every member reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+from pydantic import BaseModel
+
+from contracts import oncall as co
+from contracts.commands import Caller, Done
+from contracts.events import SERVICE_NAME, Role
+from contracts.wire import NO_NUL
+from gateway.errors import declare
+from gateway.schemas import (
+    UUID_PATTERN,
+    CalendarFeedRead,
+    ContactMethodPage,
+    ContactMethodRead,
+    ContactMethodSecretRead,
+    OnCallRead,
+    OverrideCreate,
+    OverrideRead,
+    PageAcknowledgedRead,
+    PolicyCreate,
+    PolicyPage,
+    PolicyRead,
+    RoutingRead,
+    RoutingUpdate,
+    ScheduleCreate,
+    SchedulePage,
+    ScheduleRead,
+    ScheduleUpdate,
+    ServiceOnCallRead,
+    ShiftPage,
+)
+from gateway.security import AdminDep, SelfDep, require_role
+
+router = APIRouter(prefix="/api/v1/schedules", tags=["on-call"])
+
+ScheduleId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+OverrideId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+ResponderDep = Annotated[Caller, require_role(Role.RESPONDER)]
+Cursor = Annotated[
+    str | None, Query(pattern=UUID_PATTERN, description="The previous page's `next_cursor`, as it was given")
+]
+COMMAND = (504,)
+R = TypeVar("R", bound=BaseModel)
+
+
+async def _call(request: Request, command: str, body: dict[str, object], reply: type[R]) -> R:
+    result: R = await request.app.state.commands.call(f"cmd.oncall.{command}", body, reply)
+    return result
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+@router.post("", status_code=201, response_model=ScheduleRead, responses=declare(409, *COMMAND))
+async def create_schedule(body: ScheduleCreate, caller: AdminDep, request: Request) -> ScheduleRead:
+    """A schedule: layers of participants (user ids) rotating `daily`, `weekly` or every `length`
+    `hours`/`days` from `start_date` at `handoff_time` in `time_zone` (IANA), optionally restricted to
+    weekly windows. An unknown time zone or an empty layer is a 422; a deactivated participant a 409."""
+    view = await _call(
+        request,
+        "create_schedule",
+        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
+        co.ScheduleView,
+    )
+    return ScheduleRead.model_validate(view.model_dump())
+
+
+@router.get("", response_model=SchedulePage, responses=declare(*COMMAND))
+async def list_schedules(
+    caller: SelfDep, request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
+) -> SchedulePage:
+    page = await _call(
+        request,
+        "list_schedules",
+        {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
+        co.SchedulePage,
+    )
+    return SchedulePage.model_validate(page.model_dump())
+
+
+@router.get("/{schedule_id}", response_model=ScheduleRead, responses=declare(*COMMAND))
+async def get_schedule(schedule_id: ScheduleId, caller: SelfDep, request: Request) -> ScheduleRead:
+    view = await _call(
+        request, "get_schedule", {"caller": caller.model_dump(), "schedule_id": schedule_id}, co.ScheduleView
+    )
+    return ScheduleRead.model_validate(view.model_dump())
+
+
+@router.patch("/{schedule_id}", response_model=ScheduleRead, responses=declare(409, *COMMAND))
+async def update_schedule(
+    schedule_id: ScheduleId, body: ScheduleUpdate, caller: AdminDep, request: Request
+) -> ScheduleRead:
+    view = await _call(
+        request,
+        "update_schedule",
+        {
+            "caller": caller.model_dump(),
+            "schedule_id": schedule_id,
+            **body.model_dump(mode="json", exclude_unset=True),
+        },
+        co.ScheduleView,
+    )
+    return ScheduleRead.model_validate(view.model_dump())
+
+
+@router.delete("/{schedule_id}", status_code=204, responses=declare(*COMMAND))
+async def delete_schedule(schedule_id: ScheduleId, caller: AdminDep, request: Request) -> Response:
+    await _call(request, "delete_schedule", {"caller": caller.model_dump(), "schedule_id": schedule_id}, Done)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{schedule_id}/overrides", status_code=201, response_model=OverrideRead, responses=declare(*COMMAND)
+)
+async def create_override(
+    schedule_id: ScheduleId, body: OverrideCreate, caller: ResponderDep, request: Request
+) -> OverrideRead:
+    """Put someone on call from `start` to `end` (after it, at most 366 days later) whatever the
+    layers say (admins: anyone; responders: themselves). Where overrides overlap, the later wins."""
+    view = await _call(
+        request,
+        "create_override",
+        {"caller": caller.model_dump(), "schedule_id": schedule_id, **body.model_dump(mode="json")},
+        co.OverrideView,
+    )
+    return OverrideRead.model_validate(view.model_dump())
+
+
+@router.get(
+    "/{schedule_id}/overrides/{override_id}", response_model=OverrideRead, responses=declare(*COMMAND)
+)
+async def get_override(
+    schedule_id: ScheduleId, override_id: OverrideId, caller: SelfDep, request: Request
+) -> OverrideRead:
+    view = await _call(
+        request,
+        "get_override",
+        {"caller": caller.model_dump(), "schedule_id": schedule_id, "override_id": override_id},
+        co.OverrideView,
+    )
+    return OverrideRead.model_validate(view.model_dump())
+
+
+@router.delete("/{schedule_id}/overrides/{override_id}", status_code=204, responses=declare(*COMMAND))
+async def delete_override(
+    schedule_id: ScheduleId,
+    override_id: OverrideId,
+    caller: ResponderDep,
+    request: Request,
+) -> Response:
+    await _call(
+        request,
+        "delete_override",
+        {"caller": caller.model_dump(), "schedule_id": schedule_id, "override_id": override_id},
+        Done,
+    )
+    return Response(status_code=204)
+
+
+@router.get("/{schedule_id}/on-call", response_model=OnCallRead, responses=declare(*COMMAND))
+async def on_call(
+    schedule_id: ScheduleId,
+    caller: SelfDep,
+    request: Request,
+    at: Annotated[co.Moment | None, Query(description="RFC 3339 (default: now)")] = None,
+) -> OnCallRead:
+    """Who is on call at `at`: `user_id` (null: nobody), from which layer or override."""
+    view = await _call(
+        request,
+        "on_call",
+        {"caller": caller.model_dump(), "schedule_id": schedule_id, "at": _iso(at)},
+        co.OnCallView,
+    )
+    return OnCallRead.model_validate(view.model_dump())
+
+
+@router.get("/{schedule_id}/shifts", response_model=ShiftPage, responses=declare(*COMMAND))
+async def next_shifts(
+    schedule_id: ScheduleId,
+    caller: SelfDep,
+    request: Request,
+    after: Annotated[co.Moment | None, Query(description="RFC 3339 (default: now)")] = None,
+    count: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> ShiftPage:
+    """The next `count` shifts of the final schedule (layers, restrictions, overrides), the one under
+    way first (from `after`); a time nobody covers is no shift."""
+    page = await _call(
+        request,
+        "next_shifts",
+        {"caller": caller.model_dump(), "schedule_id": schedule_id, "after": _iso(after), "count": count},
+        co.ShiftPage,
+    )
+    return ShiftPage.model_validate(page.model_dump())
+
+
+# ---- escalation policies, routing, contact methods, acknowledgements
+
+paging_router = APIRouter(prefix="/api/v1", tags=["on-call"])
+PolicyId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+ContactMethodId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+
+
+@paging_router.post(
+    "/escalation-policies", status_code=201, response_model=PolicyRead, responses=declare(404, 409, *COMMAND)
+)
+async def create_policy(body: PolicyCreate, caller: AdminDep, request: Request) -> PolicyRead:
+    """Targets are users (`{"kind": "user", "id": USER_ID}`) or a schedule's on-call at the time the
+    step fires (`{"kind": "schedule", "id": SCHEDULE_ID}`: a 404 if there is no such schedule). A
+    deactivated person is a 409."""
+    view = await _call(
+        request,
+        "create_policy",
+        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
+        co.PolicyView,
+    )
+    return PolicyRead.model_validate(view.model_dump())
+
+
+@paging_router.get("/escalation-policies", response_model=PolicyPage, responses=declare(*COMMAND))
+async def list_policies(
+    caller: SelfDep, request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
+) -> PolicyPage:
+    page = await _call(
+        request,
+        "list_policies",
+        {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
+        co.PolicyPage,
+    )
+    return PolicyPage.model_validate(page.model_dump())
+
+
+@paging_router.get("/escalation-policies/{policy_id}", response_model=PolicyRead, responses=declare(*COMMAND))
+async def get_policy(policy_id: PolicyId, caller: SelfDep, request: Request) -> PolicyRead:
+    view = await _call(
+        request, "get_policy", {"caller": caller.model_dump(), "policy_id": policy_id}, co.PolicyView
+    )
+    return PolicyRead.model_validate(view.model_dump())
+
+
+@paging_router.delete("/escalation-policies/{policy_id}", status_code=204, responses=declare(*COMMAND))
+async def delete_policy(policy_id: PolicyId, caller: AdminDep, request: Request) -> Response:
+    """Running escalations go on with the policy as it was when they started."""
+    await _call(request, "delete_policy", {"caller": caller.model_dump(), "policy_id": policy_id}, Done)
+    return Response(status_code=204)
+
+
+@paging_router.get("/routing", response_model=RoutingRead, responses=declare(*COMMAND))
+async def get_routing(caller: SelfDep, request: Request) -> RoutingRead:
+    view = await _call(request, "get_routing", {"caller": caller.model_dump()}, co.RoutingView)
+    return RoutingRead.model_validate(view.model_dump())
+
+
+@paging_router.put("/routing", response_model=RoutingRead, responses=declare(404, *COMMAND))
+async def put_routing(body: RoutingUpdate, caller: AdminDep, request: Request) -> RoutingRead:
+    """Replace the routing: a new incident takes the policy of the first rule it matches
+    (`service_name`, one of `severities`), else `default_policy_id` (none: nobody is paged)."""
+    view = await _call(
+        request,
+        "put_routing",
+        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
+        co.RoutingView,
+    )
+    return RoutingRead.model_validate(view.model_dump())
+
+
+@paging_router.get(
+    "/services/{service_name}/on-call", response_model=ServiceOnCallRead, responses=declare(*COMMAND)
+)
+async def service_on_call(
+    service_name: Annotated[str, Path(min_length=1, max_length=100, pattern=SERVICE_NAME)],
+    caller: SelfDep,
+    request: Request,
+) -> ServiceOnCallRead:
+    """Who would be paged first, now, for a critical incident of this service (routing, then the
+    policy's first step, schedules resolved to their on-call)."""
+    view = await _call(
+        request,
+        "service_on_call",
+        {"caller": caller.model_dump(), "service_name": service_name},
+        co.ServiceOnCallView,
+    )
+    return ServiceOnCallRead.model_validate(view.model_dump())
+
+
+@paging_router.post(
+    "/contact-methods", status_code=201, response_model=ContactMethodSecretRead, responses=declare(*COMMAND)
+)
+async def create_contact_method(
+    body: Annotated[co.ContactSpec, Body()], caller: ResponderDep, request: Request
+) -> ContactMethodSecretRead:
+    """One of your own ways to be paged: `email` (an address), `webhook` (a URL: a signed POST, for
+    SMS or phone gateways; its `secret` is in this answer only) or `slack` (your member id: a DM
+    from the bot), `delay_minutes` after the page (e.g. Slack at once, email after 5)."""
+    issued = await _call(
+        request,
+        "create_contact_method",
+        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
+        co.ContactMethodIssued,
+    )
+    return ContactMethodSecretRead.model_validate(issued.model_dump())
+
+
+@paging_router.get("/contact-methods", response_model=ContactMethodPage, responses=declare(*COMMAND))
+async def list_contact_methods(caller: SelfDep, request: Request) -> ContactMethodPage:
+    page = await _call(request, "list_contact_methods", {"caller": caller.model_dump()}, co.ContactMethodPage)
+    return ContactMethodPage.model_validate(page.model_dump())
+
+
+@paging_router.get(
+    "/contact-methods/{contact_method_id}", response_model=ContactMethodRead, responses=declare(*COMMAND)
+)
+async def get_contact_method(
+    contact_method_id: ContactMethodId, caller: SelfDep, request: Request
+) -> ContactMethodRead:
+    view = await _call(
+        request,
+        "get_contact_method",
+        {"caller": caller.model_dump(), "contact_method_id": contact_method_id},
+        co.ContactMethodView,
+    )
+    return ContactMethodRead.model_validate(view.model_dump())
+
+
+@paging_router.delete("/contact-methods/{contact_method_id}", status_code=204, responses=declare(*COMMAND))
+async def delete_contact_method(
+    contact_method_id: ContactMethodId, caller: SelfDep, request: Request
+) -> Response:
+    await _call(
+        request,
+        "delete_contact_method",
+        {"caller": caller.model_dump(), "contact_method_id": contact_method_id},
+        Done,
+    )
+    return Response(status_code=204)
+
+
+AckToken = Annotated[
+    str, Query(min_length=1, max_length=512, pattern=NO_NUL, description="From the notification")
+]
+
+
+async def _acknowledge(request: Request, page_id: str, token: str) -> PageAcknowledgedRead:
+    view = await _call(
+        request, "acknowledge_page", {"page_id": page_id, "token": token}, co.PageAcknowledgedView
+    )
+    return PageAcknowledgedRead.model_validate(view.model_dump())
+
+
+ACK_ERRORS = declare(403, 404, 409, *COMMAND)
+
+
+@paging_router.post("/pages/{page_id}/ack", response_model=PageAcknowledgedRead, responses=ACK_ERRORS)
+async def acknowledge_page(
+    page_id: Annotated[str, Path(max_length=64, pattern=NO_NUL)], token: AckToken, request: Request
+) -> PageAcknowledgedRead:
+    """Acknowledge the incident a page is about, as the person paged: the link of every notification
+    (signed, single use: a 409 the second time; expiring: a 403 after `ACK_LINK_TTL_SECONDS`). The
+    escalation stops. No bearer token: the link's token is the credential."""
+    return await _acknowledge(request, page_id, token)
+
+
+@paging_router.get("/pages/{page_id}/ack", response_model=PageAcknowledgedRead, responses=ACK_ERRORS)
+async def acknowledge_page_by_link(
+    page_id: Annotated[str, Path(max_length=64, pattern=NO_NUL)], token: AckToken, request: Request
+) -> PageAcknowledgedRead:
+    """The same as POST, for a link opened in a mail client or a browser."""
+    return await _acknowledge(request, page_id, token)
+
+
+# ---- calendar feeds
+
+ICS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "An iCalendar (RFC 5545) document", "content": {"text/calendar": {}}}
+}
+
+
+@paging_router.post(
+    "/calendar-feed", status_code=201, response_model=CalendarFeedRead, responses=declare(*COMMAND)
+)
+async def issue_calendar_feed(caller: SelfDep, request: Request) -> CalendarFeedRead:
+    """Your secret calendar addresses (your shifts, and any schedule's): subscribe to them in a
+    calendar. Calling it again makes a new secret; the old addresses stop working."""
+    issued = await _call(
+        request, "issue_calendar_feed", {"caller": caller.model_dump()}, co.CalendarFeedIssued
+    )
+    return CalendarFeedRead.model_validate(issued.model_dump())
+
+
+async def _ics(request: Request, token: str, schedule_id: str | None) -> Response:
+    text = await _call(
+        request, "read_calendar", {"token": token, "schedule_id": schedule_id}, co.CalendarText
+    )
+    return Response(content=text.ics, media_type="text/calendar")
+
+
+CalendarTokenPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+@paging_router.get(
+    "/calendars/{token}/me.ics", response_class=Response, responses={**ICS, **declare(404, *COMMAND)}
+)
+async def my_calendar(token: CalendarTokenPath, request: Request) -> Response:
+    """Your shifts in every schedule, from a week ago to `CALENDAR_DAYS` ahead. No bearer token: the
+    address's secret is the credential."""
+    return await _ics(request, token, None)
+
+
+@paging_router.get(
+    "/calendars/{token}/schedules/{schedule_id}.ics",
+    response_class=Response,
+    responses={**ICS, **declare(404, *COMMAND)},
+)
+async def schedule_calendar(token: CalendarTokenPath, schedule_id: ScheduleId, request: Request) -> Response:
+    """A schedule's final shifts (who is on call, in each event's summary)."""
+    return await _ics(request, token, schedule_id)

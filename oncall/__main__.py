@@ -1,0 +1,3 @@
+from oncall.app import build
+
+build().run()

@@ -1,0 +1,17 @@
+"""oncall's wiring: schedules and who is on call; escalation policies, routing, contact methods;
+the `oncall_escalator` consumer, the timer loop and the notifier (oncall/paging.py)."""
+
+from __future__ import annotations
+
+from oncall import db
+from oncall.handlers import register_handlers, register_paging
+from oncall.settings import OncallSettings
+from runtime.service import Service
+
+
+def build() -> Service:
+    settings = OncallSettings()
+    service = Service("oncall", settings, outbox=db.outbox)
+    register_handlers(service, settings)
+    register_paging(service, settings)
+    return service

@@ -1,0 +1,213 @@
+"""oncall's tables (schema `oncall`) and queries: schedules and their overrides, escalation policies
+and routing, contact methods, escalations (the due-time table), pages and notifications, the outbox
+and the record of consumed events."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runtime.consumer import consumed_table
+from runtime.outbox import outbox_table
+
+SCHEMA = "oncall"
+metadata = MetaData(schema=SCHEMA)
+
+outbox = outbox_table(metadata)
+consumed = consumed_table(metadata)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # UUIDv7: creation order
+    Column("tenant_id", String(64), nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("description", Text, nullable=False),
+    # The layers as the API states them (contracts.oncall.LayerSpec), bottom-up.
+    Column("layers", JSONB, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_schedules_tenant", "tenant_id", "id"),
+)
+
+# Ordered by id (UUIDv7): where two overlap, the later one wins.
+overrides = Table(
+    "overrides",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("schedule_id", Uuid, ForeignKey(schedules.c.id, ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("start_at", DateTime(timezone=True), nullable=False),
+    Column("end_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_overrides_schedule", "schedule_id", "id"),
+)
+
+
+async def schedule(conn: AsyncConnection, tenant_id: str, schedule_id: uuid.UUID, lock: bool = False) -> Any:
+    query = select(schedules).where(schedules.c.id == schedule_id, schedules.c.tenant_id == tenant_id)
+    if lock:
+        query = query.with_for_update()
+    return (await conn.execute(query)).first()
+
+
+async def overrides_of(conn: AsyncConnection, schedule_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+    found: dict[uuid.UUID, list[Any]] = {s: [] for s in schedule_ids}
+    if not schedule_ids:
+        return found
+    rows = await conn.execute(
+        select(overrides).where(overrides.c.schedule_id.in_(schedule_ids)).order_by(overrides.c.id)
+    )
+    for row in rows:
+        found[row.schedule_id].append(row)
+    return found
+
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("name", String(120), nullable=False),
+    # contracts.oncall.StepSpec, in order.
+    Column("steps", JSONB, nullable=False),
+    Column("repeat", Integer, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_policies_tenant", "tenant_id", "id"),
+)
+
+# One row per tenant: its routing rules in order (contracts.oncall.RuleSpec) and the default policy.
+routing = Table(
+    "routing",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("rules", JSONB, nullable=False),
+    Column("default_policy_id", Uuid),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+contact_methods = Table(
+    "contact_methods",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("delay_minutes", Float, nullable=False),
+    # Webhooks' signing secret: it must be recoverable to sign.
+    Column("secret", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_contact_methods_user", "tenant_id", "user_id"),
+)
+
+# The due-time table: one escalation per incident. A timer loop claims the rows whose `next_due_at`
+# has come (FOR UPDATE SKIP LOCKED: replicas share them, none waits for another's), and in the same
+# transaction records the steps that fired (`fired`), their pages and notifications, the next due
+# time, and the events in the outbox. A crash before the commit leaves the row as it was (due, so
+# the next look fires it); after it, the step is recorded as fired: once, whatever happens.
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("incident_id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("policy_id", Uuid, nullable=False),
+    # The policy as it was when the escalation started (a later edit does not change a running one).
+    Column("policy", JSONB, nullable=False),
+    Column("incident", JSONB, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),  # active | stopped
+    Column("fired", JSONB, nullable=False),  # [[round, step], ...]
+    Column("next_due_at", DateTime(timezone=True)),
+    Column("stopped_reason", String(32)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_escalations_due", "next_due_at", postgresql_where=text("state = 'active'")),
+)
+
+# One page per person per fired step; the acknowledge link names it.
+pages = Table(
+    "pages",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("incident_id", Uuid, nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Index("ix_pages_incident", "incident_id"),
+)
+
+# One notification per page and contact method, due at the page's time plus the method's delay;
+# claimed like webhook deliveries (SKIP LOCKED, then a lease).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("page_id", Uuid, ForeignKey(pages.c.id, ondelete="CASCADE"), nullable=False),
+    Column("incident_id", Uuid, nullable=False),
+    Column("contact_method_id", Uuid, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed | cancelled
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_notifications_due", "due_at", postgresql_where=text("status = 'pending'")),
+)
+
+# Secrets oncall makes for itself once (the acknowledge links' signing key), shared by its replicas.
+keys = Table(
+    "keys",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("secret", Text, nullable=False),
+)
+
+# Each person's secret calendar address (the SHA-256 of its token: the token itself is shown once).
+calendar_feeds = Table(
+    "calendar_feeds",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# oncall's view of people, from auth's `user.*` events: whether a person named in a schedule or a
+# policy is still active.
+people = Table(
+    "people",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,151 @@
+"""oncall's pure rules beside the schedule itself (oncall/schedule.py): turning what the API states
+into what the rules compute with."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+from enum import StrEnum
+
+from contracts.oncall import WEEKDAYS, LayerSpec, RestrictionSpec
+from oncall.schedule import Layer, Override, RotationType, Schedule, Window
+
+
+def clock(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def window_of(spec: RestrictionSpec) -> Window:
+    return Window(frozenset(WEEKDAYS.index(d) for d in spec.days), clock(spec.start), clock(spec.end))
+
+
+def layer_of(spec: LayerSpec) -> Layer:
+    return Layer(
+        participants=tuple(spec.participants),
+        rotation=RotationType(spec.rotation.value),
+        start_date=spec.start_date,
+        handoff_time=clock(spec.handoff_time),
+        time_zone=spec.time_zone,
+        length=spec.length,
+        restrictions=tuple(window_of(r) for r in spec.restrictions),
+    )
+
+
+@dataclass(frozen=True)
+class StoredOverride:
+    id: str
+    user_id: str
+    start: datetime
+    end: datetime
+
+
+def schedule_of(layers: Sequence[LayerSpec], overrides: Sequence[StoredOverride]) -> Schedule:
+    """The schedule the rules compute with; overrides in creation order (the later wins)."""
+    return Schedule(
+        tuple(layer_of(spec) for spec in layers),
+        tuple(Override(o.user_id, o.start, o.end) for o in overrides),
+    )
+
+
+# ---- acknowledge links: `<expires>.<hex HMAC-SHA256 of "<page id>.<expires>">`
+
+
+def ack_token(key: bytes, page_id: str, expires: int) -> str:
+    mac = hmac.new(key, f"{page_id}.{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"{expires}.{mac}"
+
+
+class TokenProblem(StrEnum):
+    INVALID = "the link is not valid"
+    EXPIRED = "the link has expired"
+
+
+def token_problem(key: bytes, page_id: str, token: str, now: int) -> TokenProblem | None:
+    expires_text, _, mac = token.partition(".")
+    if not expires_text.isdigit() or len(expires_text) > 12:
+        return TokenProblem.INVALID
+    expected = ack_token(key, page_id, int(expires_text))
+    if not hmac.compare_digest(expected, f"{expires_text}.{mac}"):
+        return TokenProblem.INVALID
+    if int(expires_text) <= now:
+        return TokenProblem.EXPIRED
+    return None
+
+
+# ---- what a notification says
+
+
+@dataclass(frozen=True)
+class PageFacts:
+    incident_id: str
+    key: str
+    title: str
+    service_name: str
+    severity: str
+    incident_url: str
+    ack_url: str
+
+
+def subject(facts: PageFacts) -> str:
+    return f"[{facts.severity.upper()}] {facts.key} {facts.title} ({facts.service_name})"
+
+
+def text_body(facts: PageFacts) -> str:
+    return (
+        f"You are paged for {facts.key}: {facts.title}\n"
+        f"Service: {facts.service_name}, severity: {facts.severity}\n\n"
+        f"Acknowledge: {facts.ack_url}\n"
+        f"Open the incident: {facts.incident_url}\n"
+    )
+
+
+def slack_blocks(facts: PageFacts) -> list[dict[str, object]]:
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Paged: {subject(facts)}*"}},
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Acknowledge"},
+                    "style": "primary",
+                    "url": facts.ack_url,
+                },
+                {"type": "button", "text": {"type": "plain_text", "text": "Open"}, "url": facts.incident_url},
+            ],
+        },
+    ]
+
+
+# ---- iCalendar
+
+
+@dataclass(frozen=True)
+class CalendarShift:
+    uid: str
+    summary: str
+    start: datetime
+    end: datetime
+
+
+def calendar(name: str, shifts: Sequence[CalendarShift], now: datetime) -> str:
+    """An iCalendar (RFC 5545) document of these shifts, in UTC."""
+    from icalendar import Calendar, Event
+
+    cal = Calendar()
+    cal.add("prodid", "-//SRE Copilot//on-call//EN")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", name)
+    for shift in shifts:
+        event = Event()
+        event.add("uid", shift.uid)
+        event.add("summary", shift.summary)
+        event.add("dtstart", shift.start)
+        event.add("dtend", shift.end)
+        event.add("dtstamp", now)
+        cal.add_component(event)
+    return cal.to_ical().decode()

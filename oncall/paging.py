@@ -1,0 +1,726 @@
+"""Escalations at work: incidents start them (the `oncall_escalator` consumer), a timer loop fires
+their steps, a notifier sends the notifications, and the acknowledge link stops them.
+
+Timers are rows of `oncall.escalations` with a due time, claimed with `FOR UPDATE SKIP LOCKED`: the
+step's pages, its notifications, the escalation's next due time and the events (in the outbox) are
+written in the transaction that holds the claim, so a step is recorded as fired exactly when its
+events exist. A replica that dies before its commit leaves the row due (another replica, or itself
+restarted, fires it at its next look); after the commit nothing fires it again. Replicas skip the
+rows another holds, so no step waits for a slow replica and none fires twice.
+
+Notifications are sent at least once (a sender that dies between sending and recording leaves its
+lease to run out, and the notification is sent again, with the same `SRE-Copilot-Delivery` id for
+webhooks): a network send cannot share a transaction with the database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import secrets
+import socket
+import time as clock
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+import httpx
+import structlog
+from prometheus_client import Counter, Histogram
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contracts.commands import (
+    Caller,
+    CommandFailed,
+    ErrorCode,
+    ErrorReply,
+    IncidentAccepted,
+    TransitionIncident,
+)
+from contracts.envelope import EventEnvelope
+from contracts.events import (
+    EscalationStarted,
+    EscalationStepReached,
+    EscalationStopped,
+    EventData,
+    IncidentCreated,
+    IncidentSnapshot,
+    IncidentState,
+    IncidentStateChanged,
+    PageAcknowledged,
+    PageNotified,
+    Role,
+)
+from contracts.oncall import ChannelKind, LayerSpec, RuleSpec, StepSpec
+from oncall import db
+from oncall.domain import PageFacts, StoredOverride, ack_token, schedule_of, slack_blocks, subject, text_body
+from oncall.escalation import Escalation, Policy, Rule, Step, Target, TargetKind, decide, people, route
+from oncall.schedule import Schedule, on_call_at
+from oncall.settings import OncallSettings
+from runtime.outbox import stage
+from runtime.service import Service
+from runtime.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature_header
+
+log = structlog.get_logger(__name__)
+
+PAGES_SENT = Counter(
+    "sre_copilot_oncall_notifications",
+    "Notifications of pages, by channel and outcome (delivered or failed).",
+    ["channel", "outcome"],
+)
+ACK_SECONDS = Histogram(
+    "sre_copilot_oncall_time_to_acknowledge_seconds",
+    "From an escalation's start to the acknowledgement of one of its pages.",
+    buckets=(5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400),
+)
+ESCALATIONS_EXHAUSTED = Counter(
+    "sre_copilot_oncall_escalations_exhausted",
+    "Escalations that reached the last step of their last round.",
+)
+# Someone moving the incident on (to investigating, without acknowledging first) has seen it too.
+STOPPING_STATES = {
+    IncidentState.ACKNOWLEDGED: "acknowledged",
+    IncidentState.INVESTIGATING: "investigating",
+    IncidentState.RESOLVED: "resolved",
+}
+NO_POLICY = uuid.UUID(int=0)
+# What auth's events say of a person, for oncall's view (the consumer keeps one user's events in order).
+PERSON_STATUS = {
+    "user.created": "active",
+    "user.invited": "invited",
+    "user.activated": "active",
+    "user.reactivated": "active",
+    "user.deactivated": "deactivated",
+}
+BATCH = 50
+
+
+def new_id() -> uuid.UUID:
+    from uuid6 import uuid7
+
+    return uuid.UUID(str(uuid7()))
+
+
+def policy_of(stored: dict[str, Any]) -> Policy:
+    steps = [StepSpec.model_validate(s) for s in stored["steps"]]
+    return Policy(
+        tuple(
+            Step(
+                tuple(Target(TargetKind(t.kind.value), t.id) for t in step.targets),
+                timedelta(minutes=step.wait_minutes),
+            )
+            for step in steps
+        ),
+        int(stored.get("repeat", 0)),
+    )
+
+
+def rules_of(row: Any) -> tuple[list[Rule], str | None]:
+    if row is None:
+        return [], None
+    rules = [RuleSpec.model_validate(r) for r in row.rules]
+    return (
+        [Rule(r.policy_id, r.service_name, frozenset(s.value for s in r.severities)) for r in rules],
+        str(row.default_policy_id) if row.default_policy_id else None,
+    )
+
+
+async def schedules_for(conn: AsyncConnection, tenant_id: str, ids: set[str]) -> dict[str, Schedule]:
+    """The schedules of these ids (of this tenant), with their overrides; unknown ids are left out."""
+    wanted = []
+    for raw in ids:
+        with contextlib.suppress(ValueError):
+            wanted.append(uuid.UUID(raw))
+    if not wanted:
+        return {}
+    s = db.schedules
+    rows = (await conn.execute(select(s).where(s.c.tenant_id == tenant_id, s.c.id.in_(wanted)))).all()
+    overrides = await db.overrides_of(conn, [r.id for r in rows])
+    return {
+        str(r.id): schedule_of(
+            [LayerSpec.model_validate(x) for x in r.layers],
+            [StoredOverride(str(o.id), o.user_id, o.start_at, o.end_at) for o in overrides[r.id]],
+        )
+        for r in rows
+    }
+
+
+def on_call_now(found: dict[str, Schedule], now: datetime) -> Callable[[str], str | None]:
+    def who(schedule_id: str) -> str | None:
+        schedule = found.get(schedule_id)
+        answer = on_call_at(schedule, now) if schedule is not None else None
+        return answer.user_id if answer else None
+
+    return who
+
+
+def _event(
+    tenant_id: str, incident_id: str, data: EventData, kind: str, correlation_id: str
+) -> EventEnvelope:
+    return EventEnvelope(
+        type=kind,
+        tenant_id=tenant_id,
+        aggregate_id=incident_id,
+        correlation_id=correlation_id,
+        data=data.model_dump(mode="json"),
+    )
+
+
+def _facts(snapshot: IncidentSnapshot) -> dict[str, Any]:
+    return {
+        "key": snapshot.key,
+        "title": snapshot.title,
+        "service_name": snapshot.service_name,
+        "severity": snapshot.severity.value,
+    }
+
+
+async def stop(
+    conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID, reason: str, correlation_id: str
+) -> list[EventEnvelope]:
+    """Stop an active escalation and cancel its pending notifications; its event, if it was active."""
+    e = db.escalations
+    now = datetime.now(UTC)
+    row = (
+        await conn.execute(
+            update(e)
+            .where(e.c.incident_id == incident_id, e.c.tenant_id == tenant_id, e.c.state == "active")
+            .values(state="stopped", stopped_reason=reason, next_due_at=None, updated_at=now)
+            .returning(e.c.policy_id)
+        )
+    ).first()
+    if row is None:
+        return []
+    n = db.notifications
+    await conn.execute(
+        update(n)
+        .where(n.c.incident_id == incident_id, n.c.status == "pending")
+        .values(status="cancelled", updated_at=now)
+    )
+    data = EscalationStopped(incident_id=str(incident_id), policy_id=str(row.policy_id), reason=reason)
+    return [_event(tenant_id, str(incident_id), data, "escalation.stopped", correlation_id)]
+
+
+class Paging:
+    """The timer loop and the notifier of one replica, and what the consumer does with an event."""
+
+    def __init__(self, service: Service, settings: OncallSettings) -> None:
+        self.service, self.settings = service, settings
+        self.wake = asyncio.Event()
+        self.key = b""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self.key = await self._signing_key()
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.settings.notify_timeout_seconds),
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self._tasks = [
+            asyncio.create_task(self._loop(self.fire_due), name="oncall-escalations"),
+            asyncio.create_task(self._loop(self.send_due), name="oncall-notifications"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+
+    def kick(self) -> None:
+        self.wake.set()
+
+    async def _signing_key(self) -> bytes:
+        if self.settings.ack_signing_key is not None:
+            return self.settings.ack_signing_key.get_secret_value().encode()
+        async with self.service.engine.begin() as conn:
+            await conn.execute(
+                insert(db.keys).values(name="ack", secret=secrets.token_urlsafe(32)).on_conflict_do_nothing()
+            )
+            stored = (
+                await conn.execute(select(db.keys.c.secret).where(db.keys.c.name == "ack"))
+            ).scalar_one()
+        return str(stored).encode()
+
+    async def _loop(self, work: Callable[[], Awaitable[int]]) -> None:
+        while True:
+            busy = 0
+            try:
+                busy = await work()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("oncall_loop_failed", error=str(exc), work=work.__name__)
+            if busy < BATCH:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=self.settings.escalation_poll_seconds)
+
+    async def _publish(self, events: list[EventEnvelope]) -> None:
+        if events:
+            with contextlib.suppress(Exception):  # the relay publishes what the fast path could not
+                await self.service.relay.publish_now(events)
+
+    # ---- events in
+
+    async def apply(self, event: EventEnvelope, data: EventData, act: bool) -> None:
+        events: list[EventEnvelope] = []
+        async with self.service.engine.begin() as conn:
+            status = PERSON_STATUS.get(event.type)
+            if status is not None:
+                values = {"status": status, "updated_at": event.occurred_at}
+                await conn.execute(
+                    insert(db.people)
+                    .values(tenant_id=event.tenant_id, user_id=getattr(data, "user_id", ""), **values)
+                    .on_conflict_do_update(
+                        index_elements=[db.people.c.tenant_id, db.people.c.user_id], set_=values
+                    )
+                )
+            elif isinstance(data, IncidentCreated) and act:
+                events = await self._start(conn, event, data.incident)
+            elif isinstance(data, IncidentStateChanged) and data.to_state in STOPPING_STATES:
+                incident_id = uuid.UUID(data.incident_id)
+                events = await stop(
+                    conn, event.tenant_id, incident_id, STOPPING_STATES[data.to_state], event.correlation_id
+                )
+                await stage(conn, db.outbox, events)
+                # Arrived before its incident.created (order is not guaranteed): a stopped row keeps
+                # the late creation from starting an escalation nobody needs.
+                await conn.execute(
+                    insert(db.escalations)
+                    .values(
+                        incident_id=incident_id,
+                        tenant_id=event.tenant_id,
+                        policy_id=NO_POLICY,
+                        policy={"steps": [], "repeat": 0},
+                        incident={},
+                        started_at=event.occurred_at,
+                        state="stopped",
+                        fired=[],
+                        stopped_reason=STOPPING_STATES[data.to_state],
+                        updated_at=datetime.now(UTC),
+                    )
+                    .on_conflict_do_nothing()
+                )
+        await self._publish(events)
+        if events:
+            self.kick()
+
+    async def _start(
+        self, conn: AsyncConnection, event: EventEnvelope, incident: IncidentSnapshot
+    ) -> list[EventEnvelope]:
+        if incident.state is not IncidentState.DETECTED:
+            return []
+        routing = (
+            await conn.execute(select(db.routing).where(db.routing.c.tenant_id == event.tenant_id))
+        ).first()
+        rules, default = rules_of(routing)
+        chosen = route(rules, default, incident.service_name, incident.severity.value)
+        if chosen is None:
+            return []
+        p = db.policies
+        policy = (
+            await conn.execute(select(p).where(p.c.tenant_id == event.tenant_id, p.c.id == uuid.UUID(chosen)))
+        ).first()
+        if policy is None:
+            log.warning("routed_policy_missing", policy_id=chosen, incident_id=incident.id)
+            return []
+        now = datetime.now(UTC)
+        inserted = (
+            await conn.execute(
+                insert(db.escalations)
+                .values(
+                    incident_id=uuid.UUID(incident.id),
+                    tenant_id=event.tenant_id,
+                    policy_id=policy.id,
+                    policy={"steps": policy.steps, "repeat": policy.repeat, "name": policy.name},
+                    incident=_facts(incident),
+                    started_at=now,
+                    state="active",
+                    fired=[],
+                    next_due_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(db.escalations.c.incident_id)
+            )
+        ).first()
+        if inserted is None:
+            return []
+        data = EscalationStarted(incident_id=incident.id, policy_id=str(policy.id), policy_name=policy.name)
+        events = [_event(event.tenant_id, incident.id, data, "escalation.started", event.correlation_id)]
+        await stage(conn, db.outbox, events)
+        return events
+
+    # ---- timers
+
+    async def fire_due(self) -> int:
+        """Fire the steps that have come due, one transaction for the rows claimed."""
+        now = datetime.now(UTC)
+        events: list[EventEnvelope] = []
+        e = db.escalations
+        async with self.service.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(e)
+                    .where(e.c.state == "active", e.c.next_due_at <= now)
+                    .order_by(e.c.next_due_at)
+                    .limit(BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                # One escalation that cannot fire (a bug, a bad stored policy) stays due and is
+                # logged; the others in the batch fire.
+                try:
+                    async with conn.begin_nested():
+                        events += await self._fire(conn, row, now)
+                except Exception:
+                    log.exception("escalation_step_failed", incident_id=str(row.incident_id))
+            await stage(conn, db.outbox, events)
+        await self._publish(events)
+        return len(rows)
+
+    async def _fire(self, conn: AsyncConnection, row: Any, now: datetime) -> list[EventEnvelope]:
+        policy = policy_of(row.policy)
+        fired = {(int(r), int(s)) for r, s in row.fired}
+        decision = decide(policy, Escalation(row.started_at, False, frozenset(fired)), now)
+        incident_id, tenant_id = str(row.incident_id), row.tenant_id
+        events: list[EventEnvelope] = []
+        e = db.escalations
+        if not decision.due:
+            # Nothing due at its due time: the last step's wait ran out, nobody acknowledged.
+            await conn.execute(
+                update(e)
+                .where(e.c.incident_id == row.incident_id)
+                .values(state="stopped", stopped_reason="exhausted", next_due_at=None, updated_at=now)
+            )
+            stopped = EscalationStopped(
+                incident_id=incident_id, policy_id=str(row.policy_id), reason="exhausted"
+            )
+            return [_event(tenant_id, incident_id, stopped, "escalation.stopped", incident_id)]
+        schedule_ids = {t.id for d in decision.due for t in d.targets if t.kind is TargetKind.SCHEDULE}
+        who = on_call_now(await schedules_for(conn, tenant_id, schedule_ids), now)
+        next_at = decision.next_at
+        for due in decision.due:
+            users = await self._active(conn, tenant_id, people(due.targets, who))
+            await self._page(conn, row, due.round, due.step, users, now)
+            fired.add((due.round, due.step))
+            if due.last:
+                ESCALATIONS_EXHAUSTED.inc()
+                next_at = due.due_at + policy.steps[-1].wait
+            data = EscalationStepReached(
+                incident_id=incident_id,
+                policy_id=str(row.policy_id),
+                round=due.round,
+                step=due.step,
+                user_ids=users,
+                last=due.last,
+            )
+            events.append(_event(tenant_id, incident_id, data, "escalation.step_reached", incident_id))
+        await conn.execute(
+            update(e)
+            .where(e.c.incident_id == row.incident_id)
+            .values(fired=sorted(fired), next_due_at=next_at or now, updated_at=now)
+        )
+        log.info("escalation_steps_fired", incident_id=incident_id, steps=len(decision.due))
+        return events
+
+    async def _active(self, conn: AsyncConnection, tenant_id: str, users: list[str]) -> list[str]:
+        """Those of `users` not deactivated (as far as oncall's view of people knows)."""
+        if not users:
+            return users
+        p = db.people
+        rows = await conn.execute(
+            select(p.c.user_id).where(
+                p.c.tenant_id == tenant_id, p.c.user_id.in_(users), p.c.status == "deactivated"
+            )
+        )
+        gone = {r.user_id for r in rows}
+        return [u for u in users if u not in gone]
+
+    async def _page(
+        self, conn: AsyncConnection, row: Any, round_: int, step: int, users: list[str], now: datetime
+    ) -> None:
+        if not users:
+            return
+        c = db.contact_methods
+        methods = (
+            await conn.execute(select(c).where(c.c.tenant_id == row.tenant_id, c.c.user_id.in_(users)))
+        ).all()
+        expires = now + timedelta(seconds=self.settings.ack_link_ttl_seconds)
+        for user in users:
+            page_id = new_id()
+            await conn.execute(
+                db.pages.insert().values(
+                    id=page_id,
+                    tenant_id=row.tenant_id,
+                    incident_id=row.incident_id,
+                    user_id=user,
+                    round=round_,
+                    step=step,
+                    created_at=now,
+                    expires_at=expires,
+                )
+            )
+            rows = [
+                {
+                    "id": new_id(),
+                    "tenant_id": row.tenant_id,
+                    "page_id": page_id,
+                    "incident_id": row.incident_id,
+                    "contact_method_id": m.id,
+                    "status": "pending",
+                    "due_at": now + timedelta(minutes=m.delay_minutes),
+                    "attempts": 0,
+                    "updated_at": now,
+                }
+                for m in methods
+                if m.user_id == user
+            ]
+            if rows:
+                await conn.execute(db.notifications.insert(), rows)
+
+    # ---- notifications
+
+    async def send_due(self) -> int:
+        now = datetime.now(UTC)
+        lease = timedelta(seconds=self.settings.notify_timeout_seconds + 30)
+        n = db.notifications
+        async with self.service.engine.begin() as conn:
+            due = (
+                select(n.c.id)
+                .where(n.c.status == "pending", n.c.due_at <= now)
+                .where((n.c.lease_until.is_(None)) | (n.c.lease_until < now))
+                .order_by(n.c.due_at)
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
+            )
+            claimed = (
+                await conn.execute(
+                    update(n)
+                    .where(n.c.id.in_(due.scalar_subquery()))
+                    .values(lease_until=now + lease, attempts=n.c.attempts + 1, updated_at=now)
+                    .returning(n)
+                )
+            ).all()
+        await asyncio.gather(*(self._deliver(row) for row in claimed))
+        return len(claimed)
+
+    async def _deliver(self, row: Any) -> None:
+        async with self.service.engine.connect() as conn:
+            escalation = (
+                await conn.execute(
+                    select(db.escalations).where(db.escalations.c.incident_id == row.incident_id)
+                )
+            ).first()
+            page = (await conn.execute(select(db.pages).where(db.pages.c.id == row.page_id))).first()
+            method = (
+                await conn.execute(
+                    select(db.contact_methods).where(db.contact_methods.c.id == row.contact_method_id)
+                )
+            ).first()
+        n = db.notifications
+        now = datetime.now(UTC)
+        if escalation is None or escalation.state != "active" or page is None or method is None:
+            async with self.service.engine.begin() as conn:
+                await conn.execute(
+                    update(n).where(n.c.id == row.id).values(status="cancelled", updated_at=now)
+                )
+            return
+        expires = int(page.expires_at.timestamp())
+        base = self.settings.public_base_url.rstrip("/")
+        facts = PageFacts(
+            incident_id=str(row.incident_id),
+            key=escalation.incident.get("key", ""),
+            title=escalation.incident.get("title", ""),
+            service_name=escalation.incident.get("service_name", ""),
+            severity=escalation.incident.get("severity", ""),
+            incident_url=f"{base}/incidents/{row.incident_id}",
+            ack_url=f"{base}/api/v1/pages/{page.id}/ack?token={ack_token(self.key, str(page.id), expires)}",
+        )
+        error: str | None = None
+        try:
+            async with asyncio.timeout(self.settings.notify_timeout_seconds):
+                await self._send(ChannelKind(method.kind), method, facts, row, page)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            error = f"no answer within {self.settings.notify_timeout_seconds:g} s"
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        final = error is None or row.attempts >= self.settings.notify_max_attempts
+        values: dict[str, Any] = {"lease_until": None, "last_error": error, "updated_at": datetime.now(UTC)}
+        if error is None:
+            values["status"] = "sent"
+        elif final:
+            values["status"] = "failed"
+        else:
+            values["due_at"] = datetime.now(UTC) + timedelta(seconds=2**row.attempts)
+        events: list[EventEnvelope] = []
+        async with self.service.engine.begin() as conn:
+            await conn.execute(update(n).where(n.c.id == row.id).values(**values))
+            if final:
+                data = PageNotified(
+                    incident_id=str(row.incident_id),
+                    page_id=str(page.id),
+                    user_id=page.user_id,
+                    channel=method.kind,
+                    delivered=error is None,
+                    error=error,
+                )
+                events = [
+                    _event(row.tenant_id, str(row.incident_id), data, "page.notified", str(row.incident_id))
+                ]
+                await stage(conn, db.outbox, events)
+        if final:
+            PAGES_SENT.labels(method.kind, "delivered" if error is None else "failed").inc()
+        log.info("page_notification", channel=method.kind, attempt=row.attempts, error=error)
+        await self._publish(events)
+
+    async def _send(self, kind: ChannelKind, method: Any, facts: PageFacts, row: Any, page: Any) -> None:
+        if kind is ChannelKind.EMAIL:
+            message = EmailMessage()
+            message["From"] = self.settings.smtp_from
+            message["To"] = method.address
+            message["Subject"] = subject(facts)
+            message.set_content(text_body(facts))
+            password = self.settings.smtp_password
+            await aiosmtplib.send(
+                message,
+                hostname=self.settings.smtp_host,
+                port=self.settings.smtp_port,
+                username=self.settings.smtp_username,
+                password=password.get_secret_value() if password else None,
+                start_tls=self.settings.smtp_starttls,
+                timeout=self.settings.notify_timeout_seconds,
+            )
+            return
+        assert self._client is not None
+        if kind is ChannelKind.WEBHOOK:
+            await self._check_target(method.address)
+            body = json.dumps(
+                {
+                    "type": "page",
+                    "page_id": str(page.id),
+                    "user_id": page.user_id,
+                    "incident": {
+                        "id": facts.incident_id,
+                        "key": facts.key,
+                        "title": facts.title,
+                        "service_name": facts.service_name,
+                        "severity": facts.severity,
+                    },
+                    "subject": subject(facts),
+                    "incident_url": facts.incident_url,
+                    "ack_url": facts.ack_url,
+                }
+            ).encode()
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: signature_header(method.secret or "", int(clock.time()), body),
+                EVENT_HEADER: "page",
+                DELIVERY_HEADER: str(row.id),
+            }
+            response = await self._client.post(method.address, content=body, headers=headers)
+            if not 200 <= response.status_code < 300:
+                raise RuntimeError(f"HTTP {response.status_code}")
+            return
+        token = self.settings.slack_bot_token
+        if token is None:
+            raise RuntimeError("Slack is not configured (SLACK_BOT_TOKEN)")
+        response = await self._client.post(
+            f"{self.settings.slack_api_url.rstrip('/')}/chat.postMessage",
+            headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+            json={"channel": method.address, "text": subject(facts), "blocks": slack_blocks(facts)},
+        )
+        answer = (
+            response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        )
+        if response.status_code != 200 or not answer.get("ok"):
+            raise RuntimeError(f"Slack: {answer.get('error') or response.status_code}")
+
+    async def _check_target(self, url: str) -> None:
+        """A webhook goes to public addresses only, unless private targets are allowed."""
+        if self.settings.notify_allow_private_targets:
+            return
+        parsed = httpx.URL(url)
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            parsed.host, parsed.port or 443, type=socket.SOCK_STREAM
+        )
+        for info in infos:
+            if not ipaddress.ip_address(str(info[4][0])).is_global:
+                raise RuntimeError("the webhook's host resolves to a non-public address")
+
+    # ---- acknowledgement
+
+    async def acknowledge(self, page_id: uuid.UUID, correlation_id: str) -> Any:
+        """The incident acknowledged as the paged person, then the page marked and the escalation
+        stopped (one transaction). A page already acknowledged is a conflict."""
+        async with self.service.engine.connect() as conn:
+            page = (await conn.execute(select(db.pages).where(db.pages.c.id == page_id))).first()
+        if page is None:
+            raise CommandFailed(ErrorCode.NOT_FOUND, "page not found")
+        if page.acknowledged_at is not None:
+            raise CommandFailed(ErrorCode.CONFLICT, "the page was acknowledged already")
+        command = TransitionIncident(
+            correlation_id=correlation_id,
+            caller=Caller(tenant_id=page.tenant_id, user_id=page.user_id, role=Role.RESPONDER),
+            incident_id=str(page.incident_id),
+            to=IncidentState.ACKNOWLEDGED,
+            note="acknowledged from a page",
+        )
+        message = await self.service.broker.connection.request(
+            "cmd.incidents.transition",
+            command.model_dump_json().encode(),
+            timeout=self.settings.command_timeout_seconds,
+        )
+        reply = json.loads(message.data)
+        if isinstance(reply, dict) and "error" in reply:
+            error = ErrorReply.model_validate(reply).error
+            # Acknowledged or resolved meanwhile: the page's acknowledgement still counts.
+            if error.code is not ErrorCode.CONFLICT:
+                raise CommandFailed(error.code, error.message, error.details)
+        else:
+            IncidentAccepted.model_validate(reply)
+        now = datetime.now(UTC)
+        async with self.service.engine.begin() as conn:
+            marked = (
+                await conn.execute(
+                    update(db.pages)
+                    .where(db.pages.c.id == page_id, db.pages.c.acknowledged_at.is_(None))
+                    .values(acknowledged_at=now)
+                    .returning(db.pages)
+                )
+            ).first()
+            if marked is None:
+                raise CommandFailed(ErrorCode.CONFLICT, "the page was acknowledged already")
+            escalation = (
+                await conn.execute(
+                    select(db.escalations).where(db.escalations.c.incident_id == page.incident_id)
+                )
+            ).first()
+            data = PageAcknowledged(
+                incident_id=str(page.incident_id),
+                page_id=str(page_id),
+                user_id=page.user_id,
+                acknowledged_at=now,
+            )
+            events = [
+                _event(page.tenant_id, str(page.incident_id), data, "page.acknowledged", correlation_id)
+            ]
+            events += await stop(conn, page.tenant_id, page.incident_id, "acknowledged", correlation_id)
+            await stage(conn, db.outbox, events)
+        if escalation is not None:
+            ACK_SECONDS.observe((now - escalation.started_at).total_seconds())
+        await self._publish(events)
+        return marked
