@@ -6,6 +6,7 @@ import { PeoplePage } from "./pages/admin/PeoplePage";
 import { WebhooksPage } from "./pages/admin/WebhooksPage";
 import { AcceptInvitePage, LoginPage, RegisterPage } from "./pages/AuthPages";
 import { DashboardPage } from "./pages/DashboardPage";
+import { FollowUpsPage } from "./pages/FollowUpsPage";
 import { IncidentPage } from "./pages/IncidentPage";
 import { IncidentsPage } from "./pages/IncidentsPage";
 import { NewIncidentPage } from "./pages/NewIncidentPage";
@@ -43,6 +44,7 @@ export function App() {
         <Route path="incidents" element={<IncidentsPage />} />
         <Route path="incidents/new" element={<NewIncidentPage />} />
         <Route path="incidents/:id" element={<IncidentPage />} />
+        <Route path="follow-ups" element={<FollowUpsPage />} />
         <Route path="admin" element={<Navigate to="/admin/people" replace />} />
         <Route path="admin/people" element={<PeoplePage />} />
         <Route path="admin/keys" element={<KeysPage />} />

@@ -90,6 +90,7 @@ export function Layout() {
             Incidents
           </NavLink>
           {atLeast(role, "responder") ? <NavLink to="/incidents/new">New incident</NavLink> : null}
+          <NavLink to="/follow-ups">Follow-ups</NavLink>
           {admin ? (
             <>
               <div className="nav-section" aria-hidden="true">
