@@ -416,6 +416,9 @@ class AddFollowUp(Command):
     title: FollowUpTitle
     owner: FollowUpOwner | None = None
     due_date: date | None = None
+    # Chosen by the gateway from an `Idempotency-Key`, so that a retry after a lost answer makes
+    # the follow-up once.
+    follow_up_id: str | None = None
 
 
 class UpdateFollowUp(Command):

@@ -280,9 +280,15 @@ async def save_follow_up(conn: AsyncConnection, tenant_id: str, snapshot: Follow
         "version": snapshot.version,
     }
     statement = insert(follow_ups).values(values)
-    await conn.execute(
+    result = await conn.execute(
         statement.on_conflict_do_update(
             index_elements=[follow_ups.c.id],
             set_={"snapshot": statement.excluded.snapshot, "version": statement.excluded.version},
+            # Only the same follow-up over the version before it (the row is locked by the caller).
+            where=(follow_ups.c.tenant_id == tenant_id)
+            & (follow_ups.c.incident_id == values["incident_id"])
+            & (follow_ups.c.version == snapshot.version - 1),
         )
     )
+    if result.rowcount != 1:
+        raise RuntimeError(f"follow-up {snapshot.id} is not at version {snapshot.version - 1}")

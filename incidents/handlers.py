@@ -280,6 +280,15 @@ def _stale(exc: pm.StaleVersion) -> CommandFailed:
     )
 
 
+def _chosen_follow_up_id(raw: str | None) -> uuid.UUID | None:
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise CommandFailed(ErrorCode.VALIDATION, "follow_up_id must be a UUID") from exc
+
+
 def register_postmortem_handlers(service: Service) -> None:
     """The incident's postmortem (versions of markdown, published) and its follow-up actions: state of
     the incident's, so they live with it, each change committed with its event."""
@@ -354,8 +363,14 @@ def register_postmortem_handlers(service: Service) -> None:
         caller = cmd.caller
         _require_responder(caller)
         incident_id, now = _parse_id(cmd.incident_id), datetime.now(UTC)
+        chosen = _chosen_follow_up_id(cmd.follow_up_id)
         async with service.engine.begin() as conn:
             await _locked_incident(conn, caller, incident_id)
+            if chosen is not None:
+                existing = await db.locked_follow_up(conn, caller.tenant_id, incident_id, chosen)
+                if existing is not None:
+                    # The same command again (its first answer was lost): the follow-up it made.
+                    return FollowUpAccepted(follow_up=existing, seq=None)
             made = pm.new_follow_up(
                 incident_id=str(incident_id),
                 title=cmd.title,
@@ -363,6 +378,7 @@ def register_postmortem_handlers(service: Service) -> None:
                 due_date=cmd.due_date,
                 by=caller.user_id,
                 now=now,
+                follow_up_id=str(chosen) if chosen else None,
             )
             await db.save_follow_up(conn, caller.tenant_id, made.follow_up)
             event = pm.envelope(

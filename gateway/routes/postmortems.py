@@ -15,7 +15,8 @@ from contracts.events import FollowUpSnapshot, IncidentSnapshot
 from contracts.wire import NO_NUL
 from gateway import read_models as rm
 from gateway.errors import ApiError, declare
-from gateway.routes.incidents import COMMAND, IncidentId, _visible_incident
+from gateway.idempotency import reservation_of
+from gateway.routes.incidents import COMMAND, Idempotent, IncidentId, _visible_incident
 from gateway.schemas import (
     FollowUpCreate,
     FollowUpList,
@@ -29,6 +30,8 @@ from gateway.schemas import (
 from gateway.security import CallerDep
 
 router = APIRouter(prefix="/api/v1", tags=["postmortems"])
+# The namespace of follow-up ids derived from an `Idempotency-Key` reservation.
+IDEMPOTENT_FOLLOW_UP = uuid.UUID("3c7d1f0e-8a41-4a0b-b7f5-5b2e9d6c4a20")
 NO_POSTMORTEM = ApiError(404, ErrorCode.NOT_FOUND.value, "the incident has no postmortem draft yet")
 FollowUpId = Annotated[str, Path(pattern=NO_NUL)]
 SNAPSHOT_FIELDS = frozenset(IncidentSnapshot.model_fields)
@@ -85,6 +88,7 @@ async def _answer_follow_up(request: Request, accepted: FollowUpAccepted) -> Fol
     "/incidents/{incident_id}/postmortem",
     status_code=201,
     response_model=PostmortemRead,
+    dependencies=Idempotent,
     responses=declare(*COMMAND),
 )
 async def draft_postmortem(incident_id: IncidentId, caller: CallerDep, request: Request) -> PostmortemRead:
@@ -211,6 +215,7 @@ async def incident_follow_ups(incident_id: IncidentId, caller: CallerDep, reques
     "/incidents/{incident_id}/follow-ups",
     status_code=201,
     response_model=FollowUpRead,
+    dependencies=Idempotent,
     responses=declare(*COMMAND),
 )
 async def add_follow_up(
@@ -219,11 +224,16 @@ async def add_follow_up(
     """Track a follow-up action on the incident: a title, an owner (free text: a person or a team) and
     a due date, both optional."""
     incident = await _visible_incident(request, caller.tenant_id, incident_id)
-    accepted = await request.app.state.commands.call(
-        "cmd.incidents.add_follow_up",
-        {"caller": caller.model_dump(), "incident_id": incident_id, **body.model_dump(mode="json")},
-        FollowUpAccepted,
-    )
+    command: dict[str, Any] = {
+        "caller": caller.model_dump(),
+        "incident_id": incident_id,
+        **body.model_dump(mode="json"),
+    }
+    held = reservation_of(request)
+    if held is not None:
+        # A retry with the key (after a 504, say) names the same follow-up, which is then made once.
+        command["follow_up_id"] = str(held.derived_id(IDEMPOTENT_FOLLOW_UP))
+    accepted = await request.app.state.commands.call("cmd.incidents.add_follow_up", command, FollowUpAccepted)
     read = await _answer_follow_up(request, accepted)
     return read.model_copy(update={"incident_key": incident.key, "incident_title": incident.title})
 

@@ -174,6 +174,16 @@ async def test_follow_ups_across_incidents(client: httpx.AsyncClient, tenant: Te
     ).json()
     assert [f["id"] for f in rest["items"]] == [made[1]["id"]]
 
+    # With an Idempotency-Key a retry answers the follow-up the first request made, once.
+    key = {"Idempotency-Key": uuid.uuid4().hex, **tenant.auth}
+    once = [
+        await client.post(f"/api/v1/incidents/{first['id']}/follow-ups", json={"title": "Once"}, headers=key)
+        for _ in range(2)
+    ]
+    assert [r.status_code for r in once] == [201, 201] and once[0].json()["id"] == once[1].json()["id"]
+    of_first = (await client.get(f"/api/v1/incidents/{first['id']}/follow-ups", headers=tenant.auth)).json()
+    assert [f["title"] for f in of_first["items"]].count("Once") == 1
+
     # Bad input is a 422; a follow-up of another incident, or an unknown one, is a 404.
     for bad in ({"title": ""}, {"title": "x", "due_date": "2026-02-30"}, {"title": "x", "due_date": 5}):
         refused = await client.post(

@@ -3866,7 +3866,10 @@ export interface operations {
     draft_postmortem: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes retrying this request safe (IETF httpapi Idempotency-Key draft): a unique value per request (a UUID), sent again with every retry. A retry with the same key and body gets the first answer again, with `Idempotent-Replayed: true`, and does nothing more; the same key with another body is a 422; a retry while the first is still in progress is a 409. Kept 24 hours (`IDEMPOTENCY_KEY_TTL_SECONDS`), per organisation and caller. 1 to 255 printable ASCII characters; the quoted form (`"..."`) is accepted. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 incident_id: string;
             };
@@ -3879,6 +3882,7 @@ export interface operations {
                 headers: {
                     /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
                     "X-Correlation-ID": string;
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3888,6 +3892,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             422: components["responses"]["ValidationFailed"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -3993,7 +3998,10 @@ export interface operations {
     add_follow_up: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes retrying this request safe (IETF httpapi Idempotency-Key draft): a unique value per request (a UUID), sent again with every retry. A retry with the same key and body gets the first answer again, with `Idempotent-Replayed: true`, and does nothing more; the same key with another body is a 422; a retry while the first is still in progress is a 409. Kept 24 hours (`IDEMPOTENCY_KEY_TTL_SECONDS`), per organisation and caller. 1 to 255 printable ASCII characters; the quoted form (`"..."`) is accepted. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 incident_id: string;
             };
@@ -4010,6 +4018,7 @@ export interface operations {
                 headers: {
                     /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
                     "X-Correlation-ID": string;
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4020,6 +4029,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["ValidationFailed"];
             500: components["responses"]["InternalError"];
