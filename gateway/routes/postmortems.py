@@ -88,7 +88,6 @@ async def _answer_follow_up(request: Request, accepted: FollowUpAccepted) -> Fol
     "/incidents/{incident_id}/postmortem",
     status_code=201,
     response_model=PostmortemRead,
-    dependencies=Idempotent,
     responses=declare(*COMMAND),
 )
 async def draft_postmortem(incident_id: IncidentId, caller: CallerDep, request: Request) -> PostmortemRead:

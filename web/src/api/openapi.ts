@@ -3866,10 +3866,7 @@ export interface operations {
     draft_postmortem: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes retrying this request safe (IETF httpapi Idempotency-Key draft): a unique value per request (a UUID), sent again with every retry. A retry with the same key and body gets the first answer again, with `Idempotent-Replayed: true`, and does nothing more; the same key with another body is a 422; a retry while the first is still in progress is a 409. Kept 24 hours (`IDEMPOTENCY_KEY_TTL_SECONDS`), per organisation and caller. 1 to 255 printable ASCII characters; the quoted form (`"..."`) is accepted. */
-                "Idempotency-Key"?: string | null;
-            };
+            header?: never;
             path: {
                 incident_id: string;
             };
@@ -3882,7 +3879,6 @@ export interface operations {
                 headers: {
                     /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
                     "X-Correlation-ID": string;
-                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3892,7 +3888,6 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
             422: components["responses"]["ValidationFailed"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
