@@ -12,17 +12,20 @@ import structlog
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ai_worker import db, signatures
+from ai_worker import db, postmortem, signatures
+from ai_worker.engines.claude_postmortem import PostmortemWriter
 from ai_worker.generation import Generator, Trigger
 from ai_worker.settings import AiWorkerSettings
 from contracts.commands import (
     Caller,
     CommandFailed,
+    DraftPostmortem,
     ErrorCode,
     FeedbackAccepted,
     HypothesisSignatures,
     HypothesisSignatureView,
     ListHypothesisSignatures,
+    PostmortemText,
     RecordFeedback,
     RegenerateHypotheses,
     RegenerationAccepted,
@@ -277,6 +280,17 @@ def register_handlers(service: Service, settings: AiWorkerSettings) -> Generator
         return FeedbackAccepted(
             incident_id=str(incident_id), generation=generation.generation, rank=cmd.rank, seq=seq
         )
+
+    writer = PostmortemWriter(generator.claude) if generator.claude is not None else None
+
+    @service.command(command_subject("ai_worker", "draft_postmortem"), DraftPostmortem)
+    async def draft_postmortem(cmd: DraftPostmortem) -> PostmortemText:
+        """The text of a postmortem draft from the incident's log as the gateway holds it (nothing is
+        stored here: incidents keeps the postmortem); Claude's narrative when it is configured."""
+        _require_responder(cmd.caller)
+        if writer is not None:
+            return await writer.draft(cmd.incident, cmd.entries, cmd.people, cmd.follow_ups)
+        return postmortem.draft(cmd.incident, cmd.entries, cmd.people, cmd.follow_ups)
 
     @service.command(command_subject("ai_worker", "signatures"), ListHypothesisSignatures)
     async def list_signatures(cmd: ListHypothesisSignatures) -> HypothesisSignatures:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -17,12 +18,15 @@ from pydantic import (
 )
 
 from contracts.events import (
+    Citation,
     Description,
     FeedbackVerdict,
+    FollowUpSnapshot,
     IncidentSnapshot,
     IncidentState,
     KeyScope,
     Note,
+    PostmortemSnapshot,
     Role,
     ServiceName,
     Severity,
@@ -343,6 +347,99 @@ class IncidentAccepted(BaseModel):
     (`seq`: the stream sequence the gateway waits for before answering, None if not yet published)."""
 
     incident: IncidentSnapshot
+    seq: int | None
+
+
+# ---- postmortems and follow-ups (incidents owns them; ai_worker writes the drafts' text)
+PostmortemMarkdown = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+FollowUpTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+FollowUpOwner = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+
+
+class LogEntry(BaseModel):
+    """One event of an incident's log as the gateway's timeline holds it."""
+
+    event_id: str
+    seq: int
+    kind: str
+    actor: str
+    at: AwareDatetime
+    data: dict[str, Any]
+
+
+class DraftPostmortem(Command):
+    """Write a postmortem draft's text from an incident and its log (computes, stores nothing)."""
+
+    caller: Caller
+    incident: IncidentSnapshot
+    entries: list[LogEntry]
+    # user id -> full name, to say who did what.
+    people: dict[str, str] = {}
+    follow_ups: list[FollowUpSnapshot] = []
+
+
+class PostmortemText(BaseModel):
+    markdown: str
+    citations: list[Citation]
+    engine: str
+    fallback_reason: str | None = None
+
+
+class SavePostmortemDraft(Command):
+    """Store a generated draft as the postmortem's next version."""
+
+    caller: Caller
+    incident_id: str
+    draft: PostmortemText
+
+
+class EditPostmortem(Command):
+    """Replace the markdown of `version` (the one the editor started from; a 409 when it is not the
+    current one)."""
+
+    caller: Caller
+    incident_id: str
+    version: int = Field(ge=1, le=MAX_INT32)
+    markdown: PostmortemMarkdown
+
+
+class PublishPostmortem(Command):
+    caller: Caller
+    incident_id: str
+    # The version the publisher read; None publishes the current one.
+    version: int | None = Field(default=None, ge=1, le=MAX_INT32)
+
+
+class PostmortemAccepted(BaseModel):
+    postmortem: PostmortemSnapshot
+    seq: int | None
+
+
+class AddFollowUp(Command):
+    caller: Caller
+    incident_id: str
+    title: FollowUpTitle
+    owner: FollowUpOwner | None = None
+    due_date: date | None = None
+    # Chosen by the gateway from an `Idempotency-Key`, so that a retry after a lost answer makes
+    # the follow-up once.
+    follow_up_id: str | None = None
+
+
+class UpdateFollowUp(Command):
+    """Only the fields present change; `owner`/`due_date` null clears them."""
+
+    caller: Caller
+    incident_id: str
+    follow_up_id: str
+    title: FollowUpTitle | None = None
+    owner: FollowUpOwner | None = None
+    due_date: date | None = None
+    done: bool | None = None
+
+
+class FollowUpAccepted(BaseModel):
+    follow_up: FollowUpSnapshot
     seq: int | None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -358,6 +359,90 @@ class EscalationStopped(EventData):
     reason: str
 
 
+# ---- postmortems and follow-up actions (the incidents service emits these)
+class PostmortemStatus(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+class Citation(EventData):
+    """An event of the log a line of a postmortem comes from: its id and its stream sequence."""
+
+    event_id: str
+    seq: int = Field(ge=1)
+
+
+class PostmortemSnapshot(EventData):
+    """An incident's postmortem as it stands after a change (every postmortem event carries it, so a
+    view keeps the highest `version`). `markdown` cites events as `[#<seq>](#event-<event id>)`."""
+
+    incident_id: str
+    version: int = Field(ge=1)
+    status: PostmortemStatus
+    markdown: str
+    citations: list[Citation]
+    # Who wrote the text of the last generated draft ("template" or "claude"), and why Claude's
+    # draft was not used when it was asked for and the template answered instead.
+    engine: str
+    fallback_reason: str | None = None
+    updated_by: str
+    updated_at: AwareDatetime
+    published_at: AwareDatetime | None = None
+    # The version that was published last (an edit after publishing makes a new draft).
+    published_version: int | None = None
+
+
+class PostmortemDrafted(EventData):
+    """A draft was generated from the incident's events (a new version)."""
+
+    incident_id: str
+    postmortem: PostmortemSnapshot
+
+
+class PostmortemEdited(EventData):
+    """A person changed the draft's markdown (a new version)."""
+
+    incident_id: str
+    postmortem: PostmortemSnapshot
+
+
+class PostmortemPublished(EventData):
+    """The postmortem's current version is the review of record."""
+
+    incident_id: str
+    published_version: int = Field(ge=1)
+    postmortem: PostmortemSnapshot
+
+
+class FollowUpSnapshot(EventData):
+    """A follow-up action of an incident as it stands after a change."""
+
+    id: str
+    incident_id: str
+    title: str
+    owner: str | None = None
+    due_date: date | None = None
+    done: bool = False
+    version: int = Field(ge=1)
+    created_by: str
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    done_at: AwareDatetime | None = None
+
+
+class FollowUpAdded(EventData):
+    incident_id: str
+    follow_up: FollowUpSnapshot
+
+
+class FollowUpUpdated(EventData):
+    """`changes` names the fields that changed (old and new as text)."""
+
+    incident_id: str
+    changes: dict[str, FieldChange]
+    follow_up: FollowUpSnapshot
+
+
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     ("tenant.created", 1): TenantCreated,
     ("user.created", 1): UserCreated,
@@ -384,6 +469,11 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     ("escalation.stopped", 1): EscalationStopped,
     ("page.notified", 1): PageNotified,
     ("page.acknowledged", 1): PageAcknowledged,
+    ("postmortem.drafted", 1): PostmortemDrafted,
+    ("postmortem.edited", 1): PostmortemEdited,
+    ("postmortem.published", 1): PostmortemPublished,
+    ("follow_up.added", 1): FollowUpAdded,
+    ("follow_up.updated", 1): FollowUpUpdated,
 }
 CURRENT_VERSION: dict[str, int] = {}
 for _type, _version in EVENT_TYPES:

@@ -23,6 +23,7 @@ from gateway.routes import (
     incidents,
     integration_keys,
     metrics,
+    postmortems,
     stream,
     users,
 )
@@ -186,6 +187,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(oncall_routes.router)
     app.include_router(oncall_routes.paging_router)
     app.include_router(incidents.router)
+    app.include_router(postmortems.router)
     app.include_router(metrics.router)
     app.include_router(hypothesis_signatures.router)
     app.include_router(stream.router)

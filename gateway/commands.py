@@ -23,7 +23,9 @@ class CommandClient:
     def __init__(self, nc: Client, timeout: float) -> None:
         self.nc, self.timeout = nc, timeout
 
-    async def call(self, subject: str, body: dict[str, Any], reply_model: type[R]) -> R:
+    async def call(
+        self, subject: str, body: dict[str, Any], reply_model: type[R], timeout: float | None = None
+    ) -> R:
         if not self.nc.is_connected:
             # While the connection is being re-established nats-py would buffer the request until
             # it times out (a 504 that leaves the caller unsure); nothing was sent: say so now.
@@ -33,7 +35,9 @@ class CommandClient:
         try:
             with tracing.span(subject, "client"):
                 headers = tracing.inject({}) if tracing.enabled() else None
-                msg = await self.nc.request(subject, payload, timeout=self.timeout, headers=headers)
+                msg = await self.nc.request(
+                    subject, payload, timeout=timeout or self.timeout, headers=headers
+                )
         except nats.errors.NoRespondersError as exc:
             raise ApiError(
                 503, ErrorCode.UNAVAILABLE.value, f"{subject.split('.')[1]} is unavailable"

@@ -24,6 +24,8 @@ from contracts.events import (
     EventData,
     EvidenceCollected,
     EvidenceItem,
+    FollowUpAdded,
+    FollowUpUpdated,
     Hypothesis,
     HypothesisFeedbackRecorded,
     HypothesisGenerated,
@@ -31,6 +33,9 @@ from contracts.events import (
     IncidentState,
     IncidentStateChanged,
     IncidentUpdated,
+    PostmortemDrafted,
+    PostmortemEdited,
+    PostmortemPublished,
 )
 from gateway import read_models as rm
 from gateway.identity import IDENTITY_TYPES, apply_identity_event
@@ -234,6 +239,60 @@ def _rows(items: Sequence[Item]) -> dict[Table, list[dict[str, Any]]]:
     }
 
 
+def _latest_versions(items: Sequence[Item]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Postmortem and follow-up rows of a batch: each its highest version in it (the upsert then keeps
+    the stored row when it is newer, so arrival order does not matter)."""
+    postmortems: dict[tuple[str, str], dict[str, Any]] = {}
+    follow_ups: dict[str, dict[str, Any]] = {}
+    for _seq, event, data in items:
+        if isinstance(data, PostmortemDrafted | PostmortemEdited | PostmortemPublished):
+            p = data.postmortem
+            if p.incident_id != data.incident_id:
+                continue
+            key = (event.tenant_id, p.incident_id)
+            if key in postmortems and postmortems[key]["version"] >= p.version:
+                continue
+            postmortems[key] = {
+                "tenant_id": event.tenant_id,
+                "incident_id": uuid.UUID(p.incident_id),
+                "version": p.version,
+                "status": p.status.value,
+                "markdown": p.markdown,
+                "citations": _json([c.model_dump() for c in p.citations]),
+                "engine": p.engine,
+                "fallback_reason": p.fallback_reason,
+                "updated_by": p.updated_by,
+                "updated_at": p.updated_at,
+                "published_at": p.published_at,
+                "published_version": p.published_version,
+            }
+        elif isinstance(data, FollowUpAdded | FollowUpUpdated):
+            f = data.follow_up
+            if f.id in follow_ups and follow_ups[f.id]["version"] >= f.version:
+                continue
+            follow_ups[f.id] = {
+                **f.model_dump(),
+                "id": uuid.UUID(f.id),
+                "incident_id": uuid.UUID(f.incident_id),
+                "tenant_id": event.tenant_id,
+            }
+    return list(postmortems.values()), list(follow_ups.values())
+
+
+def _newer(table: Table, key: str) -> str:
+    """Replace a row by a newer version of itself, of the same tenant, only."""
+    columns = [c.name for c in table.columns if c.name not in {"tenant_id", "incident_id", "id"}]
+    return (
+        f"ON CONFLICT ({key}) DO UPDATE SET "
+        + ", ".join(f'"{c}" = excluded."{c}"' for c in columns)
+        + ' WHERE {table}."version" < excluded."version" AND {table}."tenant_id" = excluded."tenant_id"'
+    )
+
+
+_POSTMORTEM_UPSERT = _newer(rm.postmortems, "tenant_id, incident_id")
+_FOLLOW_UP_UPSERT = _newer(rm.follow_ups, "id")
+
+
 async def apply_batch(conn: AsyncConnection, items: Sequence[Item]) -> None:
     """Apply a batch of events, in stream order, inside the caller's transaction."""
     for _seq, event, data in items:
@@ -246,6 +305,14 @@ async def apply_batch(conn: AsyncConnection, items: Sequence[Item]) -> None:
         if rows:
             upsert = _INCIDENT_UPSERT.format(table=_table_name(conn, rm.incidents))
             await _insert(conn, rm.incidents, list(rows.values()), upsert)
+
+    postmortems, follow_ups = _latest_versions(items)
+    if postmortems:
+        upsert = _POSTMORTEM_UPSERT.format(table=_table_name(conn, rm.postmortems))
+        await _insert(conn, rm.postmortems, postmortems, upsert)
+    if follow_ups:
+        upsert = _FOLLOW_UP_UPSERT.format(table=_table_name(conn, rm.follow_ups))
+        await _insert(conn, rm.follow_ups, follow_ups, upsert)
 
     # Rows keyed by event id or generation are written once; a replay of them changes nothing.
     for table, added in _rows(items).items():

@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -131,6 +133,43 @@ hypothesis_feedback = Table(
     Column("given_by", String(64), nullable=False),
     Column("given_at", DateTime(timezone=True), nullable=False),
     Index("ix_gw_feedback_tenant_incident", "tenant_id", "incident_id"),
+)
+
+# Each incident's postmortem at its latest version (projected from postmortem.* events).
+postmortems = Table(
+    "postmortems",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("incident_id", Uuid, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("markdown", Text, nullable=False),
+    Column("citations", JSONB, nullable=False),
+    Column("engine", String(32), nullable=False),
+    Column("fallback_reason", Text),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True)),
+    Column("published_version", Integer),
+)
+
+follow_ups = Table(
+    "follow_ups",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("incident_id", Uuid, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("owner", String(120)),
+    Column("due_date", Date),
+    Column("done", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True)),
+    Index("ix_gw_follow_ups_tenant_done_created", "tenant_id", "done", "created_at", "id"),
+    Index("ix_gw_follow_ups_incident", "incident_id"),
 )
 
 checkpoints = Table(
@@ -484,3 +523,60 @@ async def accuracy_inputs(
         ).all()
     )
     return resolved, generations, confirmations
+
+
+async def get_postmortem(conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID) -> Row[Any] | None:
+    query = select(postmortems).where(
+        postmortems.c.tenant_id == tenant_id, postmortems.c.incident_id == incident_id
+    )
+    return (await conn.execute(query)).first()
+
+
+async def incident_follow_ups(
+    conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID
+) -> list[Row[Any]]:
+    query = (
+        select(follow_ups)
+        .where(follow_ups.c.tenant_id == tenant_id, follow_ups.c.incident_id == incident_id)
+        .order_by(follow_ups.c.created_at, follow_ups.c.id)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def list_follow_ups(
+    conn: AsyncConnection,
+    tenant_id: str,
+    done: bool | None,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> tuple[list[Row[Any]], str | None]:
+    """Every incident's follow-ups, oldest first (the longest-waiting open ones lead), keyset-paginated
+    on (created_at, id), with the incident's key and title."""
+    conditions = [follow_ups.c.tenant_id == tenant_id]
+    if done is not None:
+        conditions.append(follow_ups.c.done.is_(done))
+    if after is not None:
+        conditions.append(tuple_(follow_ups.c.created_at, follow_ups.c.id) > tuple_(*after))
+    query = (
+        select(follow_ups, incidents.c.key.label("incident_key"), incidents.c.title.label("incident_title"))
+        .join(
+            incidents,
+            and_(incidents.c.id == follow_ups.c.incident_id, incidents.c.tenant_id == tenant_id),
+            isouter=True,
+        )
+        .where(and_(*conditions))
+        .order_by(follow_ups.c.created_at, follow_ups.c.id)
+        .limit(limit + 1)
+    )
+    rows = list((await conn.execute(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
+    return rows, next_cursor
+
+
+async def people(conn: AsyncConnection, tenant_id: str) -> dict[str, str]:
+    """The organisation's users by id: their names, for who did what."""
+    query = select(users.c.id, users.c.full_name).where(users.c.tenant_id == tenant_id)
+    return {row.id: row.full_name for row in await conn.execute(query)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     StrictBool,
     StringConstraints,
+    WithJsonSchema,
 )
 from pydantic.json_schema import SkipJsonSchema
 
@@ -759,3 +760,94 @@ class PageAcknowledgedRead(PageAcknowledgedView):
 
 class CalendarFeedRead(CalendarFeedIssued):
     pass
+
+
+# ---- postmortems and follow-ups
+def _calendar_date(value: Any) -> Any:
+    """A JSON string `YYYY-MM-DD` naming a day the calendar has (pydantic alone would also take a
+    number of seconds, which the document does not allow)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value, re.ASCII):
+        raise ValueError("not a date of the form YYYY-MM-DD")
+    return date.fromisoformat(value)
+
+
+CalendarDate = Annotated[
+    date, BeforeValidator(_calendar_date), WithJsonSchema({"type": "string", "format": "date"})
+]
+PostmortemMarkdownText = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+
+
+class CitationRead(BaseModel):
+    event_id: str = Field(description="The cited event's id (the timeline entry's `id`)")
+    seq: int = Field(description="Its sequence on the event stream")
+
+
+class PostmortemRead(BaseModel):
+    incident_id: str
+    version: int
+    status: Literal["draft", "published"]
+    markdown: str = Field(description="Cites events as `[#<seq>](#event-<event id>)`")
+    citations: list[CitationRead]
+    engine: str = Field(description="Who wrote the last generated draft: `template` or `claude`")
+    fallback_reason: str | None = Field(
+        default=None, description="Why Claude's draft was not used, when it was asked for"
+    )
+    updated_by: str
+    updated_at: datetime
+    published_at: datetime | None = None
+    published_version: int | None = None
+
+
+class PostmortemUpdate(Strict):
+    version: Generation = Field(
+        description="The version the edit started from (a 409 if it is not the current one)"
+    )
+    markdown: PostmortemMarkdownText
+
+
+class PostmortemPublish(Strict):
+    version: Generation | None = Field(
+        default=None, description="The version read; the current one by default"
+    )
+
+
+class FollowUpCreate(Strict):
+    title: TitleText
+    owner: NameText | None = None
+    due_date: CalendarDate | None = None
+
+
+class FollowUpUpdate(Strict):
+    """Only the fields sent change; `owner` or `due_date` null clears it."""
+
+    title: TitleText | SkipJsonSchema[None] = NOT_NULL
+    owner: NameText | None = None
+    due_date: CalendarDate | None = None
+    done: StrictBool | SkipJsonSchema[None] = NOT_NULL
+
+
+class FollowUpRead(BaseModel):
+    id: str
+    incident_id: str
+    incident_key: str | None = None
+    incident_title: str | None = None
+    title: str
+    owner: str | None = None
+    due_date: date | None = None
+    done: bool
+    version: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    done_at: datetime | None = None
+
+
+class FollowUpList(BaseModel):
+    items: list[FollowUpRead]
+
+
+class FollowUpPage(BaseModel):
+    items: list[FollowUpRead]
+    next_cursor: str | None = None

@@ -40,6 +40,9 @@ class GatewaySettings(ServiceSettings, JwtSettings):
     # Revoking a key or deactivating a user answers once the gateway refuses the credential; past
     # read-your-writes' wait it looks at its read model for this much longer, then answers 503.
     revocation_confirm_seconds: float = Field(default=2.0, ge=0)
+    # Drafting a postmortem waits this long for ai_worker: Claude writing the narrative takes longer
+    # than a command usually may (its own budget is ANTHROPIC_TOTAL_TIMEOUT_SECONDS on ai_worker).
+    postmortem_draft_timeout_seconds: float = Field(default=120.0, gt=0)
 
     @model_validator(mode="after")
     def _room_for_two_batches(self) -> GatewaySettings:

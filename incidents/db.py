@@ -22,11 +22,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts.events import IncidentSnapshot, IncidentStateChanged
+from contracts.events import FollowUpSnapshot, IncidentSnapshot, IncidentStateChanged, PostmortemSnapshot
 from incidents.domain import incident_key
 from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
@@ -101,6 +101,26 @@ tenant_counters = Table(
     metadata,
     Column("tenant_id", String(64), primary_key=True),
     Column("last_number", BigInteger, nullable=False),
+)
+
+# An incident's postmortem: its current version (every version is on the log as an event).
+postmortems = Table(
+    "postmortems",
+    metadata,
+    Column("incident_id", Uuid, ForeignKey(incidents.c.id), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("snapshot", JSONB, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+follow_ups = Table(
+    "follow_ups",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("incident_id", Uuid, ForeignKey(incidents.c.id), nullable=False, index=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("snapshot", JSONB, nullable=False),
+    Column("version", Integer, nullable=False),
 )
 
 outbox = outbox_table(metadata)
@@ -209,3 +229,80 @@ async def remember_member(
             where=(directory.c.version < statement.excluded.version) & (directory.c.tenant_id == tenant_id),
         )
     )
+
+
+async def locked_postmortem(
+    conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID
+) -> PostmortemSnapshot | None:
+    query = (
+        select(postmortems.c.snapshot)
+        .where(postmortems.c.incident_id == incident_id, postmortems.c.tenant_id == tenant_id)
+        .with_for_update()
+    )
+    raw = (await conn.execute(query)).scalar()
+    return None if raw is None else PostmortemSnapshot.model_validate(raw)
+
+
+async def save_postmortem(conn: AsyncConnection, tenant_id: str, snapshot: PostmortemSnapshot) -> None:
+    values = {
+        "incident_id": uuid.UUID(snapshot.incident_id),
+        "tenant_id": tenant_id,
+        "snapshot": snapshot.model_dump(mode="json"),
+        "version": snapshot.version,
+    }
+    statement = insert(postmortems).values(values)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[postmortems.c.incident_id],
+            set_={"snapshot": statement.excluded.snapshot, "version": statement.excluded.version},
+        )
+    )
+
+
+async def follow_ups_of(
+    conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID
+) -> list[FollowUpSnapshot]:
+    query = select(follow_ups.c.snapshot).where(
+        follow_ups.c.incident_id == incident_id, follow_ups.c.tenant_id == tenant_id
+    )
+    found = [FollowUpSnapshot.model_validate(raw) for raw in (await conn.execute(query)).scalars()]
+    return sorted(found, key=lambda f: (f.created_at, f.id))
+
+
+async def locked_follow_up(
+    conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID, follow_up_id: uuid.UUID
+) -> FollowUpSnapshot | None:
+    query = (
+        select(follow_ups.c.snapshot)
+        .where(
+            follow_ups.c.id == follow_up_id,
+            follow_ups.c.incident_id == incident_id,
+            follow_ups.c.tenant_id == tenant_id,
+        )
+        .with_for_update()
+    )
+    raw = (await conn.execute(query)).scalar()
+    return None if raw is None else FollowUpSnapshot.model_validate(raw)
+
+
+async def save_follow_up(conn: AsyncConnection, tenant_id: str, snapshot: FollowUpSnapshot) -> None:
+    values = {
+        "id": uuid.UUID(snapshot.id),
+        "incident_id": uuid.UUID(snapshot.incident_id),
+        "tenant_id": tenant_id,
+        "snapshot": snapshot.model_dump(mode="json"),
+        "version": snapshot.version,
+    }
+    statement = insert(follow_ups).values(values)
+    result = await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[follow_ups.c.id],
+            set_={"snapshot": statement.excluded.snapshot, "version": statement.excluded.version},
+            # Only the same follow-up over the version before it (the row is locked by the caller).
+            where=(follow_ups.c.tenant_id == tenant_id)
+            & (follow_ups.c.incident_id == values["incident_id"])
+            & (follow_ups.c.version == snapshot.version - 1),
+        )
+    )
+    if result.rowcount != 1:
+        raise RuntimeError(f"follow-up {snapshot.id} is not at version {snapshot.version - 1}")

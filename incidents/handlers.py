@@ -10,19 +10,27 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.commands import (
+    AddFollowUp,
     AddNote,
     Caller,
     CommandFailed,
     CreateIncident,
+    EditPostmortem,
     ErrorCode,
+    FollowUpAccepted,
     IncidentAccepted,
+    PostmortemAccepted,
+    PublishPostmortem,
+    SavePostmortemDraft,
     TransitionIncident,
+    UpdateFollowUp,
     UpdateIncident,
 )
 from contracts.envelope import EventEnvelope
 from contracts.events import IncidentNoteAdded, IncidentSnapshot, IncidentState, Role
 from contracts.subjects import INCIDENTS_DIRECTORY, events_of_type
 from incidents import db
+from incidents import postmortems as pm
 from incidents.domain import (
     EDITABLE_FIELDS,
     IncidentEvent,
@@ -260,6 +268,8 @@ def register_handlers(service: Service) -> None:
             await stage(conn, db.outbox, [event])
         return await _published(service, current, event)
 
+    register_postmortem_handlers(service)
+
     @service.consume(INCIDENTS_DIRECTORY, [events_of_type("user.>")], db.consumed, max_in_flight=16)
     async def on_user_event(delivery: Delivery) -> None:
         """Who may be assigned incidents: each user's latest known activity, by the user aggregate's
@@ -271,3 +281,145 @@ def register_handlers(service: Service) -> None:
         user_id = str(getattr(delivery.data, "user_id"))  # noqa: B009 - every user event has one
         async with service.engine.begin() as conn:
             await db.remember_member(conn, event.tenant_id, user_id, active, event.aggregate_version)
+
+
+def _stale(exc: pm.StaleVersion) -> CommandFailed:
+    return CommandFailed(
+        ErrorCode.CONFLICT, str(exc), {"version": exc.current, "expected_version": exc.expected}
+    )
+
+
+def _chosen_follow_up_id(raw: str | None) -> uuid.UUID | None:
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise CommandFailed(ErrorCode.VALIDATION, "follow_up_id must be a UUID") from exc
+
+
+def register_postmortem_handlers(service: Service) -> None:
+    """The incident's postmortem (versions of markdown, published) and its follow-up actions: state of
+    the incident's, so they live with it, each change committed with its event."""
+
+    async def publish(events: list[EventEnvelope]) -> int | None:
+        return await service.relay.publish_now(events)
+
+    @service.command("cmd.incidents.save_postmortem_draft", SavePostmortemDraft)
+    async def save_draft(cmd: SavePostmortemDraft) -> PostmortemAccepted:
+        caller = cmd.caller
+        _require_responder(caller)
+        incident_id, now = _parse_id(cmd.incident_id), datetime.now(UTC)
+        async with service.engine.begin() as conn:
+            await _locked_incident(conn, caller, incident_id)
+            current = await db.locked_postmortem(conn, caller.tenant_id, incident_id)
+            made = pm.drafted(current, str(incident_id), cmd.draft, caller.user_id, now)
+            await db.save_postmortem(conn, caller.tenant_id, made.postmortem)
+            event = pm.envelope(
+                made, tenant_id=caller.tenant_id, actor=caller.user_id, correlation_id=cmd.correlation_id
+            )
+            await stage(conn, db.outbox, [event])
+        return PostmortemAccepted(postmortem=made.postmortem, seq=await publish([event]))
+
+    @service.command("cmd.incidents.edit_postmortem", EditPostmortem)
+    async def edit_postmortem(cmd: EditPostmortem) -> PostmortemAccepted:
+        caller = cmd.caller
+        _require_responder(caller)
+        incident_id, now = _parse_id(cmd.incident_id), datetime.now(UTC)
+        async with service.engine.begin() as conn:
+            await _locked_incident(conn, caller, incident_id)
+            current = await db.locked_postmortem(conn, caller.tenant_id, incident_id)
+            if current is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "the incident has no postmortem draft yet")
+            try:
+                made = pm.edited(current, cmd.version, cmd.markdown, caller.user_id, now)
+            except pm.StaleVersion as exc:
+                raise _stale(exc) from exc
+            if made is None:
+                return PostmortemAccepted(postmortem=current, seq=None)
+            await db.save_postmortem(conn, caller.tenant_id, made.postmortem)
+            event = pm.envelope(
+                made, tenant_id=caller.tenant_id, actor=caller.user_id, correlation_id=cmd.correlation_id
+            )
+            await stage(conn, db.outbox, [event])
+        return PostmortemAccepted(postmortem=made.postmortem, seq=await publish([event]))
+
+    @service.command("cmd.incidents.publish_postmortem", PublishPostmortem)
+    async def publish_postmortem(cmd: PublishPostmortem) -> PostmortemAccepted:
+        caller = cmd.caller
+        _require_responder(caller)
+        incident_id, now = _parse_id(cmd.incident_id), datetime.now(UTC)
+        async with service.engine.begin() as conn:
+            await _locked_incident(conn, caller, incident_id)
+            current = await db.locked_postmortem(conn, caller.tenant_id, incident_id)
+            if current is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "the incident has no postmortem draft yet")
+            try:
+                made = pm.published(current, cmd.version, caller.user_id, now)
+            except pm.StaleVersion as exc:
+                raise _stale(exc) from exc
+            if made is None:
+                return PostmortemAccepted(postmortem=current, seq=None)
+            await db.save_postmortem(conn, caller.tenant_id, made.postmortem)
+            event = pm.envelope(
+                made, tenant_id=caller.tenant_id, actor=caller.user_id, correlation_id=cmd.correlation_id
+            )
+            await stage(conn, db.outbox, [event])
+        return PostmortemAccepted(postmortem=made.postmortem, seq=await publish([event]))
+
+    @service.command("cmd.incidents.add_follow_up", AddFollowUp)
+    async def add_follow_up(cmd: AddFollowUp) -> FollowUpAccepted:
+        caller = cmd.caller
+        _require_responder(caller)
+        incident_id, now = _parse_id(cmd.incident_id), datetime.now(UTC)
+        chosen = _chosen_follow_up_id(cmd.follow_up_id)
+        async with service.engine.begin() as conn:
+            await _locked_incident(conn, caller, incident_id)
+            if chosen is not None:
+                existing = await db.locked_follow_up(conn, caller.tenant_id, incident_id, chosen)
+                if existing is not None:
+                    # The same command again (its first answer was lost): the follow-up it made.
+                    return FollowUpAccepted(follow_up=existing, seq=None)
+            made = pm.new_follow_up(
+                incident_id=str(incident_id),
+                title=cmd.title,
+                owner=cmd.owner,
+                due_date=cmd.due_date,
+                by=caller.user_id,
+                now=now,
+                follow_up_id=str(chosen) if chosen else None,
+            )
+            await db.save_follow_up(conn, caller.tenant_id, made.follow_up)
+            event = pm.envelope(
+                made, tenant_id=caller.tenant_id, actor=caller.user_id, correlation_id=cmd.correlation_id
+            )
+            await stage(conn, db.outbox, [event])
+        return FollowUpAccepted(follow_up=made.follow_up, seq=await publish([event]))
+
+    @service.command("cmd.incidents.update_follow_up", UpdateFollowUp)
+    async def update_follow_up(cmd: UpdateFollowUp) -> FollowUpAccepted:
+        caller = cmd.caller
+        _require_responder(caller)
+        incident_id, now = _parse_id(cmd.incident_id), datetime.now(UTC)
+        try:
+            follow_up_id = uuid.UUID(cmd.follow_up_id)
+        except ValueError as exc:
+            raise CommandFailed(ErrorCode.NOT_FOUND, "follow-up not found") from exc
+        requested = cmd.model_dump(include=set(pm.FOLLOW_UP_FIELDS) & cmd.model_fields_set)
+        for name in ("title", "done"):
+            if name in requested and requested[name] is None:
+                raise CommandFailed(ErrorCode.VALIDATION, f"{name} cannot be null")
+        async with service.engine.begin() as conn:
+            await _locked_incident(conn, caller, incident_id)
+            current = await db.locked_follow_up(conn, caller.tenant_id, incident_id, follow_up_id)
+            if current is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "follow-up not found")
+            made = pm.changed_follow_up(current, requested, now)
+            if made is None:
+                return FollowUpAccepted(follow_up=current, seq=None)
+            await db.save_follow_up(conn, caller.tenant_id, made.follow_up)
+            event = pm.envelope(
+                made, tenant_id=caller.tenant_id, actor=caller.user_id, correlation_id=cmd.correlation_id
+            )
+            await stage(conn, db.outbox, [event])
+        return FollowUpAccepted(follow_up=made.follow_up, seq=await publish([event]))

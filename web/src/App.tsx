@@ -8,6 +8,7 @@ import { SilencesPage } from "./pages/admin/SilencesPage";
 import { WebhooksPage } from "./pages/admin/WebhooksPage";
 import { AcceptInvitePage, LoginPage, RegisterPage } from "./pages/AuthPages";
 import { DashboardPage } from "./pages/DashboardPage";
+import { FollowUpsPage } from "./pages/FollowUpsPage";
 import { IncidentPage } from "./pages/IncidentPage";
 import { IncidentsPage } from "./pages/IncidentsPage";
 import { NewIncidentPage } from "./pages/NewIncidentPage";
@@ -45,6 +46,7 @@ export function App() {
         <Route path="incidents" element={<IncidentsPage />} />
         <Route path="incidents/new" element={<NewIncidentPage />} />
         <Route path="incidents/:id" element={<IncidentPage />} />
+        <Route path="follow-ups" element={<FollowUpsPage />} />
         <Route path="admin" element={<Navigate to="/admin/people" replace />} />
         <Route path="admin/people" element={<PeoplePage />} />
         <Route path="admin/keys" element={<KeysPage />} />

@@ -1260,6 +1260,147 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/incidents/{incident_id}/postmortem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Postmortem
+         * @description The postmortem's current version (404 until a draft exists).
+         */
+        get: operations["get_postmortem"];
+        /**
+         * Edit Postmortem
+         * @description Replace the draft's markdown. `version` is the version the edit started from: a 409 (with
+         *     the current `version` in `details`) when someone saved another since. An edit of a published
+         *     postmortem is a new draft until it is published again.
+         */
+        put: operations["edit_postmortem"];
+        /**
+         * Draft Postmortem
+         * @description Draft the postmortem from the incident's event log (responders and above): a new version.
+         *     Offline a template fills it in, the same log always giving the same text; with `ANTHROPIC_API_KEY`
+         *     on ai_worker Claude writes the summary and narrative, and a citation of an event the log lacks
+         *     means the template's draft is used (`fallback_reason` says why). Every timeline line cites its
+         *     event as `[#<seq>](#event-<event id>)`.
+         */
+        post: operations["draft_postmortem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{incident_id}/postmortem.md": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Postmortem
+         * @description The postmortem's current version as a markdown file.
+         */
+        get: operations["export_postmortem"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{incident_id}/postmortem/publish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Publish Postmortem
+         * @description Publish the current version (`postmortem.published` on the log); with `version`, only if it is
+         *     still the current one (409 otherwise). Publishing a published postmortem changes nothing.
+         */
+        post: operations["publish_postmortem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{incident_id}/follow-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Incident Follow Ups
+         * @description The incident's follow-up actions, oldest first.
+         */
+        get: operations["incident_follow_ups"];
+        put?: never;
+        /**
+         * Add Follow Up
+         * @description Track a follow-up action on the incident: a title, an owner (free text: a person or a team) and
+         *     a due date, both optional.
+         */
+        post: operations["add_follow_up"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{incident_id}/follow-ups/{follow_up_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Update Follow Up
+         * @description Change a follow-up: `done: true` completes it (`done_at` set), `false` reopens it.
+         */
+        patch: operations["update_follow_up"];
+        trace?: never;
+    };
+    "/api/v1/follow-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Follow Ups
+         * @description Every incident's follow-up actions, oldest first, with their incident's key and title:
+         *     `state=open` for what is still to do.
+         */
+        get: operations["list_follow_ups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/metrics/incidents": {
         parameters: {
             query?: never;
@@ -1372,6 +1513,19 @@ export interface components {
          * @enum {string}
          */
         ChannelKind: "email" | "webhook" | "slack";
+        /** CitationRead */
+        CitationRead: {
+            /**
+             * Event Id
+             * @description The cited event's id (the timeline entry's `id`)
+             */
+            event_id: string;
+            /**
+             * Seq
+             * @description Its sequence on the event stream
+             */
+            seq: number;
+        };
         /** ContactMethodPage */
         ContactMethodPage: {
             /** Items */
@@ -1602,6 +1756,76 @@ export interface components {
          * @enum {string}
          */
         FeedbackVerdict: "confirmed" | "rejected";
+        /** FollowUpCreate */
+        FollowUpCreate: {
+            /** Title */
+            title: string;
+            /** Owner */
+            owner?: string | null;
+            /** Due Date */
+            due_date?: string | null;
+        };
+        /** FollowUpList */
+        FollowUpList: {
+            /** Items */
+            items: components["schemas"]["FollowUpRead"][];
+        };
+        /** FollowUpPage */
+        FollowUpPage: {
+            /** Items */
+            items: components["schemas"]["FollowUpRead"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
+        /** FollowUpRead */
+        FollowUpRead: {
+            /** Id */
+            id: string;
+            /** Incident Id */
+            incident_id: string;
+            /** Incident Key */
+            incident_key?: string | null;
+            /** Incident Title */
+            incident_title?: string | null;
+            /** Title */
+            title: string;
+            /** Owner */
+            owner?: string | null;
+            /** Due Date */
+            due_date?: string | null;
+            /** Done */
+            done: boolean;
+            /** Version */
+            version: number;
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Done At */
+            done_at?: string | null;
+        };
+        /**
+         * FollowUpUpdate
+         * @description Only the fields sent change; `owner` or `due_date` null clears it.
+         */
+        FollowUpUpdate: {
+            /** Title */
+            title?: string;
+            /** Owner */
+            owner?: string | null;
+            /** Due Date */
+            due_date?: string | null;
+            /** Done */
+            done?: boolean;
+        };
         /** HypothesesRead */
         HypothesesRead: {
             /**
@@ -2413,6 +2637,64 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+        };
+        /** PostmortemPublish */
+        PostmortemPublish: {
+            /**
+             * Version
+             * @description The version read; the current one by default
+             */
+            version?: number | null;
+        };
+        /** PostmortemRead */
+        PostmortemRead: {
+            /** Incident Id */
+            incident_id: string;
+            /** Version */
+            version: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "draft" | "published";
+            /**
+             * Markdown
+             * @description Cites events as `[#<seq>](#event-<event id>)`
+             */
+            markdown: string;
+            /** Citations */
+            citations: components["schemas"]["CitationRead"][];
+            /**
+             * Engine
+             * @description Who wrote the last generated draft: `template` or `claude`
+             */
+            engine: string;
+            /**
+             * Fallback Reason
+             * @description Why Claude's draft was not used, when it was asked for
+             */
+            fallback_reason?: string | null;
+            /** Updated By */
+            updated_by: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Published At */
+            published_at?: string | null;
+            /** Published Version */
+            published_version?: number | null;
+        };
+        /** PostmortemUpdate */
+        PostmortemUpdate: {
+            /**
+             * Version
+             * @description The version the edit started from (a 409 if it is not the current one)
+             */
+            version: number;
+            /** Markdown */
+            markdown: string;
         };
         /** ProjectorHealth */
         ProjectorHealth: {
@@ -6308,6 +6590,311 @@ export interface operations {
             504: components["responses"]["Timeout"];
         };
     };
+    get_postmortem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                incident_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostmortemRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    edit_postmortem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                incident_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PostmortemUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostmortemRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    draft_postmortem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                incident_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostmortemRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    export_postmortem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                incident_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/markdown": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    publish_postmortem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                incident_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PostmortemPublish"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostmortemRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    incident_follow_ups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                incident_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FollowUpList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    add_follow_up: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retrying this request safe (IETF httpapi Idempotency-Key draft): a unique value per request (a UUID), sent again with every retry. A retry with the same key and body gets the first answer again, with `Idempotent-Replayed: true`, and does nothing more; the same key with another body is a 422; a retry while the first is still in progress is a 409. Kept 24 hours (`IDEMPOTENCY_KEY_TTL_SECONDS`), per organisation and caller. 1 to 255 printable ASCII characters; the quoted form (`"..."`) is accepted. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                incident_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FollowUpCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FollowUpRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    update_follow_up: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                incident_id: string;
+                follow_up_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FollowUpUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FollowUpRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    list_follow_ups: {
+        parameters: {
+            query?: {
+                state?: "open" | "done" | "all";
+                limit?: number;
+                /** @description The previous page's `next_cursor`, as it was given */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FollowUpPage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     incident_metrics: {
         parameters: {
             query?: {
@@ -6421,6 +7008,7 @@ export const pathsApiV1IntegrationsPagerdutyV2EnqueuePostRequestBodyContentAppli
     severity: unknown;
 }>["severity"]> = ["critical", "error", "warning", "info"];
 export const pathsApiV1IncidentsGetParametersQueryOrderValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/incidents"]["get"]["parameters"]["query"]["order"]> = ["newest", "oldest"];
+export const pathsApiV1FollowUpsGetParametersQueryStateValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/follow-ups"]["get"]["parameters"]["query"]["state"]> = ["open", "done", "all"];
 export const apiErrorCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ApiErrorCode"]> = ["bad_request", "unauthorized", "forbidden", "not_found", "method_not_allowed", "conflict", "payload_too_large", "unsupported_media_type", "validation_error", "rate_limited", "internal_error", "unavailable", "timeout", "http_error"];
 export const channelKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ChannelKind"]> = ["email", "webhook", "slack"];
 export const deliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryStatus"]> = ["pending", "succeeded", "failed"];
@@ -6438,6 +7026,7 @@ export const layerSpecTime_zoneValues: ReadonlyArray<FlattenedDeepRequired<compo
 export const mappedAlertStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MappedAlert"]["status"]> = ["firing", "resolved"];
 export const moveCreateToValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MoveCreate"]["to"]> = ["detected", "acknowledged", "investigating"];
 export const notifiedEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["NotifiedEvent"]> = ["incident.created", "incident.state_changed", "hypothesis.generated"];
+export const postmortemReadStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["PostmortemRead"]["status"]> = ["draft", "published"];
 export const projectorHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProjectorHealth"]["status"]> = ["running", "stalled"];
 export const projectorHealthRoleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProjectorHealth"]["role"]> = ["leader", "follower", "starting"];
 export const recurrenceWeekdaysValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Recurrence"]["weekdays"]> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];

@@ -91,6 +91,7 @@ export function Layout() {
           </NavLink>
           {atLeast(role, "responder") ? <NavLink to="/incidents/new">New incident</NavLink> : null}
           <NavLink to="/silences">Maintenance windows</NavLink>
+          <NavLink to="/follow-ups">Follow-ups</NavLink>
           {admin ? (
             <>
               <div className="nav-section" aria-hidden="true">

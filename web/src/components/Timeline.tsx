@@ -66,7 +66,7 @@ export function Timeline({
       {items.map((entry) => {
         const { title, body } = describeEntry(entry, person);
         return (
-          <li key={entry.id} className={`tl tl-${entry.kind.replace(/\./g, "-")}`}>
+          <li key={entry.id} id={`event-${entry.id}`} className={`tl tl-${entry.kind.replace(/\./g, "-")}`}>
             <span className="tl-dot" aria-hidden="true" />
             <div className="tl-content">
               <div className="tl-title">{title}</div>

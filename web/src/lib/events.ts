@@ -70,6 +70,13 @@ export function staleKeys(event: EventEnvelope): unknown[][] {
       ["timeline", id],
     ];
   }
+  // Postmortem events carry `data.incident_id`; so do follow-ups (whose aggregate is the follow-up).
+  if (type.startsWith("postmortem.")) return [["postmortem", id]];
+  if (type.startsWith("follow_up."))
+    return [
+      ["follow-ups", id],
+      ["follow-ups", "all"],
+    ];
   if (type.startsWith("user.")) return [["users"], ["me"]];
   if (type.startsWith("integration_key.")) return [["keys"]];
   if (type.startsWith("webhook") || type.startsWith("integration.")) return [["webhooks"]];

@@ -57,6 +57,11 @@ describe("live events", () => {
       ["hypotheses", "i-1"],
       ["timeline", "i-1"],
     ]);
+    expect(staleKeys(envelope("postmortem.published", { incident_id: "i-1" }))).toEqual([["postmortem", "i-1"]]);
+    expect(staleKeys(envelope("follow_up.updated", { incident_id: "i-1" }))).toEqual([
+      ["follow-ups", "i-1"],
+      ["follow-ups", "all"],
+    ]);
     expect(staleKeys(envelope("user.role_changed", {}))).toEqual([["users"], ["me"]]);
     expect(staleKeys(envelope("integration_key.revoked", {}))).toEqual([["keys"]]);
   });

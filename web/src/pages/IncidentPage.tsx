@@ -6,6 +6,7 @@ import { useHypotheses, useIncident, usePeople, useTimeline, useUsers } from "..
 import type { IncidentRead, IncidentState } from "../api/types";
 import { useAuth } from "../auth/AuthContext";
 import { Hypotheses, type Verdict } from "../components/Hypotheses";
+import { PostmortemSection } from "../components/Postmortem";
 import { Timeline } from "../components/Timeline";
 import { ErrorBox, Field, Loading, PageHeader, SeverityBadge, StateBadge } from "../components/ui";
 import { fillPath, useCapabilities } from "../lib/capabilities";
@@ -390,6 +391,7 @@ export function IncidentPage() {
           </section>
 
           <HypothesesSection incidentId={i.id} canAct={canAct} />
+          <PostmortemSection incidentId={i.id} canAct={canAct} />
         </div>
 
         <aside className="incident-side">
