@@ -185,7 +185,57 @@ async def victim(platform: Platform) -> AsyncIterator[World]:
             headers=owner.auth,
         )
         ids["webhook_id"] = webhook.json()["id"]
+        ids.update(await _one_of_everything_else(client, owner, ids["incident_id"]))
         yield World(client, owner, {Role.OWNER: intruder}, ids)
+
+
+async def _one_of_everything_else(
+    client: httpx.AsyncClient, owner: Tenant, incident_id: str
+) -> dict[str, str]:
+    """A JSON source, a maintenance window, a schedule with an override, an escalation policy routed
+    from a service, a contact method and a follow-up: each route naming one is probed with its id."""
+
+    async def made(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await client.request(method, path, json=body, headers=owner.auth)
+        assert response.status_code in (200, 201), (path, response.text)
+        return dict(response.json())
+
+    mapping = {"title": "name", "severity": "level", "dedup_key": "id", "status": "state"}
+    source = await made("POST", "/api/v1/integrations/json-sources", {"name": "victim", "mapping": mapping})
+    silence = await made(
+        "POST", "/api/v1/integrations/silences", {"name": "victim", "services": ["victim-db"]}
+    )
+    layer = {
+        "participants": [owner.user_id],
+        "rotation": "weekly",
+        "start_date": "2026-11-30",
+        "handoff_time": "09:00",
+        "time_zone": "UTC",
+    }
+    schedule = await made("POST", "/api/v1/schedules", {"name": "victim", "layers": [layer]})
+    override = await made(
+        "POST",
+        f"/api/v1/schedules/{schedule['id']}/overrides",
+        {"user_id": owner.user_id, "start": "2026-12-02T10:00:00Z", "end": "2026-12-02T14:00:00Z"},
+    )
+    target = {"kind": "schedule", "id": schedule["id"]}
+    policy = await made(
+        "POST", "/api/v1/escalation-policies", {"name": "victim", "steps": [{"targets": [target]}]}
+    )
+    service = f"victim-{uuid.uuid4().hex[:8]}"
+    await made("PUT", "/api/v1/routing", {"rules": [{"policy_id": policy["id"], "service_name": service}]})
+    contact = await made("POST", "/api/v1/contact-methods", {"kind": "email", "address": owner.email})
+    follow_up = await made("POST", f"/api/v1/incidents/{incident_id}/follow-ups", {"title": "victim's"})
+    return {
+        "source_id": source["id"],
+        "silence_id": silence["id"],
+        "schedule_id": schedule["id"],
+        "override_id": override["id"],
+        "policy_id": policy["id"],
+        "service_name": service,
+        "contact_method_id": contact["id"],
+        "follow_up_id": follow_up["id"],
+    }
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES_WITH_IDS, ids=[f"{m} {p}" for m, p in ROUTES_WITH_IDS])
