@@ -28,9 +28,10 @@ pytestmark = pytest.mark.e2e
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 ROOT = Path(__file__).resolve().parents[2]
-# Test cases per operation and phase: enough to find what it found before (in about a minute on
-# the project's 2-core machine), never fewer checks.
-MAX_EXAMPLES = 25
+# Test cases per operation and phase: enough to find what it found before, never fewer checks.
+# Fewer than the 25 it had while the API was half its size, to keep the suite in its budget (the
+# API has grown to about 120 operations; every phase and check still runs on each).
+MAX_EXAMPLES = 15
 # Calls per stateful scenario: enough for chains such as invite -> deactivate -> reactivate.
 STATEFUL_STEPS = 40
 # Warnings the run may give: operations whose success needs data no generated request can have.
