@@ -99,6 +99,8 @@ from integrations.domain import (
 )
 from integrations.outbound import DeliveryLoop, enqueue_for
 from integrations.settings import IntegrationsSettings
+from runtime.command_args import cursor_id as _cursor
+from runtime.command_args import object_id as _id
 from runtime.consumer import Delivery
 from runtime.outbox import stage
 from runtime.service import Service
@@ -126,26 +128,6 @@ def _require_scope(source: IntegrationSource, scope: KeyScope) -> None:
 def _require_admin(caller: Caller) -> None:
     if not caller.role.at_least(Role.ADMIN):
         raise CommandFailed(ErrorCode.FORBIDDEN, f"role {caller.role.value} may not manage integrations")
-
-
-def _id(raw: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError as exc:
-        raise CommandFailed(ErrorCode.NOT_FOUND, f"{what} not found") from exc
-
-
-def _cursor(raw: str | None) -> uuid.UUID | None:
-    if raw is None:
-        return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError as exc:
-        raise CommandFailed(
-            ErrorCode.VALIDATION,
-            "invalid cursor",
-            [{"loc": ["query", "cursor"], "msg": "not a cursor from this API", "type": "value_error"}],
-        ) from exc
 
 
 def _page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:

@@ -67,6 +67,8 @@ from oncall.escalation import people, route
 from oncall.paging import PERSON_STATUS, Paging, on_call_now, policy_of, rules_of, schedules_for
 from oncall.schedule import ScheduleError, Shift, final_shifts, next_shifts, on_call_at
 from oncall.settings import OncallSettings
+from runtime.command_args import cursor_id as _cursor
+from runtime.command_args import object_id as _id
 from runtime.consumer import Delivery
 from runtime.service import Service
 
@@ -96,26 +98,6 @@ def new_id() -> uuid.UUID:
 def _require_admin(caller: Caller) -> None:
     if not caller.role.at_least(Role.ADMIN):
         raise CommandFailed(ErrorCode.FORBIDDEN, f"role {caller.role.value} may not manage on-call")
-
-
-def _id(raw: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError as exc:
-        raise CommandFailed(ErrorCode.NOT_FOUND, f"{what} not found") from exc
-
-
-def _cursor(raw: str | None) -> uuid.UUID | None:
-    if raw is None:
-        return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError as exc:
-        raise CommandFailed(
-            ErrorCode.VALIDATION,
-            "invalid cursor",
-            [{"loc": ["query", "cursor"], "msg": "not a cursor from this API", "type": "value_error"}],
-        ) from exc
 
 
 def _invalid(exc: ScheduleError) -> CommandFailed:

@@ -1,0 +1,29 @@
+"""Arguments every service's command handlers parse alike: an object's id, a page's cursor."""
+
+from __future__ import annotations
+
+import uuid
+
+from contracts.commands import CommandFailed, ErrorCode
+
+
+def object_id(raw: str, what: str) -> uuid.UUID:
+    """An id from a request; one that is not a UUID names nothing, so it is not found."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise CommandFailed(ErrorCode.NOT_FOUND, f"{what} not found") from exc
+
+
+def cursor_id(raw: str | None) -> uuid.UUID | None:
+    """A keyset cursor (the last id of the page before), or a 422 naming the query parameter."""
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise CommandFailed(
+            ErrorCode.VALIDATION,
+            "invalid cursor",
+            [{"loc": ["query", "cursor"], "msg": "not a cursor from this API", "type": "value_error"}],
+        ) from exc
