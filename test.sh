@@ -21,7 +21,8 @@ cov=(--cov --cov-report=term --cov-report=html --cov-report=xml)
 if [ -n "$picked" ]; then
   cov+=(--cov-fail-under=0)
 fi
-.venv/bin/pytest -p no:cacheprovider "${cov[@]}" "$@"
+# The slowest tests are listed at the end, to keep the suite inside its time budget.
+.venv/bin/pytest -p no:cacheprovider --durations=25 "${cov[@]}" "$@"
 # Then the web console's tests (Vitest with coverage, and Playwright driving Debian's chromium against
 # a real `sre-copilot up`), unless the arguments picked some tests or SKIP_WEB_TESTS=1.
 if [ -z "$picked" ] && [ -z "${SKIP_WEB_TESTS:-}" ]; then
