@@ -61,7 +61,8 @@ pytestmark = pytest.mark.fault
 DISK_SIZE = "160m"
 # How long a command may take to give up on a server that refuses connections.
 GIVE_UP_SECONDS = 15.0
-STARTUP_DEADLINE_SECONDS = 60.0  # a service on a loaded two-core machine can take this long to say why it waits
+# A service on a loaded two-core machine can take this long to say why it waits.
+STARTUP_DEADLINE_SECONDS = 60.0
 
 
 def mount_tmpfs(where: Path, size: str) -> None:
