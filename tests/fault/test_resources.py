@@ -581,8 +581,14 @@ async def test_a_full_disk_refuses_writes_cleanly_and_the_platform_recovers(
     await sending
 
     print(f"before {before}, while full {while_full}, at the end {load.statuses}; {load.server_errors}")
-    # The JetStream store failed too, and the supervisor restarted both servers once there was room.
-    assert on_small_disk.server("nats").process.pid != nats.process.pid
+    # The JetStream store failed too, and the supervisor restarts both servers once there is room. Its
+    # store check runs every second, so writes that only needed PostgreSQL may succeed before nats-server
+    # is restarted: wait for the restart rather than expect it already done.
+    await until(
+        lambda: on_small_disk.server("nats").process.pid != nats.process.pid,
+        lambda: "the supervisor never restarted nats-server after its store failed",
+        seconds=30.0,
+    )
     assert on_small_disk.server("postgres").process.pid != postgres.process.pid
     # While the disk was full, writes were refused with the documented JSON error (no 500, no HTML).
     assert load.statuses["503"] > 0, f"the full disk refused no write: {load.statuses}"
