@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../api/client";
+import type { TimelineEntryRead } from "../api/types";
+import { describeEntry } from "../components/Timeline";
 import {
   checkPolicy,
   checkSchedule,
@@ -169,5 +171,32 @@ describe("an incident's paging", () => {
     ]);
     expect(pagingOf(entries.slice(0, 1))).toBeNull();
     expect(pagingOf(entries.slice(0, 3))?.status).toBe("running");
+  });
+});
+
+describe("escalation events on an incident's timeline", () => {
+  const entry = (kind: string, data: Record<string, unknown>) =>
+    ({ id: "e", seq: 1, kind, actor: "system", at: "2026-12-02T10:00:00Z", data }) as TimelineEntryRead;
+  const person = (id: string | null | undefined) => (id === "u_2" ? "Ada" : String(id));
+
+  it("name who was paged, by what, and whether it reached them", () => {
+    expect(
+      describeEntry(entry("escalation.step_reached", { step: 1, round: 0, user_ids: ["u_2"], last: true }), person),
+    ).toEqual({
+      title: "Paged (step 2, round 1, last step)",
+      body: "Ada",
+    });
+    expect(
+      describeEntry(
+        entry("page.notified", { user_id: "u_2", channel: "email", delivered: false, error: "550" }),
+        person,
+      ),
+    ).toEqual({
+      title: "Ada not reached by email",
+      body: "550",
+    });
+    expect(describeEntry(entry("escalation.stopped", { reason: "exhausted" }), person).title).toBe(
+      "Escalation stopped: exhausted",
+    );
   });
 });
