@@ -119,11 +119,22 @@ function StepEditor({
   );
 }
 
-function PolicyForm({ onCreated }: { onCreated: () => void }) {
+function PolicyForm({
+  policy,
+  onSaved,
+  onCancel,
+}: {
+  policy?: PolicyRead;
+  onSaved: () => void;
+  onCancel?: () => void;
+}) {
   const { api } = useAuth();
-  const [name, setName] = useState("");
-  const [steps, setSteps] = useState<StepDraft[]>([{ targets: [], wait: "5" }]);
-  const [repeat, setRepeat] = useState("0");
+  const blank = (): StepDraft[] => [{ targets: [], wait: "5" }];
+  const [name, setName] = useState(policy?.name ?? "");
+  const [steps, setSteps] = useState<StepDraft[]>(
+    policy ? policy.steps.map((s) => ({ targets: [...s.targets], wait: String(s.wait_minutes) })) : blank(),
+  );
+  const [repeat, setRepeat] = useState(String(policy?.repeat ?? 0));
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -136,11 +147,16 @@ function PolicyForm({ onCreated }: { onCreated: () => void }) {
     if (Object.keys(found).length) return;
     setBusy(true);
     try {
-      await api.post(BASE, { name: name.trim(), steps: draftToSteps(steps), repeat: Number(repeat) });
-      setName("");
-      setSteps([{ targets: [], wait: "5" }]);
-      setRepeat("0");
-      onCreated();
+      const body = { name: name.trim(), steps: draftToSteps(steps), repeat: Number(repeat) };
+      if (policy) {
+        await api.put(`${BASE}/${policy.id}`, body);
+      } else {
+        await api.post(BASE, body);
+        setName("");
+        setSteps(blank());
+        setRepeat("0");
+      }
+      onSaved();
     } catch (err) {
       const byPath = errorsByPath(err);
       setErrors(byPath);
@@ -150,9 +166,10 @@ function PolicyForm({ onCreated }: { onCreated: () => void }) {
     }
   };
 
+  const title = policy ? `Edit ${policy.name}` : "New escalation policy";
   return (
-    <form className="card form" onSubmit={submit} noValidate aria-label="New escalation policy">
-      <h2>New escalation policy</h2>
+    <form className="card form" onSubmit={submit} noValidate aria-label={title}>
+      <h2>{title}</h2>
       <div className="form-row">
         <Field label="Name" error={errors.name}>
           {(p) => <input {...p} value={name} maxLength={120} onChange={(e) => setName(e.target.value)} />}
@@ -177,15 +194,28 @@ function PolicyForm({ onCreated }: { onCreated: () => void }) {
         <button type="button" className="btn" onClick={() => setSteps([...steps, { targets: [], wait: "5" }])}>
           Add step
         </button>
+        {onCancel ? (
+          <button type="button" className="btn btn-ghost" onClick={onCancel}>
+            Cancel
+          </button>
+        ) : null}
         <button type="submit" className="btn btn-primary" disabled={busy}>
-          {busy ? "Creating…" : "Create policy"}
+          {busy ? "Saving…" : policy ? "Save policy" : "Create policy"}
         </button>
       </div>
     </form>
   );
 }
 
-function PolicyList({ policies, admin }: { policies: PolicyRead[]; admin: boolean }) {
+function PolicyList({
+  policies,
+  admin,
+  onEdit,
+}: {
+  policies: PolicyRead[];
+  admin: boolean;
+  onEdit: (p: PolicyRead) => void;
+}) {
   const { api } = useAuth();
   const queryClient = useQueryClient();
   const name = useTargetName();
@@ -221,6 +251,11 @@ function PolicyList({ policies, admin }: { policies: PolicyRead[]; admin: boolea
                 </ol>
               </td>
               <td className="actions">
+                {admin ? (
+                  <button type="button" className="btn btn-small" onClick={() => onEdit(p)}>
+                    Edit
+                  </button>
+                ) : null}
                 {admin ? (
                   <button
                     type="button"
@@ -439,19 +474,32 @@ export function PoliciesPage() {
     queryFn: ({ signal }) => api.get<RoutingRead>("/api/v1/routing", undefined, signal),
   });
   const admin = atLeast(role, "admin");
+  const [editing, setEditing] = useState<PolicyRead | null>(null);
+  const saved = () => void queryClient.invalidateQueries({ queryKey: ["policies"] });
   return (
     <>
       <PageHeader title="Escalation policies" kicker="On-call" />
+      {editing ? (
+        <PolicyForm
+          key={editing.id}
+          policy={editing}
+          onCancel={() => setEditing(null)}
+          onSaved={() => {
+            setEditing(null);
+            saved();
+          }}
+        />
+      ) : null}
       <section className="card table-card" aria-label="Escalation policies">
         {policies.isPending ? (
           <Loading what="Loading policies" />
         ) : policies.isError ? (
           <ErrorBox error={policies.error} retry={() => void policies.refetch()} />
         ) : (
-          <PolicyList policies={policies.data.items} admin={admin} />
+          <PolicyList policies={policies.data.items} admin={admin} onEdit={setEditing} />
         )}
       </section>
-      {admin ? <PolicyForm onCreated={() => void queryClient.invalidateQueries({ queryKey: ["policies"] })} /> : null}
+      {admin ? <PolicyForm onSaved={saved} /> : null}
       <section className="card" aria-label="Routing rules">
         <h2>Routing</h2>
         {routing.isPending || policies.isPending ? (

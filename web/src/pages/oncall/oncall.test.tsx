@@ -300,4 +300,32 @@ describe("escalation policies", () => {
       default_policy_id: POLICY.id,
     });
   });
+
+  it("edits a policy in place with a PUT of its whole new shape", async () => {
+    const user = userEvent.setup();
+    const { fetch, calls } = api((call) => {
+      if (call.url.startsWith("/api/v1/escalation-policies"))
+        return call.method === "PUT"
+          ? { status: 200, body: { ...POLICY, ...(call.body as object) } }
+          : { status: 200, body: { items: [POLICY], next_cursor: null } };
+      if (call.url.startsWith("/api/v1/routing")) return { status: 200, body: { rules: [], default_policy_id: null } };
+      return undefined;
+    });
+    renderWithApp(<PoliciesPage />, signedInClient(fetch));
+    const table = await screen.findByTestId("policies");
+    await user.click(within(table).getByRole("button", { name: "Edit" }));
+    const form = screen.getByRole("form", { name: "Edit Web" });
+    expect(within(form).getByLabelText("Name")).toHaveValue("Web");
+    await user.clear(within(form).getByLabelText("Step 1: then wait (minutes)"));
+    await user.type(within(form).getByLabelText("Step 1: then wait (minutes)"), "15");
+    await user.click(within(form).getByRole("button", { name: "Save policy" }));
+    await waitFor(() => expect(screen.queryByRole("form", { name: "Edit Web" })).toBeNull());
+    const put = calls.find((c) => c.method === "PUT");
+    expect(put?.url).toBe(`/api/v1/escalation-policies/${POLICY.id}`);
+    expect(put?.body).toEqual({
+      name: "Web",
+      repeat: 1,
+      steps: [{ targets: [{ kind: "schedule", id: "s1" }], wait_minutes: 15 }],
+    });
+  });
 });
