@@ -302,6 +302,17 @@ class CreatePolicy(Command):
     repeat: int = Field(default=0, ge=0, le=10)
 
 
+class UpdatePolicy(Command):
+    """Replace a policy's name, steps and repeat (escalations under way keep the policy they
+    started with)."""
+
+    caller: Caller
+    policy_id: str
+    name: PolicyName
+    steps: Annotated[list[StepSpec], Field(min_length=1, max_length=20)]
+    repeat: int = Field(default=0, ge=0, le=10)
+
+
 class PolicyRef(Command):
     caller: Caller
     policy_id: str

@@ -58,6 +58,7 @@ from contracts.oncall import (
     ShiftPage,
     ShiftView,
     StepSpec,
+    UpdatePolicy,
     UpdateSchedule,
 )
 from contracts.subjects import ONCALL_ESCALATOR, command_subject, events_of_type
@@ -467,20 +468,24 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
                         ["body", "steps", n, "targets", m, "id"], "schedule not found", ErrorCode.NOT_FOUND
                     )
 
+    async def check_steps(conn: Any, tenant_id: str, steps: list[StepSpec]) -> None:
+        """Every schedule named exists; nobody named is deactivated."""
+        users: list[tuple[list[str | int], str]] = [
+            (["body", "steps", n, "targets", m, "id"], t.id)
+            for n, step in enumerate(steps)
+            for m, t in enumerate(step.targets)
+            if t.kind.value == "user"
+        ]
+        await check_targets(conn, tenant_id, steps)
+        await refuse_deactivated(conn, tenant_id, users)
+
     @service.command(_cmd("create_policy"), CreatePolicy)
     async def create_policy(cmd: CreatePolicy) -> PolicyView:
         caller = cmd.caller
         _require_admin(caller)
         now = datetime.now(UTC)
-        users: list[tuple[list[str | int], str]] = [
-            (["body", "steps", n, "targets", m, "id"], t.id)
-            for n, step in enumerate(cmd.steps)
-            for m, t in enumerate(step.targets)
-            if t.kind.value == "user"
-        ]
         async with service.engine.begin() as conn:
-            await check_targets(conn, caller.tenant_id, cmd.steps)
-            await refuse_deactivated(conn, caller.tenant_id, users)
+            await check_steps(conn, caller.tenant_id, cmd.steps)
             row = (
                 await conn.execute(
                     db.policies.insert()
@@ -528,6 +533,38 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
     @service.command(_cmd("get_policy"), PolicyRef)
     async def get_policy(cmd: PolicyRef) -> PolicyView:
         return policy_view(await policy_row(cmd.caller, cmd.policy_id))
+
+    @service.command(_cmd("update_policy"), UpdatePolicy)
+    async def update_policy(cmd: UpdatePolicy) -> PolicyView:
+        caller = cmd.caller
+        _require_admin(caller)
+        p = db.policies
+        async with service.engine.begin() as conn:
+            # The policy first: another organisation's id is a 404 whatever the body names.
+            found = (
+                await conn.execute(
+                    select(p.c.id)
+                    .where(p.c.tenant_id == caller.tenant_id, p.c.id == _id(cmd.policy_id, "policy"))
+                    .with_for_update()
+                )
+            ).first()
+            if found is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "policy not found")
+            await check_steps(conn, caller.tenant_id, cmd.steps)
+            row = (
+                await conn.execute(
+                    p.update()
+                    .where(p.c.tenant_id == caller.tenant_id, p.c.id == found.id)
+                    .values(
+                        name=cmd.name,
+                        steps=[s.model_dump(mode="json") for s in cmd.steps],
+                        repeat=cmd.repeat,
+                        updated_at=datetime.now(UTC),
+                    )
+                    .returning(p)
+                )
+            ).one()
+        return policy_view(row)
 
     @service.command(_cmd("delete_policy"), PolicyRef)
     async def delete_policy(cmd: PolicyRef) -> Done:

@@ -250,6 +250,23 @@ async def get_policy(policy_id: PolicyId, caller: SelfDep, request: Request) -> 
     return PolicyRead.model_validate(view.model_dump())
 
 
+@paging_router.put(
+    "/escalation-policies/{policy_id}", response_model=PolicyRead, responses=declare(404, 409, *COMMAND)
+)
+async def update_policy(
+    policy_id: PolicyId, body: PolicyCreate, caller: AdminDep, request: Request
+) -> PolicyRead:
+    """Replace a policy's name, steps and repeat (the same checks as creating one). Escalations
+    under way go on with the policy as it was when they started; the next ones use the new one."""
+    view = await _call(
+        request,
+        "update_policy",
+        {"caller": caller.model_dump(), "policy_id": policy_id, **body.model_dump(mode="json")},
+        co.PolicyView,
+    )
+    return PolicyRead.model_validate(view.model_dump())
+
+
 @paging_router.delete("/escalation-policies/{policy_id}", status_code=204, responses=declare(*COMMAND))
 async def delete_policy(policy_id: PolicyId, caller: AdminDep, request: Request) -> Response:
     """Running escalations go on with the policy as it was when they started."""

@@ -79,6 +79,10 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/incidents/{incident_id}"): {"title": "Hijacked"},
     ("POST", "/api/v1/incidents/{incident_id}/notes"): {"body": "hijacked"},
     ("PATCH", "/api/v1/users/{user_id}"): {"role": "admin"},
+    ("PUT", "/api/v1/escalation-policies/{policy_id}"): {
+        "name": "hijacked",
+        "steps": [{"targets": [{"kind": "user", "id": "intruder"}]}],
+    },
 }
 
 PARAMETER = re.compile(r"\{(\w+)\}")
@@ -269,6 +273,10 @@ async def test_the_intruders_writes_changed_nothing(victim: World) -> None:
     assert user["role"] == "viewer" and user["status"] == "invited"
     key = (await victim.client.get(f"/api/v1/integration-keys/{ids['key_id']}", headers=owner.auth)).json()
     assert key["revoked_at"] is None
+    policy = (
+        await victim.client.get(f"/api/v1/escalation-policies/{ids['policy_id']}", headers=owner.auth)
+    ).json()
+    assert policy["name"] == "victim"
     intruder = victim.members[Role.OWNER]
     assert (await victim.client.get("/api/v1/users", headers=intruder.auth)).json()["items"][0]["id"] != ids[
         "user_id"

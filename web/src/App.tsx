@@ -13,6 +13,10 @@ import { IncidentPage } from "./pages/IncidentPage";
 import { IncidentsPage } from "./pages/IncidentsPage";
 import { NewIncidentPage } from "./pages/NewIncidentPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
+import { MyShiftsPage } from "./pages/oncall/MyShiftsPage";
+import { PoliciesPage } from "./pages/oncall/PoliciesPage";
+import { SchedulePage } from "./pages/oncall/SchedulePage";
+import { SchedulesPage } from "./pages/oncall/SchedulesPage";
 
 /** Signed-out visitors go to the login page, which brings them back here afterwards. */
 function RequireSession({ children }: { children: React.ReactNode }) {
@@ -53,6 +57,11 @@ export function App() {
         <Route path="admin/webhooks" element={<WebhooksPage />} />
         <Route path="admin/json-sources" element={<JsonSourcesPage />} />
         <Route path="silences" element={<SilencesPage />} />
+        <Route path="on-call" element={<Navigate to="/on-call/schedules" replace />} />
+        <Route path="on-call/schedules" element={<SchedulesPage />} />
+        <Route path="on-call/schedules/:id" element={<SchedulePage />} />
+        <Route path="on-call/me" element={<MyShiftsPage />} />
+        <Route path="on-call/policies" element={<PoliciesPage />} />
         <Route path="*" element={<NotFoundPage />} />
       </Route>
     </Routes>

@@ -3,7 +3,11 @@
 // fails when it is stale. Only the live feed's messages, which the document does not describe (a
 // websocket), are written here.
 import {
+  channelKindValues,
   keyScopeValues,
+  layerSpecTime_zoneValues,
+  rotationTypeValues,
+  weekdayValues,
   incidentStateValues,
   notifiedEventValues,
   roleValues,
@@ -91,3 +95,32 @@ export type SilenceCreate = Omit<SilenceRead, "id" | "state" | "next_change_at" 
 export type JsonSourceRead = Schemas["JsonSourceRead"];
 export type JsonMapping = Schemas["JsonMapping"];
 export type MappingPreviewRead = Schemas["MappingPreviewRead"];
+
+// ---- on-call (/api/v1/schedules, /api/v1/escalation-policies, /api/v1/routing, ...)
+export type ScheduleRead = Schemas["ScheduleRead"];
+export type ScheduleCreate = Schemas["ScheduleCreate"];
+export type LayerSpec = Schemas["LayerSpec"];
+export type RestrictionSpec = Schemas["RestrictionSpec"];
+export type RotationType = Schemas["RotationType"];
+export const ROTATIONS = rotationTypeValues;
+export type Weekday = Schemas["Weekday"];
+export const WEEKDAYS = weekdayValues;
+export type TimeZoneName = LayerSpec["time_zone"];
+export const TIME_ZONES = layerSpecTime_zoneValues;
+export type OverrideRead = Schemas["OverrideRead"];
+export type OverrideCreate = Schemas["OverrideCreate"];
+export type ShiftRead = Schemas["ShiftView"];
+export type ShiftPage = Schemas["ShiftPage"];
+export type OnCallRead = Schemas["OnCallRead"];
+export type PolicyRead = Schemas["PolicyRead"];
+export type PolicyCreate = Schemas["PolicyCreate"];
+export type StepSpec = Schemas["StepSpec"];
+export type TargetSpec = Schemas["TargetSpec"];
+export type RuleSpec = Schemas["RuleSpec"];
+export type RoutingRead = Schemas["RoutingRead"];
+export type RoutingUpdate = Schemas["RoutingUpdate"];
+export type ContactMethodRead = Schemas["ContactMethodRead"];
+export type ContactMethodSecretRead = Schemas["ContactMethodSecretRead"];
+export type ChannelKind = Schemas["ChannelKind"];
+export const CHANNEL_KINDS = channelKindValues;
+export type CalendarFeedRead = Schemas["CalendarFeedRead"];

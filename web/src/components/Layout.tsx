@@ -92,6 +92,12 @@ export function Layout() {
           {atLeast(role, "responder") ? <NavLink to="/incidents/new">New incident</NavLink> : null}
           <NavLink to="/silences">Maintenance windows</NavLink>
           <NavLink to="/follow-ups">Follow-ups</NavLink>
+          <div className="nav-section" aria-hidden="true">
+            On-call
+          </div>
+          <NavLink to="/on-call/schedules">Schedules</NavLink>
+          <NavLink to="/on-call/me">My shifts</NavLink>
+          <NavLink to="/on-call/policies">Escalation policies</NavLink>
           {admin ? (
             <>
               <div className="nav-section" aria-hidden="true">

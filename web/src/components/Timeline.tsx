@@ -48,6 +48,24 @@ export function describeEntry(
       return { title: `Alert ${s(d.alertname)} ${s(d.status)}` };
     case "hypothesis.feedback_recorded":
       return { title: `Hypothesis #${s(d.rank)} marked ${s(d.verdict)}`, body: s(d.comment) || undefined };
+    case "escalation.started":
+      return { title: `Escalation started: ${s(d.policy_name)}` };
+    case "escalation.step_reached": {
+      const ids = Array.isArray(d.user_ids) ? (d.user_ids as string[]) : [];
+      return {
+        title: `Paged (step ${Number(d.step ?? 0) + 1}, round ${Number(d.round ?? 0) + 1}${d.last ? ", last step" : ""})`,
+        body: ids.length ? ids.map(person).join(", ") : "Nobody to page",
+      };
+    }
+    case "page.notified":
+      return {
+        title: `${person(s(d.user_id))} ${d.delivered ? "notified" : "not reached"} by ${s(d.channel)}`,
+        body: d.delivered ? undefined : s(d.error) || undefined,
+      };
+    case "page.acknowledged":
+      return { title: `${person(s(d.user_id))} acknowledged the page` };
+    case "escalation.stopped":
+      return { title: `Escalation stopped: ${s(d.reason)}` };
     default:
       return { title: entry.kind.replace(/[._]/g, " ") };
   }

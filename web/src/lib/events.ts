@@ -70,6 +70,8 @@ export function staleKeys(event: EventEnvelope): unknown[][] {
       ["timeline", id],
     ];
   }
+  // On-call's escalation and page events are on the incident's timeline (`data.incident_id`).
+  if (type.startsWith("escalation.") || type.startsWith("page.")) return [["timeline", id]];
   // Postmortem events carry `data.incident_id`; so do follow-ups (whose aggregate is the follow-up).
   if (type.startsWith("postmortem.")) return [["postmortem", id]];
   if (type.startsWith("follow_up."))

@@ -3,7 +3,7 @@ import { useState, type FormEvent, type KeyboardEvent } from "react";
 import { Link, useParams } from "react-router";
 import { ApiError } from "../api/client";
 import { useHypotheses, useIncident, usePeople, useTimeline, useUsers } from "../api/hooks";
-import type { IncidentRead, IncidentState } from "../api/types";
+import type { IncidentRead, IncidentState, TimelineEntryRead } from "../api/types";
 import { useAuth } from "../auth/AuthContext";
 import { Hypotheses, type Verdict } from "../components/Hypotheses";
 import { PostmortemSection } from "../components/Postmortem";
@@ -13,6 +13,7 @@ import { fillPath, useCapabilities } from "../lib/capabilities";
 import { useDraft } from "../lib/drafts";
 import { dateTime, duration, relativeTime } from "../lib/format";
 import { allowedMoves, atLeast, moveLabel } from "../lib/incidents";
+import { pagingOf } from "../lib/oncall";
 
 export function StateButtons({
   state,
@@ -298,6 +299,44 @@ function HypothesesSection({ incidentId, canAct }: { incidentId: string; canAct:
   );
 }
 
+/** Who the incident's escalation paged, through what, and how it ended (from its timeline). */
+function PagingSection({
+  entries,
+  person,
+}: {
+  entries: TimelineEntryRead[];
+  person: (id: string | null | undefined) => string;
+}) {
+  const paging = pagingOf(entries);
+  if (!paging) return null;
+  return (
+    <section className="card" aria-labelledby="paging-heading" data-testid="paging">
+      <h2 id="paging-heading">Paging</h2>
+      <p className="small">
+        <strong>{paging.policyName}</strong>:{" "}
+        {paging.status === "running"
+          ? `running${paging.step ? `, step ${paging.step} of round ${paging.round}` : ""}`
+          : paging.status === "acknowledged"
+            ? `acknowledged${paging.acknowledgedBy ? ` by ${person(paging.acknowledgedBy)}` : ""}`
+            : paging.status === "exhausted"
+              ? "went through every step with nobody acknowledging"
+              : paging.status}
+      </p>
+      {paging.notifications.length ? (
+        <ul className="small">
+          {paging.notifications.map((n, k) => (
+            <li key={k}>
+              {person(n.userId)} by {n.channel}: {n.delivered ? "delivered" : `failed${n.error ? ` (${n.error})` : ""}`}
+            </li>
+          ))}
+        </ul>
+      ) : paging.paged.length ? (
+        <p className="small muted">Paged: {paging.paged.map(person).join(", ")}</p>
+      ) : null}
+    </section>
+  );
+}
+
 export function IncidentPage() {
   const { id = "" } = useParams();
   const { role } = useAuth();
@@ -396,6 +435,7 @@ export function IncidentPage() {
 
         <aside className="incident-side">
           <Lifecycle incident={i} canAct={canAct} />
+          {timeline.data ? <PagingSection entries={timeline.data.items} person={person} /> : null}
           <section className="card" aria-labelledby="timeline-heading">
             <h2 id="timeline-heading">Timeline</h2>
             {timeline.isPending ? (
