@@ -7,7 +7,8 @@ No check is turned off or relaxed here, and no failure is filtered.
 - `Idempotency-Key`: the same key with another body is a documented 422 (IETF httpapi draft). A
   generator draws the same short keys over and over; a well-formed key is made unique per request,
   as a client does. Malformed keys (empty, too long, not printable ASCII) are sent as generated.
-- `format: jmespath` (JSON source mappings), `format: python-regex` (silence matchers) and
+- `format: jmespath` (JSON source mappings), `format: python-regex` (silence and on-call routing
+  matchers) and
   `format: iana-time-zone` (recurring silences): integrations compiles the expression or looks the
   zone up (a 422 otherwise). Valid ones are generated from a list of each; a phase that draws plain
   strings for them (coverage) has a schema-valid one that does not compile replaced by a valid one, as
@@ -99,13 +100,20 @@ def _mend_formats(path: str, body: Any) -> None:
         for name, value in mapping.items():
             if _well_formed(value, MAX_EXPRESSION) and not _compiles("jmespath", value):
                 mapping[name] = "title"
+    matchers: list[Any] = []
+    if path.endswith("/integrations/silences") and isinstance(body.get("matchers"), list):
+        matchers = body["matchers"]
+    if path.endswith("/api/v1/routing") and isinstance(body.get("rules"), list):
+        for rule in body["rules"]:
+            if isinstance(rule, dict) and isinstance(rule.get("matchers"), list):
+                matchers += rule["matchers"]
+    for matcher in matchers:
+        if isinstance(matcher, dict) and matcher.get("op") in ("=~", "!~"):
+            value = matcher.get("value")
+            if isinstance(value, str) and len(value) <= MAX_EXPRESSION and "\x00" not in value:
+                if not _compiles("regex", value):
+                    matcher["value"] = ".*"
     if path.endswith("/integrations/silences"):
-        for matcher in body.get("matchers") or []:
-            if isinstance(matcher, dict) and matcher.get("op") in ("=~", "!~"):
-                value = matcher.get("value")
-                if isinstance(value, str) and len(value) <= MAX_EXPRESSION and "\x00" not in value:
-                    if not _compiles("regex", value):
-                        matcher["value"] = ".*"
         recurrence = body.get("recurrence")
         if isinstance(recurrence, dict):
             zone = recurrence.get("timezone")
