@@ -295,6 +295,21 @@ class PolicyPage(BaseModel):
 
 
 LabelValue = Annotated[str, StringConstraints(max_length=1_000)]
+LABEL_NAME = r"^[A-Za-z_][A-Za-z0-9_.:/-]*$"
+# Stated with `propertyNames` (pydantic would write `patternProperties`, which lets any other name
+# through as far as the schema goes, while the model refuses it).
+Labels = Annotated[
+    dict[LabelName, LabelValue],
+    Field(max_length=20),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": 20,
+            "propertyNames": {"minLength": 1, "maxLength": 256, "pattern": LABEL_NAME},
+            "additionalProperties": {"type": "string", "maxLength": 1_000},
+        }
+    ),
+]
 
 
 class RuleSpec(NulFree):
@@ -308,7 +323,7 @@ class RuleSpec(NulFree):
         Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SERVICE_NAME)] | None
     ) = None
     severities: Annotated[list[Severity], Field(max_length=4)] = Field(default_factory=list)
-    labels: Annotated[dict[LabelName, LabelValue], Field(max_length=20)] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     matchers: Annotated[list[Matcher], Field(max_length=20)] = Field(default_factory=list)
 
 
