@@ -285,6 +285,8 @@ class CreateIncident(Command):
     incident_id: str | None = None
     # An earlier incident this one continues (an alert that fires again after its incident was resolved).
     related_incident_id: str | None = None
+    # The opening alert's labels, carried on `incident.created` for on-call routing.
+    labels: Annotated[dict[str, str], Field(max_length=100)] = Field(default_factory=dict)
 
 
 RootCause = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000)]

@@ -182,6 +182,9 @@ class IncidentSnapshot(EventData):
 class IncidentCreated(EventData):
     incident_id: str
     incident: IncidentSnapshot
+    # The labels of the alert that opened the incident (none for one opened by hand): what on-call
+    # routing rules match on.
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class IncidentStateChanged(EventData):

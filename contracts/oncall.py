@@ -22,7 +22,7 @@ from pydantic import (
 
 from contracts.commands import Caller, Command, Email
 from contracts.events import SERVICE_NAME, Severity
-from contracts.integrations import WebhookUrl
+from contracts.integrations import LabelName, Matcher, WebhookUrl
 from contracts.wire import NOT_BLANK, NulFree, Rfc3339, json_integer, strip
 
 
@@ -240,10 +240,12 @@ PolicyName = ScheduleName
 class TargetKind(StrEnum):
     USER = "user"
     SCHEDULE = "schedule"
+    TEAM = "team"
 
 
 class TargetSpec(NulFree):
-    """A person (`user`, a user id) or whoever a schedule has on call when the step fires."""
+    """A person (`user`, a user id), whoever a schedule has on call when the step fires
+    (`schedule`), or a `team` (its schedule's on-call, else every member)."""
 
     kind: TargetKind
     id: UserRef
@@ -256,11 +258,32 @@ class StepSpec(NulFree):
     wait_minutes: Minutes = 5
 
 
+class WarningCode(StrEnum):
+    # A person the policy would page is deactivated (a step's user, a team's member, a participant
+    # of a schedule): they are skipped when the step fires.
+    DEACTIVATED = "deactivated"
+    # A schedule or team a step (or a team) names was deleted: it pages nobody.
+    MISSING = "missing"
+
+
+class PolicyWarning(BaseModel):
+    """What became untrue after the policy was saved: `step` and `target` say where, `user_id` who
+    (for `deactivated`)."""
+
+    code: WarningCode
+    message: str
+    step: int
+    target: TargetSpec
+    user_id: str | None = None
+
+
 class PolicyView(BaseModel):
     id: str
     name: str
     steps: list[StepSpec]
     repeat: int
+    # Computed when read: empty while every target can be paged.
+    warnings: list[PolicyWarning] = Field(default_factory=list)
     created_by: str
     created_at: AwareDatetime
     updated_at: AwareDatetime
@@ -271,15 +294,37 @@ class PolicyPage(BaseModel):
     next_cursor: str | None
 
 
+LabelValue = Annotated[str, StringConstraints(max_length=1_000)]
+LABEL_NAME = r"^[A-Za-z_][A-Za-z0-9_.:/-]*$"
+# Stated with `propertyNames` (pydantic would write `patternProperties`, which lets any other name
+# through as far as the schema goes, while the model refuses it).
+Labels = Annotated[
+    dict[LabelName, LabelValue],
+    Field(max_length=20),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": 20,
+            "propertyNames": {"minLength": 1, "maxLength": 256, "pattern": LABEL_NAME},
+            "additionalProperties": {"type": "string", "maxLength": 1_000},
+        }
+    ),
+]
+
+
 class RuleSpec(NulFree):
-    """Incidents of this service (any when absent) and one of these severities (any when empty) go
-    to `policy_id`."""
+    """Incidents of this service (any when absent), of one of these severities (any when empty),
+    whose labels (those of the alert that opened the incident) equal every one of `labels` and
+    match every one of `matchers` (as silences' matchers: `=`, `!=`, `=~`, `!~`; a label the
+    incident lacks reads as "") go to `policy_id`."""
 
     policy_id: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f-]{36}$")]
     service_name: (
         Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SERVICE_NAME)] | None
     ) = None
     severities: Annotated[list[Severity], Field(max_length=4)] = Field(default_factory=list)
+    labels: Labels = Field(default_factory=dict)
+    matchers: Annotated[list[Matcher], Field(max_length=20)] = Field(default_factory=list)
 
 
 class RoutingView(BaseModel):
@@ -339,6 +384,70 @@ class GetRouting(Command):
 class ServiceOnCall(Command):
     caller: Caller
     service_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+# ---- teams
+
+TeamName = ScheduleName
+TeamMembers = Annotated[list[UserRef], Field(min_length=1, max_length=100)]
+ScheduleIdRef = Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f-]{36}$")]
+
+
+class TeamWarning(BaseModel):
+    """What became untrue after the team was saved: a member (or a participant of its schedule)
+    deactivated, or its schedule deleted."""
+
+    code: WarningCode
+    message: str
+    user_id: str | None = None
+
+
+class TeamView(BaseModel):
+    """A step naming the team pages its schedule's on-call (when it has a schedule and someone is on
+    call), else every member."""
+
+    id: str
+    name: str
+    members: list[str]
+    schedule_id: str | None
+    warnings: list[TeamWarning] = Field(default_factory=list)
+    created_by: str
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class TeamPage(BaseModel):
+    items: list[TeamView]
+    next_cursor: str | None
+
+
+class CreateTeam(Command):
+    caller: Caller
+    name: TeamName
+    members: TeamMembers
+    schedule_id: ScheduleIdRef | None = None
+
+
+class UpdateTeam(Command):
+    """Only what is given changes (`fields`: the names given, so `schedule_id: null` clears it)."""
+
+    caller: Caller
+    team_id: str
+    name: TeamName | None = None
+    members: TeamMembers | None = None
+    schedule_id: ScheduleIdRef | None = None
+    fields: list[str] = Field(default_factory=list)
+
+
+class TeamRef(Command):
+    caller: Caller
+    team_id: str
+
+
+class ListTeams(Command):
+    caller: Caller
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = None
 
 
 # ---- contact methods and acknowledgements

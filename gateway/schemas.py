@@ -75,6 +75,9 @@ from contracts.oncall import (
     ScheduleView,
     ServiceOnCallView,
     StepSpec,
+    TeamMembers,
+    TeamName,
+    TeamView,
     UserRef,
 )
 from contracts.oncall import ShiftPage as ShiftPageView
@@ -760,6 +763,33 @@ class PageAcknowledgedRead(PageAcknowledgedView):
 
 class CalendarFeedRead(CalendarFeedIssued):
     pass
+
+
+class TeamCreate(Strict):
+    """`members` are user ids of the organisation; with a `schedule_id`, a step naming the team pages
+    that schedule's on-call (every member while nobody is on call), else every member."""
+
+    name: TeamName
+    members: TeamMembers
+    schedule_id: Annotated[str, StringConstraints(pattern=UUID_PATTERN)] | None = None
+
+
+class TeamUpdate(Strict):
+    """Only the fields present change; `members` replaces the members, `schedule_id: null` detaches
+    the schedule."""
+
+    name: TeamName | None = None
+    members: TeamMembers | None = None
+    schedule_id: Annotated[str, StringConstraints(pattern=UUID_PATTERN)] | None = None
+
+
+class TeamRead(TeamView):
+    pass
+
+
+class TeamPage(BaseModel):
+    items: list[TeamRead]
+    next_cursor: str | None
 
 
 # ---- postmortems and follow-ups

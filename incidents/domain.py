@@ -75,10 +75,12 @@ def open_incident(
     created_by: str,
     now: datetime,
     related_incident_id: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> IncidentCreated:
     """A new incident: detected, version 1."""
     return IncidentCreated(
         incident_id=incident_id,
+        labels=dict(labels or {}),
         incident=IncidentSnapshot(
             id=incident_id,
             key=incident_key(number),

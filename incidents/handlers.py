@@ -162,6 +162,7 @@ def register_handlers(service: Service) -> None:
                 created_by=caller.user_id,
                 now=now,
                 related_incident_id=str(related_id) if related_id else None,
+                labels=cmd.labels,
             )
             await db.insert_incident(conn, caller.tenant_id, created.incident)
             event = _envelope(created, caller, cmd.correlation_id)

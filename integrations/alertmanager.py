@@ -444,6 +444,7 @@ class InboundProcessor:
             severity=map_severity(opener.labels.get("severity") or payload.commonLabels.get("severity")),
             incident_id=str(incident_id),
             related_incident_id=str(previous) if previous else None,
+            labels=dict(opener.labels),
         )
         accepted = await self.commands.call("cmd.incidents.create", command, IncidentAccepted)
         await apply_snapshot(conn, db.known_incidents, row.tenant_id, accepted.incident)

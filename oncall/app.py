@@ -3,6 +3,8 @@ the `oncall_escalator` consumer, the timer loop and the notifier (oncall/paging.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from oncall import db
 from oncall.handlers import register_handlers, register_paging
 from oncall.settings import OncallSettings
@@ -14,4 +16,10 @@ def build() -> Service:
     service = Service("oncall", settings, outbox=db.outbox)
     register_handlers(service, settings)
     register_paging(service, settings)
+
+    async def prune() -> int:
+        older_than = datetime.now(UTC) - timedelta(days=settings.escalation_retention_days)
+        return await db.prune_escalations(service.engine, older_than)
+
+    service.every("prune", settings.prune_interval_seconds, prune)
     return service

@@ -5,6 +5,7 @@ and the record of consumed events."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -19,14 +20,16 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
+from runtime.retention import delete_in_batches
 
 SCHEMA = "oncall"
 metadata = MetaData(schema=SCHEMA)
@@ -110,6 +113,22 @@ routing = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# A step target: its schedule's on-call, else every member (oncall/escalation.py `Team`).
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("members", JSONB, nullable=False),  # user ids, in order
+    # No foreign key: a deleted schedule leaves the team with a warning, not a failed delete.
+    Column("schedule_id", Uuid),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_teams_tenant", "tenant_id", "id"),
+)
+
 contact_methods = Table(
     "contact_methods",
     metadata,
@@ -146,6 +165,7 @@ escalations = Table(
     Column("stopped_reason", String(32)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_escalations_due", "next_due_at", postgresql_where=text("state = 'active'")),
+    Index("ix_escalations_stopped", "updated_at", postgresql_where=text("state = 'stopped'")),
 )
 
 # One page per person per fired step; the acknowledge link names it.
@@ -181,6 +201,7 @@ notifications = Table(
     Column("last_error", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_notifications_due", "due_at", postgresql_where=text("status = 'pending'")),
+    Index("ix_notifications_incident", "incident_id"),
 )
 
 # Secrets oncall makes for itself once (the acknowledge links' signing key), shared by its replicas.
@@ -211,3 +232,19 @@ people = Table(
     Column("status", String(16), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+
+# ---- retention
+
+
+async def prune_escalations(engine: AsyncEngine, older_than: datetime) -> int:
+    """Forget escalations stopped before `older_than`: their notifications, their pages, then the
+    escalation itself (in that order, so that nothing is left without the row it is pruned by).
+    Active escalations and everything of theirs stay, however old."""
+    e = escalations
+    stopped = select(e.c.incident_id).where(e.c.state == "stopped", e.c.updated_at < older_than)
+    total = await delete_in_batches(engine, notifications, notifications.c.incident_id.in_(stopped))
+    total += await delete_in_batches(engine, pages, pages.c.incident_id.in_(stopped))
+    return total + await delete_in_batches(
+        engine, e, and_(e.c.state == "stopped", e.c.updated_at < older_than)
+    )

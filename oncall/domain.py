@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
 
-from contracts.oncall import WEEKDAYS, LayerSpec, RestrictionSpec
+from contracts.oncall import (
+    WEEKDAYS,
+    LayerSpec,
+    PolicyWarning,
+    RestrictionSpec,
+    StepSpec,
+    TargetKind,
+    TargetSpec,
+    TeamWarning,
+    WarningCode,
+)
 from oncall.schedule import Layer, Override, RotationType, Schedule, Window
 
 
@@ -149,3 +159,87 @@ def calendar(name: str, shifts: Sequence[CalendarShift], now: datetime) -> str:
         event.add("dtstamp", now)
         cal.add_component(event)
     return cal.to_ical().decode()
+
+
+# ---- warnings: what became untrue after a policy or a team was saved
+
+
+@dataclass(frozen=True)
+class Referenced:
+    """What a policy's or a team's targets name, as it is now: teams (members, schedule id),
+    schedules (their layers' participants), and which of those people are deactivated. A team or
+    schedule absent here no longer exists."""
+
+    teams: Mapping[str, tuple[list[str], str | None]] = field(default_factory=dict)
+    schedules: Mapping[str, list[str]] = field(default_factory=dict)
+    deactivated: frozenset[str] = frozenset()
+
+
+def _unique(users: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(users))
+
+
+def team_warnings(members: Sequence[str], schedule_id: str | None, known: Referenced) -> list[TeamWarning]:
+    found = [
+        TeamWarning(
+            code=WarningCode.DEACTIVATED,
+            message=f"member {user} is deactivated and is not paged",
+            user_id=user,
+        )
+        for user in _unique(members)
+        if user in known.deactivated
+    ]
+    if schedule_id is None:
+        return found
+    if schedule_id not in known.schedules:
+        found.append(
+            TeamWarning(
+                code=WarningCode.MISSING,
+                message=f"schedule {schedule_id} no longer exists: every member is paged",
+            )
+        )
+        return found
+    found += [
+        TeamWarning(
+            code=WarningCode.DEACTIVATED,
+            message=f"{user}, on the team's schedule, is deactivated and is not paged",
+            user_id=user,
+        )
+        for user in _unique(known.schedules[schedule_id])
+        if user in known.deactivated and user not in members
+    ]
+    return found
+
+
+def _target_warnings(target: TargetSpec, known: Referenced) -> list[tuple[WarningCode, str, str | None]]:
+    if target.kind is TargetKind.USER:
+        if target.id in known.deactivated:
+            return [(WarningCode.DEACTIVATED, f"{target.id} is deactivated and is not paged", target.id)]
+        return []
+    if target.kind is TargetKind.SCHEDULE:
+        if target.id not in known.schedules:
+            return [(WarningCode.MISSING, f"schedule {target.id} no longer exists: it pages nobody", None)]
+        return [
+            (
+                WarningCode.DEACTIVATED,
+                f"{user}, on schedule {target.id}, is deactivated and is not paged",
+                user,
+            )
+            for user in _unique(known.schedules[target.id])
+            if user in known.deactivated
+        ]
+    team = known.teams.get(target.id)
+    if team is None:
+        return [(WarningCode.MISSING, f"team {target.id} no longer exists: it pages nobody", None)]
+    return [(w.code, f"team {target.id}: {w.message}", w.user_id) for w in team_warnings(*team, known)]
+
+
+def policy_warnings(steps: Sequence[StepSpec], known: Referenced) -> list[PolicyWarning]:
+    """Each target of each step that cannot page whom it names: a deactivated user, a deleted
+    schedule or team, a deactivated participant of a schedule or member of a team."""
+    return [
+        PolicyWarning(code=code, message=message, step=n, target=target, user_id=user)
+        for n, step in enumerate(steps)
+        for target in step.targets
+        for code, message, user in _target_warnings(target, known)
+    ]

@@ -12,6 +12,8 @@ default policy."""
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +23,7 @@ from enum import StrEnum
 class TargetKind(StrEnum):
     USER = "user"
     SCHEDULE = "schedule"
+    TEAM = "team"
 
 
 @dataclass(frozen=True)
@@ -108,15 +111,79 @@ def decide(policy: Policy, escalation: Escalation, now: datetime) -> Decision:
     return Decision(due, None)
 
 
-def people(targets: Iterable[Target], on_call: Callable[[str], str | None]) -> list[str]:
-    """The people a step pages: users as named, a schedule's whoever `on_call` says is on call now;
-    each once, in the order named. A schedule with nobody on call pages nobody."""
+@dataclass(frozen=True)
+class Team:
+    """A team as a step pages it: its schedule's on-call when it has a schedule and someone is on
+    call, else every member (a team never pages nobody because its rota has a gap)."""
+
+    members: tuple[str, ...]
+    schedule_id: str | None = None
+
+
+def people(
+    targets: Iterable[Target],
+    on_call: Callable[[str], str | None],
+    teams: Mapping[str, Team] | None = None,
+) -> list[str]:
+    """The people a step pages: users as named, a schedule's whoever `on_call` says is on call now,
+    a team as `Team` says; each once, in the order named. A schedule with nobody on call, or a team
+    that no longer exists, pages nobody."""
     found: list[str] = []
     for target in targets:
-        user = target.id if target.kind is TargetKind.USER else on_call(target.id)
-        if user is not None and user not in found:
-            found.append(user)
+        if target.kind is TargetKind.USER:
+            users: Sequence[str | None] = [target.id]
+        elif target.kind is TargetKind.SCHEDULE:
+            users = [on_call(target.id)]
+        else:
+            team = (teams or {}).get(target.id)
+            if team is None:
+                continue
+            who = on_call(team.schedule_id) if team.schedule_id is not None else None
+            users = [who] if who is not None else team.members
+        for user in users:
+            if user is not None and user not in found:
+                found.append(user)
     return found
+
+
+class MatchOp(StrEnum):
+    EQ = "="
+    NE = "!="
+    RE = "=~"
+    NRE = "!~"
+
+
+@dataclass(frozen=True)
+class LabelMatcher:
+    """`label op value`, as Alertmanager's (and silences'): a label the incident lacks reads as "",
+    a regular expression matches the whole value."""
+
+    label: str
+    op: MatchOp
+    value: str
+
+    def holds(self, labels: Mapping[str, str]) -> bool:
+        value = labels.get(self.label, "")
+        if self.op is MatchOp.EQ:
+            return value == self.value
+        if self.op is MatchOp.NE:
+            return value != self.value
+        found = _pattern(self.value).fullmatch(value) is not None
+        return found if self.op is MatchOp.RE else not found
+
+
+@functools.lru_cache(maxsize=1_024)
+def _pattern(value: str) -> re.Pattern[str]:
+    return re.compile(value)
+
+
+def regex_problem(value: str) -> str | None:
+    """Why `value` is no regular expression (Python's `re`), or None."""
+    try:
+        _pattern(value)
+    except (re.error, RecursionError, OverflowError) as exc:
+        return f"not a regular expression: {exc}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -124,13 +191,16 @@ class Rule:
     policy_id: str
     service_name: str | None = None
     severities: frozenset[str] = frozenset()
+    # Equality on each label (a label the incident lacks never equals), and matchers.
     labels: Mapping[str, str] = field(default_factory=dict)
+    matchers: tuple[LabelMatcher, ...] = ()
 
     def matches(self, service_name: str, severity: str, labels: Mapping[str, str]) -> bool:
         return (
             (self.service_name is None or self.service_name == service_name)
             and (not self.severities or severity in self.severities)
             and all(labels.get(k) == v for k, v in self.labels.items())
+            and all(m.holds(labels) for m in self.matchers)
         )
 
 

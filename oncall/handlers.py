@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,12 +32,14 @@ from contracts.oncall import (
     CreateOverride,
     CreatePolicy,
     CreateSchedule,
+    CreateTeam,
     GetRouting,
     IssueCalendarFeed,
     LayerSpec,
     ListContactMethods,
     ListPolicies,
     ListSchedules,
+    ListTeams,
     NextShifts,
     OnCallAt,
     OnCallView,
@@ -58,14 +61,28 @@ from contracts.oncall import (
     ShiftPage,
     ShiftView,
     StepSpec,
+    TargetKind,
+    TeamPage,
+    TeamRef,
+    TeamView,
     UpdatePolicy,
     UpdateSchedule,
+    UpdateTeam,
 )
 from contracts.subjects import ONCALL_ESCALATOR, command_subject, events_of_type
 from oncall import db
-from oncall.domain import CalendarShift, StoredOverride, calendar, schedule_of, token_problem
-from oncall.escalation import people, route
-from oncall.paging import PERSON_STATUS, Paging, on_call_now, policy_of, rules_of, schedules_for
+from oncall.domain import (
+    CalendarShift,
+    Referenced,
+    StoredOverride,
+    calendar,
+    policy_warnings,
+    schedule_of,
+    team_warnings,
+    token_problem,
+)
+from oncall.escalation import people, regex_problem, route
+from oncall.paging import PERSON_STATUS, Paging, policy_of, resolver, rules_of
 from oncall.schedule import ScheduleError, Shift, final_shifts, next_shifts, on_call_at
 from oncall.settings import OncallSettings
 from runtime.command_args import cursor_id as _cursor
@@ -407,16 +424,83 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
         return ShiftPage(schedule_id=str(row.id), items=[shift_view(s, overrides) for s in found])
 
 
-def policy_view(row: Any) -> PolicyView:
+def policy_view(row: Any, known: Referenced) -> PolicyView:
+    steps = [StepSpec.model_validate(s) for s in row.steps]
     return PolicyView(
         id=str(row.id),
         name=row.name,
-        steps=[StepSpec.model_validate(s) for s in row.steps],
+        steps=steps,
         repeat=row.repeat,
+        warnings=policy_warnings(steps, known),
         created_by=row.created_by,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def team_view(row: Any, known: Referenced) -> TeamView:
+    schedule_id = str(row.schedule_id) if row.schedule_id else None
+    return TeamView(
+        id=str(row.id),
+        name=row.name,
+        members=list(row.members),
+        schedule_id=schedule_id,
+        warnings=team_warnings(list(row.members), schedule_id, known),
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def referenced(
+    conn: Any, tenant_id: str, steps: Sequence[StepSpec] = (), teams: Sequence[Any] = ()
+) -> Referenced:
+    """What warnings are computed from, for these policies' steps and these team rows: the teams and
+    schedules they name (as they are now) and which of the people involved are deactivated."""
+    team_ids = {t.id for s in steps for t in s.targets if t.kind is TargetKind.TEAM}
+    found_teams: dict[str, tuple[list[str], str | None]] = {
+        str(r.id): (list(r.members), str(r.schedule_id) if r.schedule_id else None) for r in teams
+    }
+    wanted = set()
+    for raw in team_ids - set(found_teams):
+        try:
+            wanted.add(uuid.UUID(raw))
+        except ValueError:
+            continue
+    if wanted:
+        t = db.teams
+        rows = await conn.execute(select(t).where(t.c.tenant_id == tenant_id, t.c.id.in_(wanted)))
+        for r in rows:
+            found_teams[str(r.id)] = (list(r.members), str(r.schedule_id) if r.schedule_id else None)
+    schedule_ids = {t.id for s in steps for t in s.targets if t.kind is TargetKind.SCHEDULE}
+    schedule_ids |= {sid for _, sid in found_teams.values() if sid is not None}
+    schedules: dict[str, list[str]] = {}
+    ids = set()
+    for raw in schedule_ids:
+        try:
+            ids.add(uuid.UUID(raw))
+        except ValueError:
+            continue
+    if ids:
+        s = db.schedules
+        rows = await conn.execute(
+            select(s.c.id, s.c.layers).where(s.c.tenant_id == tenant_id, s.c.id.in_(ids))
+        )
+        for r in rows:
+            schedules[str(r.id)] = [u for layer in r.layers for u in layer.get("participants", [])]
+    users = {t.id for s in steps for t in s.targets if t.kind is TargetKind.USER}
+    users |= {u for members, _ in found_teams.values() for u in members}
+    users |= {u for participants in schedules.values() for u in participants}
+    deactivated: set[str] = set()
+    if users:
+        p = db.people
+        rows = await conn.execute(
+            select(p.c.user_id).where(
+                p.c.tenant_id == tenant_id, p.c.user_id.in_(users), p.c.status == "deactivated"
+            )
+        )
+        deactivated = {r.user_id for r in rows}
+    return Referenced(teams=found_teams, schedules=schedules, deactivated=frozenset(deactivated))
 
 
 def contact_view(row: Any) -> ContactMethodView:
@@ -458,26 +542,31 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
 
     # ---- policies
 
-    async def check_targets(conn: Any, tenant_id: str, steps: list[StepSpec]) -> None:
-        wanted = {t.id for s in steps for t in s.targets if t.kind.value == "schedule"}
-        found = await schedules_for(conn, tenant_id, wanted)
+    async def check_targets(conn: Any, tenant_id: str, steps: list[StepSpec]) -> Referenced:
+        """A 404 for a schedule or a team that does not exist (as for a rule's policy); what the
+        targets name, for the policy's warnings."""
+        known = await referenced(conn, tenant_id, steps)
         for n, step in enumerate(steps):
             for m, target in enumerate(step.targets):
-                if target.kind.value == "schedule" and target.id not in found:
-                    raise _field_problem(
-                        ["body", "steps", n, "targets", m, "id"], "schedule not found", ErrorCode.NOT_FOUND
-                    )
+                loc: list[str | int] = ["body", "steps", n, "targets", m, "id"]
+                if target.kind is TargetKind.SCHEDULE and target.id not in known.schedules:
+                    raise _field_problem(loc, "schedule not found", ErrorCode.NOT_FOUND)
+                if target.kind is TargetKind.TEAM and target.id not in known.teams:
+                    raise _field_problem(loc, "team not found", ErrorCode.NOT_FOUND)
+        return known
 
-    async def check_steps(conn: Any, tenant_id: str, steps: list[StepSpec]) -> None:
-        """Every schedule named exists; nobody named is deactivated."""
+    async def check_steps(conn: Any, tenant_id: str, steps: list[StepSpec]) -> Referenced:
+        """Every schedule and team named exists; nobody named is deactivated. What the targets
+        name, for the policy's warnings."""
         users: list[tuple[list[str | int], str]] = [
             (["body", "steps", n, "targets", m, "id"], t.id)
             for n, step in enumerate(steps)
             for m, t in enumerate(step.targets)
             if t.kind.value == "user"
         ]
-        await check_targets(conn, tenant_id, steps)
+        known = await check_targets(conn, tenant_id, steps)
         await refuse_deactivated(conn, tenant_id, users)
+        return known
 
     @service.command(_cmd("create_policy"), CreatePolicy)
     async def create_policy(cmd: CreatePolicy) -> PolicyView:
@@ -485,7 +574,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
         _require_admin(caller)
         now = datetime.now(UTC)
         async with service.engine.begin() as conn:
-            await check_steps(conn, caller.tenant_id, cmd.steps)
+            known = await check_steps(conn, caller.tenant_id, cmd.steps)
             row = (
                 await conn.execute(
                     db.policies.insert()
@@ -502,7 +591,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
                     .returning(db.policies)
                 )
             ).one()
-        return policy_view(row)
+        return policy_view(row, known)
 
     @service.command(_cmd("list_policies"), ListPolicies)
     async def list_policies(cmd: ListPolicies) -> PolicyPage:
@@ -513,26 +602,28 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             query = query.where(p.c.id < after)
         async with service.engine.connect() as conn:
             rows = list((await conn.execute(query.order_by(p.c.id.desc()).limit(cmd.limit + 1))).all())
-        more, rows = len(rows) > cmd.limit, rows[: cmd.limit]
+            more, rows = len(rows) > cmd.limit, rows[: cmd.limit]
+            steps = [StepSpec.model_validate(s) for r in rows for s in r.steps]
+            known = await referenced(conn, cmd.caller.tenant_id, steps)
         return PolicyPage(
-            items=[policy_view(r) for r in rows], next_cursor=str(rows[-1].id) if more else None
+            items=[policy_view(r, known) for r in rows], next_cursor=str(rows[-1].id) if more else None
         )
 
-    async def policy_row(caller: Caller, raw: str) -> Any:
+    @service.command(_cmd("get_policy"), PolicyRef)
+    async def get_policy(cmd: PolicyRef) -> PolicyView:
         p = db.policies
         async with service.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(p).where(p.c.tenant_id == caller.tenant_id, p.c.id == _id(raw, "policy"))
+                    select(p).where(
+                        p.c.tenant_id == cmd.caller.tenant_id, p.c.id == _id(cmd.policy_id, "policy")
+                    )
                 )
             ).first()
-        if row is None:
-            raise CommandFailed(ErrorCode.NOT_FOUND, "policy not found")
-        return row
-
-    @service.command(_cmd("get_policy"), PolicyRef)
-    async def get_policy(cmd: PolicyRef) -> PolicyView:
-        return policy_view(await policy_row(cmd.caller, cmd.policy_id))
+            if row is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "policy not found")
+            steps = [StepSpec.model_validate(s) for s in row.steps]
+            return policy_view(row, await referenced(conn, cmd.caller.tenant_id, steps))
 
     @service.command(_cmd("update_policy"), UpdatePolicy)
     async def update_policy(cmd: UpdatePolicy) -> PolicyView:
@@ -550,7 +641,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             ).first()
             if found is None:
                 raise CommandFailed(ErrorCode.NOT_FOUND, "policy not found")
-            await check_steps(conn, caller.tenant_id, cmd.steps)
+            known = await check_steps(conn, caller.tenant_id, cmd.steps)
             row = (
                 await conn.execute(
                     p.update()
@@ -564,7 +655,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
                     .returning(p)
                 )
             ).one()
-        return policy_view(row)
+        return policy_view(row, known)
 
     @service.command(_cmd("delete_policy"), PolicyRef)
     async def delete_policy(cmd: PolicyRef) -> Done:
@@ -578,6 +669,124 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             )
             if gone.first() is None:
                 raise CommandFailed(ErrorCode.NOT_FOUND, "policy not found")
+        return Done()
+
+    # ---- teams
+
+    async def check_team(conn: Any, tenant_id: str, members: list[str], schedule_id: str | None) -> None:
+        if schedule_id is not None:
+            found = await conn.execute(
+                select(db.schedules.c.id).where(
+                    db.schedules.c.tenant_id == tenant_id, db.schedules.c.id == _id(schedule_id, "schedule")
+                )
+            )
+            if found.first() is None:
+                raise _field_problem(["body", "schedule_id"], "schedule not found", ErrorCode.NOT_FOUND)
+        await refuse_deactivated(
+            conn, tenant_id, [(["body", "members", n], user) for n, user in enumerate(members)]
+        )
+
+    async def answer_team(conn: Any, tenant_id: str, row: Any) -> TeamView:
+        return team_view(row, await referenced(conn, tenant_id, teams=[row]))
+
+    @service.command(_cmd("create_team"), CreateTeam)
+    async def create_team(cmd: CreateTeam) -> TeamView:
+        caller = cmd.caller
+        _require_admin(caller)
+        now = datetime.now(UTC)
+        async with service.engine.begin() as conn:
+            await check_team(conn, caller.tenant_id, cmd.members, cmd.schedule_id)
+            row = (
+                await conn.execute(
+                    db.teams.insert()
+                    .values(
+                        id=new_id(),
+                        tenant_id=caller.tenant_id,
+                        name=cmd.name,
+                        members=list(dict.fromkeys(cmd.members)),
+                        schedule_id=uuid.UUID(cmd.schedule_id) if cmd.schedule_id else None,
+                        created_by=caller.user_id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(db.teams)
+                )
+            ).one()
+            return await answer_team(conn, caller.tenant_id, row)
+
+    @service.command(_cmd("list_teams"), ListTeams)
+    async def list_teams(cmd: ListTeams) -> TeamPage:
+        t = db.teams
+        query = select(t).where(t.c.tenant_id == cmd.caller.tenant_id)
+        after = _cursor(cmd.cursor)
+        if after is not None:
+            query = query.where(t.c.id < after)
+        async with service.engine.connect() as conn:
+            rows = list((await conn.execute(query.order_by(t.c.id.desc()).limit(cmd.limit + 1))).all())
+            more, rows = len(rows) > cmd.limit, rows[: cmd.limit]
+            known = await referenced(conn, cmd.caller.tenant_id, teams=rows)
+        return TeamPage(
+            items=[team_view(r, known) for r in rows], next_cursor=str(rows[-1].id) if more else None
+        )
+
+    @service.command(_cmd("get_team"), TeamRef)
+    async def get_team(cmd: TeamRef) -> TeamView:
+        t = db.teams
+        async with service.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(t).where(t.c.tenant_id == cmd.caller.tenant_id, t.c.id == _id(cmd.team_id, "team"))
+                )
+            ).first()
+            if row is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "team not found")
+            return await answer_team(conn, cmd.caller.tenant_id, row)
+
+    @service.command(_cmd("update_team"), UpdateTeam)
+    async def update_team(cmd: UpdateTeam) -> TeamView:
+        caller = cmd.caller
+        _require_admin(caller)
+        team_id = _id(cmd.team_id, "team")
+        values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+        if cmd.name is not None:
+            values["name"] = cmd.name
+        if cmd.members is not None:
+            values["members"] = list(dict.fromkeys(cmd.members))
+        if "schedule_id" in cmd.fields:
+            values["schedule_id"] = uuid.UUID(cmd.schedule_id) if cmd.schedule_id else None
+        t = db.teams
+        async with service.engine.begin() as conn:
+            await check_team(
+                conn,
+                caller.tenant_id,
+                cmd.members or [],
+                cmd.schedule_id if "schedule_id" in cmd.fields else None,
+            )
+            row = (
+                await conn.execute(
+                    update(t)
+                    .where(t.c.id == team_id, t.c.tenant_id == caller.tenant_id)
+                    .values(**values)
+                    .returning(t)
+                )
+            ).first()
+            if row is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "team not found")
+            return await answer_team(conn, caller.tenant_id, row)
+
+    @service.command(_cmd("delete_team"), TeamRef)
+    async def delete_team(cmd: TeamRef) -> Done:
+        """Policies naming the team keep their step (it pages nobody) and say so in `warnings`."""
+        _require_admin(cmd.caller)
+        t = db.teams
+        async with service.engine.begin() as conn:
+            gone = await conn.execute(
+                delete(t)
+                .where(t.c.tenant_id == cmd.caller.tenant_id, t.c.id == _id(cmd.team_id, "team"))
+                .returning(t.c.id)
+            )
+            if gone.first() is None:
+                raise CommandFailed(ErrorCode.NOT_FOUND, "team not found")
         return Done()
 
     # ---- routing
@@ -600,6 +809,11 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
     async def put_routing(cmd: PutRouting) -> RoutingView:
         caller = cmd.caller
         _require_admin(caller)
+        for n, rule in enumerate(cmd.rules):
+            for m, matcher in enumerate(rule.matchers):
+                problem = regex_problem(matcher.value) if matcher.op in ("=~", "!~") else None
+                if problem is not None:
+                    raise _field_problem(["body", "rules", n, "matchers", m, "value"], problem)
         named: list[tuple[list[str | int], str]] = [
             (["body", "rules", n, "policy_id"], r.policy_id) for n, r in enumerate(cmd.rules)
         ]
@@ -649,8 +863,8 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
                 ).first()
                 if policy is not None:
                     first = policy_of({"steps": policy.steps, "repeat": policy.repeat}).steps[0]
-                    ids = {t.id for t in first.targets}
-                    users = people(first.targets, on_call_now(await schedules_for(conn, tenant_id, ids), now))
+                    who, teams = await resolver(conn, tenant_id, list(first.targets), now)
+                    users = people(first.targets, who, teams)
         return ServiceOnCallView(service_name=cmd.service_name, policy_id=chosen, user_ids=users)
 
     # ---- contact methods (each person their own)

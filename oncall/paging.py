@@ -60,7 +60,20 @@ from contracts.events import (
 from contracts.oncall import ChannelKind, LayerSpec, RuleSpec, StepSpec
 from oncall import db
 from oncall.domain import PageFacts, StoredOverride, ack_token, schedule_of, slack_blocks, subject, text_body
-from oncall.escalation import Escalation, Policy, Rule, Step, Target, TargetKind, decide, people, route
+from oncall.escalation import (
+    Escalation,
+    LabelMatcher,
+    MatchOp,
+    Policy,
+    Rule,
+    Step,
+    Target,
+    TargetKind,
+    Team,
+    decide,
+    people,
+    route,
+)
 from oncall.schedule import Schedule, on_call_at
 from oncall.settings import OncallSettings
 from runtime.outbox import stage
@@ -126,7 +139,16 @@ def rules_of(row: Any) -> tuple[list[Rule], str | None]:
         return [], None
     rules = [RuleSpec.model_validate(r) for r in row.rules]
     return (
-        [Rule(r.policy_id, r.service_name, frozenset(s.value for s in r.severities)) for r in rules],
+        [
+            Rule(
+                r.policy_id,
+                r.service_name,
+                frozenset(s.value for s in r.severities),
+                dict(r.labels),
+                tuple(LabelMatcher(m.label, MatchOp(m.op), m.value) for m in r.matchers),
+            )
+            for r in rules
+        ],
         str(row.default_policy_id) if row.default_policy_id else None,
     )
 
@@ -149,6 +171,30 @@ async def schedules_for(conn: AsyncConnection, tenant_id: str, ids: set[str]) ->
         )
         for r in rows
     }
+
+
+async def teams_for(conn: AsyncConnection, tenant_id: str, ids: set[str]) -> dict[str, Team]:
+    """The teams of these ids (of this tenant); unknown ids are left out."""
+    wanted = []
+    for raw in ids:
+        with contextlib.suppress(ValueError):
+            wanted.append(uuid.UUID(raw))
+    if not wanted:
+        return {}
+    t = db.teams
+    rows = (await conn.execute(select(t).where(t.c.tenant_id == tenant_id, t.c.id.in_(wanted)))).all()
+    return {str(r.id): Team(tuple(r.members), str(r.schedule_id) if r.schedule_id else None) for r in rows}
+
+
+async def resolver(
+    conn: AsyncConnection, tenant_id: str, targets: list[Target], now: datetime
+) -> tuple[Callable[[str], str | None], dict[str, Team]]:
+    """What `people` needs for these targets: who each schedule (named, or a team's) has on call
+    now, and the teams."""
+    teams = await teams_for(conn, tenant_id, {t.id for t in targets if t.kind is TargetKind.TEAM})
+    schedule_ids = {t.id for t in targets if t.kind is TargetKind.SCHEDULE}
+    schedule_ids |= {team.schedule_id for team in teams.values() if team.schedule_id is not None}
+    return on_call_now(await schedules_for(conn, tenant_id, schedule_ids), now), teams
 
 
 def on_call_now(found: dict[str, Schedule], now: datetime) -> Callable[[str], str | None]:
@@ -286,7 +332,7 @@ class Paging:
                     )
                 )
             elif isinstance(data, IncidentCreated) and act:
-                events = await self._start(conn, event, data.incident)
+                events = await self._start(conn, event, data.incident, data.labels)
             elif isinstance(data, IncidentStateChanged) and data.to_state in STOPPING_STATES:
                 incident_id = uuid.UUID(data.incident_id)
                 events = await stop(
@@ -316,15 +362,19 @@ class Paging:
             self.kick()
 
     async def _start(
-        self, conn: AsyncConnection, event: EventEnvelope, incident: IncidentSnapshot
+        self, conn: AsyncConnection, event: EventEnvelope, incident: IncidentSnapshot, labels: dict[str, str]
     ) -> list[EventEnvelope]:
         if incident.state is not IncidentState.DETECTED:
+            return []
+        # Older than what retention keeps (a replayed consumer): its escalation, if it had one, may
+        # have been pruned, and starting it again would page people for an incident long gone.
+        if incident.created_at < datetime.now(UTC) - timedelta(days=self.settings.escalation_retention_days):
             return []
         routing = (
             await conn.execute(select(db.routing).where(db.routing.c.tenant_id == event.tenant_id))
         ).first()
         rules, default = rules_of(routing)
-        chosen = route(rules, default, incident.service_name, incident.severity.value)
+        chosen = route(rules, default, incident.service_name, incident.severity.value, labels)
         if chosen is None:
             return []
         p = db.policies
@@ -408,11 +458,10 @@ class Paging:
                 incident_id=incident_id, policy_id=str(row.policy_id), reason="exhausted"
             )
             return [_event(tenant_id, incident_id, stopped, "escalation.stopped", incident_id)]
-        schedule_ids = {t.id for d in decision.due for t in d.targets if t.kind is TargetKind.SCHEDULE}
-        who = on_call_now(await schedules_for(conn, tenant_id, schedule_ids), now)
+        who, teams = await resolver(conn, tenant_id, [t for d in decision.due for t in d.targets], now)
         next_at = decision.next_at
         for due in decision.due:
-            users = await self._active(conn, tenant_id, people(due.targets, who))
+            users = await self._active(conn, tenant_id, people(due.targets, who, teams))
             await self._page(conn, row, due.round, due.step, users, now)
             fired.add((due.round, due.step))
             if due.last:

@@ -35,3 +35,6 @@ class OncallSettings(ServiceSettings):
     # Slack DMs through a bot token (chat.postMessage; scope chat:write).
     slack_bot_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api"
+    # Escalations stopped longer ago than this are deleted with their pages and notifications (the
+    # incident's timeline keeps their events); an incident created before it starts no escalation.
+    escalation_retention_days: float = Field(default=90.0, gt=0)

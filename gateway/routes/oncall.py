@@ -13,12 +13,14 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from contracts import oncall as co
-from contracts.commands import Caller, Done
+from contracts.commands import Caller, Done, ErrorCode
 from contracts.events import SERVICE_NAME, Role
 from contracts.wire import NO_NUL
-from gateway.errors import declare
+from gateway import read_models as rm
+from gateway.errors import ApiError, declare
 from gateway.schemas import (
     UUID_PATTERN,
     CalendarFeedRead,
@@ -40,6 +42,10 @@ from gateway.schemas import (
     ScheduleUpdate,
     ServiceOnCallRead,
     ShiftPage,
+    TeamCreate,
+    TeamPage,
+    TeamRead,
+    TeamUpdate,
 )
 from gateway.security import AdminDep, SelfDep, require_role
 
@@ -217,9 +223,11 @@ ContactMethodId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
     "/escalation-policies", status_code=201, response_model=PolicyRead, responses=declare(404, 409, *COMMAND)
 )
 async def create_policy(body: PolicyCreate, caller: AdminDep, request: Request) -> PolicyRead:
-    """Targets are users (`{"kind": "user", "id": USER_ID}`) or a schedule's on-call at the time the
-    step fires (`{"kind": "schedule", "id": SCHEDULE_ID}`: a 404 if there is no such schedule). A
-    deactivated person is a 409."""
+    """Targets are users (`{"kind": "user", "id": USER_ID}`), a schedule's on-call at the time the
+    step fires (`{"kind": "schedule", "id": SCHEDULE_ID}`: a 404 if there is no such schedule) or a
+    team (`{"kind": "team", "id": TEAM_ID}`: a 404 if there is no such team). A deactivated person
+    is a 409. `warnings` (on every read) say what became untrue later: a person deactivated, a
+    schedule or team deleted."""
     view = await _call(
         request,
         "create_policy",
@@ -274,6 +282,93 @@ async def delete_policy(policy_id: PolicyId, caller: AdminDep, request: Request)
     return Response(status_code=204)
 
 
+# ---- teams
+
+TeamId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+
+
+async def _known_members(request: Request, tenant_id: str, members: list[str]) -> None:
+    """A 404 naming each member who is no user of the organisation (the gateway's users view: what
+    an admin just invited is in it, read-your-writes), as for any id a body names that does not
+    exist (a policy's schedule, a rule's policy). Deactivated members are oncall's 409."""
+    async with request.app.state.engine.connect() as conn:
+        rows = await conn.execute(
+            select(rm.users.c.id, rm.users.c.status).where(
+                rm.users.c.tenant_id == tenant_id, rm.users.c.id.in_(set(members))
+            )
+        )
+        known = {r.id: r.status for r in rows}
+    gone = [
+        {"loc": ["body", "members", n], "msg": f"{user} is deactivated", "type": "value_error"}
+        for n, user in enumerate(members)
+        if known.get(user) == "deactivated"
+    ]
+    if gone:
+        raise ApiError.of(ErrorCode.CONFLICT, "a deactivated person cannot be paged", gone)
+    problems = [
+        {
+            "loc": ["body", "members", n],
+            "msg": f"{user} is no user of this organisation",
+            "type": "value_error",
+        }
+        for n, user in enumerate(members)
+        if user not in known
+    ]
+    if problems:
+        raise ApiError.of(ErrorCode.NOT_FOUND, "unknown team members", problems)
+
+
+@paging_router.post("/teams", status_code=201, response_model=TeamRead, responses=declare(404, 409, *COMMAND))
+async def create_team(body: TeamCreate, caller: AdminDep, request: Request) -> TeamRead:
+    """A team, to name in an escalation step (`{"kind": "team", "id": TEAM_ID}`). A member who is no
+    user of the organisation, or a schedule that does not exist, is a 404 (its `details` say which);
+    a deactivated member a 409."""
+    await _known_members(request, caller.tenant_id, body.members)
+    view = await _call(
+        request, "create_team", {"caller": caller.model_dump(), **body.model_dump(mode="json")}, co.TeamView
+    )
+    return TeamRead.model_validate(view.model_dump())
+
+
+@paging_router.get("/teams", response_model=TeamPage, responses=declare(*COMMAND))
+async def list_teams(
+    caller: SelfDep, request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
+) -> TeamPage:
+    page = await _call(
+        request, "list_teams", {"caller": caller.model_dump(), "limit": limit, "cursor": cursor}, co.TeamPage
+    )
+    return TeamPage.model_validate(page.model_dump())
+
+
+@paging_router.get("/teams/{team_id}", response_model=TeamRead, responses=declare(*COMMAND))
+async def get_team(team_id: TeamId, caller: SelfDep, request: Request) -> TeamRead:
+    """`warnings` say what became untrue since it was saved (a member deactivated, its schedule
+    deleted)."""
+    view = await _call(request, "get_team", {"caller": caller.model_dump(), "team_id": team_id}, co.TeamView)
+    return TeamRead.model_validate(view.model_dump())
+
+
+@paging_router.patch("/teams/{team_id}", response_model=TeamRead, responses=declare(404, 409, *COMMAND))
+async def update_team(team_id: TeamId, body: TeamUpdate, caller: AdminDep, request: Request) -> TeamRead:
+    given = body.model_dump(mode="json", exclude_unset=True)
+    if body.members is not None:
+        await _known_members(request, caller.tenant_id, body.members)
+    view = await _call(
+        request,
+        "update_team",
+        {"caller": caller.model_dump(), "team_id": team_id, **given, "fields": sorted(given)},
+        co.TeamView,
+    )
+    return TeamRead.model_validate(view.model_dump())
+
+
+@paging_router.delete("/teams/{team_id}", status_code=204, responses=declare(*COMMAND))
+async def delete_team(team_id: TeamId, caller: AdminDep, request: Request) -> Response:
+    """Policies naming the team keep the step (it pages nobody) and say so in their `warnings`."""
+    await _call(request, "delete_team", {"caller": caller.model_dump(), "team_id": team_id}, Done)
+    return Response(status_code=204)
+
+
 @paging_router.get("/routing", response_model=RoutingRead, responses=declare(*COMMAND))
 async def get_routing(caller: SelfDep, request: Request) -> RoutingRead:
     view = await _call(request, "get_routing", {"caller": caller.model_dump()}, co.RoutingView)
@@ -283,7 +378,9 @@ async def get_routing(caller: SelfDep, request: Request) -> RoutingRead:
 @paging_router.put("/routing", response_model=RoutingRead, responses=declare(404, *COMMAND))
 async def put_routing(body: RoutingUpdate, caller: AdminDep, request: Request) -> RoutingRead:
     """Replace the routing: a new incident takes the policy of the first rule it matches
-    (`service_name`, one of `severities`), else `default_policy_id` (none: nobody is paged)."""
+    (`service_name`, one of `severities`, every one of `labels` equal and of `matchers` holding, on
+    the labels of the alert that opened it), else `default_policy_id` (none: nobody is paged). A
+    matcher's regular expression that does not compile is a 422."""
     view = await _call(
         request,
         "put_routing",

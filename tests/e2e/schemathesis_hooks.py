@@ -7,7 +7,8 @@ No check is turned off or relaxed here, and no failure is filtered.
 - `Idempotency-Key`: the same key with another body is a documented 422 (IETF httpapi draft). A
   generator draws the same short keys over and over; a well-formed key is made unique per request,
   as a client does. Malformed keys (empty, too long, not printable ASCII) are sent as generated.
-- `format: jmespath` (JSON source mappings), `format: python-regex` (silence matchers) and
+- `format: jmespath` (JSON source mappings), `format: python-regex` (silence and on-call routing
+  matchers) and
   `format: iana-time-zone` (recurring silences): integrations compiles the expression or looks the
   zone up (a 422 otherwise). Valid ones are generated from a list of each; a phase that draws plain
   strings for them (coverage) has a schema-valid one that does not compile replaced by a valid one, as
@@ -17,10 +18,16 @@ No check is turned off or relaxed here, and no failure is filtered.
   identity's own credential, as a sender configured with its key sends it; a malformed one is sent
   as generated. (The owner's and peer's credentials are access tokens: 401, as documented.)
 - An on-call override ends after it starts, at most 366 days later: a generated override whose two
-  times (both well-formed) break that gets an `end` an hour after its `start`."""
+  times (both well-formed) break that gets an `end` an hour after its `start`.
+- A team's `members` are users of the caller's organisation, whose ids no generator can guess: a
+  well-formed member id (a string the schema allows) is replaced by the caller's own user id (its
+  access token's subject), as an admin names people of their organisation; malformed ones are sent
+  as generated."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import uuid
 import zoneinfo
@@ -99,13 +106,20 @@ def _mend_formats(path: str, body: Any) -> None:
         for name, value in mapping.items():
             if _well_formed(value, MAX_EXPRESSION) and not _compiles("jmespath", value):
                 mapping[name] = "title"
+    matchers: list[Any] = []
+    if path.endswith("/integrations/silences") and isinstance(body.get("matchers"), list):
+        matchers = body["matchers"]
+    if path.endswith("/api/v1/routing") and isinstance(body.get("rules"), list):
+        for rule in body["rules"]:
+            if isinstance(rule, dict) and isinstance(rule.get("matchers"), list):
+                matchers += rule["matchers"]
+    for matcher in matchers:
+        if isinstance(matcher, dict) and matcher.get("op") in ("=~", "!~"):
+            value = matcher.get("value")
+            if isinstance(value, str) and len(value) <= MAX_EXPRESSION and "\x00" not in value:
+                if not _compiles("regex", value):
+                    matcher["value"] = ".*"
     if path.endswith("/integrations/silences"):
-        for matcher in body.get("matchers") or []:
-            if isinstance(matcher, dict) and matcher.get("op") in ("=~", "!~"):
-                value = matcher.get("value")
-                if isinstance(value, str) and len(value) <= MAX_EXPRESSION and "\x00" not in value:
-                    if not _compiles("regex", value):
-                        matcher["value"] = ".*"
         recurrence = body.get("recurrence")
         if isinstance(recurrence, dict):
             zone = recurrence.get("timezone")
@@ -133,6 +147,32 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     ):
         body["routing_key"] = credential.removeprefix("Bearer ")
     _fix_override_times(case)
+    _name_real_members(case, credential)
+
+
+MEMBER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _subject(credential: str) -> str | None:
+    """The user id an access token names (not verified: the gateway does that)."""
+    parts = credential.removeprefix("Bearer ").split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    subject = claims.get("sub") if isinstance(claims, dict) else None
+    return subject if isinstance(subject, str) else None
+
+
+def _name_real_members(case: Any, credential: str) -> None:
+    body = case.body
+    if not (case.path.endswith("/teams") or "/teams/" in case.path) or not isinstance(body, dict):
+        return
+    members, user = body.get("members"), _subject(credential)
+    if isinstance(members, list) and user is not None:
+        body["members"] = [user if isinstance(m, str) and MEMBER_ID.fullmatch(m) else m for m in members]
 
 
 def _fix_override_times(case: Any) -> None:

@@ -71,6 +71,11 @@ EXPECTED: dict[tuple[str, str], Role | str] = {
     ("DELETE", "/api/v1/integrations/webhooks/{webhook_id}"): Role.ADMIN,
     ("GET", "/api/v1/integrations/webhooks/{webhook_id}/deliveries"): Role.ADMIN,
     ("POST", "/api/v1/integrations/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): Role.ADMIN,
+    ("POST", "/api/v1/teams"): Role.ADMIN,
+    ("GET", "/api/v1/teams"): Role.VIEWER,
+    ("GET", "/api/v1/teams/{team_id}"): Role.VIEWER,
+    ("PATCH", "/api/v1/teams/{team_id}"): Role.ADMIN,
+    ("DELETE", "/api/v1/teams/{team_id}"): Role.ADMIN,
 }
 
 # Bodies that get past validation, so that what answers is the route's own check of the id.
@@ -201,8 +206,8 @@ async def victim(platform: Platform) -> AsyncIterator[World]:
 async def _one_of_everything_else(
     client: httpx.AsyncClient, owner: Tenant, incident_id: str
 ) -> dict[str, str]:
-    """A JSON source, a maintenance window, a schedule with an override, an escalation policy routed
-    from a service, a contact method and a follow-up: each route naming one is probed with its id."""
+    """A JSON source, a maintenance window, a schedule with an override, a team, an escalation policy
+    routed from a service, a contact method and a follow-up: each route naming one is probed with its id."""
 
     async def made(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await client.request(method, path, json=body, headers=owner.auth)
@@ -226,9 +231,12 @@ async def _one_of_everything_else(
         f"/api/v1/schedules/{schedule['id']}/overrides",
         {"user_id": owner.user_id, "start": "2026-12-02T10:00:00Z", "end": "2026-12-02T14:00:00Z"},
     )
-    target = {"kind": "schedule", "id": schedule["id"]}
+    team = await made(
+        "POST", "/api/v1/teams", {"name": "victim", "members": [owner.user_id], "schedule_id": schedule["id"]}
+    )
+    targets = [{"kind": "schedule", "id": schedule["id"]}, {"kind": "team", "id": team["id"]}]
     policy = await made(
-        "POST", "/api/v1/escalation-policies", {"name": "victim", "steps": [{"targets": [target]}]}
+        "POST", "/api/v1/escalation-policies", {"name": "victim", "steps": [{"targets": targets}]}
     )
     service = f"victim-{uuid.uuid4().hex[:8]}"
     await made("PUT", "/api/v1/routing", {"rules": [{"policy_id": policy["id"], "service_name": service}]})
@@ -241,6 +249,7 @@ async def _one_of_everything_else(
         "schedule_id": schedule["id"],
         "override_id": override["id"],
         "policy_id": policy["id"],
+        "team_id": team["id"],
         "contact_method_id": contact["id"],
         "follow_up_id": follow_up["id"],
     }

@@ -211,3 +211,76 @@ async def test_each_service_prunes_by_itself(engine: AsyncEngine) -> None:
         await conn.execute(
             delete(integrations_db.webhooks).where(integrations_db.webhooks.c.id == webhook_id)
         )
+
+
+async def test_stopped_escalations_are_pruned_with_their_pages_and_notifications(engine: AsyncEngine) -> None:
+    """Stopped long enough ago: the escalation, its pages and notifications go; a recent one, and an
+    active one however old, stay with everything of theirs."""
+    from oncall import db as oncall_db
+
+    def escalation(state: str, age: timedelta) -> dict[str, Any]:
+        at = datetime.now(UTC) - age
+        return {
+            "incident_id": uuid.uuid4(),  # no incident: nothing else ever looks at these rows
+            "tenant_id": "t_retention",
+            "policy_id": uuid.uuid4(),
+            "policy": {"steps": [], "repeat": 0},
+            "incident": {},
+            "started_at": at,
+            "state": state,
+            "fired": [[0, 0]],
+            "next_due_at": None,  # never due: the timer loop leaves even the active one alone
+            "stopped_reason": "resolved" if state == "stopped" else None,
+            "updated_at": at,
+        }
+
+    rows = {
+        "stopped_old": escalation("stopped", OLD),
+        "stopped_recent": escalation("stopped", RECENT),
+        "active_old": escalation("active", OLD * 20),
+    }
+    pages, notifications = [], []
+    for row in rows.values():
+        page = {
+            "id": uuid.uuid4(),
+            "tenant_id": "t_retention",
+            "incident_id": row["incident_id"],
+            "user_id": "u_retention",
+            "round": 0,
+            "step": 0,
+            "created_at": row["started_at"],
+            "expires_at": row["started_at"] + timedelta(days=1),
+        }
+        pages.append(page)
+        notifications.append(
+            {
+                "id": uuid.uuid4(),
+                "tenant_id": "t_retention",
+                "page_id": page["id"],
+                "incident_id": row["incident_id"],
+                "contact_method_id": uuid.uuid4(),
+                "status": "sent",
+                "due_at": row["started_at"],
+                "attempts": 1,
+                "updated_at": row["updated_at"],
+            }
+        )
+    async with engine.begin() as conn:
+        await conn.execute(oncall_db.escalations.insert(), list(rows.values()))
+        await conn.execute(oncall_db.pages.insert(), pages)
+        await conn.execute(oncall_db.notifications.insert(), notifications)
+    assert await oncall_db.prune_escalations(engine, datetime.now(UTC) - CUTOFF) >= 3
+    kept = {rows["stopped_recent"]["incident_id"], rows["active_old"]["incident_id"]}
+    e, p, n = oncall_db.escalations, oncall_db.pages, oncall_db.notifications
+    assert await ids_left(engine, e.c.incident_id, [r["incident_id"] for r in rows.values()]) == kept
+    assert {
+        pg["incident_id"]
+        for pg in pages
+        if pg["id"] in await ids_left(engine, p.c.id, [x["id"] for x in pages])
+    } == kept
+    left = await ids_left(engine, n.c.id, [x["id"] for x in notifications])
+    assert {x["incident_id"] for x in notifications if x["id"] in left} == kept
+    async with engine.begin() as conn:
+        await conn.execute(delete(n).where(n.c.incident_id.in_(kept)))
+        await conn.execute(delete(p).where(p.c.incident_id.in_(kept)))
+        await conn.execute(delete(e).where(e.c.incident_id.in_(kept)))

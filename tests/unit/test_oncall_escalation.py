@@ -8,17 +8,24 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts.oncall import RuleSpec, StepSpec, TargetSpec, WarningCode
+from oncall.domain import Referenced, policy_warnings, team_warnings
 from oncall.escalation import (
     Escalation,
+    LabelMatcher,
+    MatchOp,
     Policy,
     Rule,
     Step,
     Target,
     TargetKind,
+    Team,
     decide,
     people,
+    regex_problem,
     route,
 )
+from oncall.paging import rules_of
 
 T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
 ANN, BOB = Target(TargetKind.USER, "ann"), Target(TargetKind.USER, "bob")
@@ -115,6 +122,20 @@ def test_people_are_users_and_whoever_a_schedule_has_on_call_each_once() -> None
     assert people((Target(TargetKind.SCHEDULE, "empty"),), on_call) == []
 
 
+def test_a_team_pages_its_schedules_on_call_else_every_member() -> None:
+    on_call = {"primary": "cat"}.get
+    teams = {
+        "db": Team(("ann", "bob")),
+        "web": Team(("ann", "bob"), schedule_id="primary"),
+        "gap": Team(("bob", "dan"), schedule_id="empty"),  # nobody on call: every member
+    }
+    db, web, gap = (Target(TargetKind.TEAM, t) for t in ("db", "web", "gap"))
+    assert people((db,), on_call, teams) == ["ann", "bob"]
+    assert people((web,), on_call, teams) == ["cat"]
+    assert people((gap, ANN, db), on_call, teams) == ["bob", "dan", "ann"]
+    assert people((Target(TargetKind.TEAM, "deleted"), BOB), on_call, teams) == ["bob"]
+
+
 def test_policy_problems_are_named() -> None:
     assert Policy(()).check() == [(["steps"], "a policy needs at least one step")]
     assert Policy((Step((), timedelta(0)),)).check() == [
@@ -133,6 +154,78 @@ def test_routing_takes_the_first_matching_rule_else_the_default() -> None:
     assert route(rules, "default", "payment-api", "low", {"team": "a"}) == "team-a"
     assert route(rules, "default", "payment-api", "low") == "payments"
     assert route(rules, None, "web", "low") is None
+
+
+def test_routing_matches_labels_by_equality_and_by_matchers() -> None:
+    eu = Rule("eu", labels={"cluster": "prod-eu"})
+    prod = Rule("prod", matchers=(LabelMatcher("cluster", MatchOp.RE, "prod-.*"),))
+    not_canary = Rule(
+        "stable",
+        service_name="api",
+        matchers=(LabelMatcher("track", MatchOp.NE, "canary"), LabelMatcher("team", MatchOp.NRE, "a|b")),
+    )
+    rules = [eu, prod, not_canary]
+    assert route(rules, "default", "api", "low", {"cluster": "prod-eu"}) == "eu"
+    assert route(rules, "default", "api", "low", {"cluster": "prod-us"}) == "prod"
+    # A regular expression matches the whole value, as Alertmanager's.
+    assert route(rules, "default", "web", "low", {"cluster": "xprod-us"}) == "default"
+    # A label the incident lacks reads as "": `!=` and `!~` hold, equality does not.
+    assert route(rules, "default", "api", "low") == "stable"
+    assert route(rules, "default", "api", "low", {"track": "canary"}) == "default"
+    assert route(rules, "default", "api", "low", {"team": "b"}) == "default"
+    assert route([eu], "default", "api", "low", {"cluster": ""}) == "default"
+    assert regex_problem("prod-(eu|us)") is None
+    assert regex_problem("prod-(") is not None
+
+
+def test_stored_rules_keep_their_labels_and_matchers() -> None:
+    spec = RuleSpec.model_validate(
+        {
+            "policy_id": "0190f5a0-0000-7000-8000-000000000001",
+            "labels": {"cluster": "prod-eu"},
+            "matchers": [{"label": "env", "op": "=~", "value": "prod|staging"}],
+        }
+    )
+
+    class Row:
+        rules = [spec.model_dump(mode="json")]
+        default_policy_id = None
+
+    (rule,), default = rules_of(Row())
+    assert default is None and rule.labels == {"cluster": "prod-eu"}
+    assert rule.matches("api", "low", {"cluster": "prod-eu", "env": "staging"})
+    assert not rule.matches("api", "low", {"cluster": "prod-eu", "env": "dev"})
+
+
+def test_warnings_name_what_became_untrue_after_saving() -> None:
+    def step(*targets: tuple[str, str]) -> StepSpec:
+        return StepSpec(targets=[TargetSpec(kind=k, id=i) for k, i in targets])  # type: ignore[arg-type]
+
+    known = Referenced(
+        teams={"t1": (["ann", "gone"], "s1"), "t2": (["bob"], "deleted-schedule")},
+        schedules={"s1": ["cat", "left"]},
+        deactivated=frozenset({"gone", "left", "eve"}),
+    )
+    steps = [
+        step(("user", "ann"), ("user", "eve")),
+        step(("schedule", "s1"), ("schedule", "deleted")),
+        step(("team", "t1"), ("team", "t2"), ("team", "deleted")),
+    ]
+    found = [(w.step, w.target.id, w.code, w.user_id) for w in policy_warnings(steps, known)]
+    assert found == [
+        (0, "eve", WarningCode.DEACTIVATED, "eve"),
+        (1, "s1", WarningCode.DEACTIVATED, "left"),
+        (1, "deleted", WarningCode.MISSING, None),
+        (2, "t1", WarningCode.DEACTIVATED, "gone"),
+        (2, "t1", WarningCode.DEACTIVATED, "left"),
+        (2, "t2", WarningCode.MISSING, None),
+        (2, "deleted", WarningCode.MISSING, None),
+    ]
+    assert (
+        policy_warnings([step(("user", "ann"), ("schedule", "s1"))], Referenced(schedules={"s1": ["x"]}))
+        == []
+    )
+    assert [w.user_id for w in team_warnings(["ann", "gone"], None, known)] == ["gone"]
 
 
 def test_acknowledge_tokens_are_signed_per_page_and_expire() -> None:

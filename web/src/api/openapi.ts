@@ -888,9 +888,11 @@ export interface paths {
         put?: never;
         /**
          * Create Policy
-         * @description Targets are users (`{"kind": "user", "id": USER_ID}`) or a schedule's on-call at the time the
-         *     step fires (`{"kind": "schedule", "id": SCHEDULE_ID}`: a 404 if there is no such schedule). A
-         *     deactivated person is a 409.
+         * @description Targets are users (`{"kind": "user", "id": USER_ID}`), a schedule's on-call at the time the
+         *     step fires (`{"kind": "schedule", "id": SCHEDULE_ID}`: a 404 if there is no such schedule) or a
+         *     team (`{"kind": "team", "id": TEAM_ID}`: a 404 if there is no such team). A deactivated person
+         *     is a 409. `warnings` (on every read) say what became untrue later: a person deactivated, a
+         *     schedule or team deleted.
          */
         post: operations["create_policy"];
         delete?: never;
@@ -925,6 +927,55 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/teams": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Teams */
+        get: operations["list_teams"];
+        put?: never;
+        /**
+         * Create Team
+         * @description A team, to name in an escalation step (`{"kind": "team", "id": TEAM_ID}`). A member who is no
+         *     user of the organisation, or a schedule that does not exist, is a 404 (its `details` say which);
+         *     a deactivated member a 409.
+         */
+        post: operations["create_team"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/teams/{team_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Team
+         * @description `warnings` say what became untrue since it was saved (a member deactivated, its schedule
+         *     deleted).
+         */
+        get: operations["get_team"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Team
+         * @description Policies naming the team keep the step (it pages nobody) and say so in their `warnings`.
+         */
+        delete: operations["delete_team"];
+        options?: never;
+        head?: never;
+        /** Update Team */
+        patch: operations["update_team"];
+        trace?: never;
+    };
     "/api/v1/routing": {
         parameters: {
             query?: never;
@@ -937,7 +988,9 @@ export interface paths {
         /**
          * Put Routing
          * @description Replace the routing: a new incident takes the policy of the first rule it matches
-         *     (`service_name`, one of `severities`), else `default_policy_id` (none: nobody is paged).
+         *     (`service_name`, one of `severities`, every one of `labels` equal and of `matchers` holding, on
+         *     the labels of the alert that opened it), else `default_policy_id` (none: nobody is paged). A
+         *     matcher's regular expression that does not compile is a 422.
          */
         put: operations["put_routing"];
         post?: never;
@@ -2630,6 +2683,8 @@ export interface components {
             steps: components["schemas"]["StepSpec"][];
             /** Repeat */
             repeat: number;
+            /** Warnings */
+            warnings?: components["schemas"]["PolicyWarning"][];
             /** Created By */
             created_by: string;
             /**
@@ -2642,6 +2697,21 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+        };
+        /**
+         * PolicyWarning
+         * @description What became untrue after the policy was saved: `step` and `target` say where, `user_id` who
+         *     (for `deactivated`).
+         */
+        PolicyWarning: {
+            code: components["schemas"]["WarningCode"];
+            /** Message */
+            message: string;
+            /** Step */
+            step: number;
+            target: components["schemas"]["TargetSpec"];
+            /** User Id */
+            user_id?: string | null;
         };
         /** PostmortemPublish */
         PostmortemPublish: {
@@ -2921,8 +2991,10 @@ export interface components {
         };
         /**
          * RuleSpec
-         * @description Incidents of this service (any when absent) and one of these severities (any when empty) go
-         *     to `policy_id`.
+         * @description Incidents of this service (any when absent), of one of these severities (any when empty),
+         *     whose labels (those of the alert that opened the incident) equal every one of `labels` and
+         *     match every one of `matchers` (as silences' matchers: `=`, `!=`, `=~`, `!~`; a label the
+         *     incident lacks reads as "") go to `policy_id`.
          */
         RuleSpec: {
             /** Policy Id */
@@ -2931,6 +3003,12 @@ export interface components {
             service_name?: string | null;
             /** Severities */
             severities?: components["schemas"]["Severity"][];
+            /** Labels */
+            labels?: {
+                [key: string]: string;
+            };
+            /** Matchers */
+            matchers?: (components["schemas"]["EqualityMatcher"] | components["schemas"]["RegexMatcher"])[];
         };
         /**
          * ScheduleCreate
@@ -3159,15 +3237,86 @@ export interface components {
          * TargetKind
          * @enum {string}
          */
-        TargetKind: "user" | "schedule";
+        TargetKind: "user" | "schedule" | "team";
         /**
          * TargetSpec
-         * @description A person (`user`, a user id) or whoever a schedule has on call when the step fires.
+         * @description A person (`user`, a user id), whoever a schedule has on call when the step fires
+         *     (`schedule`), or a `team` (its schedule's on-call, else every member).
          */
         TargetSpec: {
             kind: components["schemas"]["TargetKind"];
             /** Id */
             id: string;
+        };
+        /**
+         * TeamCreate
+         * @description `members` are user ids of the organisation; with a `schedule_id`, a step naming the team pages
+         *     that schedule's on-call (every member while nobody is on call), else every member.
+         */
+        TeamCreate: {
+            /** Name */
+            name: string;
+            /** Members */
+            members: string[];
+            /** Schedule Id */
+            schedule_id?: string | null;
+        };
+        /** TeamPage */
+        TeamPage: {
+            /** Items */
+            items: components["schemas"]["TeamRead"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** TeamRead */
+        TeamRead: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Members */
+            members: string[];
+            /** Schedule Id */
+            schedule_id: string | null;
+            /** Warnings */
+            warnings?: components["schemas"]["TeamWarning"][];
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * TeamUpdate
+         * @description Only the fields present change; `members` replaces the members, `schedule_id: null` detaches
+         *     the schedule.
+         */
+        TeamUpdate: {
+            /** Name */
+            name?: string | null;
+            /** Members */
+            members?: string[] | null;
+            /** Schedule Id */
+            schedule_id?: string | null;
+        };
+        /**
+         * TeamWarning
+         * @description What became untrue after the team was saved: a member (or a participant of its schedule)
+         *     deactivated, or its schedule deleted.
+         */
+        TeamWarning: {
+            code: components["schemas"]["WarningCode"];
+            /** Message */
+            message: string;
+            /** User Id */
+            user_id?: string | null;
         };
         /** TenantView */
         TenantView: {
@@ -3243,6 +3392,11 @@ export interface components {
             /** Tenant Id */
             tenant_id: string;
         };
+        /**
+         * WarningCode
+         * @enum {string}
+         */
+        WarningCode: "deactivated" | "missing";
         /**
          * WebhookContact
          * @description A signed POST (the `SRE-Copilot-Signature` of generic webhooks) to an SMS or phone gateway.
@@ -5902,6 +6056,170 @@ export interface operations {
             504: components["responses"]["Timeout"];
         };
     };
+    list_teams: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description The previous page's `next_cursor`, as it was given */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamPage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    create_team: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TeamCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    get_team: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                team_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    delete_team: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                team_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    update_team: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                team_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TeamUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
     get_routing: {
         parameters: {
             query?: never;
@@ -7081,8 +7399,9 @@ export const servicesHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<com
 export const severityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Severity"]> = ["critical", "high", "medium", "low"];
 export const silenceStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SilenceState"]> = ["active", "upcoming", "expired"];
 export const slackContactKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SlackContact"]["kind"]> = ["slack"];
-export const targetKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TargetKind"]> = ["user", "schedule"];
+export const targetKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TargetKind"]> = ["user", "schedule", "team"];
 export const userStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["UserStatus"]> = ["invited", "active", "deactivated"];
+export const warningCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WarningCode"]> = ["deactivated", "missing"];
 export const webhookContactKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookContact"]["kind"]> = ["webhook"];
 export const webhookKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookKind"]> = ["slack", "teams", "mattermost", "discord", "generic"];
 export const weekdayValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Weekday"]> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
