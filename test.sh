@@ -8,6 +8,7 @@ scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy .
+.venv/bin/lint-imports  # the layers in pyproject.toml [tool.importlinter]
 # Did the arguments pick some tests (a path, -k, -m)? Then the web tests are skipped and so is the
 # coverage floor, which only a full run can reach.
 picked=

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -216,3 +217,89 @@ async def count_active_keys(conn: AsyncConnection, tenant_id: str) -> int:
 async def count_pending_invites(conn: AsyncConnection, tenant_id: str) -> int:
     query = select(func.count()).where(users.c.tenant_id == tenant_id, users.c.status == "invited")
     return int((await conn.execute(query)).scalar_one())
+
+
+# ---------------------------------------------------------------- writes
+
+
+async def insert_tenant(conn: AsyncConnection, tenant_id: str, name: str, slug: str) -> None:
+    await conn.execute(tenants.insert().values(id=tenant_id, name=name, slug=slug))
+
+
+async def insert_user(conn: AsyncConnection, **values: Any) -> None:
+    """A new user (an owner at registration, or an invited one); a taken email raises IntegrityError."""
+    await conn.execute(users.insert().values(**values))
+
+
+async def bump_user(
+    conn: AsyncConnection, user_id: str, now: datetime, *, end_sessions: bool = False, **values: Any
+) -> Row[Any]:
+    """Change a user and advance its aggregate version; `end_sessions` raises the session epoch, which
+    kills every access token issued before. Returns the updated row."""
+    if end_sessions:
+        values["session_epoch"] = users.c.session_epoch + 1
+    statement = (
+        update(users)
+        .where(users.c.id == user_id)
+        .values(version=users.c.version + 1, updated_at=now, **values)
+        .returning(users)
+    )
+    return (await conn.execute(statement)).one()
+
+
+async def set_password_hash(conn: AsyncConnection, user_id: str, password_hash: str) -> None:
+    """A rehash with today's parameters: the same password, so no new version and no event."""
+    await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+async def insert_refresh_token(
+    conn: AsyncConnection,
+    *,
+    token_hash: str,
+    family_id: uuid.UUID,
+    user_id: str,
+    tenant_id: str,
+    now: datetime,
+    family_created_at: datetime,
+    expires_at: datetime,
+) -> None:
+    await conn.execute(
+        refresh_tokens.insert().values(
+            id=uuid.uuid4(),
+            token_hash=token_hash,
+            family_id=family_id,
+            user_id=user_id,
+            tenant_id=tenant_id,
+            created_at=now,
+            family_created_at=family_created_at,
+            expires_at=expires_at,
+        )
+    )
+
+
+async def mark_refresh_token_used(conn: AsyncConnection, token_id: uuid.UUID, now: datetime) -> None:
+    await conn.execute(update(refresh_tokens).where(refresh_tokens.c.id == token_id).values(used_at=now))
+
+
+async def insert_integration_key(conn: AsyncConnection, **values: Any) -> Row[Any]:
+    return (await conn.execute(integration_keys.insert().values(**values).returning(integration_keys))).one()
+
+
+async def integration_key_for_update(conn: AsyncConnection, tenant_id: str, key_id: str) -> Row[Any] | None:
+    """The tenant's key, locked; another tenant's is not found."""
+    query = (
+        integration_keys.select()
+        .where(integration_keys.c.id == key_id, integration_keys.c.tenant_id == tenant_id)
+        .with_for_update()
+    )
+    return (await conn.execute(query)).first()
+
+
+async def revoke_integration_key(conn: AsyncConnection, key_id: str, now: datetime) -> Row[Any]:
+    statement = (
+        update(integration_keys)
+        .where(integration_keys.c.id == key_id)
+        .values(revoked_at=now)
+        .returning(integration_keys)
+    )
+    return (await conn.execute(statement)).one()

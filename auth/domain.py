@@ -1,5 +1,6 @@
 """Pure rules of identity: names, emails, tenant ids, passwords, what each role may do to whom,
-rate-limit windows and the shapes of the secrets auth hands out."""
+rate-limit windows, what a presented refresh token earns, a user's activation changes, the shapes of
+the secrets auth hands out, and the events of its aggregates (tenant, user, integration key)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import unicodedata
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 
 from uuid6 import uuid7
 
 from contracts.credentials import KEY_PREFIX, secret_sha256
-from contracts.events import Role
+from contracts.envelope import EventEnvelope
+from contracts.events import EventData, Role, UserStatus
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -103,6 +106,31 @@ def check_member_change(
         raise ManagementRefused(f"role {actor.value} may not grant role {new_role.value}", forbidden=True)
 
 
+class Activation(Enum):
+    """What setting a user's active flag does."""
+
+    DEACTIVATE = "deactivate"
+    REACTIVATE = "reactivate"
+    NOTHING = "nothing"
+
+
+def activation(status: UserStatus, active: bool, accepted_invitation: bool) -> Activation:
+    """Deactivating any user but a deactivated one ends their access; only a deactivated user who
+    once had a password can come back (an invitation is withdrawn by deactivating it). Raises
+    ManagementRefused (a 409) for what cannot be."""
+    if not active:
+        return Activation.NOTHING if status is UserStatus.DEACTIVATED else Activation.DEACTIVATE
+    if status is UserStatus.DEACTIVATED:
+        if not accepted_invitation:
+            raise ManagementRefused(
+                "this user never accepted their invitation, so cannot be reactivated", forbidden=False
+            )
+        return Activation.REACTIVATE
+    if status is UserStatus.INVITED:
+        raise ManagementRefused("this user has not accepted their invitation yet", forbidden=False)
+    return Activation.NOTHING
+
+
 # ---------------------------------------------------------------- rate limits
 
 
@@ -160,6 +188,77 @@ def refresh_expiry(
 ) -> datetime:
     """A new refresh token lives `ttl` (idle timeout), but never past its family's absolute end."""
     return min(now + ttl, family_expires_at(family_created_at, max_age))
+
+
+class Refresh(Enum):
+    """What presenting a refresh token earns."""
+
+    ROTATE = "rotate"  # a new token of the same family; this one is used up
+    INVALID = "invalid"  # unknown, revoked or expired: refused, nothing changes
+    REUSED = "reused"  # used already, so a copy exists: the family is revoked
+    INACTIVE = "inactive"  # the user was deactivated: the family is revoked
+    TOO_OLD = "too_old"  # the login is older than the family's absolute lifetime: revoked
+
+    @property
+    def revokes_family(self) -> bool:
+        return self in (Refresh.REUSED, Refresh.INACTIVE, Refresh.TOO_OLD)
+
+
+@dataclass(frozen=True)
+class PresentedToken:
+    """What auth knows of a presented refresh token (and of its user)."""
+
+    revoked: bool
+    used: bool
+    expires_at: datetime
+    family_created_at: datetime
+    user_active: bool
+
+
+def refresh_verdict(token: PresentedToken | None, now: datetime, family_max_age: timedelta) -> Refresh:
+    if token is None or token.revoked or token.expires_at <= now:
+        return Refresh.INVALID
+    if token.used:
+        return Refresh.REUSED
+    if not token.user_active:
+        return Refresh.INACTIVE
+    if family_expired(token.family_created_at, now, family_max_age):
+        # However often it rotated, a login ends this long after it began.
+        return Refresh.TOO_OLD
+    return Refresh.ROTATE
+
+
+REFRESH_REFUSALS = {
+    Refresh.INVALID: "invalid or expired refresh token",
+    Refresh.INACTIVE: "invalid or expired refresh token",
+    Refresh.REUSED: "refresh token reused: the session was revoked",
+    Refresh.TOO_OLD: "this login is too old: log in again",
+}
+
+
+# ---------------------------------------------------------------- the aggregates' events
+
+
+def event(
+    event_type: str,
+    tenant_id: str,
+    aggregate_id: str,
+    version: int,
+    actor: str,
+    correlation_id: str,
+    data: EventData,
+) -> EventEnvelope:
+    """One of auth's events: `version` is the aggregate's after the change (a tenant, a user and
+    an integration key are each their own aggregate)."""
+    return EventEnvelope(
+        type=event_type,
+        tenant_id=tenant_id,
+        aggregate_id=aggregate_id,
+        aggregate_version=version,
+        actor=actor,
+        correlation_id=correlation_id,
+        data=data.model_dump(mode="json"),
+    )
 
 
 # ---------------------------------------------------------------- secrets handed out

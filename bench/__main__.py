@@ -33,9 +33,9 @@ from gateway.rebuild import rebuild
 from incidents.domain import incident_envelope, open_incident
 from runtime.bus import connect
 from runtime.db import create_engine
-from runtime.embedded import free_port
 from runtime.replay import read_events
-from runtime.supervisor import Platform
+from sre_copilot.embedded import free_port
+from sre_copilot.supervisor import Platform
 
 INCIDENT = {
     "title": "Checkout latency above SLO",

@@ -15,8 +15,8 @@ import httpx
 from websockets.asyncio.client import connect as ws_connect
 
 from bench.load import UntilHypotheses, summary_ms
-from runtime.embedded import free_port
-from runtime.supervisor import Platform
+from sre_copilot.embedded import free_port
+from sre_copilot.supervisor import Platform
 
 INCIDENT = {
     "title": "Checkout latency above SLO",

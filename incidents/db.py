@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -306,3 +307,39 @@ async def save_follow_up(conn: AsyncConnection, tenant_id: str, snapshot: Follow
     )
     if result.rowcount != 1:
         raise RuntimeError(f"follow-up {snapshot.id} is not at version {snapshot.version - 1}")
+
+
+async def incident_row(conn: AsyncConnection, incident_id: uuid.UUID) -> Row[Any] | None:
+    """Any tenant's incident with this id (ids are global: a chosen id another tenant took is taken)."""
+    return (await conn.execute(select(incidents).where(incidents.c.id == incident_id))).first()
+
+
+async def incident_exists(conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID) -> bool:
+    query = select(incidents.c.id).where(incidents.c.id == incident_id, incidents.c.tenant_id == tenant_id)
+    return (await conn.execute(query)).first() is not None
+
+
+async def member_is_active(conn: AsyncConnection, tenant_id: str, user_id: str) -> bool:
+    """Whether the directory knows this user of the tenant as active (an unknown user is not)."""
+    query = select(directory.c.active).where(
+        directory.c.user_id == user_id, directory.c.tenant_id == tenant_id
+    )
+    member = (await conn.execute(query)).first()
+    return member is not None and bool(member.active)
+
+
+async def insert_note(
+    conn: AsyncConnection,
+    *,
+    note_id: uuid.UUID,
+    incident_id: uuid.UUID,
+    tenant_id: str,
+    body: str,
+    author: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        notes.insert().values(
+            id=note_id, incident_id=incident_id, tenant_id=tenant_id, body=body, author=author, at=at
+        )
+    )

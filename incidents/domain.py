@@ -12,6 +12,7 @@ from contracts.events import (
     MODEL_TYPE,
     FieldChange,
     IncidentCreated,
+    IncidentNoteAdded,
     IncidentSnapshot,
     IncidentState,
     IncidentStateChanged,
@@ -174,4 +175,29 @@ def incident_envelope(
         actor=actor,
         correlation_id=correlation_id,
         data=data.model_dump(mode="json"),
+    )
+
+
+def note_envelope(
+    current: IncidentSnapshot,
+    note_id: str,
+    body: str,
+    now: datetime,
+    *,
+    tenant_id: str,
+    actor: str,
+    correlation_id: str,
+) -> EventEnvelope:
+    """A note on the incident's timeline. It changes none of the incident's fields, so it carries the
+    version the incident has (and no snapshot)."""
+    return EventEnvelope(
+        type="incident.note_added",
+        tenant_id=tenant_id,
+        aggregate_id=current.id,
+        aggregate_version=current.version,
+        actor=actor,
+        correlation_id=correlation_id,
+        data=IncidentNoteAdded(incident_id=current.id, note_id=note_id, body=body, added_at=now).model_dump(
+            mode="json"
+        ),
     )

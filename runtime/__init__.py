@@ -1,2 +1,3 @@
-"""How services run: settings, logging, bus and database connections, the outbox relay,
-the embedded servers, the supervisor and the `sre-copilot` CLI."""
+"""The plumbing every service stands on: settings, logging, bus and database connections, the outbox
+relay, the one event consumer, dead letters, metrics and tracing. It imports contracts/ and libraries,
+never a service (the composition above the services is sre_copilot/)."""

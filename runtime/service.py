@@ -257,7 +257,8 @@ class Service:
                 seconds.observe(time.perf_counter() - started)
                 return reply
 
-            observed.__name__ = handler.__name__
+            # A handler bound to its context with functools.partial names itself by its function.
+            observed.__name__ = getattr(handler, "func", handler).__name__
             self.broker.subscriber(subject, queue=self.name)(observed)
             return handler
 

@@ -23,8 +23,8 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.tokens import generate_private_key_pem
-from runtime.embedded import free_port
-from runtime.supervisor import Platform
+from sre_copilot.embedded import free_port
+from sre_copilot.supervisor import Platform
 from tests.platforms import bus_of, database_of, started
 
 PREVIOUS_SIGNING_KEY = "jwt-previous-signing-key.pem"

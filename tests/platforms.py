@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.bus import connect
 from runtime.db import create_engine
-from runtime.supervisor import Platform
+from sre_copilot.supervisor import Platform
 
 
 @contextlib.contextmanager

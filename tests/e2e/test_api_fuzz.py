@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runtime.supervisor import Platform
+from sre_copilot.supervisor import Platform
 from tests.conftest import fresh_address, register_tenant
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ from jose import jwt
 from nats.aio.client import Client
 
 from auth.tokens import public_jwk
-from runtime.supervisor import Platform
+from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, PREVIOUS_SIGNING_KEY, Tenant
 from tests.e2e.test_auth_users import bearer, member
 

@@ -17,7 +17,7 @@ import pytest
 
 from contracts.events import Role
 from gateway.app import create_app
-from runtime.supervisor import Platform
+from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, Tenant, fresh_address, register_tenant
 from tests.e2e.test_auth_keys import create_key
 from tests.e2e.test_auth_users import Member, bearer, invite, member

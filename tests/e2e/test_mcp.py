@@ -19,7 +19,7 @@ from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent, TextResourceContents
 
-from runtime.supervisor import Platform
+from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, Tenant, register_tenant
 from tests.e2e.test_ai_feedback import until_generation
 from tests.e2e.test_ai_hypotheses import ready_hypotheses
@@ -61,7 +61,7 @@ async def over_http(platform: Platform, key: str) -> AsyncIterator[Client]:
 def stdio_parameters(platform: Platform, key: str, url: str | None = None) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable,
-        args=["-c", "from runtime.cli import app; app()", "mcp", "--url", url or platform.gateway_url],
+        args=["-c", "from sre_copilot.cli import app; app()", "mcp", "--url", url or platform.gateway_url],
         # The key through the environment (as an assistant's config can), the code from this checkout.
         env={"SRE_COPILOT_KEY": key, "PYTHONPATH": str(ROOT)},
         cwd=str(ROOT),

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from runtime.supervisor import Platform
+from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, Tenant
 
 pytestmark = pytest.mark.e2e

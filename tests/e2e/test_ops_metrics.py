@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 
 from contracts.subjects import SERVICES
 from gateway.skip import SkipRefused, skip
-from runtime.supervisor import Platform
+from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, Tenant
 
 pytestmark = pytest.mark.e2e

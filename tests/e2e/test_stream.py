@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from contracts.envelope import EventEnvelope
 from contracts.events import IncidentNoteAdded
-from runtime.supervisor import Platform
+from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, LIVE_MAX_CONNECTIONS_PER_TENANT, Tenant, register_tenant
 from tests.e2e.test_auth_users import member
 

@@ -23,9 +23,9 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
 from gateway.rebuild import rebuild
-from runtime.embedded import free_port
 from runtime.replay import StoredEvent, read_events, subject_filters
-from runtime.supervisor import Platform
+from sre_copilot.embedded import free_port
+from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, ONCALL_ENV, Tenant, register_tenant
 from tests.platforms import bus_of, database_of, supervised
 from tests.views import view_differences

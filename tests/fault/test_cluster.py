@@ -27,9 +27,9 @@ import pytest
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from runtime import embedded
-from runtime.embedded import free_port
-from runtime.supervisor import Child, Platform
+from sre_copilot import embedded
+from sre_copilot.embedded import free_port
+from sre_copilot.supervisor import Child, Platform
 from tests.conftest import register_tenant
 from tests.fault.conftest import Load, check_invariants, healthy
 from tests.platforms import bus_of, database_of, supervised

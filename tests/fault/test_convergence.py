@@ -19,7 +19,7 @@ from nats.js.api import DiscardPolicy
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.replay import StoredEvent, read_events, subject_filters
-from runtime.supervisor import Platform
+from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, register_tenant
 from tests.fault.conftest import quiescent
 from tests.views import view_differences

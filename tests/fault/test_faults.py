@@ -13,8 +13,8 @@ import pytest
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from runtime import embedded
-from runtime.supervisor import Platform
+from sre_copilot import embedded
+from sre_copilot.supervisor import Platform
 from tests.fault.conftest import Load, check_invariants, healthy
 
 pytestmark = pytest.mark.fault

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from runtime.supervisor import Platform
+from sre_copilot.supervisor import Platform
 from tests.conftest import Mailbox, fresh_address, register_tenant
 from tests.e2e.test_auth_users import member
 from tests.e2e.test_integrations_webhooks import Receiver

@@ -44,11 +44,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import EventEnvelope
 from contracts.subjects import ping_subject
-from runtime import embedded
 from runtime.bus import connect, declare_streams, publish_event
 from runtime.db import STORAGE_FULL_MESSAGE, UNAVAILABLE_MESSAGE
-from runtime.embedded import free_port
-from runtime.supervisor import Platform
+from sre_copilot import embedded
+from sre_copilot.embedded import free_port
+from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, register_tenant
 from tests.e2e.test_integrations_alertmanager import alerts_key, am_alert, notification
 from tests.fault.conftest import Load, check_invariants, healthy, quiescent
@@ -126,7 +126,7 @@ async def cli(*args: str, timeout: float = GIVE_UP_SECONDS + 15) -> Ran:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "runtime.cli",
+        "sre_copilot",
         *args,
         env=env | {"COLUMNS": "200"},
         stdout=asyncio.subprocess.PIPE,

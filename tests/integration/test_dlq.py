@@ -26,12 +26,12 @@ from typer.testing import CliRunner, Result
 from contracts.envelope import EventEnvelope
 from contracts.subjects import DLQ_STREAM, EVENTS_STREAM, dead_letter_replay_subject, event_subject
 from runtime import consumer as consumers
-from runtime import embedded
 from runtime.bus import DAY_SECONDS, connect, declare_streams, publish_event
-from runtime.cli import app
 from runtime.dlq import DeadLetter, DlqError, dead_letter, dead_letters
 from runtime.settings import StreamSettings
-from runtime.supervisor import Platform
+from sre_copilot import embedded
+from sre_copilot.cli import app
+from sre_copilot.supervisor import Platform
 from tests.events import probe
 
 runner = CliRunner()

@@ -8,8 +8,8 @@ import threading
 import time
 from pathlib import Path
 
-from runtime.reload import supervise_with_reload
-from runtime.supervisor import Child, Platform
+from sre_copilot.reload import supervise_with_reload
+from sre_copilot.supervisor import Child, Platform
 from tests.conftest import PREVIOUS_SIGNING_KEY
 
 

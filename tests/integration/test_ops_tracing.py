@@ -29,7 +29,7 @@ from runtime.bus import publish_event
 from runtime.observe import consuming
 from runtime.service import Service
 from runtime.settings import ServiceSettings
-from runtime.supervisor import Platform
+from sre_copilot.supervisor import Platform
 
 SERVICE = "ops_tracing"
 SUBJECT = f"cmd.{SERVICE}.emit"

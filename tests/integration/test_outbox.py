@@ -20,7 +20,7 @@ from contracts.envelope import EventEnvelope
 from incidents import db
 from runtime.bus import connect
 from runtime.outbox import OutboxRelay, outbox_table, stage
-from runtime.supervisor import Platform
+from sre_copilot.supervisor import Platform
 from tests.events import probe
 from tests.integration.streams import messages_on
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runtime.embedded import free_port
+from sre_copilot.embedded import free_port
 from tests.conftest import INCIDENT
 
 pytestmark = pytest.mark.slow

@@ -18,8 +18,8 @@ import pytest
 from nats.aio.msg import Msg
 
 from contracts.subjects import SERVICES, host_ping_subject, ping_subject
-from runtime.embedded import ServerProcess, free_port, start_nats
-from runtime.supervisor import Platform
+from sre_copilot.embedded import ServerProcess, free_port, start_nats
+from sre_copilot.supervisor import Platform
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,7 @@ def ping(nats_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     # Wide: typer wraps a usage error in a box as wide as the terminal.
     env = {**os.environ, "NATS_URL": nats_url, "PYTHONPATH": str(ROOT), "COLUMNS": "300"}
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "ping", *args],
+        [sys.executable, "-m", "sre_copilot", "ping", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -126,7 +126,7 @@ def service_without_database(bare_nats: ServerProcess, tmp_path: Path) -> Iterat
     }
     with (tmp_path / "incidents.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.cli", "service", "incidents"], env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "sre_copilot", "service", "incidents"], env=env, stdout=log, stderr=log
         )
     try:
         yield proc

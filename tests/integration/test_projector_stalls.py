@@ -26,9 +26,9 @@ from contracts.envelope import EventEnvelope
 from contracts.events import IncidentState, IncidentStateChanged
 from contracts.subjects import dead_letter_replay_subject
 from gateway.skip import SkipRefused, skip
-from runtime.cli import app as cli
-from runtime.embedded import free_port
-from runtime.supervisor import Platform
+from sre_copilot.cli import app as cli
+from sre_copilot.embedded import free_port
+from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, Tenant, fresh_address, register_tenant
 from tests.integration.streams import messages_on
 from tests.integration.test_consumers import created_event

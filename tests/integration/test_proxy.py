@@ -19,8 +19,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from runtime.embedded import free_port
-from runtime.supervisor import Platform
+from sre_copilot.embedded import free_port
+from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, fresh_address, register_tenant
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -31,9 +31,9 @@ from gateway.rebuild import RebuildError, rebuild
 from gateway.skip import skip
 from runtime.bus import connect
 from runtime.db import create_engine
-from runtime.embedded import free_port
 from runtime.replay import StoredEvent, import_events, read_events, subject_filters
-from runtime.supervisor import Platform
+from sre_copilot.embedded import free_port
+from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, Tenant
 
 
@@ -240,7 +240,7 @@ async def test_ai_rerun_judges_an_engine_on_recorded_history(
 
     assert platform.nats_url
     printed = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "ai", "rerun", "--tenant", tenant.tenant_id],
+        [sys.executable, "-m", "sre_copilot", "ai", "rerun", "--tenant", tenant.tenant_id],
         env={**os.environ, "NATS_URL": platform.nats_url, "COLUMNS": "200"},
         capture_output=True,
         text=True,
@@ -315,7 +315,7 @@ async def test_events_tail_follows_the_stream_from_a_sequence(
     tail = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "runtime.cli",
+        "sre_copilot",
         "events",
         "tail",
         "--tenant",
@@ -354,7 +354,7 @@ async def test_the_rebuild_command_swaps_in_a_verified_rebuild(
     env = {**os.environ, "NATS_URL": platform.nats_url, "DATABASE_URL": platform.database_url}
     for args in (["--verify"], []):
         done = subprocess.run(
-            [sys.executable, "-m", "runtime.cli", "projections", "rebuild", *args],
+            [sys.executable, "-m", "sre_copilot", "projections", "rebuild", *args],
             env=env,
             capture_output=True,
             text=True,

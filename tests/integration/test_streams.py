@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from contracts.subjects import DLQ_STREAM, EVENTS_STREAM
-from runtime import embedded
 from runtime.bus import connect, declare_streams, nats_servers
-from runtime.cli import app
 from runtime.settings import StreamSettings
+from sre_copilot import embedded
+from sre_copilot.cli import app
 
 
 async def cli(command: str, url: str) -> Result:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from ai_worker import eval as evaluation
 from ai_worker import signatures
-from runtime.cli import app
+from sre_copilot.cli import app
 from tests.unit.test_ai_claude import GOOD_ANSWER, SUBMIT, FakeAnthropic, message, tool_use
 
 BASELINE = json.loads((evaluation.CASES_DIR.parent / "baseline.json").read_text())

@@ -491,3 +491,78 @@ def test_a_family_ends_at_its_absolute_age_however_often_it_rotates() -> None:
         expiry = refresh_expiry(now, ttl, login, max_age)
         now += timedelta(days=1)
     assert expiry <= login + max_age and now == login + max_age
+
+
+# ---------------------------------------------------------------- activation and refresh verdicts
+
+from auth.domain import (  # noqa: E402
+    Activation,
+    PresentedToken,
+    Refresh,
+    activation,
+    refresh_verdict,
+)
+from contracts.events import UserStatus  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("status", "active", "accepted", "expected"),
+    [
+        (UserStatus.ACTIVE, False, True, Activation.DEACTIVATE),
+        (UserStatus.INVITED, False, False, Activation.DEACTIVATE),  # withdraws the invitation
+        (UserStatus.DEACTIVATED, False, True, Activation.NOTHING),
+        (UserStatus.DEACTIVATED, True, True, Activation.REACTIVATE),
+        (UserStatus.ACTIVE, True, True, Activation.NOTHING),
+    ],
+)
+def test_what_setting_the_active_flag_does(
+    status: UserStatus, active: bool, accepted: bool, expected: Activation
+) -> None:
+    assert activation(status, active, accepted) is expected
+
+
+@pytest.mark.parametrize(
+    ("status", "accepted", "reason"),
+    [
+        (UserStatus.DEACTIVATED, False, "never accepted their invitation"),
+        (UserStatus.INVITED, False, "has not accepted their invitation yet"),
+    ],
+)
+def test_who_cannot_be_activated(status: UserStatus, accepted: bool, reason: str) -> None:
+    with pytest.raises(ManagementRefused, match=reason) as refused:
+        activation(status, True, accepted)
+    assert not refused.value.forbidden  # a 409: allowed in general, not for this user
+
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+MAX_AGE = timedelta(days=30)
+
+
+def presented(**changes: object) -> PresentedToken:
+    fields: dict[str, object] = {
+        "revoked": False,
+        "used": False,
+        "expires_at": NOW + timedelta(hours=1),
+        "family_created_at": NOW - timedelta(days=1),
+        "user_active": True,
+    }
+    return PresentedToken(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("token", "verdict"),
+    [
+        (presented(), Refresh.ROTATE),
+        (None, Refresh.INVALID),
+        (presented(revoked=True, used=True), Refresh.INVALID),  # revoked first: nothing more to revoke
+        (presented(expires_at=NOW), Refresh.INVALID),
+        (presented(used=True), Refresh.REUSED),
+        (presented(used=True, user_active=False), Refresh.REUSED),
+        (presented(user_active=False), Refresh.INACTIVE),
+        (presented(family_created_at=NOW - MAX_AGE), Refresh.TOO_OLD),
+        (presented(family_created_at=NOW - MAX_AGE + timedelta(seconds=1)), Refresh.ROTATE),
+    ],
+)
+def test_what_a_presented_refresh_token_earns(token: PresentedToken | None, verdict: Refresh) -> None:
+    assert refresh_verdict(token, NOW, MAX_AGE) is verdict
+    assert verdict.revokes_family == (verdict in (Refresh.REUSED, Refresh.INACTIVE, Refresh.TOO_OLD))

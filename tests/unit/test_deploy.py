@@ -22,7 +22,7 @@ import yaml
 from kubernetes_validate.utils import latest_version
 
 from contracts.subjects import SERVICES
-from runtime.embedded import free_port, nats_server_binary
+from sre_copilot.embedded import free_port, nats_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "sre-copilot"
@@ -77,7 +77,7 @@ def run_probe(command: list[str]) -> subprocess.CompletedProcess[str]:
     assert command[0] == "sre-copilot"
     env = {**os.environ, "NATS_URL": f"nats://127.0.0.1:{free_port()}", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", *command[1:]],
+        [sys.executable, "-m", "sre_copilot", *command[1:]],
         capture_output=True,
         text=True,
         env=env,

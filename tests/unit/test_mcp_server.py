@@ -23,7 +23,7 @@ from gateway.mcp_server import (
 )
 from gateway.security import KeyCaller
 from integrations.handlers import activity_cursor, parse_activity_cursor
-from runtime.mcp_stdio import endpoint
+from sre_copilot.mcp_stdio import endpoint
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 

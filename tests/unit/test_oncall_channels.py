@@ -17,8 +17,8 @@ from contracts.oncall import ChannelKind
 from oncall.domain import PageFacts
 from oncall.paging import Paging
 from oncall.settings import OncallSettings
-from runtime.embedded import free_port
 from runtime.signing import SIGNATURE_HEADER, signature
+from sre_copilot.embedded import free_port
 
 FACTS = PageFacts(
     incident_id="0190f5a0-0000-7000-8000-00000000000a",

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.subjects import SERVICES
 from runtime.metrics import Source, merge
-from runtime.reload import SOURCE_ROOT, services_for
+from sre_copilot.reload import SOURCE_ROOT, services_for
 
 ALL = ["auth", "incidents", "ai_worker", "integrations", "gateway"]
 
@@ -37,7 +37,7 @@ def test_a_change_restarts_the_services_that_import_it(changed: list[str], resta
 
 
 def test_reload_watches_the_checkout_the_services_run_from() -> None:
-    assert (SOURCE_ROOT / "runtime" / "reload.py").is_file()
+    assert (SOURCE_ROOT / "sre_copilot" / "reload.py").is_file()
     assert all((SOURCE_ROOT / name).is_dir() for name in ("gateway", *SERVICES))
 
 

@@ -7,10 +7,8 @@ import contextlib
 import json
 import os
 import runpy
-from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from nats.js import JetStreamContext
@@ -18,20 +16,24 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from ai_worker.cli import ai_app
 from contracts.subjects import SERVICES
-from runtime.dlq_cli import dlq_app
+from gateway.cli import projections_app
+from runtime.cli_support import (
+    NatsUrl,
+    StateDir,
+    fail,
+    nats_url_of,
+    parse_since,
+    run,
+    with_js,
+)
 from runtime.logging import configure_logging
+from sre_copilot.dlq_cli import dlq_app
 
 T = TypeVar("T")
 
 app = typer.Typer(help="SRE Copilot: incident response for SRE teams.", no_args_is_help=True)
-
-StateDir = Annotated[
-    Path,
-    typer.Option(
-        "--state-dir", help="Where the embedded servers keep their data.", envvar="SRE_COPILOT_STATE_DIR"
-    ),
-]
 
 
 @app.command()
@@ -57,7 +59,7 @@ def up(
     under runtime/ or contracts/ restarts every service, one under a service's package that one.
     `--nats-nodes 3 --replicas 2` runs a local cluster: three routed NATS nodes with the streams
     replicated on all three, and two processes of every service."""
-    from runtime.supervisor import Platform, run_forever
+    from sre_copilot.supervisor import Platform, run_forever
 
     if nats_nodes > 1 and os.environ.get("NATS_URL"):
         raise typer.BadParameter(
@@ -84,13 +86,13 @@ def migrate(
 ) -> None:
     """Apply the database migrations (every service's schema) up to the latest."""
     from runtime.db import database_failure, is_unavailable
-    from runtime.migrate import upgrade
+    from sre_copilot.migrate import upgrade
 
     try:
         upgrade(database_url)
     except Exception as exc:
         if is_unavailable(exc):
-            _fail(database_failure(database_url, exc))
+            fail(database_failure(database_url, exc))
         raise
     typer.echo("migrated to the latest revision")
 
@@ -150,7 +152,7 @@ def ping(
     if name not in SERVICES:
         hint = " (the gateway answers over HTTP: GET /health)" if name == "gateway" else ""
         raise typer.BadParameter(f"unknown service {name!r}{hint}; one of: {', '.join(SERVICES)}")
-    url = _nats_url(nats_url, state_dir)
+    url = nats_url_of(nats_url, state_dir)
     host = socket.gethostname()
     subject = host_ping_subject(name, host) if local else ping_subject(name)
     who = f"{name} on {host}" if local else name
@@ -171,15 +173,15 @@ def ping(
     try:
         pong, seconds = asyncio.run(ask())
     except BusUnreachable as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except nats.errors.NoRespondersError:
-        _fail(f"{who} is not running: nothing answers {subject} on this NATS")
+        fail(f"{who} is not running: nothing answers {subject} on this NATS")
     except (TimeoutError, nats.errors.TimeoutError):
-        _fail(f"{who} did not answer within {timeout:g} s ({subject})")
+        fail(f"{who} did not answer within {timeout:g} s ({subject})")
     except nats.errors.Error as exc:
-        _fail(f"NATS failed: {exc}")
+        fail(f"NATS failed: {exc}")
     if not pong.database and not ignore_database:
-        _fail(f"{name} ({pong.instance}) answers but cannot reach its database")
+        fail(f"{name} ({pong.instance}) answers but cannot reach its database")
     state = "" if pong.database else " (its database is unreachable)"
     typer.echo(f"{name} ({pong.instance}) answered in {seconds * 1000:.1f} ms{state}")
 
@@ -202,14 +204,14 @@ def mcp(
 ) -> None:
     """Serve the platform's MCP tools over stdio, for assistants that launch a command (Claude
     Desktop, Claude Code): every call goes to the running platform at --url with the key."""
-    from runtime.mcp_stdio import PlatformUnreachable, serve
+    from sre_copilot.mcp_stdio import PlatformUnreachable, serve
 
     if not key:
-        _fail("--key (or SRE_COPILOT_KEY) is required: an integration key with the scope mcp:read")
+        fail("--key (or SRE_COPILOT_KEY) is required: an integration key with the scope mcp:read")
     try:
         asyncio.run(serve(url, key))
     except PlatformUnreachable as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
         pass
 
@@ -217,74 +219,8 @@ def mcp(
 events_app = typer.Typer(help="Read, follow, export and import the event log.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
-
-NatsUrl = Annotated[
-    str | None,
-    typer.Option("--nats-url", envvar="NATS_URL", help="Default: the running `up` in --state-dir."),
-]
-
-
-def _nats_url(nats_url: str | None, state_dir: Path) -> str:
-    return nats_url or _runtime_value(state_dir, "nats_url")
-
-
-def _runtime_value(state_dir: Path, key: str) -> str:
-    from runtime.replay import ReplayError, runtime_urls
-
-    try:
-        return runtime_urls(state_dir.resolve())[key]
-    except ReplayError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-
-
-def _since(value: str | None) -> tuple[int | None, datetime | None]:
-    """`--since` takes a stream sequence (`1234`) or a time (`2026-11-25T10:00:00Z`)."""
-    if value is None:
-        return None, None
-    if value.isdigit():
-        return int(value), None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise typer.BadParameter("--since takes a sequence number or an ISO 8601 time") from exc
-    return None, moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _fail(message: str) -> NoReturn:
-    """One line on stderr and exit status 1: what an operator needs, rather than a traceback."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-def _run(work: Coroutine[Any, Any, T], database_url: str | None = None) -> T:
-    """Run a command's async part. NATS or PostgreSQL out of reach, or an export that cannot be
-    written, ends it with one clear line and a non-zero status."""
-    import nats.errors
-
-    from runtime.bus import BusUnreachable, connection_failure
-    from runtime.db import database_failure, is_unavailable
-    from runtime.replay import ReplayError
-
-    try:
-        return asyncio.run(work)
-    except (BusUnreachable, ReplayError) as exc:
-        _fail(str(exc))
-    except nats.errors.Error as exc:  # the connection was lost or the server stopped answering
-        _fail(f"NATS failed: {connection_failure(exc)}")
-    except Exception as exc:
-        if database_url is not None and is_unavailable(exc):
-            _fail(database_failure(database_url, exc))
-        raise
-
-
-async def _with_js(url: str, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
-    from runtime.bus import connect
-
-    nc = await connect(url, "sre-copilot-cli", reconnect=False)
-    try:
-        return await work(nc.jetstream())
-    finally:
-        await nc.close()
+app.add_typer(projections_app, name="projections")
+app.add_typer(ai_app, name="ai")
 
 
 @events_app.command("tail")
@@ -303,7 +239,7 @@ def events_tail(
     next event; `--since 0` starts from the beginning."""
     from runtime.replay import StoredEvent, describe, read_events, subject_filters
 
-    since_seq, since_time = _since(since)
+    since_seq, since_time = parse_since(since)
     console = Console(highlight=False)
 
     async def work(js: JetStreamContext) -> None:
@@ -318,7 +254,7 @@ def events_tail(
                 console.print(describe(stored), markup=False, soft_wrap=True)
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run(_with_js(_nats_url(nats_url, state_dir), work))
+        run(with_js(nats_url_of(nats_url, state_dir), work))
 
 
 @events_app.command("export")
@@ -340,7 +276,7 @@ def events_export(
         subject_filters,
     )
 
-    since_seq, since_time = _since(since)
+    since_seq, since_time = parse_since(since)
     try:
         target = export_path(out)
     except ReplayError as exc:
@@ -364,7 +300,7 @@ def events_export(
             progress.update(task, completed=total)
         return written
 
-    written = _run(_with_js(_nats_url(nats_url, state_dir), work))
+    written = run(with_js(nats_url_of(nats_url, state_dir), work))
     typer.echo(f"exported {written} events to {target}")
 
 
@@ -389,7 +325,7 @@ def events_import(
             task = progress.add_task("importing", total=lines)
             return await import_events(js, stream, lambda: progress.advance(task))
 
-    report = _run(_with_js(_nats_url(nats_url, state_dir), work))
+    report = run(with_js(nats_url_of(nats_url, state_dir), work))
     if report.invalid:
         for _line, problem in report.invalid[:20]:
             typer.echo(problem, err=True)
@@ -406,7 +342,7 @@ def events_stats(
     """Counts per type and tenant, the stream's size, each durable consumer's lag, dead letters."""
     from runtime.replay import stream_stats
 
-    stats = _run(_with_js(_nats_url(nats_url, state_dir), stream_stats))
+    stats = run(with_js(nats_url_of(nats_url, state_dir), stream_stats))
     console = Console()
     console.print(
         f"stream EVENTS: {stats.messages} events, {stats.bytes / 1e6:.2f} MB, "
@@ -436,114 +372,8 @@ def events_stats(
     console.print(consumers)
 
 
-projections_app = typer.Typer(
-    help="Rebuild and verify read models from the event log; move the projector past an event.",
-    no_args_is_help=True,
-)
-app.add_typer(projections_app, name="projections")
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option("--database-url", envvar="DATABASE_URL", help="Default: the running `up` in --state-dir."),
-]
-
-
-@projections_app.command("rebuild")
-def projections_rebuild(
-    name: Annotated[str, typer.Option(help="Which read models (only `gateway` exists).")] = "gateway",
-    verify: Annotated[
-        bool, typer.Option(help="Compare a rebuild with the live read models; change nothing.")
-    ] = False,
-    nats_url: NatsUrl = None,
-    database_url: DatabaseUrl = None,
-    state_dir: StateDir = Path(".sre-copilot"),
-) -> None:
-    """Rebuild the gateway's read models from sequence 1 into fresh tables and swap them in
-    atomically; the live gateway keeps serving the old ones meanwhile. With --verify, report every
-    difference between a rebuild and the live read models instead."""
-    from gateway.rebuild import rebuild
-    from runtime.db import create_engine
-
-    if name != "gateway":
-        raise typer.BadParameter("the only projection is `gateway`")
-    nats = _nats_url(nats_url, state_dir)
-    db_url = database_url or _runtime_value(state_dir, "database_url")
-
-    async def work(js: JetStreamContext) -> Any:
-        from contracts.subjects import EVENTS_STREAM
-
-        engine = create_engine(db_url, pool_size=2)
-        total = (await js.stream_info(EVENTS_STREAM)).state.messages
-        try:
-            with Progress(console=Console(stderr=True)) as progress:
-                task = progress.add_task("replaying", total=total)
-                return await rebuild(
-                    engine, js, verify=verify, progress=lambda n: progress.advance(task, n), nats_url=nats
-                )
-        finally:
-            await engine.dispose()
-
-    report = _run(_with_js(nats, work), database_url=db_url)
-    typer.echo(
-        f"replayed {report.events} events up to sequence {report.up_to_seq} in {report.seconds:.2f} s "
-        f"({report.rate:,.0f} events/s); skipped {report.skipped} unreadable"
-    )
-    if verify:
-        for diff in report.differences:
-            typer.echo(
-                f"  {diff.table}: {diff.only_live} row(s) only live, {diff.only_rebuilt} only rebuilt; "
-                f"e.g. {'; '.join(diff.examples)}"
-            )
-        typer.echo(
-            "no differences" if not report.differences else f"{len(report.differences)} table(s) differ"
-        )
-        if report.differences:
-            raise typer.Exit(1)
-    else:
-        typer.echo("swapped the rebuilt read models in")
-
-
-@projections_app.command("skip")
-def projections_skip(
-    seq: Annotated[int, typer.Argument(help="The stream sequence the projector is stalled at.")],
-    reason: Annotated[
-        str | None, typer.Option(help="Why (kept with the skip, and as the dead letter's error).")
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Skip a sequence the projector is not stalled at (yet).")
-    ] = False,
-    nats_url: NatsUrl = None,
-    database_url: DatabaseUrl = None,
-    state_dir: StateDir = Path(".sre-copilot"),
-) -> None:
-    """Move the gateway's projector past an event it cannot apply: copy the event to
-    dlq.gateway_projector (to replay it later) and record the skip, which the projector honours
-    by passing exactly that sequence. Refused for any sequence but the one it is stalled at,
-    unless --force."""
-    from gateway.skip import SkipRefused, skip
-    from runtime.db import create_engine
-
-    nats = _nats_url(nats_url, state_dir)
-    db_url = database_url or _runtime_value(state_dir, "database_url")
-
-    async def work(js: JetStreamContext) -> Any:
-        engine = create_engine(db_url, pool_size=1)
-        try:
-            return await skip(engine, js, seq, reason, force)
-        finally:
-            await engine.dispose()
-
-    try:
-        report = _run(_with_js(nats, work), database_url=db_url)
-    except SkipRefused as exc:
-        _fail(str(exc))
-    typer.echo(report.describe())
-
-
-ai_app = typer.Typer(help="Judge hypothesis engines on your own history.", no_args_is_help=True)
-app.add_typer(ai_app, name="ai")
-
-
+# `ai rerun` composes two services (the AI worker's re-run and the gateway's accuracy measure), so
+# it is the composition's verb rather than either service's.
 @ai_app.command("rerun")
 def ai_rerun(
     engine: Annotated[str, typer.Option(help="rules or claude (needs ANTHROPIC_API_KEY).")] = "rules",
@@ -564,7 +394,7 @@ def ai_rerun(
 
     if engine not in ("rules", "claude"):
         raise typer.BadParameter("--engine is rules or claude")
-    _seq, since_time = _since(since) if since and not since.isdigit() else (None, None)
+    _seq, since_time = parse_since(since) if since and not since.isdigit() else (None, None)
     settings = AiWorkerSettings()
 
     async def work(js: JetStreamContext) -> Any:
@@ -575,7 +405,7 @@ def ai_rerun(
 
         return await rerun(envelopes(), engine, settings, since=since_time)
 
-    replayed = _run(_with_js(_nats_url(nats_url, state_dir), work))
+    replayed = run(with_js(nats_url_of(nats_url, state_dir), work))
     rerun_ids = {g.incident_id for g in replayed.rerun}
     resolved = [Resolved(i, c, r) for i, (c, r) in replayed.resolved.items() if i in rerun_ids]
     generations = [
@@ -608,111 +438,6 @@ def ai_rerun(
             "-" if r.median_seconds_to_correct_top1 is None else f"{r.median_seconds_to_correct_top1:.1f}",
         )
     Console().print(table)
-
-
-@ai_app.command("eval")
-def ai_eval(
-    engine: Annotated[str, typer.Option(help="rules, or claude (needs ANTHROPIC_API_KEY).")] = "rules",
-    cases: Annotated[
-        Path | None,
-        typer.Option(help="A directory of case files (*.yaml); default: the set shipped with the package."),
-    ] = None,
-    misses: Annotated[bool, typer.Option("--misses", help="Also list the cases not ranked first.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="The figures as one JSON object.")] = False,
-) -> None:
-    """Score an engine on the evaluation set: incidents whose cause is known (alerts, deploys, report,
-    past incidents). Prints top-1, top-3 and the Brier score per expected cause and overall."""
-    from ai_worker import eval as evaluation
-
-    if engine not in ("rules", "claude"):
-        raise typer.BadParameter("--engine is rules or claude")
-    directory = cases or evaluation.CASES_DIR
-    if not directory.is_dir():
-        raise typer.BadParameter(f"{directory} is not a directory")
-    try:
-        loaded = evaluation.load_cases(directory)
-    except (evaluation.CaseError, ValueError) as exc:
-        _fail(str(exc))
-    if not loaded:
-        _fail(f"no cases in {directory}")
-    if engine == "claude":
-        from ai_worker.settings import AiWorkerSettings
-
-        settings = AiWorkerSettings()
-        if settings.anthropic_api_key is None:
-            _fail("--engine claude needs ANTHROPIC_API_KEY")
-        outcomes = evaluation.run_claude(loaded, settings)
-    else:
-        outcomes = evaluation.run_rules(loaded)
-    per_cause, overall = evaluation.summarise(outcomes)
-    fallbacks = sum(1 for o in outcomes if o.fallback_reason)
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "engine": engine,
-                    "fallbacks": fallbacks,
-                    "overall": overall.__dict__,
-                    "categories": [s.__dict__ for s in per_cause],
-                }
-            )
-        )
-        return
-    table = Table(
-        "expected cause", "cases", "top-1", "top-3", "Brier", title=f"{engine} engine on {len(loaded)} cases"
-    )
-    for s in [*per_cause, overall]:
-        table.add_row(s.name, str(s.cases), f"{s.top1:.0%}", f"{s.top3:.0%}", f"{s.brier:.3f}")
-    console = Console()
-    console.print(table)
-    if fallbacks:
-        console.print(f"{fallbacks} case(s) fell back to the rules engine")
-    if misses:
-        for o in outcomes:
-            if not o.top1:
-                console.print(f"  {o.case.id:<36} expected {o.case.cause:<20} got {o.categories}")
-
-
-@ai_app.command("signatures")
-def ai_signatures(
-    check: Annotated[
-        Path | None, typer.Option(help="Validate this catalogue file (a tenant's or common.yaml) and exit.")
-    ] = None,
-    directory: Annotated[
-        Path | None,
-        typer.Option("--dir", envvar="AI_SIGNATURES_DIR", help="The tenants' catalogue directory."),
-    ] = None,
-    tenant: Annotated[
-        str | None, typer.Option(help="Show the catalogue as this tenant's generations see it.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON list.")] = False,
-) -> None:
-    """The rules engine's evidence catalogue: list it (shipped, or with a tenant's extensions), or
-    check a file before you deploy it (the worker skips a file that does not parse)."""
-    from ai_worker import signatures
-
-    if check is not None:
-        try:
-            entries = signatures.parse(check.read_text(), check.name)
-        except OSError as exc:
-            _fail(f"cannot read {check}: {exc.strerror}")
-        except signatures.SignatureError as exc:
-            _fail(f"{check}: {exc}")
-        typer.echo(f"{check}: {len(entries)} valid entr{'y' if len(entries) == 1 else 'ies'}")
-        return
-    catalogue = signatures.for_tenant(directory, tenant) if tenant else signatures.shipped()
-    rows = signatures.describe(catalogue)
-    if as_json:
-        typer.echo(json.dumps(rows))
-        return
-    table = Table("cause", "match", "weight", "source", "from", title=f"{len(rows)} catalogue entries")
-    for row in rows:
-        table.add_row(row["cause"], row["match"], f"{row['weight']:g}", row["source"], row["origin"])
-    Console().print(table)
-
-
-if __name__ == "__main__":
-    app()
 
 
 streams_app = typer.Typer(
@@ -755,7 +480,7 @@ def streams_status(nats_url: NatsUrl = None, state_dir: StateDir = Path(".sre-co
                 found.append(StreamDrift(config.name, differences))
         return found
 
-    drifts = _run(_with_js(_nats_url(nats_url, state_dir), work))
+    drifts = run(with_js(nats_url_of(nats_url, state_dir), work))
     _print_drifts(drifts, Console(highlight=False), applied=False)
     if drifts:
         raise typer.Exit(1)
@@ -770,4 +495,4 @@ def streams_apply(nats_url: NatsUrl = None, state_dir: StateDir = Path(".sre-cop
     async def work(js: JetStreamContext) -> list[Any]:
         return await declare_streams(js, apply=True)
 
-    _print_drifts(_run(_with_js(_nats_url(nats_url, state_dir), work)), Console(highlight=False), True)
+    _print_drifts(run(with_js(nats_url_of(nats_url, state_dir), work)), Console(highlight=False), True)

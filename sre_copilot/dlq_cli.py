@@ -12,6 +12,8 @@ from nats.aio.client import Client
 from rich.console import Console
 from rich.table import Table
 
+from runtime.cli_support import NatsUrl, StateDir, nats_url_of, run
+
 T = TypeVar("T")
 
 # A consumer that takes a while over one event (an AI generation with Claude's tool loop can take a
@@ -23,16 +25,6 @@ dlq_app = typer.Typer(
     no_args_is_help=True,
 )
 
-NatsUrl = Annotated[
-    str | None,
-    typer.Option("--nats-url", envvar="NATS_URL", help="Default: the running `up` in --state-dir."),
-]
-StateDir = Annotated[
-    Path,
-    typer.Option(
-        "--state-dir", help="Where the embedded servers keep their data.", envvar="SRE_COPILOT_STATE_DIR"
-    ),
-]
 Consumer = Annotated[
     str | None, typer.Option("--consumer", help="Only this consumer's dead letters (e.g. ai_worker).")
 ]
@@ -46,9 +38,8 @@ def _run_with_nats(nats_url: str | None, state_dir: Path, work: Callable[[Client
     """The `events` commands' conventions: the URL from --nats-url / NATS_URL or the running `up`,
     and one line with exit status 1 when NATS is out of reach."""
     from runtime.bus import connect
-    from runtime.cli import _nats_url, _run
 
-    url = _nats_url(nats_url, state_dir)
+    url = nats_url_of(nats_url, state_dir)
 
     async def connected() -> T:
         nc = await connect(url, "sre-copilot-cli", reconnect=False)
@@ -57,7 +48,7 @@ def _run_with_nats(nats_url: str | None, state_dir: Path, work: Callable[[Client
         finally:
             await nc.close()
 
-    return _run(connected())
+    return run(connected())
 
 
 def _short(text: str, width: int = 80) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 if TYPE_CHECKING:
-    from runtime.supervisor import Platform
+    from sre_copilot.supervisor import Platform
 
 log = structlog.get_logger("reload")
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import structlog
 
 from contracts.subjects import SERVICES, ping_subject
-from runtime import embedded
 from runtime.bus import connect, declare_streams
-from runtime.migrate import upgrade
+from sre_copilot import embedded
+from sre_copilot.migrate import upgrade
 
 log = structlog.get_logger("supervisor")
 
@@ -57,7 +57,7 @@ class Platform:
     stopping: bool = False
     # Each service's output goes to `<log_dir>/<service>.log` (appended) instead of this stderr.
     log_dir: Path | None = None
-    # Restart a service when its code changes (`up --reload`, see runtime/reload.py).
+    # Restart a service when its code changes (`up --reload`, see sre_copilot/reload.py).
     reload: bool = False
     # Restart an embedded server that exits (PostgreSQL after a failed crash recovery) or whose
     # store failed (nats-server after a full disk). Off where a test restarts them by hand.
@@ -342,7 +342,7 @@ def run_forever(platform: Platform) -> None:
         if not platform.stopping:
             log.info("platform_ready", url=platform.gateway_url, docs=f"{platform.gateway_url}/docs")
         if platform.reload:
-            from runtime.reload import supervise_with_reload
+            from sre_copilot.reload import supervise_with_reload
 
             supervise_with_reload(platform)
         while not platform.stopping:
