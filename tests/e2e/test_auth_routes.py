@@ -71,6 +71,12 @@ EXPECTED: dict[tuple[str, str], Role | str] = {
     ("DELETE", "/api/v1/integrations/webhooks/{webhook_id}"): Role.ADMIN,
     ("GET", "/api/v1/integrations/webhooks/{webhook_id}/deliveries"): Role.ADMIN,
     ("POST", "/api/v1/integrations/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): Role.ADMIN,
+    ("POST", "/api/v1/integrations/correlation-rules"): Role.ADMIN,
+    ("GET", "/api/v1/integrations/correlation-rules"): Role.ADMIN,
+    ("POST", "/api/v1/integrations/correlation-rules/preview"): Role.ADMIN,
+    ("GET", "/api/v1/integrations/correlation-rules/{rule_id}"): Role.ADMIN,
+    ("PATCH", "/api/v1/integrations/correlation-rules/{rule_id}"): Role.ADMIN,
+    ("DELETE", "/api/v1/integrations/correlation-rules/{rule_id}"): Role.ADMIN,
 }
 
 # Bodies that get past validation, so that what answers is the route's own check of the id.
@@ -79,6 +85,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/incidents/{incident_id}"): {"title": "Hijacked"},
     ("POST", "/api/v1/incidents/{incident_id}/notes"): {"body": "hijacked"},
     ("PATCH", "/api/v1/users/{user_id}"): {"role": "admin"},
+    ("PATCH", "/api/v1/integrations/correlation-rules/{rule_id}"): {"enabled": False},
 }
 
 PARAMETER = re.compile(r"\{(\w+)\}")
@@ -197,8 +204,9 @@ async def victim(platform: Platform) -> AsyncIterator[World]:
 async def _one_of_everything_else(
     client: httpx.AsyncClient, owner: Tenant, incident_id: str
 ) -> dict[str, str]:
-    """A JSON source, a maintenance window, a schedule with an override, an escalation policy routed
-    from a service, a contact method and a follow-up: each route naming one is probed with its id."""
+    """A JSON source, a maintenance window, a correlation rule, a schedule with an override, an
+    escalation policy routed from a service, a contact method and a follow-up: each route naming one
+    is probed with its id."""
 
     async def made(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await client.request(method, path, json=body, headers=owner.auth)
@@ -209,6 +217,8 @@ async def _one_of_everything_else(
     source = await made("POST", "/api/v1/integrations/json-sources", {"name": "victim", "mapping": mapping})
     window = {"name": "victim", "services": ["victim-db"], "starts_at": "2030-01-01T00:00:00Z"}
     silence = await made("POST", "/api/v1/integrations/silences", window | {"duration_minutes": 60})
+    correlation = {"name": "victim", "labels": ["service", "cluster"], "window_minutes": 10}
+    rule = await made("POST", "/api/v1/integrations/correlation-rules", correlation)
     layer = {
         "participants": [owner.user_id],
         "rotation": "weekly",
@@ -234,6 +244,7 @@ async def _one_of_everything_else(
     return {
         "source_id": source["id"],
         "silence_id": silence["id"],
+        "rule_id": rule["id"],
         "schedule_id": schedule["id"],
         "override_id": override["id"],
         "policy_id": policy["id"],
