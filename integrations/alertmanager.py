@@ -4,8 +4,10 @@ work on a tenant's queue; tenants proceed side by side), and a restart resumes w
 
 For one notification, under the row lock of its group (tenant + groupKey): each alert is compared
 with what was recorded for its fingerprint (a re-sent alert changes nothing and publishes nothing), a
-firing alert joins the group's open incident or opens one (through `cmd.incidents.create`, with an
-id derived from the notification, so a retry after a crash finds the incident it made), every change
+firing alert joins the group's open incident or, when it has none, the open incident of another
+group that a correlation rule matches (`alert.correlated`), or opens one (through
+`cmd.incidents.create`, with an id derived from the notification, so a retry after a crash finds the
+incident it made), every change
 is published as `alert.attached`, and an incident whose alerts are all resolved is queued for
 resolution. Resolutions run after that commit, with `system` as the actor."""
 
@@ -58,6 +60,7 @@ from integrations.domain import (
     Rule,
     Target,
     backoff_seconds,
+    candidate_span,
     correlate,
     group_hash,
     incident_description,
@@ -392,13 +395,9 @@ class InboundProcessor:
             {"c": db.CORRELATION_LOCK_CLASS, "t": row.tenant_id},
         )
         new = [c.alert for c in plan.changes if c.target is Target.NEW]
-        window = max(r.window for r in rules)
+        earliest, latest = candidate_span([a.starts_at for a in new], max(r.window for r in rules))
         rows = await db.correlation_candidates(
-            conn,
-            row.tenant_id,
-            min(a.starts_at for a in new) - window,
-            max(a.starts_at for a in new) + window,
-            self.settings.correlation_candidates,
+            conn, row.tenant_id, earliest, latest, self.settings.correlation_candidates
         )
         candidates = [
             Candidate(

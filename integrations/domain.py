@@ -1,6 +1,8 @@
 """integrations' pure rules: reading Alertmanager alerts (severity, title, service, fingerprint),
 deciding what each alert of a notification does to the group's incidents (dedup by fingerprint),
-signing webhook bodies, backing off, checking webhook targets, and the Slack message."""
+whether a correlation rule puts a new group's alerts into another group's open incident (and what a
+rule would have grouped, for its preview), signing webhook bodies, backing off, checking webhook
+targets, and the Slack message."""
 
 from __future__ import annotations
 
@@ -1013,6 +1015,16 @@ class Correlation:
             f"{shared} with {self.matched.alertname} ({self.matched.source.value}), "
             f"started within {minutes} min of it"
         )
+
+
+def candidate_span(starts: Sequence[datetime], window: timedelta) -> tuple[datetime, datetime]:
+    """When candidates for alerts of these starts may have started: the window either side, held
+    within datetime's range (a sender may say year 1)."""
+    lowest, highest = min(starts), max(starts)
+    floor, ceiling = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    earliest = lowest - window if lowest - floor > window else floor
+    latest = highest + window if ceiling - highest > window else ceiling
+    return earliest, latest
 
 
 def correlate(

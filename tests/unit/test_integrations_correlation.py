@@ -15,6 +15,7 @@ from integrations.domain import (
     Candidate,
     ReceivedAlert,
     Rule,
+    candidate_span,
     correlate,
     incidents_after,
     preview_clusters,
@@ -131,6 +132,15 @@ def test_any_alert_of_the_notification_may_correlate_it() -> None:
     alerts = [alert("x", service="other", cluster="eu-1"), alert("y")]
     found = correlate([rule()], alerts, AM, "g-new", [candidate()])
     assert found is not None and found.alert.fingerprint == "y"
+
+
+def test_the_span_candidates_are_read_from_stays_within_datetimes_range() -> None:
+    window = timedelta(minutes=10)
+    assert candidate_span([T0, T0 + window], window) == (T0 - window, T0 + 2 * window)
+    year_one = datetime(1, 1, 1, 0, 5, tzinfo=UTC)
+    assert candidate_span([year_one], window) == (datetime.min.replace(tzinfo=UTC), year_one + window)
+    far = datetime.max.replace(tzinfo=UTC) - timedelta(minutes=1)
+    assert candidate_span([far], window)[1] == datetime.max.replace(tzinfo=UTC)
 
 
 def test_groups_keys_tell_the_source() -> None:
