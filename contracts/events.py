@@ -310,6 +310,26 @@ class AlertAttached(EventData):
     generator_url: str | None = None
 
 
+class AlertCorrelated(EventData):
+    """A firing alert that would have opened an incident joined this open one by a correlation rule:
+    it shares `labels` (the rule's labels, with their values) with `matched_fingerprint`, an alert of
+    another group already in the incident, and started within the rule's window of it. Its
+    `alert.attached` follows."""
+
+    incident_id: str
+    rule_id: str
+    rule_name: str
+    labels: dict[str, str]
+    window_minutes: int
+    fingerprint: str
+    alertname: str
+    source: str
+    matched_fingerprint: str
+    matched_alertname: str
+    matched_source: str
+    reason: str
+
+
 # ---- on-call: escalations and pages (each on the incident's timeline)
 
 
@@ -467,6 +487,7 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     ("hypothesis.feedback_recorded", 1): HypothesisFeedbackRecorded,
     ("deploy.recorded", 1): DeployRecorded,
     ("alert.attached", 1): AlertAttached,
+    ("alert.correlated", 1): AlertCorrelated,
     ("escalation.started", 1): EscalationStarted,
     ("escalation.step_reached", 1): EscalationStepReached,
     ("escalation.stopped", 1): EscalationStopped,

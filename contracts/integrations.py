@@ -13,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     model_validator,
 )
@@ -783,3 +784,122 @@ class ListSilences(Command):
     state: SilenceState | None = None
     limit: int = Field(default=50, ge=1, le=200)
     cursor: Cursor | None = None
+
+
+# ---- correlation rules: alerts of different groups or sources sharing labels join one incident
+
+
+class CorrelationSource(StrEnum):
+    """Where an alert came from: `alertmanager` (Alertmanager and Grafana webhooks), `pagerduty`
+    (Events v2) or `json` (generic JSON sources)."""
+
+    ALERTMANAGER = "alertmanager"
+    PAGERDUTY = "pagerduty"
+    JSON = "json"
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    if len(set(values)) != len(values):
+        raise ValueError("each value once")
+    return values
+
+
+UNIQUE = {"uniqueItems": True}
+RuleLabels = Annotated[
+    list[LabelName], Field(min_length=1, max_length=10, json_schema_extra=UNIQUE), AfterValidator(_distinct)
+]
+# Up to a day: the preview reads the last day's alerts.
+WindowMinutes = Annotated[int, Field(ge=1, le=1_440), BeforeValidator(json_integer)]
+RuleSources = Annotated[
+    list[CorrelationSource], Field(max_length=3, json_schema_extra=UNIQUE), AfterValidator(_distinct)
+]
+
+
+class CorrelationRuleSpec(NulFree):
+    """Firing alerts (of `sources`, or of every source when empty) that would open an incident join
+    an open one instead when one of its firing alerts, of another group, has the same value for
+    every one of `labels` and started within `window_minutes` of it (either side). An alert lacking
+    one of the labels (or with it empty) is not correlated by this rule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: WebhookName
+    labels: RuleLabels
+    window_minutes: WindowMinutes
+    sources: RuleSources = Field(default_factory=list)
+    enabled: StrictBool = True
+
+
+class CorrelationRuleView(CorrelationRuleSpec):
+    id: str
+    created_by: str
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class CorrelationRulePage(Page):
+    items: list[CorrelationRuleView]
+
+
+class CreateCorrelationRule(Command):
+    caller: Caller
+    rule: CorrelationRuleSpec
+
+
+class UpdateCorrelationRule(Command):
+    """Only what is given (not None) changes."""
+
+    caller: Caller
+    rule_id: Id
+    name: WebhookName | None = None
+    labels: RuleLabels | None = None
+    window_minutes: WindowMinutes | None = None
+    sources: RuleSources | None = None
+    enabled: StrictBool | None = None
+
+
+class CorrelationRuleRef(Command):
+    caller: Caller
+    rule_id: Id
+
+
+class ListCorrelationRules(Command):
+    caller: Caller
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: Cursor | None = None
+
+
+class PreviewCorrelation(Command):
+    caller: Caller
+    rule: CorrelationRuleSpec
+
+
+class PreviewAlert(BaseModel):
+    delivery_id: str
+    received_at: AwareDatetime
+    starts_at: AwareDatetime
+    source: CorrelationSource
+    alertname: str
+    fingerprint: str
+    # The incident it opened or joined, as it happened (None: silenced, or not known).
+    incident_id: str | None
+
+
+class PreviewCluster(BaseModel):
+    """Alerts of several groups the rule would have put in one incident."""
+
+    labels: dict[str, str]
+    groups: int
+    alerts: list[PreviewAlert]
+    incident_ids: list[str]
+
+
+class CorrelationPreview(BaseModel):
+    since: AwareDatetime
+    until: AwareDatetime
+    alerts_considered: int
+    # More firing alerts were received than the preview reads (the newest are read).
+    truncated: bool
+    clusters: list[PreviewCluster]
+    incidents_before: int
+    incidents_after: int

@@ -54,6 +54,7 @@ TIMELINE_TYPES = frozenset(
         "hypothesis.generated",
         "hypothesis.feedback_recorded",
         "alert.attached",
+        "alert.correlated",
         # On-call: each step, each notification and its result, the acknowledgement, the end.
         "escalation.started",
         "escalation.step_reached",

@@ -41,6 +41,9 @@ from contracts.events import (
     UserStatus,
 )
 from contracts.integrations import (
+    CorrelationPreview,
+    CorrelationRuleSpec,
+    CorrelationRuleView,
     DeliveryView,
     DeployView,
     EventTypes,
@@ -53,11 +56,14 @@ from contracts.integrations import (
     MappingPreview,
     NotifiedEvent,
     RejectionView,
+    RuleLabels,
+    RuleSources,
     SilenceSpec,
     SilenceView,
     WebhookKind,
     WebhookUrl,
     WebhookView,
+    WindowMinutes,
 )
 from contracts.oncall import (
     CalendarFeedIssued,
@@ -619,6 +625,37 @@ class SilenceRead(SilenceView):
 class SilencePage(BaseModel):
     items: list[SilenceRead]
     next_cursor: str | None
+
+
+class CorrelationRuleCreate(CorrelationRuleSpec):
+    pass
+
+
+class CorrelationRuleUpdate(Strict):
+    """Only what is given changes."""
+
+    name: NameText | None = None
+    labels: RuleLabels | None = None
+    window_minutes: WindowMinutes | None = None
+    sources: RuleSources | None = None
+    enabled: StrictBool | None = None
+
+
+class CorrelationRuleRead(CorrelationRuleView):
+    pass
+
+
+class CorrelationRulePage(BaseModel):
+    items: list[CorrelationRuleRead]
+    next_cursor: str | None
+
+
+class CorrelationPreviewCreate(CorrelationRuleSpec):
+    """A rule as it would be saved (`enabled` is not read: the preview takes it as on)."""
+
+
+class CorrelationPreviewRead(CorrelationPreview):
+    pass
 
 
 class WebhookCreate(Strict):

@@ -4,8 +4,10 @@ work on a tenant's queue; tenants proceed side by side), and a restart resumes w
 
 For one notification, under the row lock of its group (tenant + groupKey): each alert is compared
 with what was recorded for its fingerprint (a re-sent alert changes nothing and publishes nothing), a
-firing alert joins the group's open incident or opens one (through `cmd.incidents.create`, with an
-id derived from the notification, so a retry after a crash finds the incident it made), every change
+firing alert joins the group's open incident or, when it has none, the open incident of another
+group that a correlation rule matches (`alert.correlated`), or opens one (through
+`cmd.incidents.create`, with an id derived from the notification, so a retry after a crash finds the
+incident it made), every change
 is published as `alert.attached`, and an incident whose alerts are all resolved is queued for
 resolution. Resolutions run after that commit, with `system` as the actor."""
 
@@ -36,9 +38,10 @@ from contracts.commands import (
     TransitionIncident,
 )
 from contracts.envelope import SYSTEM_ACTOR, EventEnvelope
-from contracts.events import AlertAttached, IncidentState, Role
+from contracts.events import AlertAttached, AlertCorrelated, IncidentState, Role
 from contracts.integrations import (
     AlertmanagerPayload,
+    CorrelationRuleSpec,
     InboundSource,
     InboundStatus,
     PagerDutyAlert,
@@ -48,11 +51,17 @@ from contracts.integrations import (
 )
 from integrations import db
 from integrations.domain import (
+    Candidate,
     Change,
+    Correlation,
     Known,
     Plan,
+    ReceivedAlert,
+    Rule,
     Target,
     backoff_seconds,
+    candidate_span,
+    correlate,
     group_hash,
     incident_description,
     incident_id_for,
@@ -64,6 +73,7 @@ from integrations.domain import (
     pagerduty_notification,
     plan_alerts,
     silence_matches,
+    source_of_group,
 )
 from integrations.settings import IntegrationsSettings
 from runtime.outbox import stage
@@ -265,15 +275,27 @@ class InboundProcessor:
             plan = plan_alerts(alerts, known, open_incident)
             plan, silenced, silenced_by = await self._silence(conn, row, payload, plan)
             opened: uuid.UUID | None = None
+            correlation = None
             if plan.opener is not None:
+                correlation = await self._correlation(conn, row, payload, plan, group)
+            if correlation is not None:
+                await conn.execute(
+                    update(db.alert_groups)
+                    .where(db.alert_groups.c.tenant_id == tenant_id, db.alert_groups.c.group_hash == group)
+                    .values(incident_id=correlation.incident_id, updated_at=now)
+                )
+            elif plan.opener is not None:
                 opened = await self._open_incident(conn, row, payload, plan.opener, group, current, actor)
+            joined = correlation.incident_id if correlation is not None else None
             events: list[EventEnvelope] = []
+            if correlation is not None:
+                events.append(self._correlated_event(row, actor, correlation))
             resolved_into: set[uuid.UUID] = set()
             for change in plan.changes:
                 alert = change.alert
                 target = {
                     Target.CURRENT: open_incident,
-                    Target.NEW: opened,
+                    Target.NEW: opened or joined,
                     Target.OWN: change.incident_id,
                     Target.NONE: None,
                 }[change.target]
@@ -320,6 +342,7 @@ class InboundProcessor:
                         ).model_dump(mode="json"),
                     )
                 )
+            attachments = [e for e in events if e.type == "alert.attached"]
             queued = await self._queue_resolutions(conn, tenant_id, resolved_into, row.correlation_id, now)
             await stage(conn, db.outbox, events)
             await conn.execute(
@@ -332,18 +355,93 @@ class InboundProcessor:
                     last_error=None,
                     outcome={
                         "opened_incident_id": str(opened) if opened else None,
-                        "incident_id": str(opened or open_incident) if (opened or open_incident) else None,
-                        "attached": sum(1 for e in events if e.data["status"] == "firing"),
-                        "resolved": sum(1 for e in events if e.data["status"] == "resolved"),
+                        "incident_id": str(into) if (into := opened or joined or open_incident) else None,
+                        "attached": sum(1 for e in attachments if e.data["status"] == "firing"),
+                        "resolved": sum(1 for e in attachments if e.data["status"] == "resolved"),
                         "duplicates": plan.duplicates,
                         "unattached": sum(1 for c in plan.changes if c.target is Target.NONE),
                         "resolving": [str(i) for i in queued],
                         "silenced": len(silenced),
                         "silences": sorted(silenced_by),
+                        "correlated": {
+                            "rule_id": correlation.rule.id,
+                            "incident_id": str(correlation.incident_id),
+                            "reason": correlation.reason,
+                        }
+                        if correlation is not None
+                        else None,
                     },
                 )
             )
         return events
+
+    async def _correlation(
+        self, conn: AsyncConnection, row: Any, payload: AlertmanagerPayload, plan: Plan, group: str
+    ) -> Correlation | None:
+        """The open incident of another group that this notification's new alerts join by a
+        correlation rule, or None (no rule enabled, or no match: a new incident opens)."""
+        rules = [
+            Rule.of(str(r.id), CorrelationRuleSpec.model_validate(r.spec))
+            for r in await db.tenant_correlation_rules(conn, row.tenant_id)
+        ]
+        rules = [r for r in rules if r.enabled]
+        source = source_of_group(payload.groupKey)
+        if not any(r.applies_to(source) for r in rules):
+            return None
+        # Groups are worked on side by side: the first of two correlating alerts must have committed
+        # its incident before the second looks (held until this transaction ends).
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(:c, hashtext(:t))"),
+            {"c": db.CORRELATION_LOCK_CLASS, "t": row.tenant_id},
+        )
+        new = [c.alert for c in plan.changes if c.target is Target.NEW]
+        earliest, latest = candidate_span([a.starts_at for a in new], max(r.window for r in rules))
+        rows = await db.correlation_candidates(
+            conn, row.tenant_id, earliest, latest, self.settings.correlation_candidates
+        )
+        candidates = [
+            Candidate(
+                fingerprint=r.fingerprint,
+                group_hash=r.group_hash,
+                source=source_of_group(r.group_key),
+                alertname=r.alertname,
+                labels=r.labels,
+                starts_at=r.starts_at,
+                incident_id=r.incident_id,
+            )
+            for r in rows
+        ]
+        found = correlate(rules, new, source, group, candidates)
+        if found is not None:
+            log.info(
+                "alerts_correlated", incident_id=str(found.incident_id), rule_id=found.rule.id, group=group
+            )
+        return found
+
+    @staticmethod
+    def _correlated_event(row: Any, actor: str, found: Correlation) -> EventEnvelope:
+        return EventEnvelope(
+            type="alert.correlated",
+            tenant_id=row.tenant_id,
+            aggregate_id=str(found.incident_id),
+            actor=actor,
+            correlation_id=row.correlation_id,
+            causation_id=str(row.id),
+            data=AlertCorrelated(
+                incident_id=str(found.incident_id),
+                rule_id=found.rule.id,
+                rule_name=found.rule.name,
+                labels=found.labels,
+                window_minutes=int(found.rule.window.total_seconds() // 60),
+                fingerprint=found.alert.fingerprint,
+                alertname=found.alert.alertname,
+                source=found.source.value,
+                matched_fingerprint=found.matched.fingerprint,
+                matched_alertname=found.matched.alertname,
+                matched_source=found.matched.source.value,
+                reason=found.reason,
+            ).model_dump(mode="json"),
+        )
 
     async def _silence(
         self, conn: AsyncConnection, row: Any, payload: AlertmanagerPayload, plan: Plan
@@ -526,3 +624,31 @@ class InboundProcessor:
 
 def new_delivery_id() -> uuid.UUID:
     return uuid.UUID(str(uuid7()))
+
+
+def received_alerts(row: Any) -> list[ReceivedAlert]:
+    """The firing alerts a stored notification brought (for the correlation preview), with the
+    incident it opened or joined; nothing for one that no longer reads (or an acknowledge)."""
+    try:
+        if row.source == InboundSource.PAGERDUTY.value:
+            event = PAGERDUTY_ALERT.validate_python(row.payload)
+            if event.event_action != "trigger":
+                return []
+            payload = pagerduty_notification(event, row.received_at)
+        else:
+            payload = AlertmanagerPayload.model_validate(row.payload)
+    except ValidationError:
+        return []
+    outcome = row.outcome if isinstance(row.outcome, dict) else {}
+    incident = outcome.get("incident_id")
+    return [
+        ReceivedAlert(
+            delivery_id=str(row.id),
+            received_at=row.received_at,
+            group_key=payload.groupKey,
+            alert=alert,
+            incident_id=incident if isinstance(incident, str) else None,
+        )
+        for alert in (normalise(a) for a in payload.alerts)
+        if alert.status == "firing"
+    ]

@@ -124,6 +124,8 @@ alerts = Table(
     Column("generator_url", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_alerts_incident", "incident_id"),
+    # What correlation reads: a tenant's firing alerts by when they started.
+    Index("ix_alerts_firing_starts", "tenant_id", "starts_at", postgresql_where=text("status = 'firing'")),
 )
 
 # Incidents whose alerts are all resolved, to be resolved (written with the alert changes, done
@@ -218,6 +220,20 @@ silences = Table(
     Index("ix_silences_tenant", "tenant_id", "id"),
 )
 
+# Correlation rules: firing alerts of other groups sharing the rule's labels within its window join
+# one open incident. `spec` is the CorrelationRuleSpec as written; they are tried oldest first.
+correlation_rules = Table(
+    "correlation_rules",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # UUIDv7: creation order, the order rules are tried in
+    Column("tenant_id", String(64), nullable=False),
+    Column("spec", JSONB, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_correlation_rules_tenant", "tenant_id", "id"),
+)
+
 deliveries = Table(
     "deliveries",
     metadata,
@@ -259,6 +275,9 @@ consumed = consumed_table(metadata)
 
 # Advisory-lock class for "this tenant's inbound queue is being worked on".
 INBOUND_LOCK_CLASS = 0x1A7E
+# Transaction-level advisory-lock class for "a notification of this tenant is deciding whether it
+# correlates": groups are worked on side by side, and two alerts that correlate must not both open.
+CORRELATION_LOCK_CLASS = 0x1A7F
 
 
 # ---- settings
@@ -444,6 +463,55 @@ async def webhook(conn: AsyncConnection, tenant_id: str, webhook_id: uuid.UUID) 
 
 async def tenant_silences(conn: AsyncConnection, tenant_id: str) -> list[Row[Any]]:
     query = select(silences).where(silences.c.tenant_id == tenant_id).order_by(silences.c.id.desc())
+    return list((await conn.execute(query)).all())
+
+
+async def tenant_correlation_rules(conn: AsyncConnection, tenant_id: str) -> list[Row[Any]]:
+    """Oldest first: the order they are tried in."""
+    c = correlation_rules
+    return list((await conn.execute(select(c).where(c.c.tenant_id == tenant_id).order_by(c.c.id))).all())
+
+
+async def correlation_candidates(
+    conn: AsyncConnection, tenant_id: str, earliest: datetime, latest: datetime, limit: int
+) -> list[Row[Any]]:
+    """Firing alerts of the tenant that started between `earliest` and `latest`, attached to an
+    incident that is not resolved, with their group's key (the `limit` that started last)."""
+    a, g, k = alerts, alert_groups, known_incidents
+    query = (
+        select(a, g.c.group_key)
+        .join(g, and_(g.c.tenant_id == a.c.tenant_id, g.c.group_hash == a.c.group_hash))
+        .join(k, k.c.id == a.c.incident_id)
+        .where(
+            a.c.tenant_id == tenant_id,
+            a.c.status == "firing",
+            a.c.starts_at >= earliest,
+            a.c.starts_at <= latest,
+            k.c.tenant_id == tenant_id,
+            k.c.state != "resolved",
+        )
+        .order_by(a.c.starts_at.desc())
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def recent_inbound_alerts(
+    conn: AsyncConnection, tenant_id: str, since: datetime, sources: Sequence[str], limit: int
+) -> list[Any]:
+    """Processed alert notifications received since `since`, newest first."""
+    i = inbound
+    query = (
+        select(i.c.id, i.c.source, i.c.group_key, i.c.payload, i.c.outcome, i.c.received_at)
+        .where(
+            i.c.tenant_id == tenant_id,
+            i.c.received_at >= since,
+            i.c.source.in_(list(sources)),
+            i.c.status == "processed",
+        )
+        .order_by(i.c.id.desc())
+        .limit(limit)
+    )
     return list((await conn.execute(query)).all())
 
 

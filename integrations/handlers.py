@@ -21,6 +21,12 @@ from contracts.integrations import (
     AlertPage,
     AlertsAccepted,
     AlertView,
+    CorrelationPreview,
+    CorrelationRulePage,
+    CorrelationRuleRef,
+    CorrelationRuleSpec,
+    CorrelationRuleView,
+    CreateCorrelationRule,
     CreateJsonSource,
     CreateSilence,
     CreateWebhook,
@@ -43,6 +49,7 @@ from contracts.integrations import (
     JsonSourcePage,
     JsonSourceRef,
     JsonSourceView,
+    ListCorrelationRules,
     ListDeliveries,
     ListInbound,
     ListJsonSources,
@@ -53,6 +60,9 @@ from contracts.integrations import (
     ListWebhooks,
     MappingPreview,
     PagerDutyAccepted,
+    PreviewAlert,
+    PreviewCluster,
+    PreviewCorrelation,
     PreviewMapping,
     ReceiveAlerts,
     ReceiveJson,
@@ -67,6 +77,7 @@ from contracts.integrations import (
     SilenceRef,
     SilenceSpec,
     SilenceView,
+    UpdateCorrelationRule,
     UpdateIntegrationSettings,
     UpdateJsonSource,
     UpdateWebhook,
@@ -82,19 +93,24 @@ from contracts.subjects import (
     events_of_type,
 )
 from integrations import db
-from integrations.alertmanager import InboundProcessor, new_delivery_id
+from integrations.alertmanager import InboundProcessor, new_delivery_id, received_alerts
 from integrations.crypto import SecretBox, load_box
 from integrations.domain import (
     SECRET_PREFIX,
     MappingProblem,
+    ReceivedAlert,
+    Rule,
     Unreadable,
     apply_mapping,
     change_as_deploy,
     compile_mapping,
+    incidents_after,
     json_notification,
     pagerduty_group_key,
+    preview_clusters,
     silence_problem,
     silence_state,
+    source_of_group,
     url_problem,
 )
 from integrations.outbound import DeliveryLoop, enqueue_for
@@ -944,6 +960,164 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
             row = await _silence_row(conn, cmd.caller.tenant_id, cmd.silence_id)
             await conn.execute(delete(db.silences).where(db.silences.c.id == row.id))
         return Done()
+
+    # ---- correlation rules
+
+    def correlation_rule_view(row: Any) -> CorrelationRuleView:
+        return CorrelationRuleView(
+            **CorrelationRuleSpec.model_validate(row.spec).model_dump(),
+            id=str(row.id),
+            created_by=row.created_by,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @service.command(_cmd("create_correlation_rule"), CreateCorrelationRule)
+    async def create_correlation_rule(cmd: CreateCorrelationRule) -> CorrelationRuleView:
+        caller = cmd.caller
+        _require_admin(caller)
+        now, rule_id = datetime.now(UTC), new_delivery_id()
+        c = db.correlation_rules
+        async with service.engine.begin() as conn:
+            # Serialise creations of one tenant, so the cap holds under concurrent requests.
+            await conn.execute(select(c.c.id).where(c.c.tenant_id == caller.tenant_id).with_for_update())
+            count = await conn.scalar(
+                select(func.count()).select_from(c).where(c.c.tenant_id == caller.tenant_id)
+            )
+            if (count or 0) >= settings.max_correlation_rules_per_tenant:
+                raise CommandFailed(
+                    ErrorCode.CONFLICT,
+                    f"an organisation has at most {settings.max_correlation_rules_per_tenant} "
+                    "correlation rules",
+                )
+            row = (
+                await conn.execute(
+                    c.insert()
+                    .values(
+                        id=rule_id,
+                        tenant_id=caller.tenant_id,
+                        spec=cmd.rule.model_dump(mode="json"),
+                        created_by=caller.user_id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(c)
+                )
+            ).one()
+        log.info("correlation_rule_created", rule_id=str(rule_id), by=caller.user_id)
+        return correlation_rule_view(row)
+
+    @service.command(_cmd("list_correlation_rules"), ListCorrelationRules)
+    async def list_correlation_rules(cmd: ListCorrelationRules) -> CorrelationRulePage:
+        """Oldest first: the order they are tried in."""
+        _require_admin(cmd.caller)
+        c = db.correlation_rules
+        query = select(c).where(c.c.tenant_id == cmd.caller.tenant_id)
+        after = _cursor(cmd.cursor)
+        if after is not None:
+            query = query.where(c.c.id > after)
+        async with service.engine.connect() as conn:
+            rows = list((await conn.execute(query.order_by(c.c.id).limit(cmd.limit + 1))).all())
+        rows, next_cursor = _page(rows, cmd.limit)
+        return CorrelationRulePage(items=[correlation_rule_view(r) for r in rows], next_cursor=next_cursor)
+
+    async def _correlation_rule(conn: Any, tenant_id: str, raw_id: str, lock: bool = False) -> Any:
+        c = db.correlation_rules
+        rule_id = _id(raw_id, "correlation rule")
+        query = select(c).where(c.c.id == rule_id, c.c.tenant_id == tenant_id)
+        row = (await conn.execute(query.with_for_update() if lock else query)).first()
+        if row is None:
+            raise CommandFailed(ErrorCode.NOT_FOUND, "correlation rule not found")
+        return row
+
+    @service.command(_cmd("get_correlation_rule"), CorrelationRuleRef)
+    async def get_correlation_rule(cmd: CorrelationRuleRef) -> CorrelationRuleView:
+        _require_admin(cmd.caller)
+        async with service.engine.connect() as conn:
+            return correlation_rule_view(await _correlation_rule(conn, cmd.caller.tenant_id, cmd.rule_id))
+
+    @service.command(_cmd("update_correlation_rule"), UpdateCorrelationRule)
+    async def update_correlation_rule(cmd: UpdateCorrelationRule) -> CorrelationRuleView:
+        """What is given changes; alerts arriving from then on are decided by the rule as it is now."""
+        _require_admin(cmd.caller)
+        changes = cmd.model_dump(
+            mode="json", include={"name", "labels", "window_minutes", "sources", "enabled"}, exclude_none=True
+        )
+        c = db.correlation_rules
+        async with service.engine.begin() as conn:
+            row = await _correlation_rule(conn, cmd.caller.tenant_id, cmd.rule_id, lock=True)
+            spec = CorrelationRuleSpec.model_validate({**row.spec, **changes})
+            row = (
+                await conn.execute(
+                    update(c)
+                    .where(c.c.id == row.id)
+                    .values(spec=spec.model_dump(mode="json"), updated_at=datetime.now(UTC))
+                    .returning(c)
+                )
+            ).one()
+        return correlation_rule_view(row)
+
+    @service.command(_cmd("delete_correlation_rule"), CorrelationRuleRef)
+    async def delete_correlation_rule(cmd: CorrelationRuleRef) -> Done:
+        """Alerts already correlated stay in their incidents."""
+        _require_admin(cmd.caller)
+        async with service.engine.begin() as conn:
+            row = await _correlation_rule(conn, cmd.caller.tenant_id, cmd.rule_id)
+            await conn.execute(delete(db.correlation_rules).where(db.correlation_rules.c.id == row.id))
+        return Done()
+
+    @service.command(_cmd("preview_correlation"), PreviewCorrelation)
+    async def preview_correlation(cmd: PreviewCorrelation) -> CorrelationPreview:
+        """Which of the last day's firing alerts the rule (enabled or not) would have put together,
+        read from the notifications integrations keeps (`GET .../inbound`)."""
+        _require_admin(cmd.caller)
+        until = datetime.now(UTC)
+        since = until - timedelta(days=1)
+        limit = settings.correlation_preview_alerts
+        sources = [InboundSource.ALERTMANAGER.value, InboundSource.PAGERDUTY.value, InboundSource.JSON.value]
+        async with service.engine.connect() as conn:
+            rows = await db.recent_inbound_alerts(conn, cmd.caller.tenant_id, since, sources, limit)
+        received: list[ReceivedAlert] = []
+        seen: set[tuple[str, str, datetime]] = set()
+        for row in rows:
+            for item in received_alerts(row):
+                # Alertmanager re-sends a firing alert every repeat_interval: one instance, once.
+                instance = (item.group_key, item.alert.fingerprint, item.alert.starts_at)
+                if instance not in seen:
+                    seen.add(instance)
+                    received.append(item)
+        truncated = len(rows) >= limit or len(received) > limit
+        received = received[:limit]
+        clusters = preview_clusters(Rule.of("preview", cmd.rule), received)
+        before, after = incidents_after(received, clusters)
+        return CorrelationPreview(
+            since=since,
+            until=until,
+            alerts_considered=len(received),
+            truncated=truncated,
+            clusters=[
+                PreviewCluster(
+                    labels=dict(zip(cmd.rule.labels, cluster.key, strict=True)),
+                    groups=cluster.groups,
+                    alerts=[
+                        PreviewAlert(
+                            delivery_id=m.delivery_id,
+                            received_at=m.received_at,
+                            starts_at=m.alert.starts_at,
+                            source=source_of_group(m.group_key),
+                            alertname=m.alert.alertname,
+                            fingerprint=m.alert.fingerprint,
+                            incident_id=m.incident_id,
+                        )
+                        for m in cluster.members[:100]
+                    ],
+                    incident_ids=sorted({m.incident_id for m in cluster.members if m.incident_id}),
+                )
+                for cluster in clusters[:100]
+            ],
+            incidents_before=before,
+            incidents_after=after,
+        )
 
     # ---- events to notifications
 

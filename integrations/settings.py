@@ -26,6 +26,11 @@ class IntegrationsSettings(ServiceSettings):
     max_webhooks_per_tenant: int = Field(default=20, ge=1)
     max_json_sources_per_tenant: int = Field(default=50, ge=1)
     max_silences_per_tenant: int = Field(default=200, ge=1)
+    max_correlation_rules_per_tenant: int = Field(default=50, ge=1)
+    # Firing alerts of open incidents a new alert is compared with (those that started closest).
+    correlation_candidates: int = Field(default=2_000, ge=1)
+    # Firing alerts (the newest) a correlation preview reads from the last day's notifications.
+    correlation_preview_alerts: int = Field(default=5_000, ge=1)
     # How often a replica looks for work that another replica stored or a crash left behind.
     poll_seconds: float = Field(default=1.0, gt=0)
     # Processing a stored Alertmanager notification: attempts before it is marked failed, back-off.

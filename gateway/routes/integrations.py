@@ -33,6 +33,12 @@ from gateway.idempotency import idempotent
 from gateway.schemas import (
     UUID_PATTERN,
     AlertsAcceptedRead,
+    CorrelationPreviewCreate,
+    CorrelationPreviewRead,
+    CorrelationRuleCreate,
+    CorrelationRulePage,
+    CorrelationRuleRead,
+    CorrelationRuleUpdate,
     DeployRead,
     InboundDeliveryPage,
     IntegrationSettingsRead,
@@ -541,6 +547,103 @@ async def get_silence(silence_id: SilenceId, caller: CallerDep, request: Request
 async def delete_silence(silence_id: SilenceId, caller: CallerDep, request: Request) -> Response:
     """End it now: alerts arriving from then on are not silenced."""
     await _call(request, "delete_silence", {"caller": caller.model_dump(), "silence_id": silence_id}, Done)
+    return Response(status_code=204)
+
+
+# ---- correlation rules
+
+RuleId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+
+
+@router.post("/correlation-rules/preview", response_model=CorrelationPreviewRead, responses=declare(*COMMAND))
+async def preview_correlation(
+    body: CorrelationPreviewCreate, caller: AdminDep, request: Request
+) -> CorrelationPreviewRead:
+    """Which of the last day's firing alerts (from every source, as `GET .../inbound` keeps them)
+    the rule would have put in one incident: `clusters` of alerts of several groups sharing the
+    rule's label values, each with the incidents they opened; `incidents_before` and
+    `incidents_after` count the incidents with and without it. Nothing is saved; `enabled` is not
+    read."""
+    preview = await _call(
+        request,
+        "preview_correlation",
+        {"caller": caller.model_dump(), "rule": body.model_dump(mode="json")},
+        ci.CorrelationPreview,
+    )
+    return CorrelationPreviewRead.model_validate(preview.model_dump())
+
+
+@router.post(
+    "/correlation-rules",
+    status_code=201,
+    response_model=CorrelationRuleRead,
+    responses=declare(409, *COMMAND),
+)
+async def create_correlation_rule(
+    body: CorrelationRuleCreate, caller: AdminDep, request: Request
+) -> CorrelationRuleRead:
+    """A correlation rule (admins): a firing alert that would open an incident joins an open one
+    instead when one of that incident's firing alerts, of another group or source, has the same
+    values for every one of `labels` and started within `window_minutes` of it. `sources` (empty:
+    all) limits it to `alertmanager` (and Grafana), `pagerduty` or `json` alerts. Rules are tried
+    oldest first; the first that finds an incident decides. The join is an `alert.correlated` event
+    on the incident's timeline, naming the rule and the reason."""
+    view = await _call(
+        request,
+        "create_correlation_rule",
+        {"caller": caller.model_dump(), "rule": body.model_dump(mode="json")},
+        ci.CorrelationRuleView,
+    )
+    return CorrelationRuleRead.model_validate(view.model_dump())
+
+
+@router.get("/correlation-rules", response_model=CorrelationRulePage, responses=declare(*COMMAND))
+async def list_correlation_rules(
+    caller: AdminDep, request: Request, limit: Limit = 50, cursor: Cursor = None
+) -> CorrelationRulePage:
+    """Oldest first: the order they are tried in."""
+    page = await _call(
+        request,
+        "list_correlation_rules",
+        {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
+        ci.CorrelationRulePage,
+    )
+    return CorrelationRulePage.model_validate(page.model_dump())
+
+
+@router.get("/correlation-rules/{rule_id}", response_model=CorrelationRuleRead, responses=declare(*COMMAND))
+async def get_correlation_rule(rule_id: RuleId, caller: AdminDep, request: Request) -> CorrelationRuleRead:
+    view = await _call(
+        request,
+        "get_correlation_rule",
+        {"caller": caller.model_dump(), "rule_id": rule_id},
+        ci.CorrelationRuleView,
+    )
+    return CorrelationRuleRead.model_validate(view.model_dump())
+
+
+@router.patch("/correlation-rules/{rule_id}", response_model=CorrelationRuleRead, responses=declare(*COMMAND))
+async def update_correlation_rule(
+    rule_id: RuleId, body: CorrelationRuleUpdate, caller: AdminDep, request: Request
+) -> CorrelationRuleRead:
+    """Change it, or turn it on or off (`enabled`): alerts arriving from then on are decided by the
+    rule as it is now; those already correlated stay where they are."""
+    view = await _call(
+        request,
+        "update_correlation_rule",
+        {
+            "caller": caller.model_dump(),
+            "rule_id": rule_id,
+            **body.model_dump(mode="json", exclude_none=True),
+        },
+        ci.CorrelationRuleView,
+    )
+    return CorrelationRuleRead.model_validate(view.model_dump())
+
+
+@router.delete("/correlation-rules/{rule_id}", status_code=204, responses=declare(*COMMAND))
+async def delete_correlation_rule(rule_id: RuleId, caller: AdminDep, request: Request) -> Response:
+    await _call(request, "delete_correlation_rule", {"caller": caller.model_dump(), "rule_id": rule_id}, Done)
     return Response(status_code=204)
 
 

@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = 15
 # Calls per stateful scenario: enough for chains such as invite -> deactivate -> reactivate.
 STATEFUL_STEPS = 40
+# Requests in flight at once: the platform answers one while schemathesis generates the next.
+FUZZ_WORKERS = 2
 # Warnings the run may give: operations whose success needs data no generated request can have.
 EXPECTED_WARNINGS: dict[str, set[str]] = {
     # Changing your password needs the current one, which the run does not know (403, then 401 for
@@ -122,6 +124,8 @@ def run_schemathesis(
             "examples,coverage,fuzzing,stateful",
             "--max-examples",
             str(max_examples),
+            "--workers",
+            str(FUZZ_WORKERS),
             "--generation-deterministic",
             "--generation-allow-x00",
             "true",

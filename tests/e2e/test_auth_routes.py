@@ -76,6 +76,12 @@ EXPECTED: dict[tuple[str, str], Role | str] = {
     ("GET", "/api/v1/teams/{team_id}"): Role.VIEWER,
     ("PATCH", "/api/v1/teams/{team_id}"): Role.ADMIN,
     ("DELETE", "/api/v1/teams/{team_id}"): Role.ADMIN,
+    ("POST", "/api/v1/integrations/correlation-rules"): Role.ADMIN,
+    ("GET", "/api/v1/integrations/correlation-rules"): Role.ADMIN,
+    ("POST", "/api/v1/integrations/correlation-rules/preview"): Role.ADMIN,
+    ("GET", "/api/v1/integrations/correlation-rules/{rule_id}"): Role.ADMIN,
+    ("PATCH", "/api/v1/integrations/correlation-rules/{rule_id}"): Role.ADMIN,
+    ("DELETE", "/api/v1/integrations/correlation-rules/{rule_id}"): Role.ADMIN,
 }
 
 # Bodies that get past validation, so that what answers is the route's own check of the id.
@@ -88,6 +94,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "name": "hijacked",
         "steps": [{"targets": [{"kind": "user", "id": "intruder"}]}],
     },
+    ("PATCH", "/api/v1/integrations/correlation-rules/{rule_id}"): {"enabled": False},
 }
 
 PARAMETER = re.compile(r"\{(\w+)\}")
@@ -206,8 +213,9 @@ async def victim(platform: Platform) -> AsyncIterator[World]:
 async def _one_of_everything_else(
     client: httpx.AsyncClient, owner: Tenant, incident_id: str
 ) -> dict[str, str]:
-    """A JSON source, a maintenance window, a schedule with an override, a team, an escalation policy
-    routed from a service, a contact method and a follow-up: each route naming one is probed with its id."""
+    """A JSON source, a maintenance window, a correlation rule, a schedule with an override, a team,
+    an escalation policy routed from a service, a contact method and a follow-up: each route naming
+    one is probed with its id."""
 
     async def made(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await client.request(method, path, json=body, headers=owner.auth)
@@ -218,6 +226,8 @@ async def _one_of_everything_else(
     source = await made("POST", "/api/v1/integrations/json-sources", {"name": "victim", "mapping": mapping})
     window = {"name": "victim", "services": ["victim-db"], "starts_at": "2030-01-01T00:00:00Z"}
     silence = await made("POST", "/api/v1/integrations/silences", window | {"duration_minutes": 60})
+    correlation = {"name": "victim", "labels": ["service", "cluster"], "window_minutes": 10}
+    rule = await made("POST", "/api/v1/integrations/correlation-rules", correlation)
     layer = {
         "participants": [owner.user_id],
         "rotation": "weekly",
@@ -246,6 +256,7 @@ async def _one_of_everything_else(
     return {
         "source_id": source["id"],
         "silence_id": silence["id"],
+        "rule_id": rule["id"],
         "schedule_id": schedule["id"],
         "override_id": override["id"],
         "policy_id": policy["id"],

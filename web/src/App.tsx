@@ -1,6 +1,7 @@
 import { Navigate, Route, Routes, useLocation } from "react-router";
 import { useAuth } from "./auth/AuthContext";
 import { Layout } from "./components/Layout";
+import { CorrelationRulesPage } from "./pages/admin/CorrelationRulesPage";
 import { JsonSourcesPage } from "./pages/admin/JsonSourcesPage";
 import { KeysPage } from "./pages/admin/KeysPage";
 import { PeoplePage } from "./pages/admin/PeoplePage";
@@ -56,6 +57,7 @@ export function App() {
         <Route path="admin/keys" element={<KeysPage />} />
         <Route path="admin/webhooks" element={<WebhooksPage />} />
         <Route path="admin/json-sources" element={<JsonSourcesPage />} />
+        <Route path="admin/correlation-rules" element={<CorrelationRulesPage />} />
         <Route path="silences" element={<SilencesPage />} />
         <Route path="on-call" element={<Navigate to="/on-call/schedules" replace />} />
         <Route path="on-call/schedules" element={<SchedulesPage />} />

@@ -601,6 +601,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/integrations/correlation-rules/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview Correlation
+         * @description Which of the last day's firing alerts (from every source, as `GET .../inbound` keeps them)
+         *     the rule would have put in one incident: `clusters` of alerts of several groups sharing the
+         *     rule's label values, each with the incidents they opened; `incidents_before` and
+         *     `incidents_after` count the incidents with and without it. Nothing is saved; `enabled` is not
+         *     read.
+         */
+        post: operations["preview_correlation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/correlation-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Correlation Rules
+         * @description Oldest first: the order they are tried in.
+         */
+        get: operations["list_correlation_rules"];
+        put?: never;
+        /**
+         * Create Correlation Rule
+         * @description A correlation rule (admins): a firing alert that would open an incident joins an open one
+         *     instead when one of that incident's firing alerts, of another group or source, has the same
+         *     values for every one of `labels` and started within `window_minutes` of it. `sources` (empty:
+         *     all) limits it to `alertmanager` (and Grafana), `pagerduty` or `json` alerts. Rules are tried
+         *     oldest first; the first that finds an incident decides. The join is an `alert.correlated` event
+         *     on the incident's timeline, naming the rule and the reason.
+         */
+        post: operations["create_correlation_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/correlation-rules/{rule_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Correlation Rule */
+        get: operations["get_correlation_rule"];
+        put?: never;
+        post?: never;
+        /** Delete Correlation Rule */
+        delete: operations["delete_correlation_rule"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Correlation Rule
+         * @description Change it, or turn it on or off (`enabled`): alerts arriving from then on are decided by the
+         *     rule as it is now; those already correlated stay where they are.
+         */
+        patch: operations["update_correlation_rule"];
+        trace?: never;
+    };
     "/api/v1/integrations/rejections": {
         parameters: {
             query?: never;
@@ -1625,6 +1701,124 @@ export interface components {
             /** Secret */
             secret: string | null;
         };
+        /**
+         * CorrelationPreviewCreate
+         * @description A rule as it would be saved (`enabled` is not read: the preview takes it as on).
+         */
+        CorrelationPreviewCreate: {
+            /** Name */
+            name: string;
+            /** Labels */
+            labels: string[];
+            /** Window Minutes */
+            window_minutes: number;
+            /** Sources */
+            sources?: components["schemas"]["CorrelationSource"][];
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+        };
+        /** CorrelationPreviewRead */
+        CorrelationPreviewRead: {
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+            /**
+             * Until
+             * Format: date-time
+             */
+            until: string;
+            /** Alerts Considered */
+            alerts_considered: number;
+            /** Truncated */
+            truncated: boolean;
+            /** Clusters */
+            clusters: components["schemas"]["PreviewCluster"][];
+            /** Incidents Before */
+            incidents_before: number;
+            /** Incidents After */
+            incidents_after: number;
+        };
+        /** CorrelationRuleCreate */
+        CorrelationRuleCreate: {
+            /** Name */
+            name: string;
+            /** Labels */
+            labels: string[];
+            /** Window Minutes */
+            window_minutes: number;
+            /** Sources */
+            sources?: components["schemas"]["CorrelationSource"][];
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+        };
+        /** CorrelationRulePage */
+        CorrelationRulePage: {
+            /** Items */
+            items: components["schemas"]["CorrelationRuleRead"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** CorrelationRuleRead */
+        CorrelationRuleRead: {
+            /** Name */
+            name: string;
+            /** Labels */
+            labels: string[];
+            /** Window Minutes */
+            window_minutes: number;
+            /** Sources */
+            sources?: components["schemas"]["CorrelationSource"][];
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /** Id */
+            id: string;
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * CorrelationRuleUpdate
+         * @description Only what is given changes.
+         */
+        CorrelationRuleUpdate: {
+            /** Name */
+            name?: string | null;
+            /** Labels */
+            labels?: string[] | null;
+            /** Window Minutes */
+            window_minutes?: number | null;
+            /** Sources */
+            sources?: components["schemas"]["CorrelationSource"][] | null;
+            /** Enabled */
+            enabled?: boolean | null;
+        };
+        /**
+         * CorrelationSource
+         * @description Where an alert came from: `alertmanager` (Alertmanager and Grafana webhooks), `pagerduty`
+         *     (Events v2) or `json` (generic JSON sources).
+         * @enum {string}
+         */
+        CorrelationSource: "alertmanager" | "pagerduty" | "json";
         /** DayCountRead */
         DayCountRead: {
             /**
@@ -2770,6 +2964,44 @@ export interface components {
             version: number;
             /** Markdown */
             markdown: string;
+        };
+        /** PreviewAlert */
+        PreviewAlert: {
+            /** Delivery Id */
+            delivery_id: string;
+            /**
+             * Received At
+             * Format: date-time
+             */
+            received_at: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            source: components["schemas"]["CorrelationSource"];
+            /** Alertname */
+            alertname: string;
+            /** Fingerprint */
+            fingerprint: string;
+            /** Incident Id */
+            incident_id: string | null;
+        };
+        /**
+         * PreviewCluster
+         * @description Alerts of several groups the rule would have put in one incident.
+         */
+        PreviewCluster: {
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            /** Groups */
+            groups: number;
+            /** Alerts */
+            alerts: components["schemas"]["PreviewAlert"][];
+            /** Incident Ids */
+            incident_ids: string[];
         };
         /** ProjectorHealth */
         ProjectorHealth: {
@@ -5205,6 +5437,204 @@ export interface operations {
             504: components["responses"]["Timeout"];
         };
     };
+    preview_correlation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CorrelationPreviewCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CorrelationPreviewRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    list_correlation_rules: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description The previous page's `next_cursor`, as it was given */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CorrelationRulePage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    create_correlation_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CorrelationRuleCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CorrelationRuleRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    get_correlation_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CorrelationRuleRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    delete_correlation_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    update_correlation_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CorrelationRuleUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CorrelationRuleRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
     list_rejections: {
         parameters: {
             query?: {
@@ -7372,6 +7802,7 @@ export const pathsApiV1IncidentsGetParametersQueryOrderValues: ReadonlyArray<Fla
 export const pathsApiV1FollowUpsGetParametersQueryStateValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/follow-ups"]["get"]["parameters"]["query"]["state"]> = ["open", "done", "all"];
 export const apiErrorCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ApiErrorCode"]> = ["bad_request", "unauthorized", "forbidden", "not_found", "method_not_allowed", "conflict", "payload_too_large", "unsupported_media_type", "validation_error", "rate_limited", "internal_error", "unavailable", "timeout", "http_error"];
 export const channelKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ChannelKind"]> = ["email", "webhook", "slack"];
+export const correlationSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["CorrelationSource"]> = ["alertmanager", "pagerduty", "json"];
 export const deliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryStatus"]> = ["pending", "succeeded", "failed"];
 export const dependencyHealthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DependencyHealth"]["status"]> = ["healthy", "unhealthy"];
 export const emailContactKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EmailContact"]["kind"]> = ["email"];

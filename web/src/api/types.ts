@@ -93,6 +93,9 @@ export type SilenceRead = Schemas["SilenceRead"];
 /** What a new silence is made of (the schema's own type also states "services or matchers"). */
 export type SilenceCreate = Omit<SilenceRead, "id" | "state" | "next_change_at" | "created_by" | "created_at">;
 export type JsonSourceRead = Schemas["JsonSourceRead"];
+export type CorrelationRuleRead = Schemas["CorrelationRuleRead"];
+export type CorrelationRuleCreate = Schemas["CorrelationRuleCreate"];
+export type CorrelationPreviewRead = Schemas["CorrelationPreviewRead"];
 export type JsonMapping = Schemas["JsonMapping"];
 export type MappingPreviewRead = Schemas["MappingPreviewRead"];
 

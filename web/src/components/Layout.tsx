@@ -107,6 +107,7 @@ export function Layout() {
               <NavLink to="/admin/keys">Integration keys</NavLink>
               <NavLink to="/admin/webhooks">Webhooks</NavLink>
               <NavLink to="/admin/json-sources">JSON sources</NavLink>
+              <NavLink to="/admin/correlation-rules">Correlation rules</NavLink>
             </>
           ) : null}
           <div className="sidebar-foot">

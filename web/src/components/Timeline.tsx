@@ -46,6 +46,8 @@ export function describeEntry(
       };
     case "alert.attached":
       return { title: `Alert ${s(d.alertname)} ${s(d.status)}` };
+    case "alert.correlated":
+      return { title: `Alert ${s(d.alertname)} correlated by rule “${s(d.rule_name)}”`, body: s(d.reason) };
     case "hypothesis.feedback_recorded":
       return { title: `Hypothesis #${s(d.rank)} marked ${s(d.verdict)}`, body: s(d.comment) || undefined };
     case "escalation.started":

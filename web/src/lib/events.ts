@@ -36,6 +36,8 @@ export function describeEvent(event: EventEnvelope): string {
       return `${key}: hypothesis #${s(d.rank)} marked ${s(d.verdict)}`;
     case "alert.attached":
       return `${key}: alert ${s(d.alertname)} ${s(d.status)}`;
+    case "alert.correlated":
+      return `${key}: alert ${s(d.alertname)} joined by rule “${s(d.rule_name)}”`;
     case "deploy.recorded":
       return `Deploy of ${s(d.service_name)} ${s(d.version)} to ${s(d.environment)}`;
     case "user.invited":
@@ -61,7 +63,7 @@ export function describeEvent(event: EventEnvelope): string {
 export function staleKeys(event: EventEnvelope): unknown[][] {
   const id = incidentIdOf(event) ?? event.aggregate_id;
   const type = event.type;
-  if (type.startsWith("incident.") || type === "alert.attached") {
+  if (type.startsWith("incident.") || type === "alert.attached" || type === "alert.correlated") {
     return [["incidents"], ["incident", id], ["timeline", id], ["metrics"]];
   }
   if (type.startsWith("hypothesis.") || type === "evidence.collected") {
