@@ -62,11 +62,12 @@ class Sizes:
     read_seconds: float
     sockets: int
     cluster_seconds: float
+    messages: int = 10  # live-feed events each socket waits for
 
 
 FULL = Sizes("full", 6.0, (20, 50, 100, 200), 300, 500, 5.0, 300, 100_000, 10.0, 1_000, 10.0)
 QUICK = Sizes("quick", 3.0, (20, 50), 150, 200, 3.0, 180, 20_000, 5.0, 200, 4.0)
-TINY = Sizes("tiny", 0.5, (10,), 5, 5, 0.5, 60, 50, 0.5, 3, 1.0)
+TINY = Sizes("tiny", 0.5, (10,), 5, 5, 0.5, 60, 50, 0.5, 3, 1.0, messages=3)
 
 
 class Bench:
@@ -375,7 +376,7 @@ class Bench:
 
     async def fan_out(self) -> None:
         clients = self.sizes.sockets
-        messages = 10
+        messages = self.sizes.messages
         async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
             who = await self.tenant(http)
             headers = {"Authorization": f"Bearer {who['token']}"}
