@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,17 +46,48 @@ INCIDENT = {
 }
 
 
+@dataclass(frozen=True)
+class Sizes:
+    """How much each benchmark does: `FULL` for the figures, `QUICK` while iterating, `TINY` for the
+    CI smoke (tests/e2e/test_bench_smoke.py), which only proves the bench still runs end to end."""
+
+    name: str
+    e2e_seconds: float
+    e2e_rates: tuple[int, ...]
+    creates: int  # one client, one after another: the create's own latency
+    alert_groups: int
+    publish_seconds: float
+    settle_seconds: float
+    incidents: int
+    read_seconds: float
+    sockets: int
+    cluster_seconds: float
+    messages: int = 10  # live-feed events each socket waits for
+
+
+FULL = Sizes("full", 6.0, (20, 50, 100, 200), 300, 500, 5.0, 300, 100_000, 10.0, 1_000, 10.0)
+QUICK = Sizes("quick", 3.0, (20, 50), 150, 200, 3.0, 180, 20_000, 5.0, 200, 4.0)
+TINY = Sizes("tiny", 0.5, (10,), 5, 5, 0.5, 60, 50, 0.5, 3, 1.0, messages=3)
+
+
 class Bench:
-    def __init__(self, quick: bool) -> None:
-        self.quick = quick
+    def __init__(self, sizes: Sizes, platform: Platform | None = None) -> None:
+        self.sizes = sizes
         self.rows: list[dict[str, Any]] = []
-        self.platform: Platform | None = None
+        # Given one already running (the CI smoke's), the bench uses it and leaves it running.
+        self.platform: Platform | None = platform
+        self.own_platform = platform is None
         self.baseline_port = free_port()
         self.baseline: subprocess.Popen[bytes] | None = None
         self.console = Console()
 
     # ------------------------------------------------------------------ set-up
     def start(self) -> None:
+        if self.own_platform:
+            self.start_platform()
+        self.start_baseline()
+
+    def start_platform(self) -> None:
         state = Path(tempfile.mkdtemp(prefix="sre-copilot-bench-"))
         self.platform = Platform(
             state_dir=state,
@@ -67,6 +99,8 @@ class Bench:
         self.platform.start_dependencies()
         self.platform.start_services()
         self.platform.wait_gateway()
+
+    def start_baseline(self) -> None:
         self.baseline = subprocess.Popen(
             [sys.executable, "-m", "bench.baseline_server", str(self.baseline_port)],
             stdout=subprocess.DEVNULL,
@@ -84,7 +118,7 @@ class Bench:
         if self.baseline is not None:
             self.baseline.terminate()
             self.baseline.wait(10)
-        if self.platform is not None:
+        if self.platform is not None and self.own_platform:
             self.platform.stop()
 
     @property
@@ -149,11 +183,12 @@ class Bench:
 
     async def e2e_latency(self) -> None:
         """Create an incident over REST -> its hypotheses projected and readable, at steady rates."""
-        seconds = 3.0 if self.quick else 6.0
+        seconds = self.sizes.e2e_seconds
         async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
             who = await self.tenant(http)
             headers = {"Authorization": f"Bearer {who['token']}"}
-            for rate in (20, 50) if self.quick else (20, 50, 100):
+            await self.create_latency(http, headers)
+            for rate in self.sizes.e2e_rates:
                 timer = UntilHypotheses()
                 ws_url = self.url.replace("http://", "ws://") + "/api/v1/stream"
                 async with ws_connect(ws_url, max_size=None) as ws:
@@ -187,12 +222,34 @@ class Bench:
                     baseline_p50_ms=base["p50_ms"],
                 )
 
+    async def create_latency(self, http: httpx.AsyncClient, headers: dict[str, str]) -> None:
+        """One client creating one incident after another: what a create waits for (the command's
+        round trip, the incidents transaction, the projection of its event: read-your-writes)."""
+        latencies: list[float] = []
+        for _ in range(self.sizes.creates):
+            begun = time.perf_counter()
+            response = await http.post("/api/v1/incidents", json=INCIDENT, headers=headers)
+            if response.status_code == 201:
+                latencies.append(time.perf_counter() - begun)
+        ours = summary_ms(latencies)
+        # The same count of round trips, one after another, at no particular rate.
+        base = await self.jetstream_round_trip(1_000, self.sizes.creates / 1_000)
+        for q in ("p50_ms", "p99_ms"):
+            self.record(
+                f"POST /api/v1/incidents, one client, {q[:3]} (answered once readable)",
+                ours[q],
+                "ms",
+                base[q],
+                f"JetStream publish->consume {q[:3]}",
+                completed=ours["count"],
+            )
+
     async def alert_ingest(self) -> None:
         """Alertmanager payloads/s through gateway -> integrations -> incidents -> projection, each
         accepted group one incident in the read model and no accepted notification lost."""
         assert self.platform and self.platform.nats_url and self.platform.database_url
         nats_url = self.platform.nats_url
-        groups = 200 if self.quick else 500
+        groups = self.sizes.alert_groups
         async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
             who = await self.tenant(http)
             created = await http.post(
@@ -204,12 +261,12 @@ class Bench:
         # The baseline first, on an idle platform: after the alerts the AI worker has minutes of work.
         await ingest.settle(nats_url, 60)
         size = len(json.dumps(ingest.payload("0" * 8, 0)).encode())
-        base = await ingest.publish_throughput(nats_url, size, 3.0 if self.quick else 5.0)
+        base = await ingest.publish_throughput(nats_url, size, self.sizes.publish_seconds)
         result, began = await ingest.send_alerts(self.url, created.json()["key"], groups, seconds=60)
         await ingest.follow(self.platform.database_url, who["tenant_id"], result, began, timeout=300)
         # Not part of the figure: how long until every consumer (the AI worker last) has digested the
         # burst, and so the next benchmark does not share the cores with it.
-        idle = await ingest.settle(nats_url, 180 if self.quick else 300)
+        idle = await ingest.settle(nats_url, self.sizes.settle_seconds)
         self.record(
             f"alert ingestion: {result.groups:,} Alertmanager groups + {result.repeats:,} re-sends "
             f"-> incidents projected ({result.lost} lost, {result.errors} errors)",
@@ -284,8 +341,8 @@ class Bench:
         return last_id
 
     async def read_throughput(self) -> None:
-        count = 20_000 if self.quick else 100_000
-        seconds = 5.0 if self.quick else 10.0
+        count = self.sizes.incidents
+        seconds = self.sizes.read_seconds
         async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
             who = await self.tenant(http)
         began = time.perf_counter()
@@ -295,6 +352,16 @@ class Bench:
         base = await hammer(f"http://127.0.0.1:{self.baseline_port}/item", {}, seconds)
         page = await hammer(f"{self.url}/api/v1/incidents?limit=50", headers, seconds)
         one = await hammer(f"{self.url}/api/v1/incidents/{incident_id}", headers, seconds)
+        health = await hammer(f"{self.url}/health", {}, seconds)
+        self.record(
+            "GET /health",
+            health.per_second,
+            "req/s",
+            base.per_second,
+            "bare Starlette/uvicorn endpoint",
+            errors=health.errors,
+            tool=health.tool,
+        )
         for name, result in (("GET /api/v1/incidents (50 items)", page), ("GET /api/v1/incidents/{id}", one)):
             self.record(
                 f"{name}, {count:,} incidents in the tenant",
@@ -308,8 +375,8 @@ class Bench:
             )
 
     async def fan_out(self) -> None:
-        clients = 200 if self.quick else 1_000
-        messages = 10
+        clients = self.sizes.sockets
+        messages = self.sizes.messages
         async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
             who = await self.tenant(http)
             headers = {"Authorization": f"Bearer {who['token']}"}
@@ -425,7 +492,7 @@ class Bench:
         """Sustained end to end on a local cluster (three NATS nodes, streams on all three) with one
         and with two processes of every service; the baseline of the first is this run's single-node
         platform, of the second the one-replica cluster."""
-        seconds = 4.0 if self.quick else 10.0
+        seconds = self.sizes.cluster_seconds
         single = await cluster.sustained(self.url, seconds)
         previous, previous_name = single, "one node, one replica"
         for replicas in (1, 2):
@@ -466,7 +533,9 @@ class Bench:
             "python": sys.version.split()[0],
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         }
-        out.write_text(json.dumps({"machine": machine, "quick": self.quick, "results": self.rows}, indent=2))
+        out.write_text(
+            json.dumps({"machine": machine, "sizes": self.sizes.name, "results": self.rows}, indent=2)
+        )
         self.console.print(f"written to {out}")
 
 
@@ -500,7 +569,7 @@ def main() -> None:
     unknown = set(only) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
-    bench = Bench(quick=args.quick)
+    bench = Bench(QUICK if args.quick else FULL)
     try:
         bench.start()
         asyncio.run(run(bench, only))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import console, errors, idempotency, mcp_server, openapi
 from gateway.commands import CommandClient
@@ -90,6 +92,40 @@ async def wait_for_dependencies(settings: GatewaySettings) -> None:
         await engine.dispose()
 
 
+class Correlate:
+    """Outermost ASGI middleware: every request gets a correlation id (the caller's
+    `X-Correlation-ID`, else a new one) bound to its log lines and echoed on its response, and a
+    declared Content-Length over the limit is a 413 before anything reads the body. Pure ASGI rather
+    than `@app.middleware("http")` (Starlette's BaseHTTPMiddleware), which runs every request in a
+    task of its own with a memory stream in between (see bench/PROFILE.md)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        correlation_id = headers.get("x-correlation-id", "")[:64] or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(service="gateway", correlation_id=correlation_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Correlation-ID"] = correlation_id
+            await send(message)
+
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            too_large = errors.error_response(
+                413, "payload_too_large", f"request bodies are limited to {self.max_bytes} bytes"
+            )
+            await too_large(scope, receive, send_with_id)
+            return
+        await self.app(scope, receive, send_with_id)
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_format)
@@ -161,23 +197,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         ],
         expose_headers=["X-Correlation-ID", idempotency.REPLAYED_HEADER, "Retry-After"],
     )
-    # Inside `correlate` (added next, so outermost): its access lines carry the correlation id.
+    # Inside `Correlate` (added next, so outermost): its access lines carry the correlation id.
     app.add_middleware(HttpTelemetry)
 
-    @app.middleware("http")
-    async def correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        correlation_id = request.headers.get("x-correlation-id", "")[:64] or uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(service="gateway", correlation_id=correlation_id)
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_request_bytes):
-            response: Response = errors.error_response(
-                413, "payload_too_large", f"request bodies are limited to {settings.max_request_bytes} bytes"
-            )
-        else:
-            response = await call_next(request)
-        response.headers["X-Correlation-ID"] = correlation_id
-        return response
+    app.add_middleware(Correlate, max_bytes=settings.max_request_bytes)
 
     app.include_router(health.router)
     app.include_router(auth.router)

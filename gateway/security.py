@@ -60,6 +60,9 @@ LEEWAY_SECONDS = 5
 # more often than this, so garbage tokens cannot make us hammer auth.
 JWKS_REFRESH_MIN_SECONDS = 10.0
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Verified tokens kept (see `TokenVerifier.verify_claims`): a dashboard's or a client's few tokens,
+# bounded so a flood of distinct valid tokens cannot grow the gateway.
+VERIFIED_TOKENS_MAX = 4_096
 
 
 class InvalidToken(Exception):
@@ -172,6 +175,10 @@ class TokenVerifier:
         self._keys: dict[str, Key] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
+        # token -> (the kid that verified it, its claims). A signature and claims that verified once
+        # verify the same until the token expires, so only expiry and the key are checked again; the
+        # user's state (deactivation, session epoch, role) is still read on every request.
+        self._verified: dict[str, tuple[str, AccessClaims]] = {}
 
     async def refresh(self) -> None:
         async with self._lock:
@@ -189,11 +196,22 @@ class TokenVerifier:
         return self._keys.get(kid)
 
     async def verify_claims(self, token: str) -> AccessClaims:
+        known = self._verified.get(token)
+        if known is not None:
+            kid, claims = known
+            # Expired (python-jose's leeway included), or signed with a key auth no longer publishes.
+            if time.time() < claims.expires_at + LEEWAY_SECONDS and kid in self._keys:
+                return claims
+            del self._verified[token]
         header = token_header(token)
         key = await self._key(header["kid"])
         if key is None:
             raise InvalidToken("unknown kid")
-        return decode_access_token(token, key, self.issuer, self.audience)
+        claims = decode_access_token(token, key, self.issuer, self.audience)
+        if len(self._verified) >= VERIFIED_TOKENS_MAX:
+            self._verified.clear()  # simpler than LRU, and a refill costs one verification per token
+        self._verified[token] = (header["kid"], claims)
+        return claims
 
     async def verify(self, token: str) -> Caller:
         """The caller a valid token names, with its current role; a 401 for anything else."""

@@ -9,6 +9,13 @@ from runtime.service import Service
 
 
 def build() -> Service:
-    service = Service("incidents", IncidentsSettings(), outbox=db.outbox)
+    settings = IncidentsSettings()
+    service = Service(
+        "incidents",
+        settings,
+        outbox=db.outbox,
+        command_workers=settings.command_workers,
+        ordered_by="incident_id",
+    )
     register_handlers(service)
     return service

@@ -14,6 +14,7 @@ gone out already. Published rows are deleted once older than `OUTBOX_RETENTION_S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -123,6 +124,10 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._fast_path_paused_until = 0.0
         self._next_prune = 0.0
+        # Published by the fast path, not marked yet: marked by one task, many commands' rows per
+        # transaction, after their callers have their answers.
+        self._unmarked: list[tuple[uuid.UUID, int]] = []
+        self._marking: asyncio.Task[None] | None = None
 
     async def publish_now(self, events: Sequence[EventEnvelope]) -> int | None:
         """The fast path, after commit. Returns the last sequence, or None when the bus refused
@@ -141,14 +146,32 @@ class OutboxRelay:
             last = None
         if published:
             PUBLISHED_FAST.inc(len(published))
-            try:
-                await self.settle(published)
-            except Exception as exc:
-                # The write is committed and its events are on the bus: the caller's answer stays a
-                # success. The relay publishes the rows again (the broker drops the duplicates) and
-                # marks them once the database takes writes (e.g. after a full disk).
-                log.warning("outbox_mark_failed", error=str(exc), events=len(published))
+            self._mark_later(published)
         return last
+
+    def _mark_later(self, published: Sequence[tuple[uuid.UUID, int]]) -> None:
+        """The write is committed and its events are on the bus: the caller's answer need not wait
+        for the row to be marked (a transaction of its own). Until it is, the row is only a duplicate
+        the relay may send again after the grace period, which the broker drops (and every consumer
+        ignores by event id)."""
+        self._unmarked.extend(published)
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._mark_unmarked(), name="outbox-mark")
+
+    async def _mark_unmarked(self) -> None:
+        while self._unmarked:
+            batch, self._unmarked = self._unmarked, []
+            try:
+                await self.settle(batch)
+            except Exception as exc:
+                # The relay publishes the rows again (the broker drops the duplicates) and marks
+                # them once the database takes writes (e.g. after a full disk).
+                log.warning("outbox_mark_failed", error=str(exc), events=len(batch))
+
+    async def flush_marks(self) -> None:
+        """Wait until every fast-path publish so far is marked (or failed to be)."""
+        while self._marking is not None and not self._marking.done():
+            await asyncio.shield(self._marking)
 
     async def claim(self, grace: timedelta | None = None) -> list[Claimed]:
         """Step 1 of a relay pass, one short transaction: take up to one batch of unpublished rows
@@ -262,6 +285,8 @@ class OutboxRelay:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
 
     async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.flush_marks()
         if self._task is not None:
             self._task.cancel()
             try:

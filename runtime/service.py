@@ -4,11 +4,12 @@ the outbox relay, the ping handler, and the wrapper that turns a command into a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
@@ -52,11 +53,50 @@ def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+class KeyedLocks:
+    """One asyncio lock per key, for as long as someone holds or waits for it. asyncio.Lock wakes its
+    waiters first come, first served, so one key's holders run in the order they asked."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            _lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 class Service:
     """One process of one service. `engine`, `js` and `relay` exist once the service has started."""
 
-    def __init__(self, name: str, settings: ServiceSettings, outbox: Table | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        outbox: Table | None = None,
+        *,
+        command_workers: int = 1,
+        ordered_by: str | None = None,
+    ) -> None:
+        """`command_workers` commands are handled at once; those naming the same `ordered_by` field
+        value (an aggregate's id) one after another, in the order they arrived, so one aggregate's
+        changes commit and publish in one order on this replica."""
         self.name, self.settings, self.outbox = name, settings, outbox
+        self.command_workers, self.ordered_by = command_workers, ordered_by
+        self._in_order = KeyedLocks()
         configure_logging(name, settings.log_level, settings.log_format)
         tracing.configure_tracing(name)
         self.broker = NatsBroker(
@@ -205,7 +245,12 @@ class Service:
                 with structlog.contextvars.bound_contextvars(correlation_id=correlation_id, command=subject):
                     try:
                         command = model.model_validate(body)
-                        reply: BaseModel = await handler(command)
+                        key = getattr(command, self.ordered_by, None) if self.ordered_by else None
+                        if key is None:
+                            reply: BaseModel = await handler(command)
+                        else:
+                            async with self._in_order.hold(str(key)):
+                                reply = await handler(command)
                     except ValidationError as exc:
                         reply = ErrorReply(
                             error=ErrorBody(
@@ -259,7 +304,10 @@ class Service:
 
             # A handler bound to its context with functools.partial names itself by its function.
             observed.__name__ = getattr(handler, "func", handler).__name__
-            self.broker.subscriber(subject, queue=self.name)(observed)
+            if self.command_workers > 1:
+                self.broker.subscriber(subject, queue=self.name, max_workers=self.command_workers)(observed)
+            else:
+                self.broker.subscriber(subject, queue=self.name)(observed)
             return handler
 
         return register

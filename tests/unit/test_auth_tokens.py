@@ -410,3 +410,48 @@ def test_split_pem_bundle() -> None:
 )
 def test_forwarded_client(peer: str, forwarded: list[str], trusted: list[str], client: str) -> None:
     assert forwarded_client(peer, forwarded, trusted) == client
+
+
+async def test_verified_tokens_are_kept_until_they_expire_or_their_key_goes(
+    new_pem: str, issuer: TokenIssuer, keys: dict[str, Key], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway verifies a token's signature once, not on every request; the kept verification
+    ends with the token's expiry (leeway included) and with its key leaving auth's JWKS."""
+    from gateway import security
+
+    verifier = security.TokenVerifier(None, ISSUER, AUDIENCE)  # type: ignore[arg-type]
+    verifier._keys, verifier._fetched_at = dict(keys), time.monotonic()  # no JWKS fetch over a bus
+    decoded: list[str] = []
+    real_decode = security.decode_access_token
+
+    def counting(token: str, *args: Any) -> AccessClaims:
+        decoded.append(token)
+        return real_decode(token, *args)
+
+    monkeypatch.setattr(security, "decode_access_token", counting)
+    now = int(time.time())
+    token = _signed(new_pem, issuer.kid, exp=now + 60)
+    first = await verifier.verify_claims(token)
+    assert await verifier.verify_claims(token) == first
+    assert decoded == [token]
+    # A tampered copy is another string: verified (and refused) on its own.
+    header, _payload, signature = token.split(".")
+    tampered = ".".join(
+        [header, _b64(json.dumps({**_segments(token)[1], "role": "owner", "sub": "u_2"}).encode()), signature]
+    )
+    with pytest.raises(InvalidToken):
+        await verifier.verify_claims(tampered)
+    # Past its expiry and the leeway the kept verification is dropped: python-jose (on its own clock,
+    # which refuses an expired token, as test_expired_and_not_yet_valid_tokens_are_refused shows)
+    # decides again.
+    monkeypatch.setattr(security.time, "time", lambda: now + 60 + security.LEEWAY_SECONDS + 1)
+    await verifier.verify_claims(token)
+    assert decoded == [token, tampered, token]
+    monkeypatch.undo()
+    # A key auth stopped publishing stops the tokens it signed, kept or not.
+    other = _signed(new_pem, issuer.kid, jti="j2")
+    await verifier.verify_claims(other)
+    verifier._keys = {}
+    with pytest.raises(InvalidToken, match="unknown kid"):
+        await verifier.verify_claims(other)
+    assert other not in verifier._verified

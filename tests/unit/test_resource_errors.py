@@ -4,7 +4,10 @@ never leaves a partial file."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -152,3 +155,39 @@ async def test_a_published_event_is_a_success_even_if_marking_it_fails() -> None
     # Committed and on the bus: the caller hears so; the relay marks the row later (the bus drops the
     # duplicate publish).
     assert await relay(Bus(refusing=False)).publish_now([event()]) == 1
+
+
+class SlowDatabase:
+    """Marks rows only once `gate` opens; records each transaction's rows."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.transactions: list[list[dict[str, Any]]] = []
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[Any]:
+        rows: list[dict[str, Any]] = []
+        self.transactions.append(rows)
+        await self.gate.wait()
+
+        async def execute(statement: Any, parameters: Any = None) -> None:
+            rows.extend(parameters or [])
+
+        yield SimpleNamespace(execute=execute)
+
+
+async def test_a_command_is_answered_before_its_outbox_row_is_marked_and_marks_are_batched() -> None:
+    database = SlowDatabase()
+    table = outbox_table(MetaData(schema="incidents"))
+    outbox = OutboxRelay(database, table, Bus(refusing=False))  # type: ignore[arg-type]
+    # Three commands answered while the database has not marked anything yet.
+    answers = asyncio.gather(*(outbox.publish_now([event()]) for _ in range(3)))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert answers.done(), "a command waited for its outbox row to be marked"
+    assert answers.result() == [1, 2, 3]
+    database.gate.set()
+    await outbox.flush_marks()
+    assert sorted(row["row_seq"] for rows in database.transactions for row in rows) == [1, 2, 3]
+    assert len(database.transactions) < 3, "one transaction per command"
+    await outbox.stop()
