@@ -43,6 +43,7 @@ from contracts.commands import (
     CreateIntegrationKey,
     Done,
     ErrorCode,
+    GetMember,
     IntegrationKeyAccepted,
     IntegrationKeyIssued,
     IntegrationKeyView,
@@ -539,6 +540,14 @@ def register_handlers(service: Service, issuer: TokenIssuer, settings: AuthSetti
             row = await db.user_by_id(conn, target.id)
         seq = await service.relay.publish_now(events) if events else None
         return MemberAccepted(user=_member(row), seq=seq)
+
+    @service.command("cmd.auth.get_member", GetMember)
+    async def get_member(cmd: GetMember) -> MemberView:
+        async with service.engine.connect() as conn:
+            row = await db.user_by_id(conn, cmd.user_id)
+        if row is None or row.tenant_id != cmd.tenant_id:
+            raise CommandFailed(ErrorCode.NOT_FOUND, "user not found")
+        return _member(row)
 
     @service.command("cmd.auth.set_active", SetUserActive)
     async def set_active(cmd: SetUserActive) -> MemberAccepted:

@@ -67,6 +67,7 @@ from oncall.escalation import people, route
 from oncall.paging import PERSON_STATUS, Paging, on_call_now, policy_of, rules_of, schedules_for
 from oncall.schedule import ScheduleError, Shift, final_shifts, next_shifts, on_call_at
 from oncall.settings import OncallSettings
+from oncall.slack import register_slack
 from runtime.command_args import cursor_id as _cursor
 from runtime.command_args import object_id as _id
 from runtime.consumer import Delivery
@@ -441,6 +442,7 @@ def _digest(token: str) -> str:
 
 def register_paging(service: Service, settings: OncallSettings) -> Paging:
     paging = Paging(service, settings)
+    register_slack(service, settings, paging)
 
     @service.app.after_startup
     async def start_paging() -> None:
