@@ -66,7 +66,7 @@ class NoPayload(Unreadable):
 def read_payload(body: bytes) -> str:
     """The `payload` field of a form-encoded body."""
     try:
-        fields = parse_qs(body.decode(), strict_parsing=False, max_num_fields=20)
+        fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20)
     except (UnicodeDecodeError, ValueError) as exc:
         raise NoPayload("the body is not a form (application/x-www-form-urlencoded)") from exc
     payloads = fields.get("payload")

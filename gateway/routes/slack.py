@@ -38,6 +38,7 @@ ACTION_BODY = {
                     "properties": {
                         "payload": {
                             "type": "string",
+                            "minLength": 1,
                             "maxLength": MAX_PAYLOAD,
                             "description": "Slack's `block_actions` payload, as JSON",
                         }

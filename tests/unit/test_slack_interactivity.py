@@ -22,7 +22,14 @@ from contracts.oncall import ChannelKind
 from contracts.slack import INCIDENT_ACKNOWLEDGE, INCIDENT_OPEN, INCIDENT_RESOLVE, PAGE_ACKNOWLEDGE, PAGE_OPEN
 from integrations.domain import IncidentFacts, read_action_value, slack_message
 from oncall.domain import slack_blocks
-from runtime.slack import SignatureProblem, Unreadable, read_interaction, signature_problem, slack_signature
+from runtime.slack import (
+    NoPayload,
+    SignatureProblem,
+    Unreadable,
+    read_interaction,
+    signature_problem,
+    slack_signature,
+)
 from tests.unit.test_oncall_channels import FACTS, PAGE, ROW, paging
 
 # Slack's example in "Verifying requests from Slack".
@@ -122,6 +129,14 @@ def test_a_click_reads_out_of_its_form_body() -> None:
 def test_anything_else_is_unreadable(body: bytes) -> None:
     with pytest.raises(Unreadable):
         read_interaction(body)
+
+
+def test_a_form_without_a_payload_is_told_apart_from_a_payload_that_is_no_click() -> None:
+    with pytest.raises(NoPayload):
+        read_interaction(b"text=hello")
+    with pytest.raises(Unreadable) as empty:
+        read_interaction(b"payload=")
+    assert not isinstance(empty.value, NoPayload)  # a payload, empty: nothing can verify it (401)
 
 
 # ---- the buttons, against Slack's documented limits
