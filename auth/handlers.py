@@ -52,6 +52,7 @@ from contracts.commands import (
     CreateIntegrationKey,
     Done,
     ErrorCode,
+    GetMember,
     IntegrationKeyAccepted,
     IntegrationKeyIssued,
     IntegrationKeyView,
@@ -528,6 +529,15 @@ async def change_role(auth: Auth, cmd: ChangeUserRole) -> MemberAccepted:
     return MemberAccepted(user=member_view(row), seq=await auth.publish(events))
 
 
+async def get_member(auth: Auth, cmd: GetMember) -> MemberView:
+    """Between services: a user as they stand now, for one acting as someone it knows by id."""
+    async with auth.service.engine.connect() as conn:
+        row = await db.user_by_id(conn, cmd.user_id)
+    if row is None or row.tenant_id != cmd.tenant_id:
+        raise CommandFailed(ErrorCode.NOT_FOUND, "user not found")
+    return member_view(row)
+
+
 async def set_active(auth: Auth, cmd: SetUserActive) -> MemberAccepted:
     caller = cmd.caller
     now = datetime.now(UTC)
@@ -665,6 +675,7 @@ def register_handlers(service: Service, issuer: TokenIssuer, settings: AuthSetti
     service.command("cmd.auth.invite", InviteUser)(partial(invite, auth))
     service.command("cmd.auth.accept_invite", AcceptInvite)(partial(accept_invite, auth))
     service.command("cmd.auth.change_role", ChangeUserRole)(partial(change_role, auth))
+    service.command("cmd.auth.get_member", GetMember)(partial(get_member, auth))
     service.command("cmd.auth.set_active", SetUserActive)(partial(set_active, auth))
     service.command("cmd.auth.create_key", CreateIntegrationKey)(partial(create_key, auth))
     service.command("cmd.auth.revoke_key", RevokeIntegrationKey)(partial(revoke_key, auth))

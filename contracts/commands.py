@@ -175,6 +175,14 @@ class SetUserActive(Command):
     active: bool
 
 
+class GetMember(Command):
+    """Between services: a user of `tenant_id` as they stand now (role, status), for a service that
+    acts as someone it knows only by id (a Slack click acts as the linked user). Not on the API."""
+
+    tenant_id: Annotated[str, StringConstraints(max_length=64)]
+    user_id: UserId
+
+
 class MemberView(BaseModel):
     """A user as their organisation's admins see them."""
 

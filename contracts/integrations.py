@@ -467,6 +467,14 @@ EventTypes = Annotated[list[NotifiedEvent], Field(min_length=1, max_length=len(N
 Id = Annotated[str, StringConstraints(max_length=64)]
 
 
+# The Slack app's signing secret (Basic Information > App Credentials), printable ASCII.
+SlackSigningSecret = Annotated[
+    str,
+    StringConstraints(min_length=8, max_length=128, pattern=r"^[!-~]+$"),
+    Field(json_schema_extra={"writeOnly": True}),
+]
+
+
 class CreateWebhook(Command):
     caller: Caller
     kind: WebhookKind
@@ -474,6 +482,9 @@ class CreateWebhook(Command):
     url: WebhookUrl
     event_types: EventTypes = Field(default_factory=lambda: list(NotifiedEvent))
     enabled: bool = True
+    # Slack only: with it, messages carry Acknowledge and Resolve buttons, and clicks on them are
+    # verified with it. Kept encrypted, never shown again.
+    slack_signing_secret: SlackSigningSecret | None = None
 
 
 class UpdateWebhook(Command):
@@ -483,6 +494,8 @@ class UpdateWebhook(Command):
     url: WebhookUrl | None = None
     event_types: EventTypes | None = None
     enabled: bool | None = None
+    # Slack only: a new signing secret; `null` removes it (and the buttons).
+    slack_signing_secret: SlackSigningSecret | None = None
 
 
 class WebhookRef(Command):
@@ -503,6 +516,8 @@ class WebhookView(BaseModel):
     url: str
     event_types: list[NotifiedEvent]
     enabled: bool
+    # A Slack webhook with a signing secret: its messages have Acknowledge and Resolve buttons.
+    interactive: bool = False
     created_by: str
     created_at: AwareDatetime
     updated_at: AwareDatetime
@@ -556,6 +571,47 @@ class DeliveryView(BaseModel):
 
 class DeliveryPage(Page):
     items: list[DeliveryView]
+
+
+# ---- Slack users linked to SRE Copilot users (who a click on a Slack button acts as)
+
+SlackIdText = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Z0-9]+$")]
+
+
+class SlackLinkSpec(NulFree):
+    """A Slack member (`slack_user_id`, `U…`/`W…`, in the workspace `slack_team_id`, `T…`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slack_team_id: SlackIdText
+    slack_user_id: SlackIdText
+
+
+class SetSlackLink(Command):
+    caller: Caller
+    user_id: Id
+    link: SlackLinkSpec
+
+
+class SlackLinkRef(Command):
+    caller: Caller
+    user_id: Id
+
+
+class ListSlackLinks(Command):
+    caller: Caller
+
+
+class SlackLinkView(BaseModel):
+    user_id: str
+    slack_team_id: str
+    slack_user_id: str
+    created_by: str
+    created_at: AwareDatetime
+
+
+class SlackLinkList(BaseModel):
+    items: list[SlackLinkView]
 
 
 # ---- generic JSON sources: a mapping (JMESPath) from any JSON body to one alert

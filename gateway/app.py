@@ -31,6 +31,7 @@ from gateway.routes import (
 )
 from gateway.routes import integrations as integrations_routes
 from gateway.routes import oncall as oncall_routes
+from gateway.routes import slack as slack_routes
 from gateway.security import BodySizeLimit, TokenVerifier
 from gateway.settings import GatewaySettings
 from gateway.telemetry import HttpTelemetry, PlatformMetrics, metrics_router
@@ -207,6 +208,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(integration_keys.router)
     app.include_router(integrations_routes.router)
+    app.include_router(slack_routes.router)
     app.include_router(oncall_routes.router)
     app.include_router(oncall_routes.paging_router)
     app.include_router(incidents.router)

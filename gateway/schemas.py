@@ -60,6 +60,9 @@ from contracts.integrations import (
     RuleSources,
     SilenceSpec,
     SilenceView,
+    SlackLinkSpec,
+    SlackLinkView,
+    SlackSigningSecret,
     WebhookKind,
     WebhookUrl,
     WebhookView,
@@ -664,6 +667,12 @@ class WebhookCreate(Strict):
     url: WebhookUrl
     event_types: EventTypes = Field(default_factory=lambda: list(NotifiedEvent))
     enabled: StrictBool = True
+    slack_signing_secret: SlackSigningSecret | None = Field(
+        default=None,
+        description="Slack webhooks only (422 otherwise): the Slack app's signing secret. With it, "
+        "messages carry Acknowledge and Resolve buttons, and clicks are verified with it. Kept "
+        "encrypted, never shown again",
+    )
 
 
 class WebhookUpdate(Strict):
@@ -671,6 +680,11 @@ class WebhookUpdate(Strict):
     url: WebhookUrl | None = None
     event_types: EventTypes | None = None
     enabled: StrictBool | None = None
+    slack_signing_secret: SlackSigningSecret | None = Field(
+        default=None,
+        description="Slack webhooks only (422 otherwise): a new signing secret; `null` removes it "
+        "(and the buttons)",
+    )
 
 
 class WebhookRead(WebhookView):
@@ -686,6 +700,29 @@ class WebhookSecretRead(WebhookRead):
 class WebhookPage(BaseModel):
     items: list[WebhookRead]
     next_cursor: str | None
+
+
+class SlackLinkUpdate(SlackLinkSpec):
+    pass
+
+
+class SlackLinkRead(SlackLinkView):
+    pass
+
+
+class SlackLinkPage(BaseModel):
+    items: list[SlackLinkRead]
+
+
+class SlackActionRead(BaseModel):
+    """What the click did (Slack reads only the status; the message is updated through its
+    `response_url`)."""
+
+    outcome: str = Field(
+        description="`acknowledged`, `resolved`, `unlinked` (the Slack member is linked to nobody: "
+        "told so in Slack, nothing changed), `refused` (told why in Slack, nothing changed), "
+        "`ignored` (a link button)"
+    )
 
 
 class WebhookDeliveryRead(DeliveryView):

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
 from runtime.retention import delete_in_batches
+from runtime.slack import seen_requests_table
 
 SCHEMA = "integrations"
 metadata = MetaData(schema=SCHEMA)
@@ -269,6 +270,21 @@ keyring = Table(
     Column("key", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# Who a click on a Slack button acts as: one Slack member per user of the organisation, and a Slack
+# member (of a workspace) is one user.
+slack_links = Table(
+    "slack_links",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("slack_team_id", String(64), nullable=False),
+    Column("slack_user_id", String(64), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant_id", "slack_team_id", "slack_user_id", name="uq_slack_links_member"),
+)
+slack_requests = seen_requests_table(metadata)
 
 outbox = outbox_table(metadata)
 consumed = consumed_table(metadata)

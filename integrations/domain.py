@@ -45,6 +45,7 @@ from contracts.integrations import (
     SilenceSpec,
     SilenceState,
 )
+from contracts.slack import INCIDENT_ACKNOWLEDGE, INCIDENT_OPEN, INCIDENT_RESOLVE
 
 # ---- reading alerts
 
@@ -746,10 +747,63 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def slack_action_value(webhook_id: str, incident_id: str) -> str:
+    """A button's `value`: which webhook's signing secret verifies the click, and which incident."""
+    return f"{webhook_id}:{incident_id}"
+
+
+def read_action_value(value: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    webhook, _, incident = value.partition(":")
+    try:
+        return uuid.UUID(webhook), uuid.UUID(incident)
+    except ValueError:
+        return None
+
+
+def slack_buttons(webhook_id: str, incident: IncidentFacts) -> list[dict[str, Any]]:
+    """Acknowledge and Resolve, as far as the incident's state still allows them."""
+    value = slack_action_value(webhook_id, incident.id)
+    buttons: list[dict[str, Any]] = []
+    if incident.state == "detected":
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": INCIDENT_ACKNOWLEDGE,
+                "text": {"type": "plain_text", "text": "Acknowledge"},
+                "style": "primary",
+                "value": value,
+            }
+        )
+    if incident.state != "resolved":
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": INCIDENT_RESOLVE,
+                "text": {"type": "plain_text", "text": "Resolve"},
+                "value": value,
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Resolve the incident?"},
+                    "text": {"type": "plain_text", "text": _clip(f"{incident.key} · {incident.title}", 300)},
+                    "confirm": {"type": "plain_text", "text": "Resolve"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                },
+            }
+        )
+    return buttons
+
+
 def slack_message(
-    event_type: str, data: Mapping[str, Any], incident: IncidentFacts, link: str
+    event_type: str,
+    data: Mapping[str, Any],
+    incident: IncidentFacts,
+    link: str,
+    *,
+    interactive: str | None = None,
+    done_by: str = "",
 ) -> dict[str, Any]:
-    """A Block Kit message: what happened, severity, state, service, the top hypothesis, a link."""
+    """A Block Kit message: what happened, severity, state, service, the top hypothesis, a link; with
+    `interactive` (the id of a Slack webhook that has a signing secret) the Acknowledge and Resolve
+    buttons; `done_by` says who clicked (the message as updated in place after a click)."""
     n = notice(event_type, data, incident, link)
     if incident.top_hypothesis:
         text = slack_escape(_clip(incident.top_hypothesis, 2_500))
@@ -774,14 +828,15 @@ def slack_message(
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(_clip(n.note, 2_000))}]}
         )
-    blocks.append(
-        {
-            "type": "actions",
-            "elements": [
-                {"type": "button", "text": {"type": "plain_text", "text": "Open incident"}, "url": link}
-            ],
-        }
-    )
+    if done_by:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(done_by, 3_000)}]})
+    buttons = slack_buttons(interactive, incident) if interactive else []
+    open_button: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": "Open incident"}}
+    if interactive:
+        # Slack posts a click on a link button to the app too: ours, verified and answered, no effect.
+        open_button |= {"action_id": INCIDENT_OPEN, "value": slack_action_value(interactive, incident.id)}
+    open_button["url"] = link
+    blocks.append({"type": "actions", "elements": [*buttons, open_button]})
     return {"text": slack_escape(_clip(n.fallback, 3_000)), "blocks": blocks}
 
 

@@ -115,6 +115,7 @@ from integrations.domain import (
 )
 from integrations.outbound import DeliveryLoop, enqueue_for
 from integrations.settings import IntegrationsSettings
+from integrations.slack import Responder, register_slack_handlers
 from runtime.command_args import cursor_id as _cursor
 from runtime.command_args import object_id as _id
 from runtime.consumer import Delivery
@@ -180,6 +181,7 @@ def webhook_view(row: Any) -> WebhookView:
         url=row.url,
         event_types=row.event_types,
         enabled=row.enabled,
+        interactive=row.kind == WebhookKind.SLACK.value and row.secret_encrypted is not None,
         created_by=row.created_by,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -220,10 +222,21 @@ class Box:
         return self.value
 
 
+def _slack_only(kind: str) -> CommandFailed:
+    message = f"a {kind} webhook has no Slack signing secret"
+    return CommandFailed(
+        ErrorCode.VALIDATION,
+        message,
+        [{"loc": ["body", "slack_signing_secret"], "msg": message, "type": "value_error"}],
+    )
+
+
 def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
     processor = InboundProcessor(service, settings)
     box = Box()
     loops: list[DeliveryLoop] = []
+    responder = Responder(settings)
+    register_slack_handlers(service, settings, box.get, responder)
 
     @service.app.after_startup
     async def start_loops() -> None:
@@ -235,6 +248,7 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
     @service.app.on_shutdown
     async def stop_loops() -> None:
         await processor.stop()
+        await responder.stop()
         for loop in loops:
             await loop.stop()
 
@@ -543,6 +557,10 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
         if problem:
             raise _url_refused(problem)
         secret = f"{SECRET_PREFIX}{secrets.token_urlsafe(32)}" if cmd.kind is WebhookKind.GENERIC else None
+        if cmd.slack_signing_secret is not None and cmd.kind is not WebhookKind.SLACK:
+            raise _slack_only(cmd.kind.value)
+        # Stored where a generic webhook keeps its own: the one secret a webhook of either kind has.
+        kept = secret or cmd.slack_signing_secret
         now, webhook_id = datetime.now(UTC), new_delivery_id()
         async with service.engine.begin() as conn:
             # Serialise creations of one tenant, so the cap holds under concurrent requests.
@@ -565,7 +583,7 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
                         url=cmd.url,
                         event_types=sorted({e.value for e in cmd.event_types}),
                         enabled=cmd.enabled,
-                        secret_encrypted=box.get().seal(secret) if secret else None,
+                        secret_encrypted=box.get().seal(kept) if kept else None,
                         created_by=caller.user_id,
                         created_at=now,
                         updated_at=now,
@@ -617,6 +635,16 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
             values["enabled"] = cmd.enabled
         w = db.webhooks
         async with service.engine.begin() as conn:
+            if "slack_signing_secret" in cmd.model_fields_set:
+                kind = await conn.scalar(
+                    select(w.c.kind).where(w.c.id == webhook_id, w.c.tenant_id == caller.tenant_id)
+                )
+                if kind is None:
+                    raise CommandFailed(ErrorCode.NOT_FOUND, "webhook not found")
+                if kind != WebhookKind.SLACK.value:
+                    raise _slack_only(kind)
+                new_secret = cmd.slack_signing_secret
+                values["secret_encrypted"] = box.get().seal(new_secret) if new_secret else None
             statement = update(w).where(w.c.id == webhook_id, w.c.tenant_id == caller.tenant_id)
             row = (
                 await conn.execute(statement.values(**values, updated_at=datetime.now(UTC)).returning(w))

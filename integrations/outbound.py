@@ -49,6 +49,7 @@ from integrations.domain import (
     address_allowed,
     backoff_seconds,
     retryable,
+    slack_message,
 )
 from integrations.settings import IntegrationsSettings
 from runtime.consumer import RetryLater
@@ -99,8 +100,11 @@ async def apply_to_view(conn: AsyncConnection, event: EventEnvelope, data: Event
     return None
 
 
-def render(kind: str, event: EventEnvelope, raw: bytes, incident: Any, base_url: str) -> bytes:
-    """What a webhook of this kind receives for this event."""
+def render(
+    kind: str, event: EventEnvelope, raw: bytes, incident: Any, base_url: str, interactive: str | None = None
+) -> bytes:
+    """What a webhook of this kind receives for this event (`interactive`: the id of a Slack webhook
+    with a signing secret, whose messages carry buttons)."""
     if kind == WebhookKind.GENERIC.value:
         # The envelope exactly as it is on the log.
         return raw
@@ -115,6 +119,10 @@ def render(kind: str, event: EventEnvelope, raw: bytes, incident: Any, base_url:
         top_confidence=incident.top_confidence,
     )
     link = f"{base_url.rstrip('/')}/incidents/{incident.id}"
+    if kind == WebhookKind.SLACK.value and interactive:
+        return json.dumps(
+            slack_message(event.type, event.data, facts, link, interactive=interactive)
+        ).encode()
     return json.dumps(CHAT_MESSAGES[kind](event.type, event.data, facts, link)).encode()
 
 
@@ -146,7 +154,14 @@ async def enqueue_for(
                 "event_id": event.id,
                 "event_type": event.type,
                 "incident_id": incident_id,
-                "body": render(hook.kind, event, raw, incident, settings.public_base_url),
+                "body": render(
+                    hook.kind,
+                    event,
+                    raw,
+                    incident,
+                    settings.public_base_url,
+                    str(hook.id) if hook.secret_encrypted is not None else None,
+                ),
                 "status": DeliveryStatus.PENDING.value,
                 "attempts": 0,
                 "next_attempt_at": now,

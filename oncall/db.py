@@ -30,10 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
 from runtime.retention import delete_in_batches
+from runtime.slack import seen_requests_table
 
 SCHEMA = "oncall"
 metadata = MetaData(schema=SCHEMA)
 
+# Slack requests accepted (the page's Acknowledge button), by signature: one seen again is a replay.
+slack_requests = seen_requests_table(metadata)
 outbox = outbox_table(metadata)
 consumed = consumed_table(metadata)
 

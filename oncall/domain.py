@@ -21,6 +21,7 @@ from contracts.oncall import (
     TeamWarning,
     WarningCode,
 )
+from contracts.slack import PAGE_ACKNOWLEDGE, PAGE_OPEN
 from oncall.schedule import Layer, Override, RotationType, Schedule, Window
 
 
@@ -113,21 +114,26 @@ def text_body(facts: PageFacts) -> str:
     )
 
 
-def slack_blocks(facts: PageFacts) -> list[dict[str, object]]:
+def slack_blocks(facts: PageFacts, page_id: str | None = None) -> list[dict[str, object]]:
+    """The page as a Slack DM. With `page_id` (the on-call Slack app has a signing secret) Acknowledge
+    is an interactive button (handled by the Interactivity request URL); otherwise it opens the
+    signed acknowledge link."""
+    acknowledge: dict[str, object] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Acknowledge"},
+        "style": "primary",
+    }
+    open_button: dict[str, object] = {"type": "button", "text": {"type": "plain_text", "text": "Open"}}
+    if page_id is not None:
+        acknowledge |= {"action_id": PAGE_ACKNOWLEDGE, "value": page_id}
+        # Slack posts a click on a link button to the app too: answered, no effect.
+        open_button |= {"action_id": PAGE_OPEN, "value": page_id}
+    else:
+        acknowledge["url"] = facts.ack_url
+    open_button["url"] = facts.incident_url
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Paged: {subject(facts)}*"}},
-        {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "text": {"type": "plain_text", "text": "Acknowledge"},
-                    "style": "primary",
-                    "url": facts.ack_url,
-                },
-                {"type": "button", "text": {"type": "plain_text", "text": "Open"}, "url": facts.incident_url},
-            ],
-        },
+        {"type": "actions", "elements": [acknowledge, open_button]},
     ]
 
 

@@ -85,6 +85,7 @@ from oncall.escalation import people, regex_problem, route
 from oncall.paging import PERSON_STATUS, Paging, policy_of, resolver, rules_of
 from oncall.schedule import ScheduleError, Shift, final_shifts, next_shifts, on_call_at
 from oncall.settings import OncallSettings
+from oncall.slack import register_slack
 from runtime.command_args import cursor_id as _cursor
 from runtime.command_args import object_id as _id
 from runtime.consumer import Delivery
@@ -526,6 +527,7 @@ def _digest(token: str) -> str:
 
 def register_paging(service: Service, settings: OncallSettings) -> Paging:
     paging = Paging(service, settings)
+    register_slack(service, settings, paging)
 
     @service.app.after_startup
     async def start_paging() -> None:

@@ -690,7 +690,11 @@ class Paging:
         response = await self._client.post(
             f"{self.settings.slack_api_url.rstrip('/')}/chat.postMessage",
             headers={"Authorization": f"Bearer {token.get_secret_value()}"},
-            json={"channel": method.address, "text": subject(facts), "blocks": slack_blocks(facts)},
+            json={
+                "channel": method.address,
+                "text": subject(facts),
+                "blocks": slack_blocks(facts, str(page.id) if self.settings.slack_signing_secret else None),
+            },
         )
         answer = (
             response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
@@ -712,7 +716,9 @@ class Paging:
 
     # ---- acknowledgement
 
-    async def acknowledge(self, page_id: uuid.UUID, correlation_id: str) -> Any:
+    async def acknowledge(
+        self, page_id: uuid.UUID, correlation_id: str, note: str = "acknowledged from a page"
+    ) -> Any:
         """The incident acknowledged as the paged person, then the page marked and the escalation
         stopped (one transaction). A page already acknowledged is a conflict."""
         async with self.service.engine.connect() as conn:
@@ -726,7 +732,7 @@ class Paging:
             caller=Caller(tenant_id=page.tenant_id, user_id=page.user_id, role=Role.RESPONDER),
             incident_id=str(page.incident_id),
             to=IncidentState.ACKNOWLEDGED,
-            note="acknowledged from a page",
+            note=note,
         )
         message = await self.service.broker.connection.request(
             "cmd.incidents.transition",

@@ -34,6 +34,10 @@ class OncallSettings(ServiceSettings):
     smtp_from: str = "sre-copilot@localhost"
     # Slack DMs through a bot token (chat.postMessage; scope chat:write).
     slack_bot_token: SecretStr | None = None
+    # The same Slack app's signing secret: with it, a page's DM has an interactive Acknowledge button
+    # (the app's Interactivity request URL is the gateway's /api/v1/integrations/slack/actions), and
+    # clicks are verified with it. Unset: the button opens the signed acknowledge link.
+    slack_signing_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api"
     # Escalations stopped longer ago than this are deleted with their pages and notifications (the
     # incident's timeline keeps their events); an incident created before it starts no escalation.

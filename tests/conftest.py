@@ -37,8 +37,15 @@ WEBHOOK_ENCRYPTION_KEY = Fernet.generate_key().decode()
 # On-call: notifications go to the test's own receivers (a webhook on loopback, an SMTP server on
 # this port, started once for the session), and escalations are looked at five times a second.
 ONCALL_SMTP_PORT = free_port()
+# Slack DMs go to a stand-in for Slack's Web API on this port (tests/e2e/test_slack_actions.py starts
+# it), from an app whose signing secret is this: the DM's Acknowledge button is interactive.
+ONCALL_SLACK_PORT = free_port()
+ONCALL_SLACK_SIGNING_SECRET = secrets.token_hex(16)
 ONCALL_ENV = {
     "NOTIFY_ALLOW_PRIVATE_TARGETS": "true",
+    "SLACK_BOT_TOKEN": "xoxb-test-token",
+    "SLACK_API_URL": f"http://127.0.0.1:{ONCALL_SLACK_PORT}/api",
+    "SLACK_SIGNING_SECRET": ONCALL_SLACK_SIGNING_SECRET,
     "SMTP_HOST": "127.0.0.1",
     "SMTP_PORT": str(ONCALL_SMTP_PORT),
     "ESCALATION_POLL_SECONDS": "0.2",

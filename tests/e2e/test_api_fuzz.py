@@ -61,6 +61,11 @@ EXPECTED_WARNINGS: dict[str, set[str]] = {
         # Needs both a calendar secret (issue_calendar_feed's answer) and a schedule id (another
         # operation's): no single link carries the two.
         "GET /api/v1/calendars/{token}/schedules/{schedule_id}.ics",
+        # A user's Slack link: generated user ids are nobody's (404); `me` is the caller, tested in
+        # tests/e2e/test_slack_actions.py.
+        "PUT /api/v1/integrations/slack/links/{user_id}",
+        "GET /api/v1/integrations/slack/links/{user_id}",
+        "DELETE /api/v1/integrations/slack/links/{user_id}",
     },
 }
 # Schemathesis's defaults for what may answer a valid request and what refuses an invalid one.

@@ -830,6 +830,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/integrations/slack/actions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Slack Actions
+         * @description The Slack app's Interactivity request URL. Slack signs each click (`X-Slack-Signature`,
+         *     `X-Slack-Request-Timestamp`); a click acts as the SRE Copilot user linked to the Slack member who
+         *     clicked (see `/links`) and the message is updated in place through Slack's `response_url`. A
+         *     Slack member linked to nobody gets an ephemeral "link your account" reply, and nothing changes.
+         *     A body that is not a form with one `payload` field is a 400. A payload that is not a click on one
+         *     of our buttons (nothing can verify it), a signature that is missing or does not verify (with the
+         *     signing secret of the button's Slack webhook, or of the on-call Slack app), a timestamp more than
+         *     five minutes away, or a request received before, is a 401; nothing changes.
+         */
+        post: operations["slack_actions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/slack/links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Slack Links
+         * @description Which Slack member each user is: admins see the organisation's, others their own.
+         */
+        get: operations["list_slack_links"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/slack/links/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Slack Link
+         * @description The Slack member a user (`me`, or anyone for admins) is linked to; 404 when none.
+         */
+        get: operations["get_slack_link"];
+        /**
+         * Set Slack Link
+         * @description Link a user (`me`, or anyone for admins) to a Slack member: `slack_team_id` (the workspace,
+         *     `T…`) and `slack_user_id` (the member id, `U…`, in Slack's profile menu: Copy member ID). Clicks of
+         *     that member on the buttons then act as this user, with their role. A Slack member is linked to at
+         *     most one user (409).
+         */
+        put: operations["set_slack_link"];
+        post?: never;
+        /**
+         * Delete Slack Link
+         * @description Unlink: that Slack member's clicks act as nobody from then on.
+         */
+        delete: operations["delete_slack_link"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/schedules": {
         parameters: {
             query?: never;
@@ -3435,6 +3513,18 @@ export interface components {
          */
         SilenceState: "active" | "upcoming" | "expired";
         /**
+         * SlackActionRead
+         * @description What the click did (Slack reads only the status; the message is updated through its
+         *     `response_url`).
+         */
+        SlackActionRead: {
+            /**
+             * Outcome
+             * @description `acknowledged`, `resolved`, `unlinked` (the Slack member is linked to nobody: told so in Slack, nothing changed), `refused` (told why in Slack, nothing changed), `ignored` (a link button)
+             */
+            outcome: string;
+        };
+        /**
          * SlackContact
          * @description A DM from the bot (`SLACK_BOT_TOKEN`) to this Slack member id.
          */
@@ -3451,6 +3541,34 @@ export interface components {
              * @default 0
              */
             delay_minutes: number;
+        };
+        /** SlackLinkPage */
+        SlackLinkPage: {
+            /** Items */
+            items: components["schemas"]["SlackLinkRead"][];
+        };
+        /** SlackLinkRead */
+        SlackLinkRead: {
+            /** User Id */
+            user_id: string;
+            /** Slack Team Id */
+            slack_team_id: string;
+            /** Slack User Id */
+            slack_user_id: string;
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /** SlackLinkUpdate */
+        SlackLinkUpdate: {
+            /** Slack Team Id */
+            slack_team_id: string;
+            /** Slack User Id */
+            slack_user_id: string;
         };
         /**
          * StepSpec
@@ -3661,6 +3779,11 @@ export interface components {
              * @default true
              */
             enabled: boolean;
+            /**
+             * Slack Signing Secret
+             * @description Slack webhooks only (422 otherwise): the Slack app's signing secret. With it, messages carry Acknowledge and Resolve buttons, and clicks are verified with it. Kept encrypted, never shown again
+             */
+            slack_signing_secret?: string | null;
         };
         /** WebhookDeliveryPage */
         WebhookDeliveryPage: {
@@ -3723,6 +3846,11 @@ export interface components {
             event_types: components["schemas"]["NotifiedEvent"][];
             /** Enabled */
             enabled: boolean;
+            /**
+             * Interactive
+             * @default false
+             */
+            interactive: boolean;
             /** Created By */
             created_by: string;
             /**
@@ -3752,6 +3880,11 @@ export interface components {
             event_types: components["schemas"]["NotifiedEvent"][];
             /** Enabled */
             enabled: boolean;
+            /**
+             * Interactive
+             * @default false
+             */
+            interactive: boolean;
             /** Created By */
             created_by: string;
             /**
@@ -3777,6 +3910,11 @@ export interface components {
             event_types?: components["schemas"]["NotifiedEvent"][] | null;
             /** Enabled */
             enabled?: boolean | null;
+            /**
+             * Slack Signing Secret
+             * @description Slack webhooks only (422 otherwise): a new signing secret; `null` removes it (and the buttons)
+             */
+            slack_signing_secret?: string | null;
         };
         /**
          * Weekday
@@ -5988,6 +6126,174 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    slack_actions: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `v0=` and 64 hex digits */
+                "x-slack-signature"?: string;
+                /** @description Unix seconds */
+                "x-slack-request-timestamp"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": {
+                    /** @description Slack's `block_actions` payload, as JSON */
+                    payload: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlackActionRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    list_slack_links: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlackLinkPage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    get_slack_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A user id, or `me` for the caller */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlackLinkRead"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    set_slack_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A user id, or `me` for the caller */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SlackLinkUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlackLinkRead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    delete_slack_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A user id, or `me` for the caller */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    /** @description The request's correlation id (yours, when you sent `X-Correlation-ID`), to follow it through the logs */
+                    "X-Correlation-ID": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             422: components["responses"]["ValidationFailed"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];

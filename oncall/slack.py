@@ -1,0 +1,134 @@
+"""The Acknowledge button of a page's Slack DM (`cmd.oncall.slack_action`, forwarded by the gateway
+as Slack sent it): verified with the on-call Slack app's signing secret (SLACK_SIGNING_SECRET),
+refused when replayed, and done only for the Slack member the page was sent to (the address of the
+paged person's Slack contact method). It acknowledges as the signed acknowledge link does: the
+incident moves to acknowledged as the paged person and the escalation stops. The DM is then updated
+in place through Slack's `response_url`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy import select
+
+from contracts.commands import CommandFailed, ErrorCode
+from contracts.oncall import ChannelKind
+from contracts.slack import PAGE_OPEN, SlackOutcome, SlackRequest
+from contracts.subjects import command_subject
+from oncall import db
+from oncall.paging import Paging
+from oncall.settings import OncallSettings
+from runtime.service import Service
+from runtime.slack import (
+    SignatureProblem,
+    Unreadable,
+    ephemeral,
+    first_sight,
+    read_interaction,
+    signature_problem,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def register_slack(service: Service, settings: OncallSettings, paging: Paging) -> None:
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def post(url: str, message: dict[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(settings.notify_timeout_seconds):
+                await paging._check_target(url)
+                async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+                    response = await client.post(url, json=message)
+            log.info("slack_response_sent", status_code=response.status_code)
+        except Exception as exc:
+            # The URL is Slack's one-time credential for the message: never logged.
+            log.warning("slack_response_failed", error=type(exc).__name__)
+
+    def respond(url: str, message: dict[str, Any]) -> None:
+        if url.startswith(("https://", "http://")):
+            task = asyncio.create_task(post(url, message))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    def refused(problem: SignatureProblem) -> CommandFailed:
+        log.info("slack_request_refused", reason=problem.name)
+        return CommandFailed(ErrorCode.UNAUTHORIZED, problem.value)
+
+    @service.command(command_subject("oncall", "slack_action"), SlackRequest)
+    async def slack_action(cmd: SlackRequest) -> SlackOutcome:
+        secret = settings.slack_signing_secret
+        body = cmd.body.encode()
+        if secret is None:
+            raise refused(SignatureProblem.INVALID)
+        problem = signature_problem(
+            secret.get_secret_value(), cmd.timestamp, cmd.signature, body, time.time()
+        )
+        if problem is not None:
+            raise refused(problem)
+        try:
+            interaction = read_interaction(body)
+        except Unreadable as exc:
+            raise CommandFailed(ErrorCode.VALIDATION, str(exc)) from exc
+        action = interaction.actions[0]
+        try:
+            page_id = uuid.UUID(action.value)
+        except ValueError as exc:
+            raise CommandFailed(ErrorCode.VALIDATION, "the button names no page") from exc
+        c = db.contact_methods
+        async with service.engine.begin() as conn:
+            if not await first_sight(conn, db.slack_requests, cmd.signature, datetime.now(UTC)):
+                raise refused(SignatureProblem.REPLAYED)
+            page = (await conn.execute(select(db.pages).where(db.pages.c.id == page_id))).first()
+            sent_to = (
+                (
+                    await conn.execute(
+                        select(c.c.id).where(
+                            c.c.tenant_id == page.tenant_id,
+                            c.c.user_id == page.user_id,
+                            c.c.kind == ChannelKind.SLACK.value,
+                            c.c.address == interaction.user.id,
+                        )
+                    )
+                ).first()
+                if page is not None
+                else None
+            )
+        if action.action_id == PAGE_OPEN:
+            return SlackOutcome(outcome="ignored")
+
+        def refuse(text: str) -> SlackOutcome:
+            respond(interaction.response_url, ephemeral(text))
+            return SlackOutcome(outcome="refused", message=text)
+
+        if page is None:
+            return refuse("This page is not known to SRE Copilot (any more); nothing was changed.")
+        if sent_to is None:
+            return refuse("This page was sent to someone else; nothing was changed.")
+        clicked_by = interaction.user.username or interaction.user.name or interaction.user.id
+        try:
+            await paging.acknowledge(
+                page_id, cmd.correlation_id, note=f"acknowledged in Slack by @{clicked_by}"[:200]
+            )
+        except CommandFailed as exc:
+            if exc.code in (ErrorCode.CONFLICT, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
+                return refuse(f"{exc.message}; nothing was changed.")
+            raise
+        who = f"<@{interaction.user.id}>"
+        text = f":white_check_mark: Acknowledged by {who} via Slack: the escalation is stopped."
+        respond(
+            interaction.response_url,
+            {
+                "replace_original": True,
+                "text": text,
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+            },
+        )
+        log.info("slack_page_acknowledged", page_id=str(page_id))
+        return SlackOutcome(outcome="acknowledged")
