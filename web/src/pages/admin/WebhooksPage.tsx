@@ -41,6 +41,8 @@ function WebhookForm({ onCreated }: { onCreated: (webhook: WebhookSecretRead) =>
   const [kind, setKind] = useState<WebhookKind>("generic");
   const [name, setName] = useState("");
   const [url, setUrl] = useState("");
+  // Slack only: the app's signing secret turns on the Acknowledge and Resolve buttons.
+  const [signingSecret, setSigningSecret] = useState("");
   const [events, setEvents] = useState<WebhookEvent[]>([...WEBHOOK_EVENTS]);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
@@ -62,9 +64,11 @@ function WebhookForm({ onCreated }: { onCreated: (webhook: WebhookSecretRead) =>
         name: name.trim(),
         url: url.trim(),
         event_types: events,
+        ...(kind === "slack" && signingSecret.trim() ? { slack_signing_secret: signingSecret.trim() } : {}),
       });
       setName("");
       setUrl("");
+      setSigningSecret("");
       onCreated(created);
     } catch (err) {
       if (err instanceof ApiError && err.status === 422) setErrors(err.fieldErrors());
@@ -113,6 +117,24 @@ function WebhookForm({ onCreated }: { onCreated: (webhook: WebhookSecretRead) =>
           />
         )}
       </Field>
+      {kind === "slack" ? (
+        <Field
+          label="Slack signing secret (optional: Acknowledge and Resolve buttons on the messages)"
+          error={errors.slack_signing_secret}
+        >
+          {(p) => (
+            <input
+              {...p}
+              type="password"
+              autoComplete="off"
+              value={signingSecret}
+              maxLength={256}
+              placeholder="Your Slack app's Basic Information → Signing Secret"
+              onChange={(e) => setSigningSecret(e.target.value)}
+            />
+          )}
+        </Field>
+      ) : null}
       <fieldset className="chips">
         <legend>Events</legend>
         {WEBHOOK_EVENTS.map((event) => (
@@ -332,6 +354,7 @@ function WebhooksAdmin() {
                 <tr key={w.id} className={selected === w.id ? "selected" : ""}>
                   <td data-label="Webhook">
                     <strong>{w.name}</strong> <span className="badge kind">{w.kind}</span>
+                    {w.interactive ? <span className="badge">buttons</span> : null}
                     <div className="muted small mono url">{w.url}</div>
                   </td>
                   <td data-label="Events">
