@@ -1,6 +1,6 @@
 // On-call pages against the real API: a schedule made in the console, its two-week timeline, an
-// override made from it that wins; an escalation policy and a routing rule; "my shifts" and the
-// calendar address.
+// override made from it that wins; a team, an escalation policy naming it and a routing rule with a
+// matcher; "my shifts" and the calendar address.
 import type { APIRequestContext } from "@playwright/test";
 import { api, expect, PASSWORD, registerViaApi, signIn, test, unique } from "./fixtures";
 
@@ -73,7 +73,7 @@ test.describe("a schedule", () => {
   });
 });
 
-test("an admin makes an escalation policy and a routing rule, and sees their shifts and calendar", async ({
+test("an admin makes a team, a policy paging it and a routing rule, and sees their shifts and calendar", async ({
   page,
   request,
 }) => {
@@ -92,6 +92,14 @@ test("an admin makes an escalation policy and a routing rule, and sees their shi
   });
   await signIn(page, owner.email);
 
+  await page.getByRole("link", { name: "Teams", exact: true }).click();
+  await expect(page.getByText("No teams yet.")).toBeVisible();
+  const team = page.getByRole("form", { name: "New team" });
+  await team.getByLabel("Name").fill("DBA");
+  await team.getByLabel("Add member").selectOption({ label: "Olivia Owner" });
+  await team.getByRole("button", { name: "Create team" }).click();
+  await expect(page.getByTestId("teams")).toContainText("every member");
+
   await page.getByRole("link", { name: "Escalation policies" }).click();
   await expect(page.getByText("No escalation policies yet.")).toBeVisible();
   const form = page.getByRole("form", { name: "New escalation policy" });
@@ -99,12 +107,13 @@ test("an admin makes an escalation policy and a routing rule, and sees their shi
   await form.getByLabel("Step 1: add target").selectOption({ label: "Database" });
   await form.getByRole("button", { name: "Add step" }).click();
   await form.getByLabel("Step 2: add target").selectOption({ label: "Olivia Owner" });
+  await form.getByLabel("Step 2: add target").selectOption({ label: "DBA" });
   await form.getByLabel("Step 2: then wait (minutes)").fill("10");
   await form.getByRole("button", { name: "Create policy" }).click();
   const policies = page.getByTestId("policies");
   await expect(policies).toContainText("Database on-call");
   await expect(policies).toContainText("Notify on call in Database, then wait 5 min");
-  await expect(policies).toContainText("Notify You, then wait 10 min");
+  await expect(policies).toContainText("Notify You, team DBA, then wait 10 min");
   // Edited in place: the whole policy is replaced.
   await policies
     .getByRole("row", { name: /Database on-call/ })
@@ -113,15 +122,19 @@ test("an admin makes an escalation policy and a routing rule, and sees their shi
   const edit = page.getByRole("form", { name: "Edit Database on-call" });
   await edit.getByLabel("Step 2: then wait (minutes)").fill("15");
   await edit.getByRole("button", { name: "Save policy" }).click();
-  await expect(policies).toContainText("Notify You, then wait 15 min");
+  await expect(policies).toContainText("Notify You, team DBA, then wait 15 min");
 
   const routing = page.getByRole("form", { name: "Routing" });
   await routing.getByRole("button", { name: "Add rule" }).click();
   await routing.getByLabel("Rule 1: service").fill("postgres");
   await routing.getByLabel("Rule 1: policy").selectOption({ label: "Database on-call" });
   await routing.getByRole("group", { name: "Rule 1: severities" }).getByText("critical").click();
+  // A label the incident lacks reads as "", so this holds for the label-less lookup below.
+  await routing.getByLabel("Rule 1: matchers").fill("cluster!=staging");
   await routing.getByRole("button", { name: "Save routing" }).click();
   await expect(routing.getByText("Saved.")).toBeVisible();
+  const saved = await api<{ rules: { matchers: unknown[] }[] }>(request, owner.access_token, "GET", "/api/v1/routing");
+  expect(saved.rules[0].matchers).toEqual([{ label: "cluster", op: "!=", value: "staging" }]);
   // The API pages the schedule's on-call (the owner) for a critical postgres incident now.
   const who = await api<{ user_ids: string[] }>(
     request,

@@ -18,6 +18,7 @@ import { MyShiftsPage } from "./pages/oncall/MyShiftsPage";
 import { PoliciesPage } from "./pages/oncall/PoliciesPage";
 import { SchedulePage } from "./pages/oncall/SchedulePage";
 import { SchedulesPage } from "./pages/oncall/SchedulesPage";
+import { TeamsPage } from "./pages/oncall/TeamsPage";
 
 /** Signed-out visitors go to the login page, which brings them back here afterwards. */
 function RequireSession({ children }: { children: React.ReactNode }) {
@@ -64,6 +65,7 @@ export function App() {
         <Route path="on-call/schedules/:id" element={<SchedulePage />} />
         <Route path="on-call/me" element={<MyShiftsPage />} />
         <Route path="on-call/policies" element={<PoliciesPage />} />
+        <Route path="on-call/teams" element={<TeamsPage />} />
         <Route path="*" element={<NotFoundPage />} />
       </Route>
     </Routes>

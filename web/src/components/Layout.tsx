@@ -98,6 +98,7 @@ export function Layout() {
           <NavLink to="/on-call/schedules">Schedules</NavLink>
           <NavLink to="/on-call/me">My shifts</NavLink>
           <NavLink to="/on-call/policies">Escalation policies</NavLink>
+          <NavLink to="/on-call/teams">Teams</NavLink>
           {admin ? (
             <>
               <div className="nav-section" aria-hidden="true">

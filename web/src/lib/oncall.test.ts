@@ -6,11 +6,16 @@ import {
   checkPolicy,
   checkSchedule,
   dayTicks,
+  describeRule,
   draftToLayer,
   errorsByPath,
+  labelsToText,
   layerToDraft,
+  matchersToText,
   newLayer,
   pagingOf,
+  parseLabels,
+  parseRuleMatchers,
   placeShifts,
   shiftsOf,
   timelineWindow,
@@ -198,5 +203,51 @@ describe("escalation events on an incident's timeline", () => {
     expect(describeEntry(entry("escalation.stopped", { reason: "exhausted" }), person).title).toBe(
       "Escalation stopped: exhausted",
     );
+  });
+});
+
+describe("routing rules' label conditions", () => {
+  it("reads labels as name=value lines and refuses a matcher among them", () => {
+    expect(parseLabels("cluster=prod-eu\n\n tier = 1 ")).toEqual({
+      labels: { cluster: "prod-eu", tier: "1" },
+      bad: null,
+    });
+    expect(parseLabels("cluster=prod\nenv!=staging").bad).toBe("env!=staging");
+    expect(parseLabels("team=~db").bad).toBe("team=~db");
+    expect(labelsToText({ cluster: "prod-eu", tier: "1" })).toBe("cluster=prod-eu\ntier=1");
+  });
+
+  it("reads matchers with all four operators and writes them back the same", () => {
+    const text = "team=~db|storage\nenv!=staging\ncanary!~true\nregion=eu";
+    const { matchers, bad } = parseRuleMatchers(text);
+    expect(bad).toBeNull();
+    expect(matchers).toEqual([
+      { label: "team", op: "=~", value: "db|storage" },
+      { label: "env", op: "!=", value: "staging" },
+      { label: "canary", op: "!~", value: "true" },
+      { label: "region", op: "=", value: "eu" },
+    ]);
+    expect(matchersToText(matchers)).toBe(text);
+    expect(parseRuleMatchers("nonsense").bad).toBe("nonsense");
+  });
+
+  it("describes a rule for readers", () => {
+    expect(
+      describeRule({
+        policy_id: "p",
+        service_name: null,
+        severities: ["critical"],
+        labels: { cluster: "prod" },
+        matchers: [{ label: "team", op: "!~", value: "web" }],
+      }),
+    ).toBe("Any service (critical) where cluster=prod, team!~web");
+  });
+
+  it("reads a 409's details by path only when asked", () => {
+    const err = new ApiError(409, "conflict", "a deactivated person cannot be paged", [
+      { loc: ["body", "members", 1], msg: "u_2 is deactivated", type: "value_error" },
+    ]);
+    expect(errorsByPath(err)).toEqual({});
+    expect(errorsByPath(err, [404, 409, 422])).toEqual({ "members.1": "u_2 is deactivated" });
   });
 });

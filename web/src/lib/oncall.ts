@@ -7,6 +7,7 @@ import type {
   LayerSpec,
   RestrictionSpec,
   RotationType,
+  RuleSpec,
   ScheduleRead,
   ShiftRead,
   StepSpec,
@@ -79,11 +80,12 @@ export function hueOf(userId: string): number {
 
 /**
  * The messages of a 422 by field path without the leading `body` ("layers.0.time_zone", "name");
- * a schema's enum message (which lists every allowed value) is cut short.
+ * a schema's enum message (which lists every allowed value) is cut short. A 404 or 409 that names
+ * fields in its details (a team's unknown or deactivated members) is read the same way when asked.
  */
-export function errorsByPath(error: unknown): Record<string, string> {
+export function errorsByPath(error: unknown, statuses: number[] = [422]): Record<string, string> {
   const out: Record<string, string> = {};
-  if (!(error instanceof ApiError) || error.status !== 422 || !Array.isArray(error.details)) return out;
+  if (!(error instanceof ApiError) || !statuses.includes(error.status) || !Array.isArray(error.details)) return out;
   for (const item of error.details as { loc?: unknown[]; msg?: string }[]) {
     const loc = (Array.isArray(item?.loc) ? item.loc : []).map(String);
     if (loc[0] === "body") loc.shift();
@@ -236,6 +238,61 @@ export function checkPolicy(name: string, steps: StepDraft[], repeat: string): R
 
 export function draftToSteps(steps: StepDraft[]): StepSpec[] {
   return steps.map((s) => ({ targets: s.targets, wait_minutes: Number(s.wait) }));
+}
+
+// ---- routing rules' label conditions, edited as text (one per line, as silences' matchers)
+
+export type RuleMatcher = NonNullable<RuleSpec["matchers"]>[number];
+
+/** `name=value` per line into a rule's `labels`; the first line that is not one is `bad`. */
+export function parseLabels(text: string): { labels: Record<string, string>; bad: string | null } {
+  const labels: Record<string, string> = {};
+  for (const line of text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)) {
+    // `!=` and `=~` are matchers, not equalities: refuse them here rather than store `name!` as a label.
+    const found = /^([A-Za-z_][A-Za-z0-9_.:/-]*)\s*=(?!~)\s*(.*)$/.exec(line);
+    if (!found) return { labels, bad: line };
+    labels[found[1]] = found[2];
+  }
+  return { labels, bad: null };
+}
+
+export function labelsToText(labels: Record<string, string> | undefined): string {
+  return Object.entries(labels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join("\n");
+}
+
+export function matchersToText(matchers: RuleMatcher[] | undefined): string {
+  return (matchers ?? []).map((m) => `${m.label}${m.op ?? "="}${m.value}`).join("\n");
+}
+
+/** `label op value` per line (=, !=, =~, !~); the first line that is not one is `bad`. */
+export function parseRuleMatchers(text: string): { matchers: RuleMatcher[]; bad: string | null } {
+  const matchers: RuleMatcher[] = [];
+  for (const line of text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)) {
+    const found = /^([A-Za-z_][A-Za-z0-9_.:/-]*)\s*(=~|!~|!=|=)\s*(.*)$/.exec(line);
+    if (!found) return { matchers, bad: line };
+    matchers.push({ label: found[1], op: found[2], value: found[3] } as RuleMatcher);
+  }
+  return { matchers, bad: null };
+}
+
+/** A rule's conditions in words, for those who only read the routing. */
+export function describeRule(rule: RuleSpec): string {
+  const parts = [rule.service_name ?? "Any service"];
+  if (rule.severities?.length) parts.push(`(${rule.severities.join(", ")})`);
+  const conditions = [
+    ...Object.entries(rule.labels ?? {}).map(([k, v]) => `${k}=${v}`),
+    ...(rule.matchers ?? []).map((m) => `${m.label}${m.op ?? "="}${m.value}`),
+  ];
+  if (conditions.length) parts.push(`where ${conditions.join(", ")}`);
+  return parts.join(" ");
 }
 
 // ---- an incident's paging, from its timeline's escalation and page events

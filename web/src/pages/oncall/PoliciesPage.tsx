@@ -9,8 +9,19 @@ import { SEVERITIES } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
 import { Empty, ErrorBox, Field, Loading, PageHeader } from "../../components/ui";
 import { atLeast } from "../../lib/incidents";
-import { checkPolicy, draftToSteps, errorsByPath, type StepDraft } from "../../lib/oncall";
+import {
+  checkPolicy,
+  describeRule,
+  draftToSteps,
+  errorsByPath,
+  labelsToText,
+  matchersToText,
+  parseLabels,
+  parseRuleMatchers,
+  type StepDraft,
+} from "../../lib/oncall";
 import { useSchedules } from "./SchedulesPage";
+import { useTeams, Warnings } from "./TeamsPage";
 
 const BASE = "/api/v1/escalation-policies";
 
@@ -25,8 +36,10 @@ function usePolicies() {
 function useTargetName(): (t: TargetSpec) => string {
   const person = usePeople();
   const schedules = useSchedules();
+  const teams = useTeams();
   return (t) => {
     if (t.kind === "user") return person(t.id);
+    if (t.kind === "team") return `team ${teams.data?.items.find((x) => x.id === t.id)?.name ?? "(deleted)"}`;
     const s = schedules.data?.items.find((x) => x.id === t.id);
     return `on call in ${s ? s.name : "a schedule"}`;
   };
@@ -47,12 +60,14 @@ function StepEditor({
 }) {
   const users = useUsers();
   const schedules = useSchedules();
+  const teams = useTeams();
   const name = useTargetName();
   const label = `Step ${index + 1}`;
   const has = (t: TargetSpec) => step.targets.some((x) => x.kind === t.kind && x.id === t.id);
   const add = (value: string) => {
     const [kind, id] = value.split(":");
-    if (kind === "user" || kind === "schedule") onChange({ ...step, targets: [...step.targets, { kind, id }] });
+    if (kind === "user" || kind === "schedule" || kind === "team")
+      onChange({ ...step, targets: [...step.targets, { kind, id }] });
   };
   const targetsError = errors[`steps.${index}.targets`];
   return (
@@ -77,7 +92,16 @@ function StepEditor({
         <label className="inline-field">
           <span>Notify</span>
           <select aria-label={`${label}: add target`} value="" onChange={(e) => add(e.target.value)}>
-            <option value="">Add someone or a schedule…</option>
+            <option value="">Add someone, a schedule or a team…</option>
+            <optgroup label="Teams">
+              {(teams.data?.items ?? [])
+                .filter((t) => !has({ kind: "team", id: t.id }))
+                .map((t) => (
+                  <option key={t.id} value={`team:${t.id}`}>
+                    {t.name}
+                  </option>
+                ))}
+            </optgroup>
             <optgroup label="Schedules (whoever is on call)">
               {(schedules.data?.items ?? [])
                 .filter((s) => !has({ kind: "schedule", id: s.id }))
@@ -240,6 +264,7 @@ function PolicyList({
               <td data-label="Policy">
                 <strong>{p.name}</strong>
                 <div className="muted small">{p.repeat ? `repeats ${p.repeat}×` : "runs once"}</div>
+                <Warnings warnings={p.warnings} label={`Warnings of ${p.name}`} />
               </td>
               <td data-label="Steps">
                 <ol className="steps small">
@@ -281,16 +306,37 @@ function PolicyList({
   );
 }
 
-/** A rule as edited; fields the console does not know (e.g. label matchers) ride along unchanged. */
-type RuleDraft = RuleSpec & { service_name: string; severities: Severity[] };
+/** A rule as edited; fields the console does not know ride along unchanged. */
+type RuleDraft = RuleSpec & { service_name: string; severities: Severity[]; labelsText: string; matchersText: string };
 
 function toDraft(rule: RuleSpec): RuleDraft {
-  return { ...rule, service_name: rule.service_name ?? "", severities: [...(rule.severities ?? [])] };
+  return {
+    ...rule,
+    service_name: rule.service_name ?? "",
+    severities: [...(rule.severities ?? [])],
+    labelsText: labelsToText(rule.labels),
+    matchersText: matchersToText(rule.matchers),
+  };
 }
 
+/** The rule to send (call it once the texts parse); empty conditions are left out, as a new rule has none. */
 export function draftToRule(draft: RuleDraft): RuleSpec {
+  const { labelsText, matchersText, ...rule } = draft;
   const service = draft.service_name.trim();
-  return { ...draft, service_name: service || null, severities: draft.severities };
+  const out: RuleSpec = { ...rule, service_name: service || null, severities: draft.severities };
+  const { labels } = parseLabels(labelsText);
+  const { matchers } = parseRuleMatchers(matchersText);
+  delete out.labels;
+  delete out.matchers;
+  if (Object.keys(labels).length || draft.labels) out.labels = labels;
+  if (matchers.length || draft.matchers) out.matchers = matchers;
+  return out;
+}
+
+/** The first message of a path under `prefix` (a 422 on `rules.0.matchers.1.value` shows on the field). */
+function firstUnder(errors: Record<string, string>, prefix: string): string | undefined {
+  const key = Object.keys(errors).find((k) => k.startsWith(prefix));
+  return key ? errors[key] : undefined;
 }
 
 function RoutingEditor({ routing, policies, admin }: { routing: RoutingRead; policies: PolicyRead[]; admin: boolean }) {
@@ -313,6 +359,10 @@ function RoutingEditor({ routing, policies, admin }: { routing: RoutingRead; pol
     const found: Record<string, string> = {};
     rules.forEach((r, i) => {
       if (!r.policy_id) found[`rules.${i}.policy_id`] = "Which policy?";
+      const labels = parseLabels(r.labelsText);
+      if (labels.bad) found[`rules.${i}.labels`] = `Not name=value: ${labels.bad}`;
+      const matchers = parseRuleMatchers(r.matchersText);
+      if (matchers.bad) found[`rules.${i}.matchers`] = `Not a matcher: ${matchers.bad}`;
     });
     setErrors(found);
     setError(null);
@@ -340,8 +390,7 @@ function RoutingEditor({ routing, policies, admin }: { routing: RoutingRead; pol
         <ol className="small">
           {routing.rules.map((r, i) => (
             <li key={i}>
-              {r.service_name ?? "Any service"}
-              {r.severities?.length ? ` (${r.severities.join(", ")})` : ""} → {policyName(r.policy_id)}
+              {describeRule(r)} → {policyName(r.policy_id)}
             </li>
           ))}
         </ol>
@@ -394,6 +443,36 @@ function RoutingEditor({ routing, policies, admin }: { routing: RoutingRead; pol
               </label>
             ))}
             <span className="muted small">none: any severity</span>
+          </div>
+          <div className="form-row">
+            <Field
+              label={`Rule ${i + 1}: labels`}
+              hint="The opening alert's labels, one per line: cluster=prod-eu"
+              error={errors[`rules.${i}.labels`]}
+            >
+              {(p) => (
+                <textarea
+                  {...p}
+                  rows={2}
+                  value={r.labelsText}
+                  onChange={(e) => set(i, { labelsText: e.target.value })}
+                />
+              )}
+            </Field>
+            <Field
+              label={`Rule ${i + 1}: matchers`}
+              hint="One per line: team=~db|storage, env!=staging (=, !=, =~, !~)"
+              error={errors[`rules.${i}.matchers`] ?? firstUnder(errors, `rules.${i}.matchers.`)}
+            >
+              {(p) => (
+                <textarea
+                  {...p}
+                  rows={2}
+                  value={r.matchersText}
+                  onChange={(e) => set(i, { matchersText: e.target.value })}
+                />
+              )}
+            </Field>
           </div>
           <div className="form-actions">
             {i > 0 ? (
@@ -448,7 +527,9 @@ function RoutingEditor({ routing, policies, admin }: { routing: RoutingRead; pol
         <button
           type="button"
           className="btn"
-          onClick={() => setRules([...rules, { policy_id: "", service_name: "", severities: [] }])}
+          onClick={() =>
+            setRules([...rules, { policy_id: "", service_name: "", severities: [], labelsText: "", matchersText: "" }])
+          }
         >
           Add rule
         </button>

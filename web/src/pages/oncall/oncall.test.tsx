@@ -1,13 +1,14 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { Route, Routes } from "react-router";
-import { describe, expect, it } from "vitest";
-import type { ScheduleRead, UserRead } from "../../api/types";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { ScheduleRead, TeamRead, UserRead } from "../../api/types";
 import { fakeFetch, renderWithApp, signedInClient, type FakeCall } from "../../test/utils";
 import { MyShiftsPage } from "./MyShiftsPage";
 import { PoliciesPage } from "./PoliciesPage";
 import { SchedulePage } from "./SchedulePage";
 import { SchedulesPage } from "./SchedulesPage";
+import { TeamsPage } from "./TeamsPage";
 
 const USERS: UserRead[] = [
   {
@@ -45,6 +46,17 @@ const SCHEDULE: ScheduleRead = {
     },
   ],
   overrides: [],
+  created_by: "u_1",
+  created_at: "2026-12-01T00:00:00Z",
+  updated_at: "2026-12-01T00:00:00Z",
+};
+
+const TEAM: TeamRead = {
+  id: "t1",
+  name: "Databases",
+  members: ["u_1", "u_2"],
+  schedule_id: "s1",
+  warnings: [],
   created_by: "u_1",
   created_at: "2026-12-01T00:00:00Z",
   updated_at: "2026-12-01T00:00:00Z",
@@ -233,6 +245,7 @@ describe("escalation policies", () => {
   it("makes a policy of steps and saves routing, keeping what the console does not edit", async () => {
     const user = userEvent.setup();
     const { fetch, calls } = api((call) => {
+      if (call.url.startsWith("/api/v1/teams")) return { status: 200, body: { items: [TEAM], next_cursor: null } };
       if (call.url.startsWith("/api/v1/escalation-policies"))
         return call.method === "POST"
           ? { status: 201, body: POLICY }
@@ -248,7 +261,10 @@ describe("escalation policies", () => {
                     policy_id: POLICY.id,
                     service_name: "web",
                     severities: ["critical"],
-                    labels: [{ label: "env", value: "prod" }],
+                    labels: { env: "prod" },
+                    matchers: [{ label: "team", op: "=~", value: "web|edge" }],
+                    // A field this console does not know: sent back as it came.
+                    note: "kept",
                   },
                 ],
                 default_policy_id: null,
@@ -265,6 +281,8 @@ describe("escalation policies", () => {
     await user.click(within(form).getByRole("button", { name: "Create policy" }));
     expect(await within(form).findByText("Whom does this step notify?")).toBeInTheDocument();
     await user.selectOptions(within(form).getByLabelText("Step 1: add target"), "schedule:s1");
+    await user.selectOptions(within(form).getByLabelText("Step 1: add target"), "team:t1");
+    expect(within(form).getByRole("list", { name: "Step 1 targets" })).toHaveTextContent("Notify team Databases");
     await user.click(within(form).getByRole("button", { name: "Add step" }));
     await user.selectOptions(within(form).getByLabelText("Step 2: add target"), "user:u_2");
     await user.clear(within(form).getByLabelText("Step 2: then wait (minutes)"));
@@ -275,15 +293,31 @@ describe("escalation policies", () => {
       name: "Database",
       repeat: 0,
       steps: [
-        { targets: [{ kind: "schedule", id: "s1" }], wait_minutes: 5 },
+        {
+          targets: [
+            { kind: "schedule", id: "s1" },
+            { kind: "team", id: "t1" },
+          ],
+          wait_minutes: 5,
+        },
         { targets: [{ kind: "user", id: "u_2" }], wait_minutes: 10 },
       ],
     });
 
     const routing = screen.getByRole("form", { name: "Routing" });
+    // The rule's conditions are shown as text, one per line, and edited there.
+    expect(within(routing).getByLabelText("Rule 1: labels")).toHaveValue("env=prod");
+    expect(within(routing).getByLabelText("Rule 1: matchers")).toHaveValue("team=~web|edge");
+    await user.type(within(routing).getByLabelText("Rule 1: matchers"), "\nenv!=staging");
     await user.click(within(routing).getByRole("button", { name: "Add rule" }));
     await user.type(within(routing).getByLabelText("Rule 2: service"), "db");
+    await user.type(within(routing).getByLabelText("Rule 2: labels"), "cluster=prod-eu\nnot a label");
     await user.selectOptions(within(routing).getByLabelText("Rule 2: policy"), POLICY.id);
+    await user.click(within(routing).getByRole("button", { name: "Save routing" }));
+    expect(await within(routing).findByText("Not name=value: not a label")).toBeInTheDocument();
+    expect(calls.filter((c) => c.method === "PUT")).toHaveLength(0);
+    await user.clear(within(routing).getByLabelText("Rule 2: labels"));
+    await user.type(within(routing).getByLabelText("Rule 2: labels"), "cluster=prod-eu\ntier = 1");
     await user.selectOptions(within(routing).getByLabelText("Default policy"), POLICY.id);
     await user.click(within(routing).getByRole("button", { name: "Save routing" }));
     expect(await within(routing).findByText("Saved.")).toBeInTheDocument();
@@ -293,9 +327,14 @@ describe("escalation policies", () => {
           policy_id: POLICY.id,
           service_name: "web",
           severities: ["critical"],
-          labels: [{ label: "env", value: "prod" }],
+          labels: { env: "prod" },
+          matchers: [
+            { label: "team", op: "=~", value: "web|edge" },
+            { label: "env", op: "!=", value: "staging" },
+          ],
+          note: "kept",
         },
-        { policy_id: POLICY.id, service_name: "db", severities: [] },
+        { policy_id: POLICY.id, service_name: "db", severities: [], labels: { cluster: "prod-eu", tier: "1" } },
       ],
       default_policy_id: POLICY.id,
     });
@@ -327,5 +366,127 @@ describe("escalation policies", () => {
       repeat: 1,
       steps: [{ targets: [{ kind: "schedule", id: "s1" }], wait_minutes: 15 }],
     });
+  });
+});
+
+describe("warnings", () => {
+  it("shows what became untrue on a policy, and names team targets", async () => {
+    const policy = {
+      id: "p1",
+      name: "Web",
+      steps: [{ targets: [{ kind: "team", id: "t1" }], wait_minutes: 5 }],
+      repeat: 0,
+      warnings: [
+        {
+          code: "deactivated",
+          message: "team Databases: member u_2 is deactivated and is not paged",
+          step: 0,
+          target: { kind: "team", id: "t1" },
+          user_id: "u_2",
+        },
+      ],
+      created_by: "u_1",
+      created_at: day(0),
+      updated_at: day(0),
+    };
+    const { fetch } = api((call) => {
+      if (call.url.startsWith("/api/v1/teams")) return { status: 200, body: { items: [TEAM], next_cursor: null } };
+      if (call.url.startsWith("/api/v1/escalation-policies"))
+        return { status: 200, body: { items: [policy], next_cursor: null } };
+      if (call.url.startsWith("/api/v1/routing")) return { status: 200, body: { rules: [], default_policy_id: null } };
+      return undefined;
+    });
+    renderWithApp(<PoliciesPage />, signedInClient(fetch));
+    const table = await screen.findByTestId("policies");
+    expect(await within(table).findByText("Notify team Databases, then wait 5 min")).toBeInTheDocument();
+    const note = within(table).getByRole("note", { name: "Warnings of Web" });
+    expect(note).toHaveTextContent("Deactivated: team Databases: member u_2 is deactivated and is not paged");
+  });
+});
+
+describe("teams", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  const teamsApi = (answer: (call: FakeCall) => { status: number; body?: unknown } | undefined = () => undefined) =>
+    api((call) => {
+      if (!call.url.startsWith("/api/v1/teams")) return undefined;
+      const given = answer(call);
+      if (given) return given;
+      return {
+        status: 200,
+        body: {
+          items: [
+            {
+              ...TEAM,
+              warnings: [{ code: "missing", message: "schedule s9 was deleted: every member is paged" }],
+            },
+          ],
+          next_cursor: null,
+        },
+      };
+    });
+
+  it("lists teams with their warnings and creates one of picked members and a schedule", async () => {
+    const user = userEvent.setup();
+    const { fetch, calls } = teamsApi((call) =>
+      call.method === "POST" ? { status: 201, body: { ...TEAM, id: "t2", name: "Web" } } : undefined,
+    );
+    renderWithApp(<TeamsPage />, signedInClient(fetch));
+    const table = await screen.findByTestId("teams");
+    const row = within(table).getByRole("row", { name: /Databases/ });
+    expect(await within(row).findByText("You, Ada Lovelace")).toBeInTheDocument();
+    expect(await within(row).findByText("on call in Primary")).toBeInTheDocument();
+    expect(within(row).getByRole("note", { name: "Warnings of Databases" })).toHaveTextContent(
+      "Missing: schedule s9 was deleted: every member is paged",
+    );
+
+    const form = screen.getByRole("form", { name: "New team" });
+    await user.click(within(form).getByRole("button", { name: "Create team" }));
+    expect(await within(form).findByText("Name the team.")).toBeInTheDocument();
+    expect(posts(calls)).toHaveLength(0);
+    await user.type(within(form).getByLabelText("Name"), "Web");
+    await user.selectOptions(within(form).getByLabelText("Add member"), "u_2");
+    await user.selectOptions(within(form).getByLabelText("Add member"), "u_1");
+    await user.selectOptions(within(form).getByLabelText("Schedule"), "s1");
+    await user.click(within(form).getByRole("button", { name: "Create team" }));
+    await waitFor(() => expect(posts(calls)).toHaveLength(1));
+    expect(posts(calls)[0].url).toBe("/api/v1/teams");
+    expect(posts(calls)[0].body).toEqual({ name: "Web", members: ["u_2", "u_1"], schedule_id: "s1" });
+  });
+
+  it("edits a team with a PATCH, shows the API's 409 on the member it names, and deletes one", async () => {
+    const user = userEvent.setup();
+    const { fetch, calls } = teamsApi((call) => {
+      if (call.method === "PATCH")
+        return {
+          status: 409,
+          body: {
+            error: {
+              code: "conflict",
+              message: "a deactivated person cannot be paged",
+              details: [{ loc: ["body", "members", 1], msg: "u_2 is deactivated", type: "value_error" }],
+            },
+          },
+        };
+      if (call.method === "DELETE") return { status: 204 };
+      return undefined;
+    });
+    renderWithApp(<TeamsPage />, signedInClient(fetch));
+    const table = await screen.findByTestId("teams");
+    await user.click(within(table).getByRole("button", { name: "Edit" }));
+    const form = screen.getByRole("form", { name: "Edit Databases" });
+    expect(within(form).getByLabelText("Name")).toHaveValue("Databases");
+    await user.selectOptions(within(form).getByLabelText("Schedule"), "");
+    await user.click(within(form).getByRole("button", { name: "Save team" }));
+    const members = within(form).getByRole("list", { name: "Members" });
+    expect(await within(members).findByText("u_2 is deactivated")).toBeInTheDocument();
+    expect(within(form).getByRole("alert")).toHaveTextContent("a deactivated person cannot be paged");
+    const patch = calls.find((c) => c.method === "PATCH");
+    expect(patch?.url).toBe("/api/v1/teams/t1");
+    expect(patch?.body).toEqual({ name: "Databases", members: ["u_1", "u_2"], schedule_id: null });
+
+    vi.spyOn(window, "confirm").mockReturnValue(true);
+    await user.click(within(table).getByRole("button", { name: "Delete" }));
+    await waitFor(() => expect(calls.some((c) => c.method === "DELETE" && c.url === "/api/v1/teams/t1")).toBe(true));
   });
 });
