@@ -222,10 +222,12 @@ class Box:
         return self.value
 
 
-def _slack_only(kind: str) -> CommandFailed:
+def _slack_only(kind: str, stored: bool = False) -> CommandFailed:
+    """A signing secret for a webhook that is not Slack's: bad input when the body names the kind
+    (a creation), a conflict with the webhook as it is when the kind is the stored one (a change)."""
     message = f"a {kind} webhook has no Slack signing secret"
     return CommandFailed(
-        ErrorCode.VALIDATION,
+        ErrorCode.CONFLICT if stored else ErrorCode.VALIDATION,
         message,
         [{"loc": ["body", "slack_signing_secret"], "msg": message, "type": "value_error"}],
     )
@@ -642,7 +644,7 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
                 if kind is None:
                     raise CommandFailed(ErrorCode.NOT_FOUND, "webhook not found")
                 if kind != WebhookKind.SLACK.value:
-                    raise _slack_only(kind)
+                    raise _slack_only(kind, stored=True)
                 new_secret = cmd.slack_signing_secret
                 values["secret_encrypted"] = box.get().seal(new_secret) if new_secret else None
             statement = update(w).where(w.c.id == webhook_id, w.c.tenant_id == caller.tenant_id)

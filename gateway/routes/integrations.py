@@ -740,11 +740,12 @@ async def get_webhook(webhook_id: WebhookId, caller: AdminDep, request: Request)
     return WebhookRead.model_validate(view.model_dump())
 
 
-@router.patch("/webhooks/{webhook_id}", response_model=WebhookRead, responses=declare(*COMMAND))
+@router.patch("/webhooks/{webhook_id}", response_model=WebhookRead, responses=declare(409, *COMMAND))
 async def update_webhook(
     webhook_id: WebhookId, body: WebhookUpdate, caller: AdminDep, request: Request
 ) -> WebhookRead:
-    """Change its name, URL, event types, or turn it off (`enabled: false`) and on again."""
+    """Change its name, URL, event types, or turn it off (`enabled: false`) and on again. A Slack
+    signing secret for a webhook of another kind is a 409 (it conflicts with the webhook's kind)."""
     view = await _call(
         request,
         "update_webhook",

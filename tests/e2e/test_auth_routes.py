@@ -95,6 +95,10 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "steps": [{"targets": [{"kind": "user", "id": "intruder"}]}],
     },
     ("PATCH", "/api/v1/integrations/correlation-rules/{rule_id}"): {"enabled": False},
+    ("PUT", "/api/v1/integrations/slack/links/{user_id}"): {
+        "slack_team_id": "T0INTRUDE",
+        "slack_user_id": "U0INTRUDE",
+    },
 }
 
 PARAMETER = re.compile(r"\{(\w+)\}")
@@ -154,9 +158,17 @@ def _url(path: str, ids: dict[str, str]) -> str:
     return PARAMETER.sub(lambda m: ids.get(m.group(1), str(uuid.uuid4())), path)
 
 
+# Routes any member may call for themselves (`me`) and admins for anyone: the probe names another
+# user of the organisation, so only admins pass. (Its PUT's empty body is refused before that check.)
+SELF_OR_ADMIN = {
+    ("GET", "/api/v1/integrations/slack/links/{user_id}"),
+    ("DELETE", "/api/v1/integrations/slack/links/{user_id}"),
+}
+
+
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
 async def test_route_by_role(world: World, method: str, path: str) -> None:
-    policy = declared_policy(method, path)
+    policy = Role.ADMIN if (method, path) in SELF_OR_ADMIN else declared_policy(method, path)
     url = _url(path, world.ids)
     body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
 
@@ -206,6 +218,11 @@ async def victim(platform: Platform) -> AsyncIterator[World]:
             headers=owner.auth,
         )
         ids["webhook_id"] = webhook.json()["id"]
+        link = {"slack_team_id": "T0VICTIM", "slack_user_id": "U0VICTIM"}
+        linked = await client.put(
+            f"/api/v1/integrations/slack/links/{ids['user_id']}", json=link, headers=owner.auth
+        )
+        assert linked.status_code == 200, linked.text
         ids.update(await _one_of_everything_else(client, owner, ids["incident_id"]))
         yield World(client, owner, {Role.OWNER: intruder}, ids)
 
@@ -297,6 +314,10 @@ async def test_the_intruders_writes_changed_nothing(victim: World) -> None:
         await victim.client.get(f"/api/v1/escalation-policies/{ids['policy_id']}", headers=owner.auth)
     ).json()
     assert policy["name"] == "victim"
+    link = (
+        await victim.client.get(f"/api/v1/integrations/slack/links/{ids['user_id']}", headers=owner.auth)
+    ).json()
+    assert link["slack_user_id"] == "U0VICTIM"
     intruder = victim.members[Role.OWNER]
     assert (await victim.client.get("/api/v1/users", headers=intruder.auth)).json()["items"][0]["id"] != ids[
         "user_id"

@@ -83,6 +83,22 @@ async def test_slack_buttons_act_as_the_linked_user_and_update_the_message(
         client, tenant, kind="slack", name="#incidents", url=slack.url, slack_signing_secret=SECRET
     )
     assert hook["interactive"] is True and "slack_signing_secret" not in hook and hook["secret"] is None
+    # A signing secret belongs to a Slack webhook only: bad input in a creation naming another kind,
+    # a conflict with the webhook as it is in a change of another kind's.
+    webhooks = "/api/v1/integrations/webhooks"
+    refused = await client.post(
+        webhooks,
+        json={"kind": "generic", "name": "ops", "url": slack.url, "slack_signing_secret": SECRET},
+        headers=tenant.auth,
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["details"][0]["loc"] == ["body", "slack_signing_secret"]
+    generic = await create_webhook(client, tenant, kind="generic", name="generic", url=slack.url)
+    conflict = await client.patch(
+        f"{webhooks}/{generic['id']}", json={"slack_signing_secret": SECRET}, headers=tenant.auth
+    )
+    assert conflict.status_code == 409, conflict.text
+    assert (await client.delete(f"{webhooks}/{generic['id']}", headers=tenant.auth)).status_code == 204
     # The owner links their Slack account; a responder may link only their own.
     linked = await client.put(
         "/api/v1/integrations/slack/links/me",

@@ -784,7 +784,8 @@ export interface paths {
         head?: never;
         /**
          * Update Webhook
-         * @description Change its name, URL, event types, or turn it off (`enabled: false`) and on again.
+         * @description Change its name, URL, event types, or turn it off (`enabled: false`) and on again. A Slack
+         *     signing secret for a webhook of another kind is a 409 (it conflicts with the webhook's kind).
          */
         patch: operations["update_webhook"];
         trace?: never;
@@ -6056,6 +6057,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["ValidationFailed"];
             500: components["responses"]["InternalError"];
