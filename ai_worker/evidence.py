@@ -8,6 +8,7 @@ API shows under each hypothesis. Nothing here does I/O: the handlers fetch, thes
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -181,9 +182,20 @@ def clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# Past incidents' texts, tokenised: every generation ranks the tenant's whole history again, and the
+# same texts come back each time. Bounded (about 3 KB a text of 35 words: ~12 MB when full);
+# a text that fell out is tokenised again. The Counters are shared: read them, never change them.
+TOKENISED_KEPT = 4096
+
+
+@functools.lru_cache(maxsize=TOKENISED_KEPT)
+def _token_counts(text: str) -> Counter[str]:
+    return Counter(tokens(text))
+
+
 def tfidf_similarity(query: str, documents: list[str]) -> list[float]:
     """Cosine similarity of `query` with each document, TF-IDF weighted over query + documents."""
-    docs = [Counter(tokens(d)) for d in documents]
+    docs = [_token_counts(d) for d in documents]
     q = Counter(tokens(query))
     n = len(docs) + 1
     df: Counter[str] = Counter()
@@ -197,6 +209,10 @@ def tfidf_similarity(query: str, documents: list[str]) -> list[float]:
     qn = math.sqrt(sum(v * v for v in qv.values())) or 1.0
     scores = []
     for d in docs:
+        if q.keys().isdisjoint(d):
+            # No word in common: the dot product is a sum of zeros, 0.0 whatever the norm.
+            scores.append(0.0)
+            continue
         dv = vector(d)
         dn = math.sqrt(sum(v * v for v in dv.values())) or 1.0
         scores.append(sum(w * dv.get(t, 0.0) for t, w in qv.items()) / (qn * dn))

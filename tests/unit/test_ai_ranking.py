@@ -237,6 +237,42 @@ def test_tfidf_scores_the_more_similar_document_higher() -> None:
     assert 0 < scores[1] <= 1.0 + 1e-9
 
 
+def _tfidf_by_definition(query: str, documents: list[str]) -> list[float]:
+    """The formula as written before tokenised texts were kept and word-disjoint documents skipped."""
+    from collections import Counter
+
+    docs = [Counter(tokens(d)) for d in documents]
+    q = Counter(tokens(query))
+    n = len(docs) + 1
+    df: Counter[str] = Counter()
+    for d in [q, *docs]:
+        df.update(d.keys())
+
+    def vector(counts: Counter[str]) -> dict[str, float]:
+        return {t: c * (math.log((1 + n) / (1 + df[t])) + 1) for t, c in counts.items()}
+
+    qv = vector(q)
+    qn = math.sqrt(sum(v * v for v in qv.values())) or 1.0
+    out = []
+    for d in docs:
+        dv = vector(d)
+        dn = math.sqrt(sum(v * v for v in dv.values())) or 1.0
+        out.append(sum(w * dv.get(t, 0.0) for t, w in qv.items()) / (qn * dn))
+    return out
+
+
+def test_tfidf_gives_the_very_same_floats_as_the_formula_on_a_repeated_history() -> None:
+    import random
+
+    rng = random.Random(16)
+    words = [f"w{i}" for i in range(300)] + "cpu pool exhausted deploy oom disk latency".split()
+    history = [" ".join(rng.choices(words, k=rng.randint(0, 30))) for _ in range(400)]
+    for _ in range(3):  # the second and third rankings read the kept tokenisations
+        for query in ("", "the and", "cpu pool exhausted", " ".join(rng.choices(words, k=12))):
+            got = tfidf_similarity(query, history)
+            assert got == _tfidf_by_definition(query, history)  # exact, not approximately
+
+
 def test_tfidf_of_disjoint_documents_is_zero() -> None:
     assert tfidf_similarity("cpu saturation", ["disk full", "network packets dropped"]) == [0.0, 0.0]
 
