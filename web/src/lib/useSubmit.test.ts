@@ -1,6 +1,7 @@
 import { act, renderHook } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../api/client";
+import { errorsByPath } from "./oncall";
 import { useSubmit } from "./useSubmit";
 
 const invalid = (details: unknown) => new ApiError(422, "validation_error", "Invalid input", details);
@@ -48,11 +49,14 @@ describe("useSubmit", () => {
     expect(result.current.fieldErrors).toEqual({});
   });
 
-  it("maps a 422 with the given function, and reset clears everything", async () => {
-    const { result } = renderHook(() =>
-      useSubmit((err): Record<string, string> => (Array.isArray(err.details) ? { "steps.0.target": "Unknown" } : {})),
-    );
-    await act(async () => void (await result.current.run(() => Promise.reject(invalid([{ loc: ["x"] }])))));
+  it("maps failures with the given function, and shows all but a mapped 422 in formError", async () => {
+    const { result } = renderHook(() => useSubmit((err) => errorsByPath(err, [409, 422])));
+    const conflict = new ApiError(409, "conflict", "Deactivated", [{ loc: ["body", "members", 0], msg: "Gone" }]);
+    await act(async () => void (await result.current.run(() => Promise.reject(conflict))));
+    expect(result.current.fieldErrors).toEqual({ "members.0": "Gone" });
+    expect(result.current.formError).toBe(conflict);
+    const bad = invalid([{ loc: ["body", "steps", 0, "target"], msg: "Unknown" }]);
+    await act(async () => void (await result.current.run(() => Promise.reject(bad))));
     expect(result.current.fieldErrors).toEqual({ "steps.0.target": "Unknown" });
     expect(result.current.formError).toBeNull();
     act(() => result.current.reset());

@@ -19,10 +19,15 @@ export interface SubmitState {
   reset: () => void;
 }
 
-const detailFields = (err: ApiError): FieldErrors => err.fieldErrors();
+const detailFields = (err: unknown): FieldErrors =>
+  err instanceof ApiError && err.status === 422 ? err.fieldErrors() : {};
 
-/** `fieldsOf` maps a 422 onto field names when the form's fields are not the body's top-level keys. */
-export function useSubmit(fieldsOf: (err: ApiError) => FieldErrors = detailFields): SubmitState {
+/**
+ * `fieldsOf` maps a failure onto field names, for forms whose fields are not the body's top-level keys
+ * or whose other errors (a 409 naming members) also point at fields; only a 422 so mapped stays out of
+ * `formError`.
+ */
+export function useSubmit(fieldsOf: (err: unknown) => FieldErrors = detailFields): SubmitState {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [onFields, setOnFields] = useState(false);
@@ -38,9 +43,9 @@ export function useSubmit(fieldsOf: (err: ApiError) => FieldErrors = detailField
         await fn();
         return true;
       } catch (err) {
-        const fields = err instanceof ApiError && err.status === 422 ? fieldsOf(err) : {};
+        const fields = fieldsOf(err);
         setFieldErrors(fields);
-        setOnFields(Object.keys(fields).length > 0);
+        setOnFields(err instanceof ApiError && err.status === 422 && Object.keys(fields).length > 0);
         setError(err);
         return false;
       } finally {
