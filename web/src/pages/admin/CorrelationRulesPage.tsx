@@ -3,12 +3,13 @@
 // turn rules on or off, and preview a rule against the last day's alerts before saving it.
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { ApiError } from "../../api/client";
 import type { CorrelationPreviewRead, CorrelationRuleCreate, CorrelationRuleRead, Page } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
-import { Empty, ErrorBox, Field, Loading, PageHeader } from "../../components/ui";
+import { QueryTable } from "../../components/DataTable";
+import { Empty, ErrorBox, Field, PageHeader } from "../../components/ui";
 import { dateTime } from "../../lib/format";
 import { atLeast } from "../../lib/incidents";
+import { useSubmit } from "../../lib/useSubmit";
 import { AdminOnly } from "./PeoplePage";
 
 const BASE = "/api/v1/integrations/correlation-rules";
@@ -47,9 +48,7 @@ function RuleForm({
   const [sources, setSources] = useState<Source[]>((editing?.sources ?? []) as Source[]);
   const [enabled, setEnabled] = useState(editing?.enabled ?? false);
   const [preview, setPreview] = useState<CorrelationPreviewRead | null>(null);
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, fieldErrors: errors, setFieldErrors, run } = useSubmit();
 
   const rule = (): CorrelationRuleCreate | null => {
     const found: Record<string, string> = {};
@@ -59,45 +58,26 @@ function RuleForm({
     if (parsed.bad) found.labels = `Not a label name: ${parsed.bad}`;
     else if (!parsed.labels.length) found.labels = "Name at least one label, e.g. service, cluster.";
     if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) found.window_minutes = "Whole minutes, 1 to 1440.";
-    setErrors(found);
+    setFieldErrors(found);
     if (Object.keys(found).length) return null;
     return { name: name.trim(), labels: parsed.labels, window_minutes: minutes, sources, enabled };
-  };
-
-  const fail = (err: unknown) => {
-    if (err instanceof ApiError && err.status === 422) setErrors(err.fieldErrors());
-    setError(err);
   };
 
   const tryIt = async () => {
     const body = rule();
     if (!body) return;
-    setError(null);
-    setBusy(true);
-    try {
-      setPreview(await api.post<CorrelationPreviewRead>(`${BASE}/preview`, body));
-    } catch (err) {
-      fail(err);
-    } finally {
-      setBusy(false);
-    }
+    await run(async () => setPreview(await api.post<CorrelationPreviewRead>(`${BASE}/preview`, body)));
   };
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     const body = rule();
     if (!body) return;
-    setError(null);
-    setBusy(true);
-    try {
+    await run(async () => {
       if (editing) await api.patch(`${BASE}/${editing.id}`, body);
       else await api.post(BASE, body);
       onSaved();
-    } catch (err) {
-      fail(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -192,17 +172,14 @@ function RulesAdmin() {
   const { api } = useAuth();
   const queryClient = useQueryClient();
   const [editing, setEditing] = useState<CorrelationRuleRead | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const acting = useSubmit();
   const rules = useQuery({
     queryKey: ["correlation-rules", "list"],
     queryFn: ({ signal }) => api.get<Page<CorrelationRuleRead>>(BASE, { limit: 200 }, signal),
   });
   const refresh = () => queryClient.invalidateQueries({ queryKey: ["correlation-rules", "list"] });
   const items = rules.data?.items ?? [];
-  const act = (work: Promise<unknown>) => {
-    setError(null);
-    work.then(refresh).catch((err: unknown) => setError(err));
-  };
+  const act = (work: () => Promise<unknown>) => void acting.run(() => work().then(refresh));
 
   return (
     <>
@@ -215,77 +192,62 @@ function RulesAdmin() {
         }}
         onCancel={() => setEditing(null)}
       />
-      {error ? <ErrorBox error={error} /> : null}
+      {acting.error ? <ErrorBox error={acting.error} /> : null}
       <section className="card table-card" aria-label="Correlation rules">
         <div className="card-head padded">
           <h2>Rules</h2>
           <span className="muted small">Tried oldest first; the first that finds an open incident decides.</span>
         </div>
-        {rules.isPending ? (
-          <Loading what="Loading rules" />
-        ) : rules.isError ? (
-          <ErrorBox error={rules.error} retry={() => void rules.refetch()} />
-        ) : items.length === 0 ? (
-          <Empty title="No correlation rules.">Every alert group opens its own incident.</Empty>
-        ) : (
-          <table data-testid="correlation-rules">
-            <thead>
-              <tr>
-                <th scope="col">Rule</th>
-                <th scope="col">Labels</th>
-                <th scope="col">Window</th>
-                <th scope="col">Sources</th>
-                <th scope="col">State</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((r) => (
-                <tr key={r.id}>
-                  <td data-label="Rule">
-                    <strong>{r.name}</strong>
-                  </td>
-                  <td data-label="Labels" className="mono small">
-                    {r.labels.join(", ")}
-                  </td>
-                  <td data-label="Window">{r.window_minutes} min</td>
-                  <td data-label="Sources">
-                    {r.sources?.length ? r.sources.map((s) => SOURCE_NAMES[s as Source] ?? s).join(", ") : "all"}
-                  </td>
-                  <td data-label="State">
-                    <span className={`badge ${r.enabled ? "silence-active" : "silence-expired"}`}>
-                      {r.enabled ? "on" : "off"}
-                    </span>
-                  </td>
-                  <td className="actions">
-                    <button
-                      type="button"
-                      className="btn btn-small"
-                      onClick={() => act(api.patch(`${BASE}/${r.id}`, { enabled: !r.enabled }))}
-                    >
-                      {r.enabled ? "Turn off" : "Turn on"}
-                    </button>
-                    <button type="button" className="btn btn-small" onClick={() => setEditing(r)}>
-                      Edit
-                    </button>
-                    <button
-                      type="button"
-                      className="btn btn-small btn-danger"
-                      onClick={() => {
-                        if (!window.confirm(`Delete “${r.name}”?`)) return;
-                        act(api.delete(`${BASE}/${r.id}`));
-                      }}
-                    >
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <QueryTable
+          query={rules}
+          rows={items}
+          loading="Loading rules"
+          empty={<Empty title="No correlation rules.">Every alert group opens its own incident.</Empty>}
+          testId="correlation-rules"
+          rowKey={(r) => r.id}
+          columns={[
+            { header: "Rule", cell: (r) => <strong>{r.name}</strong> },
+            { header: "Labels", className: "mono small", cell: (r) => r.labels.join(", ") },
+            { header: "Window", cell: (r) => `${r.window_minutes} min` },
+            {
+              header: "Sources",
+              cell: (r) =>
+                r.sources?.length ? r.sources.map((s) => SOURCE_NAMES[s as Source] ?? s).join(", ") : "all",
+            },
+            {
+              header: "State",
+              cell: (r) => (
+                <span className={`badge ${r.enabled ? "silence-active" : "silence-expired"}`}>
+                  {r.enabled ? "on" : "off"}
+                </span>
+              ),
+            },
+          ]}
+          actions={(r) => (
+            <>
+              <button
+                type="button"
+                className="btn btn-small"
+                onClick={() => act(() => api.patch(`${BASE}/${r.id}`, { enabled: !r.enabled }))}
+              >
+                {r.enabled ? "Turn off" : "Turn on"}
+              </button>
+              <button type="button" className="btn btn-small" onClick={() => setEditing(r)}>
+                Edit
+              </button>
+              <button
+                type="button"
+                className="btn btn-small btn-danger"
+                onClick={() => {
+                  if (!window.confirm(`Delete “${r.name}”?`)) return;
+                  act(() => api.delete(`${BASE}/${r.id}`));
+                }}
+              >
+                Delete
+              </button>
+            </>
+          )}
+        />
       </section>
     </>
   );

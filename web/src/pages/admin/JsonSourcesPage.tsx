@@ -2,11 +2,12 @@
 // pasted sample before it is saved; senders POST to /api/v1/integrations/json/{id} with a key.
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { ApiError } from "../../api/client";
 import type { JsonMapping, JsonSourceRead, MappingPreviewRead, Page } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
-import { Empty, ErrorBox, Field, Loading, PageHeader } from "../../components/ui";
+import { QueryTable } from "../../components/DataTable";
+import { Empty, ErrorBox, Field, PageHeader } from "../../components/ui";
 import { atLeast } from "../../lib/incidents";
+import { useSubmit } from "../../lib/useSubmit";
 import { AdminOnly } from "./PeoplePage";
 
 const BASE = "/api/v1/integrations/json-sources";
@@ -41,30 +42,21 @@ function SourceForm({ onSaved }: { onSaved: () => void }) {
   });
   const [sample, setSample] = useState("");
   const [preview, setPreview] = useState<MappingPreviewRead | null>(null);
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [error, setError] = useState<unknown>(null);
-
-  const fail = (err: unknown) => {
-    // A mapping's problem names its field last in `loc` (["body", "mapping", "title"]).
-    if (err instanceof ApiError && err.status === 422) setErrors(err.fieldErrors());
-    setError(err);
-  };
+  // A mapping's problem names its field last in `loc` (["body", "mapping", "title"]), as fieldErrors reads it.
+  const { formError, fieldErrors: errors, setFieldErrors, run, reset } = useSubmit();
 
   const tryIt = async () => {
-    setError(null);
-    setErrors({});
+    reset();
     let parsed: unknown;
     try {
       parsed = JSON.parse(sample || "null");
     } catch {
-      setErrors({ sample: "Not JSON." });
+      setFieldErrors({ sample: "Not JSON." });
       return;
     }
-    try {
-      setPreview(await api.post<MappingPreviewRead>(`${BASE}/preview`, { mapping: mappingOf(fields), sample: parsed }));
-    } catch (err) {
-      fail(err);
-    }
+    await run(async () =>
+      setPreview(await api.post<MappingPreviewRead>(`${BASE}/preview`, { mapping: mappingOf(fields), sample: parsed })),
+    );
   };
 
   const save = async (e: FormEvent) => {
@@ -72,17 +64,14 @@ function SourceForm({ onSaved }: { onSaved: () => void }) {
     const found: Record<string, string> = {};
     if (!name.trim()) found.name = "Name it after the tool that sends.";
     if (!fields.title.trim()) found.title = "A title expression is required.";
-    setErrors(found);
+    setFieldErrors(found);
     if (Object.keys(found).length) return;
-    setError(null);
-    try {
+    await run(async () => {
       await api.post(BASE, { name: name.trim(), mapping: mappingOf(fields) });
       setName("");
       setPreview(null);
       onSaved();
-    } catch (err) {
-      fail(err);
-    }
+    });
   };
 
   return (
@@ -118,9 +107,7 @@ function SourceForm({ onSaved }: { onSaved: () => void }) {
           )}
         </div>
       ) : null}
-      {error && !(error instanceof ApiError && error.status === 422 && Object.keys(errors).length) ? (
-        <ErrorBox error={error} />
-      ) : null}
+      {formError ? <ErrorBox error={formError} /> : null}
       <div className="form-actions">
         <button type="button" className="btn" onClick={() => void tryIt()}>
           Preview
@@ -136,7 +123,7 @@ function SourceForm({ onSaved }: { onSaved: () => void }) {
 function JsonSourcesAdmin() {
   const { api } = useAuth();
   const queryClient = useQueryClient();
-  const [error, setError] = useState<unknown>(null);
+  const deleting = useSubmit();
   const sources = useQuery({
     queryKey: ["json-sources", "list"],
     queryFn: ({ signal }) => api.get<Page<JsonSourceRead>>(BASE, { limit: 200 }, signal),
@@ -146,59 +133,48 @@ function JsonSourcesAdmin() {
   return (
     <>
       <SourceForm onSaved={() => void refresh()} />
-      {error ? <ErrorBox error={error} /> : null}
+      {deleting.error ? <ErrorBox error={deleting.error} /> : null}
       <section className="card table-card" aria-label="JSON sources">
-        {sources.isPending ? (
-          <Loading what="Loading sources" />
-        ) : sources.isError ? (
-          <ErrorBox error={sources.error} retry={() => void sources.refetch()} />
-        ) : items.length === 0 ? (
-          <Empty title="No JSON sources yet.">Map any tool's webhook to alerts, without code.</Empty>
-        ) : (
-          <table data-testid="json-sources">
-            <thead>
-              <tr>
-                <th scope="col">Source</th>
-                <th scope="col">Mapping</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((s) => (
-                <tr key={s.id}>
-                  <td data-label="Source">
-                    <strong>{s.name}</strong>
-                    <div className="muted small mono">POST /api/v1/integrations/json/{s.id}</div>
-                  </td>
-                  <td data-label="Mapping" className="mono small">
-                    {Object.entries(s.mapping)
-                      .filter(([, v]) => v)
-                      .map(([k, v]) => `${k}: ${String(v)}`)
-                      .join(" · ")}
-                  </td>
-                  <td className="actions">
-                    <button
-                      type="button"
-                      className="btn btn-small btn-danger"
-                      onClick={() => {
-                        if (!window.confirm(`Delete “${s.name}”? Its senders will be refused.`)) return;
-                        setError(null);
-                        api
-                          .delete(`${BASE}/${s.id}`)
-                          .then(refresh)
-                          .catch((err: unknown) => setError(err));
-                      }}
-                    >
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <QueryTable
+          query={sources}
+          rows={items}
+          loading="Loading sources"
+          empty={<Empty title="No JSON sources yet.">Map any tool's webhook to alerts, without code.</Empty>}
+          testId="json-sources"
+          rowKey={(s) => s.id}
+          columns={[
+            {
+              header: "Source",
+              cell: (s) => (
+                <>
+                  <strong>{s.name}</strong>
+                  <div className="muted small mono">POST /api/v1/integrations/json/{s.id}</div>
+                </>
+              ),
+            },
+            {
+              header: "Mapping",
+              className: "mono small",
+              cell: (s) =>
+                Object.entries(s.mapping)
+                  .filter(([, v]) => v)
+                  .map(([k, v]) => `${k}: ${String(v)}`)
+                  .join(" · "),
+            },
+          ]}
+          actions={(s) => (
+            <button
+              type="button"
+              className="btn btn-small btn-danger"
+              onClick={() => {
+                if (!window.confirm(`Delete “${s.name}”? Its senders will be refused.`)) return;
+                void deleting.run(() => api.delete(`${BASE}/${s.id}`).then(refresh));
+              }}
+            >
+              Delete
+            </button>
+          )}
+        />
       </section>
     </>
   );

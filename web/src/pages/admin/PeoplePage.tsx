@@ -1,12 +1,12 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { ApiError } from "../../api/client";
 import { useUsers } from "../../api/hooks";
 import type { InviteRead, Role, UserRead } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
 import { Empty, ErrorBox, Field, Loading, PageHeader, SecretOnce } from "../../components/ui";
 import { relativeTime } from "../../lib/format";
 import { assignableRoles, atLeast } from "../../lib/incidents";
+import { useSubmit } from "../../lib/useSubmit";
 
 export function AdminOnly() {
   return <ErrorBox title="Admins only" error={new Error("Managing people and keys needs the admin or owner role.")} />;
@@ -16,20 +16,16 @@ function InviteForm({ onInvited }: { onInvited: (invite: InviteRead) => void }) 
   const { api, role } = useAuth();
   const roles = assignableRoles(role);
   const [form, setForm] = useState({ email: "", full_name: "", role: "responder" as Role });
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, formError, fieldErrors: errors, setFieldErrors, run } = useSubmit();
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     const found: Record<string, string> = {};
     if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(form.email.trim())) found.email = "A valid email address.";
     if (!form.full_name.trim()) found.full_name = "Their name.";
-    setErrors(found);
+    setFieldErrors(found);
     if (Object.keys(found).length) return;
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       const invite = await api.post<InviteRead>("/api/v1/users", {
         ...form,
         email: form.email.trim(),
@@ -37,12 +33,7 @@ function InviteForm({ onInvited }: { onInvited: (invite: InviteRead) => void }) 
       });
       setForm({ email: "", full_name: "", role: form.role });
       onInvited(invite);
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 422) setErrors(err.fieldErrors());
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -81,7 +72,7 @@ function InviteForm({ onInvited }: { onInvited: (invite: InviteRead) => void }) 
           )}
         </Field>
       </div>
-      {error && !(error instanceof ApiError && error.status === 422) ? <ErrorBox error={error} /> : null}
+      {formError ? <ErrorBox error={formError} /> : null}
       <div className="form-actions">
         <button type="submit" className="btn btn-primary" disabled={busy}>
           {busy ? "Inviting…" : "Invite"}
@@ -94,25 +85,17 @@ function InviteForm({ onInvited }: { onInvited: (invite: InviteRead) => void }) 
 function PersonRow({ user }: { user: UserRead }) {
   const { api, role, session } = useAuth();
   const queryClient = useQueryClient();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useSubmit();
   const self = user.id === session?.user.id;
   const roles = assignableRoles(role);
   // Admins manage responders and viewers; owners manage everyone; nobody manages themselves.
   const manageable = !self && roles.includes(user.role);
 
-  const act = async (run: () => Promise<unknown>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await run();
+  const act = (work: () => Promise<unknown>) =>
+    run(async () => {
+      await work();
       await queryClient.invalidateQueries({ queryKey: ["users"] });
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
 
   return (
     <tr>

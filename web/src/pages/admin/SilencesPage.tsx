@@ -2,12 +2,13 @@
 // next, a form to open one (responders and up), and ending one early.
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { ApiError } from "../../api/client";
 import type { Page, SilenceCreate, SilenceRead } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
-import { Empty, ErrorBox, Field, Loading, PageHeader } from "../../components/ui";
+import { QueryTable } from "../../components/DataTable";
+import { Empty, ErrorBox, Field, PageHeader } from "../../components/ui";
 import { dateTime, relativeTime } from "../../lib/format";
 import { atLeast } from "../../lib/incidents";
+import { useSubmit } from "../../lib/useSubmit";
 
 const BASE = "/api/v1/integrations/silences";
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
@@ -38,9 +39,7 @@ function SilenceForm({ onCreated }: { onCreated: () => void }) {
   const [weekly, setWeekly] = useState(false);
   const [weekdays, setWeekdays] = useState<Weekday[]>([]);
   const [timezone, setTimezone] = useState(Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC");
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, fieldErrors: errors, setFieldErrors, run } = useSubmit();
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -57,7 +56,7 @@ function SilenceForm({ onCreated }: { onCreated: () => void }) {
     if (!startsAt || Number.isNaN(new Date(startsAt).getTime())) found.starts_at = "When does it start?";
     if (!Number.isInteger(minutes) || minutes < 1) found.duration_minutes = "Whole minutes, at least 1.";
     if (weekly && !weekdays.length) found.weekdays = "Pick at least one day.";
-    setErrors(found);
+    setFieldErrors(found);
     if (Object.keys(found).length) return;
     const body: SilenceCreate = {
       name: name.trim(),
@@ -67,20 +66,13 @@ function SilenceForm({ onCreated }: { onCreated: () => void }) {
       duration_minutes: minutes,
       recurrence: weekly ? { weekdays, timezone, until: null } : null,
     };
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await api.post(BASE, body);
       setName("");
       setServices("");
       setMatchers("");
       onCreated();
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 422) setErrors(err.fieldErrors());
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -150,7 +142,7 @@ export function SilencesPage() {
   const { api, role } = useAuth();
   const queryClient = useQueryClient();
   const [state, setState] = useState("current");
-  const [error, setError] = useState<unknown>(null);
+  const ending = useSubmit();
   const silences = useQuery({
     queryKey: ["silences", "list"],
     queryFn: ({ signal }) => api.get<Page<SilenceRead>>(BASE, { limit: 200 }, signal),
@@ -165,7 +157,7 @@ export function SilencesPage() {
     <>
       <PageHeader title="Maintenance windows" kicker="Integrations" />
       {responder ? <SilenceForm onCreated={() => void refresh()} /> : null}
-      {error ? <ErrorBox error={error} /> : null}
+      {ending.error ? <ErrorBox error={ending.error} /> : null}
       <section className="card table-card" aria-label="Silences">
         <div className="card-head padded">
           <h2>Windows</h2>
@@ -179,69 +171,57 @@ export function SilencesPage() {
             </select>
           </label>
         </div>
-        {silences.isPending ? (
-          <Loading what="Loading windows" />
-        ) : silences.isError ? (
-          <ErrorBox error={silences.error} retry={() => void silences.refetch()} />
-        ) : items.length === 0 ? (
-          <Empty title="No windows here.">Alerts they match are recorded but open no incident.</Empty>
-        ) : (
-          <table data-testid="silences">
-            <thead>
-              <tr>
-                <th scope="col">Window</th>
-                <th scope="col">Silences</th>
-                <th scope="col">State</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((s) => (
-                <tr key={s.id}>
-                  <td data-label="Window">
-                    <strong>{s.name}</strong>
+        <QueryTable
+          query={silences}
+          rows={items}
+          loading="Loading windows"
+          empty={<Empty title="No windows here.">Alerts they match are recorded but open no incident.</Empty>}
+          testId="silences"
+          rowKey={(s) => s.id}
+          columns={[
+            {
+              header: "Window",
+              cell: (s) => (
+                <>
+                  <strong>{s.name}</strong>
+                  <div className="muted small">
+                    {s.recurrence
+                      ? `every ${s.recurrence.weekdays.join(", ")} (${s.recurrence.timezone ?? "UTC"}), ${s.duration_minutes} min`
+                      : `${dateTime(s.starts_at)}, ${s.duration_minutes} min`}
+                  </div>
+                </>
+              ),
+            },
+            { header: "Silences", className: "mono small", cell: describe },
+            {
+              header: "State",
+              cell: (s) => (
+                <>
+                  <span className={`badge silence-${s.state}`}>{s.state}</span>
+                  {s.next_change_at ? (
                     <div className="muted small">
-                      {s.recurrence
-                        ? `every ${s.recurrence.weekdays.join(", ")} (${s.recurrence.timezone ?? "UTC"}), ${s.duration_minutes} min`
-                        : `${dateTime(s.starts_at)}, ${s.duration_minutes} min`}
+                      {s.state === "active" ? "ends" : "starts"} {relativeTime(s.next_change_at)}
                     </div>
-                  </td>
-                  <td data-label="Silences" className="mono small">
-                    {describe(s)}
-                  </td>
-                  <td data-label="State">
-                    <span className={`badge silence-${s.state}`}>{s.state}</span>
-                    {s.next_change_at ? (
-                      <div className="muted small">
-                        {s.state === "active" ? "ends" : "starts"} {relativeTime(s.next_change_at)}
-                      </div>
-                    ) : null}
-                  </td>
-                  <td className="actions">
-                    {responder && s.state !== "expired" ? (
-                      <button
-                        type="button"
-                        className="btn btn-small btn-danger"
-                        onClick={() => {
-                          if (!window.confirm(`End “${s.name}” now?`)) return;
-                          setError(null);
-                          api
-                            .delete(`${BASE}/${s.id}`)
-                            .then(refresh)
-                            .catch((err: unknown) => setError(err));
-                        }}
-                      >
-                        End now
-                      </button>
-                    ) : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+                  ) : null}
+                </>
+              ),
+            },
+          ]}
+          actions={(s) =>
+            responder && s.state !== "expired" ? (
+              <button
+                type="button"
+                className="btn btn-small btn-danger"
+                onClick={() => {
+                  if (!window.confirm(`End “${s.name}” now?`)) return;
+                  void ending.run(() => api.delete(`${BASE}/${s.id}`).then(refresh));
+                }}
+              >
+                End now
+              </button>
+            ) : null
+          }
+        />
       </section>
     </>
   );

@@ -3,7 +3,6 @@
 import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { Link } from "react-router";
-import { ApiError } from "../../api/client";
 import {
   WEBHOOK_EVENTS,
   type Page,
@@ -13,11 +12,13 @@ import {
   type WebhookSecretRead,
 } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
-import { Empty, ErrorBox, Field, Loading, PageHeader, SecretOnce } from "../../components/ui";
+import { QueryTable } from "../../components/DataTable";
+import { Empty, ErrorBox, Field, PageHeader, SecretOnce } from "../../components/ui";
 import { fillPath, useCapabilities } from "../../lib/capabilities";
 import { dateTime, relativeTime } from "../../lib/format";
 import { incidentKey } from "../../lib/incidentKeys";
 import { atLeast } from "../../lib/incidents";
+import { useSubmit } from "../../lib/useSubmit";
 import { AdminOnly } from "./PeoplePage";
 
 const BASE = "/api/v1/integrations/webhooks";
@@ -44,9 +45,7 @@ function WebhookForm({ onCreated }: { onCreated: (webhook: WebhookSecretRead) =>
   // Slack only: the app's signing secret turns on the Acknowledge and Resolve buttons.
   const [signingSecret, setSigningSecret] = useState("");
   const [events, setEvents] = useState<WebhookEvent[]>([...WEBHOOK_EVENTS]);
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, formError, fieldErrors: errors, setFieldErrors, run } = useSubmit();
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -54,11 +53,9 @@ function WebhookForm({ onCreated }: { onCreated: (webhook: WebhookSecretRead) =>
     if (!name.trim()) found.name = "Name it after where it goes.";
     if (!/^https?:\/\/[^\s]+$/i.test(url.trim())) found.url = "An http(s) URL.";
     if (!events.length) found.event_types = "Pick at least one event.";
-    setErrors(found);
+    setFieldErrors(found);
     if (Object.keys(found).length) return;
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       const created = await api.post<WebhookSecretRead>(BASE, {
         kind,
         name: name.trim(),
@@ -70,12 +67,7 @@ function WebhookForm({ onCreated }: { onCreated: (webhook: WebhookSecretRead) =>
       setUrl("");
       setSigningSecret("");
       onCreated(created);
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 422) setErrors(err.fieldErrors());
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -151,10 +143,7 @@ function WebhookForm({ onCreated }: { onCreated: (webhook: WebhookSecretRead) =>
         ))}
         {errors.event_types ? <div className="error-text">{errors.event_types}</div> : null}
       </fieldset>
-      {error && !(error instanceof ApiError && error.status === 422) ? <ErrorBox error={error} /> : null}
-      {error instanceof ApiError && error.status === 422 && !Object.keys(error.fieldErrors()).length ? (
-        <ErrorBox error={error} />
-      ) : null}
+      {formError ? <ErrorBox error={formError} /> : null}
       <div className="form-actions">
         <button type="submit" className="btn btn-primary" disabled={busy}>
           {busy ? "Creating…" : "Create webhook"}
@@ -169,7 +158,7 @@ function Deliveries({ webhook }: { webhook: WebhookRead }) {
   const capabilities = useCapabilities();
   const queryClient = useQueryClient();
   const [status, setStatus] = useState("");
-  const [error, setError] = useState<unknown>(null);
+  const retrying = useSubmit();
   const deliveries = useInfiniteQuery({
     queryKey: ["webhooks", "deliveries", webhook.id, status],
     queryFn: ({ pageParam, signal }) =>
@@ -185,14 +174,12 @@ function Deliveries({ webhook }: { webhook: WebhookRead }) {
   });
 
   const retry = async (delivery: WebhookDeliveryRead) => {
-    if (!capabilities.webhookRetry) return;
-    setError(null);
-    try {
-      await api.post(fillPath(capabilities.webhookRetry, webhook.id, delivery.id));
+    const path = capabilities.webhookRetry;
+    if (!path) return;
+    await retrying.run(async () => {
+      await api.post(fillPath(path, webhook.id, delivery.id));
       await queryClient.invalidateQueries({ queryKey: ["webhooks", "deliveries", webhook.id] });
-    } catch (err) {
-      setError(err);
-    }
+    });
   };
 
   const items = deliveries.data?.pages.flatMap((p) => p.items) ?? [];
@@ -210,81 +197,74 @@ function Deliveries({ webhook }: { webhook: WebhookRead }) {
           </select>
         </label>
       </div>
-      {error ? <ErrorBox error={error} /> : null}
-      {deliveries.isPending ? (
-        <Loading what="Loading deliveries" />
-      ) : deliveries.isError ? (
-        <ErrorBox error={deliveries.error} retry={() => void deliveries.refetch()} />
-      ) : items.length === 0 ? (
-        <Empty title="No deliveries yet.">Deliveries appear here when a chosen event happens.</Empty>
-      ) : (
-        <>
-          <table data-testid="deliveries">
-            <thead>
-              <tr>
-                <th scope="col">Event</th>
-                <th scope="col">Status</th>
-                <th scope="col">Attempts</th>
-                <th scope="col">Last answer</th>
-                <th scope="col">When</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((d) => (
-                <tr key={d.id}>
-                  <td data-label="Event">
-                    <span className="mono">{d.event_type}</span>
-                    {d.incident_id ? (
-                      <div className="small">
-                        <Link to={`/incidents/${d.incident_id}`}>{incidentKey(d.incident_id) ?? "the incident"}</Link>
-                      </div>
-                    ) : null}
-                  </td>
-                  <td data-label="Status">
-                    <span className={`badge delivery-${d.status}`}>{d.status}</span>
-                  </td>
-                  <td data-label="Attempts">{d.attempts}</td>
-                  <td data-label="Last answer">
-                    {d.last_status_code ? <span className="mono">HTTP {d.last_status_code}</span> : null}
-                    {d.last_error ? <div className="muted small">{d.last_error}</div> : null}
-                    {!d.last_status_code && !d.last_error ? <span className="muted">—</span> : null}
-                  </td>
-                  <td data-label="When">
-                    <time dateTime={d.created_at} title={dateTime(d.created_at)}>
-                      {relativeTime(d.created_at)}
-                    </time>
-                    {d.status === "pending" && d.next_attempt_at ? (
-                      <div className="muted small">next try {relativeTime(d.next_attempt_at)}</div>
-                    ) : null}
-                  </td>
-                  <td className="actions">
-                    {capabilities.webhookRetry && d.status !== "succeeded" ? (
-                      <button type="button" className="btn btn-small" onClick={() => void retry(d)}>
-                        Retry
-                      </button>
-                    ) : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-          {deliveries.hasNextPage ? (
-            <div className="pager">
-              <button
-                type="button"
-                className="btn"
-                disabled={deliveries.isFetchingNextPage}
-                onClick={() => void deliveries.fetchNextPage()}
-              >
-                Older deliveries
-              </button>
-            </div>
-          ) : null}
-        </>
-      )}
+      {retrying.error ? <ErrorBox error={retrying.error} /> : null}
+      <QueryTable
+        query={deliveries}
+        rows={items}
+        loading="Loading deliveries"
+        empty={<Empty title="No deliveries yet.">Deliveries appear here when a chosen event happens.</Empty>}
+        testId="deliveries"
+        rowKey={(d) => d.id}
+        columns={[
+          {
+            header: "Event",
+            cell: (d) => (
+              <>
+                <span className="mono">{d.event_type}</span>
+                {d.incident_id ? (
+                  <div className="small">
+                    <Link to={`/incidents/${d.incident_id}`}>{incidentKey(d.incident_id) ?? "the incident"}</Link>
+                  </div>
+                ) : null}
+              </>
+            ),
+          },
+          { header: "Status", cell: (d) => <span className={`badge delivery-${d.status}`}>{d.status}</span> },
+          { header: "Attempts", cell: (d) => d.attempts },
+          {
+            header: "Last answer",
+            cell: (d) => (
+              <>
+                {d.last_status_code ? <span className="mono">HTTP {d.last_status_code}</span> : null}
+                {d.last_error ? <div className="muted small">{d.last_error}</div> : null}
+                {!d.last_status_code && !d.last_error ? <span className="muted">—</span> : null}
+              </>
+            ),
+          },
+          {
+            header: "When",
+            cell: (d) => (
+              <>
+                <time dateTime={d.created_at} title={dateTime(d.created_at)}>
+                  {relativeTime(d.created_at)}
+                </time>
+                {d.status === "pending" && d.next_attempt_at ? (
+                  <div className="muted small">next try {relativeTime(d.next_attempt_at)}</div>
+                ) : null}
+              </>
+            ),
+          },
+        ]}
+        actions={(d) =>
+          capabilities.webhookRetry && d.status !== "succeeded" ? (
+            <button type="button" className="btn btn-small" onClick={() => void retry(d)}>
+              Retry
+            </button>
+          ) : null
+        }
+      />
+      {!deliveries.isError && items.length > 0 && deliveries.hasNextPage ? (
+        <div className="pager">
+          <button
+            type="button"
+            className="btn"
+            disabled={deliveries.isFetchingNextPage}
+            onClick={() => void deliveries.fetchNextPage()}
+          >
+            Older deliveries
+          </button>
+        </div>
+      ) : null}
     </section>
   );
 }
@@ -294,21 +274,17 @@ function WebhooksAdmin() {
   const queryClient = useQueryClient();
   const [created, setCreated] = useState<WebhookSecretRead | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const changing = useSubmit();
   const webhooks = useQuery({
     queryKey: ["webhooks", "list"],
     queryFn: ({ signal }) => api.get<Page<WebhookRead>>(BASE, { limit: 200 }, signal),
   });
 
-  const change = async (run: () => Promise<unknown>) => {
-    setError(null);
-    try {
-      await run();
+  const change = (work: () => Promise<unknown>) =>
+    changing.run(async () => {
+      await work();
       await queryClient.invalidateQueries({ queryKey: ["webhooks", "list"] });
-    } catch (err) {
-      setError(err);
-    }
-  };
+    });
 
   const items = webhooks.data?.items ?? [];
   const shown = items.find((w) => w.id === selected) ?? null;
@@ -329,80 +305,76 @@ function WebhooksAdmin() {
           </p>
         </SecretOnce>
       ) : null}
-      {error ? <ErrorBox error={error} /> : null}
+      {changing.error ? <ErrorBox error={changing.error} /> : null}
       <section className="card table-card" aria-label="Webhooks">
-        {webhooks.isPending ? (
-          <Loading what="Loading webhooks" />
-        ) : webhooks.isError ? (
-          <ErrorBox error={webhooks.error} retry={() => void webhooks.refetch()} />
-        ) : items.length === 0 ? (
-          <Empty title="No webhooks yet.">Send incidents to Slack, or to your own service.</Empty>
-        ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Webhook</th>
-                <th scope="col">Events</th>
-                <th scope="col">State</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((w) => (
-                <tr key={w.id} className={selected === w.id ? "selected" : ""}>
-                  <td data-label="Webhook">
-                    <strong>{w.name}</strong> <span className="badge kind">{w.kind}</span>
-                    {w.interactive ? <span className="badge">buttons</span> : null}
-                    <div className="muted small mono url">{w.url}</div>
-                  </td>
-                  <td data-label="Events">
-                    {w.event_types.map((e) => (
-                      <span key={e} className="badge scope">
-                        {e}
-                      </span>
-                    ))}
-                  </td>
-                  <td data-label="State">
-                    <span className={`badge ${w.enabled ? "status-active" : "status-deactivated"}`}>
-                      {w.enabled ? "enabled" : "disabled"}
-                    </span>
-                  </td>
-                  <td className="actions">
-                    <button
-                      type="button"
-                      className="btn btn-small"
-                      aria-pressed={selected === w.id}
-                      onClick={() => setSelected(selected === w.id ? null : w.id)}
-                    >
-                      Deliveries
-                    </button>{" "}
-                    <button
-                      type="button"
-                      className="btn btn-small"
-                      onClick={() => void change(() => api.patch(`${BASE}/${w.id}`, { enabled: !w.enabled }))}
-                    >
-                      {w.enabled ? "Disable" : "Enable"}
-                    </button>{" "}
-                    <button
-                      type="button"
-                      className="btn btn-small btn-danger"
-                      onClick={() => {
-                        if (window.confirm(`Delete “${w.name}” and its delivery log?`)) {
-                          if (selected === w.id) setSelected(null);
-                          void change(() => api.delete(`${BASE}/${w.id}`));
-                        }
-                      }}
-                    >
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <QueryTable
+          query={webhooks}
+          rows={items}
+          loading="Loading webhooks"
+          empty={<Empty title="No webhooks yet.">Send incidents to Slack, or to your own service.</Empty>}
+          rowKey={(w) => w.id}
+          rowClassName={(w) => (selected === w.id ? "selected" : "")}
+          columns={[
+            {
+              header: "Webhook",
+              cell: (w) => (
+                <>
+                  <strong>{w.name}</strong> <span className="badge kind">{w.kind}</span>
+                  {w.interactive ? <span className="badge">buttons</span> : null}
+                  <div className="muted small mono url">{w.url}</div>
+                </>
+              ),
+            },
+            {
+              header: "Events",
+              cell: (w) =>
+                w.event_types.map((e) => (
+                  <span key={e} className="badge scope">
+                    {e}
+                  </span>
+                )),
+            },
+            {
+              header: "State",
+              cell: (w) => (
+                <span className={`badge ${w.enabled ? "status-active" : "status-deactivated"}`}>
+                  {w.enabled ? "enabled" : "disabled"}
+                </span>
+              ),
+            },
+          ]}
+          actions={(w) => (
+            <>
+              <button
+                type="button"
+                className="btn btn-small"
+                aria-pressed={selected === w.id}
+                onClick={() => setSelected(selected === w.id ? null : w.id)}
+              >
+                Deliveries
+              </button>{" "}
+              <button
+                type="button"
+                className="btn btn-small"
+                onClick={() => void change(() => api.patch(`${BASE}/${w.id}`, { enabled: !w.enabled }))}
+              >
+                {w.enabled ? "Disable" : "Enable"}
+              </button>{" "}
+              <button
+                type="button"
+                className="btn btn-small btn-danger"
+                onClick={() => {
+                  if (window.confirm(`Delete “${w.name}” and its delivery log?`)) {
+                    if (selected === w.id) setSelected(null);
+                    void change(() => api.delete(`${BASE}/${w.id}`));
+                  }
+                }}
+              >
+                Delete
+              </button>
+            </>
+          )}
+        />
       </section>
       {shown ? <Deliveries webhook={shown} /> : null}
     </>

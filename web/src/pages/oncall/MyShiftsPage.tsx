@@ -4,7 +4,6 @@
 import { useQueries, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState, type FormEvent } from "react";
 import { Link } from "react-router";
-import { ApiError } from "../../api/client";
 import type {
   CalendarFeedRead,
   ChannelKind,
@@ -14,10 +13,12 @@ import type {
 } from "../../api/types";
 import { CHANNEL_KINDS } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
+import { DataTable } from "../../components/DataTable";
 import { Empty, ErrorBox, Field, Loading, PageHeader, SecretOnce } from "../../components/ui";
 import { dateTime, relativeTime } from "../../lib/format";
 import { atLeast } from "../../lib/incidents";
 import { errorsByPath, shiftsOf, timelineWindow } from "../../lib/oncall";
+import { useSubmit } from "../../lib/useSubmit";
 import { useSchedules } from "./SchedulesPage";
 
 // Per schedule: its next shifts from now; the person's are kept (a fast rotation may hide later ones).
@@ -45,50 +46,36 @@ function MyShifts() {
   ).filter((shift) => new Date(shift.end).getTime() > Date.now());
   if (!mine.length) return <Empty title="No shifts coming up.">You are on call in no schedule soon.</Empty>;
   return (
-    <table data-testid="my-shifts">
-      <thead>
-        <tr>
-          <th scope="col">Schedule</th>
-          <th scope="col">From</th>
-          <th scope="col">Until</th>
-          <th scope="col">Why</th>
-        </tr>
-      </thead>
-      <tbody>
-        {mine.map((shift) => (
-          <tr key={`${shift.schedule.id}-${shift.start}`}>
-            <td data-label="Schedule">
-              <Link to={`/on-call/schedules/${shift.schedule.id}`}>{shift.schedule.name}</Link>
-            </td>
-            <td data-label="From">
+    <DataTable
+      rows={mine}
+      testId="my-shifts"
+      rowKey={(shift) => `${shift.schedule.id}-${shift.start}`}
+      columns={[
+        {
+          header: "Schedule",
+          cell: (shift) => <Link to={`/on-call/schedules/${shift.schedule.id}`}>{shift.schedule.name}</Link>,
+        },
+        {
+          header: "From",
+          cell: (shift) => (
+            <>
               {dateTime(shift.start)}
               {new Date(shift.start).getTime() <= Date.now() ? <span className="badge">now</span> : null}
-            </td>
-            <td data-label="Until">{dateTime(shift.end)}</td>
-            <td data-label="Why">{shift.override_id ? "override" : `layer ${(shift.layer ?? 0) + 1}`}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+            </>
+          ),
+        },
+        { header: "Until", cell: (shift) => dateTime(shift.end) },
+        { header: "Why", cell: (shift) => (shift.override_id ? "override" : `layer ${(shift.layer ?? 0) + 1}`) },
+      ]}
+    />
   );
 }
 
 function CalendarFeed() {
   const { api } = useAuth();
   const [feed, setFeed] = useState<CalendarFeedRead | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const issue = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      setFeed(await api.post<CalendarFeedRead>("/api/v1/calendar-feed"));
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, run } = useSubmit();
+  const issue = () => run(async () => setFeed(await api.post<CalendarFeedRead>("/api/v1/calendar-feed")));
   return (
     <section className="card" aria-label="Calendar feed">
       <h2>Calendar feed</h2>
@@ -127,6 +114,16 @@ const ADDRESS_HINT: Record<ChannelKind, string> = {
   slack: "Your Slack member id, e.g. U012AB3CD",
 };
 
+/** The body is one of three shapes: its field errors are under the kind's name; the form shows two. */
+function contactFields(err: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [path, msg] of Object.entries(errorsByPath(err))) {
+    const field = path.split(".").pop() ?? path;
+    if ((field === "address" || field === "delay_minutes") && !out[field]) out[field] = msg;
+  }
+  return out;
+}
+
 function ContactMethods() {
   const { api, role } = useAuth();
   const queryClient = useQueryClient();
@@ -137,8 +134,8 @@ function ContactMethods() {
   const [kind, setKind] = useState<ChannelKind>("email");
   const [address, setAddress] = useState("");
   const [delay, setDelay] = useState("0");
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [error, setError] = useState<unknown>(null);
+  const { formError, fieldErrors: errors, setFieldErrors, run, reset } = useSubmit(contactFields);
+  const removing = useSubmit();
   const [secret, setSecret] = useState<ContactMethodSecretRead | null>(null);
   const refresh = () => queryClient.invalidateQueries({ queryKey: ["contact-methods"] });
   const responder = atLeast(role, "responder");
@@ -149,10 +146,11 @@ function ContactMethods() {
     const minutes = Number(delay);
     if (!address.trim()) found.address = "Where should pages go?";
     if (delay.trim() === "" || !Number.isFinite(minutes) || minutes < 0) found.delay_minutes = "Minutes, 0 or more.";
-    setErrors(found);
-    setError(null);
+    reset();
+    removing.reset();
+    setFieldErrors(found);
     if (Object.keys(found).length) return;
-    try {
+    await run(async () => {
       const made = await api.post<ContactMethodSecretRead>("/api/v1/contact-methods", {
         kind,
         address: address.trim(),
@@ -161,15 +159,7 @@ function ContactMethods() {
       setSecret(made.secret ? made : null);
       setAddress("");
       void refresh();
-    } catch (err) {
-      const byPath = errorsByPath(err);
-      // The body is one of three shapes: its field errors are under the kind's name.
-      const flat = Object.fromEntries(
-        Object.entries(byPath).map(([path, msg]) => [path.split(".").pop() ?? path, msg]),
-      );
-      setErrors(flat);
-      if (!(err instanceof ApiError && err.status === 422 && (flat.address || flat.delay_minutes))) setError(err);
-    }
+    });
   };
 
   return (
@@ -197,11 +187,8 @@ function ContactMethods() {
                 type="button"
                 className="btn btn-small btn-danger"
                 onClick={() => {
-                  setError(null);
-                  api
-                    .delete(`/api/v1/contact-methods/${m.id}`)
-                    .then(refresh)
-                    .catch((err: unknown) => setError(err));
+                  reset();
+                  void removing.run(() => api.delete(`/api/v1/contact-methods/${m.id}`).then(refresh));
                 }}
               >
                 Remove
@@ -236,7 +223,7 @@ function ContactMethods() {
               {(p) => <input {...p} inputMode="decimal" value={delay} onChange={(e) => setDelay(e.target.value)} />}
             </Field>
           </div>
-          {error ? <ErrorBox error={error} /> : null}
+          {formError || removing.error ? <ErrorBox error={formError ?? removing.error} /> : null}
           <div className="form-actions">
             <button type="submit" className="btn btn-primary">
               Add contact method

@@ -2,13 +2,14 @@
 // incident (/api/v1/routing): every member reads them, admins make and change them.
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { ApiError } from "../../api/client";
 import { usePeople, useUsers } from "../../api/hooks";
 import type { Page, PolicyRead, RoutingRead, RuleSpec, Severity, TargetSpec } from "../../api/types";
 import { SEVERITIES } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
+import { DataTable } from "../../components/DataTable";
 import { Empty, ErrorBox, Field, Loading, PageHeader } from "../../components/ui";
 import { atLeast } from "../../lib/incidents";
+import { useSubmit } from "../../lib/useSubmit";
 import {
   checkPolicy,
   describeRule,
@@ -159,18 +160,15 @@ function PolicyForm({
     policy ? policy.steps.map((s) => ({ targets: [...s.targets], wait: String(s.wait_minutes) })) : blank(),
   );
   const [repeat, setRepeat] = useState(String(policy?.repeat ?? 0));
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, formError, fieldErrors: errors, setFieldErrors, run, reset } = useSubmit(errorsByPath);
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     const found = checkPolicy(name, steps, repeat);
-    setErrors(found);
-    setError(null);
+    reset();
+    setFieldErrors(found);
     if (Object.keys(found).length) return;
-    setBusy(true);
-    try {
+    await run(async () => {
       const body = { name: name.trim(), steps: draftToSteps(steps), repeat: Number(repeat) };
       if (policy) {
         await api.put(`${BASE}/${policy.id}`, body);
@@ -181,13 +179,7 @@ function PolicyForm({
         setRepeat("0");
       }
       onSaved();
-    } catch (err) {
-      const byPath = errorsByPath(err);
-      setErrors(byPath);
-      if (!(err instanceof ApiError && err.status === 422 && Object.keys(byPath).length)) setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   const title = policy ? `Edit ${policy.name}` : "New escalation policy";
@@ -213,7 +205,7 @@ function PolicyForm({
         />
       ))}
       {errors.steps ? <div className="error-text">{errors.steps}</div> : null}
-      {error ? <ErrorBox error={error} /> : null}
+      {formError ? <ErrorBox error={formError} /> : null}
       <div className="form-actions">
         <button type="button" className="btn" onClick={() => setSteps([...steps, { targets: [], wait: "5" }])}>
           Add step
@@ -243,65 +235,61 @@ function PolicyList({
   const { api } = useAuth();
   const queryClient = useQueryClient();
   const name = useTargetName();
-  const [error, setError] = useState<unknown>(null);
+  const deleting = useSubmit();
   if (!policies.length) return <Empty title="No escalation policies yet.">Without one, nobody is paged.</Empty>;
   return (
     <>
-      {error ? <ErrorBox error={error} /> : null}
-      <table data-testid="policies">
-        <thead>
-          <tr>
-            <th scope="col">Policy</th>
-            <th scope="col">Steps</th>
-            <th scope="col">
-              <span className="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {policies.map((p) => (
-            <tr key={p.id}>
-              <td data-label="Policy">
+      {deleting.error ? <ErrorBox error={deleting.error} /> : null}
+      <DataTable
+        rows={policies}
+        testId="policies"
+        rowKey={(p) => p.id}
+        columns={[
+          {
+            header: "Policy",
+            cell: (p) => (
+              <>
                 <strong>{p.name}</strong>
                 <div className="muted small">{p.repeat ? `repeats ${p.repeat}×` : "runs once"}</div>
                 <Warnings warnings={p.warnings} label={`Warnings of ${p.name}`} />
-              </td>
-              <td data-label="Steps">
-                <ol className="steps small">
-                  {p.steps.map((s, i) => (
-                    <li key={i}>
-                      Notify {s.targets.map(name).join(", ")}, then wait {s.wait_minutes} min
-                    </li>
-                  ))}
-                </ol>
-              </td>
-              <td className="actions">
-                {admin ? (
-                  <button type="button" className="btn btn-small" onClick={() => onEdit(p)}>
-                    Edit
-                  </button>
-                ) : null}
-                {admin ? (
-                  <button
-                    type="button"
-                    className="btn btn-small btn-danger"
-                    onClick={() => {
-                      if (!window.confirm(`Delete the policy “${p.name}”? Running escalations go on.`)) return;
-                      setError(null);
-                      api
-                        .delete(`${BASE}/${p.id}`)
-                        .then(() => queryClient.invalidateQueries({ queryKey: ["policies"] }))
-                        .catch((err: unknown) => setError(err));
-                    }}
-                  >
-                    Delete
-                  </button>
-                ) : null}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+              </>
+            ),
+          },
+          {
+            header: "Steps",
+            cell: (p) => (
+              <ol className="steps small">
+                {p.steps.map((s, i) => (
+                  <li key={i}>
+                    Notify {s.targets.map(name).join(", ")}, then wait {s.wait_minutes} min
+                  </li>
+                ))}
+              </ol>
+            ),
+          },
+        ]}
+        actions={(p) =>
+          admin ? (
+            <>
+              <button type="button" className="btn btn-small" onClick={() => onEdit(p)}>
+                Edit
+              </button>
+              <button
+                type="button"
+                className="btn btn-small btn-danger"
+                onClick={() => {
+                  if (!window.confirm(`Delete the policy “${p.name}”? Running escalations go on.`)) return;
+                  void deleting.run(() =>
+                    api.delete(`${BASE}/${p.id}`).then(() => queryClient.invalidateQueries({ queryKey: ["policies"] })),
+                  );
+                }}
+              >
+                Delete
+              </button>
+            </>
+          ) : null
+        }
+      />
     </>
   );
 }
@@ -344,10 +332,8 @@ function RoutingEditor({ routing, policies, admin }: { routing: RoutingRead; pol
   const queryClient = useQueryClient();
   const [rules, setRules] = useState<RuleDraft[]>(routing.rules.map(toDraft));
   const [fallback, setFallback] = useState(routing.default_policy_id ?? "");
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [error, setError] = useState<unknown>(null);
+  const { busy, formError, fieldErrors: errors, setFieldErrors, run, reset } = useSubmit(errorsByPath);
   const [saved, setSaved] = useState(false);
-  const [busy, setBusy] = useState(false);
   const policyName = (id: string) => policies.find((p) => p.id === id)?.name ?? "a deleted policy";
   const set = (i: number, patch: Partial<RuleDraft>) => {
     setSaved(false);
@@ -364,24 +350,17 @@ function RoutingEditor({ routing, policies, admin }: { routing: RoutingRead; pol
       const matchers = parseRuleMatchers(r.matchersText);
       if (matchers.bad) found[`rules.${i}.matchers`] = `Not a matcher: ${matchers.bad}`;
     });
-    setErrors(found);
-    setError(null);
+    reset();
+    setFieldErrors(found);
     if (Object.keys(found).length) return;
-    setBusy(true);
-    try {
+    await run(async () => {
       const next = await api.put<RoutingRead>("/api/v1/routing", {
         rules: rules.map(draftToRule),
         default_policy_id: fallback || null,
       });
       queryClient.setQueryData(["routing"], next);
       setSaved(true);
-    } catch (err) {
-      const byPath = errorsByPath(err);
-      setErrors(byPath);
-      if (!(err instanceof ApiError && err.status === 422 && Object.keys(byPath).length)) setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   if (!admin) {
@@ -522,7 +501,7 @@ function RoutingEditor({ routing, policies, admin }: { routing: RoutingRead; pol
         )}
       </Field>
       {errors.default_policy_id ? <div className="error-text">{errors.default_policy_id}</div> : null}
-      {error ? <ErrorBox error={error} /> : null}
+      {formError ? <ErrorBox error={formError} /> : null}
       <div className="form-actions">
         <button
           type="button"

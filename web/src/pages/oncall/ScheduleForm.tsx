@@ -2,12 +2,12 @@
 // participants in order, rotation, handoff, time zone and restrictions. The browser checks what it
 // can; the API's 422s show on the fields they name.
 import { useState, type FormEvent } from "react";
-import { ApiError } from "../../api/client";
 import { usePeople, useUsers } from "../../api/hooks";
 import type { ScheduleRead } from "../../api/types";
 import { ROTATIONS, TIME_ZONES, WEEKDAYS } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
 import { ErrorBox, Field } from "../../components/ui";
+import { useSubmit } from "../../lib/useSubmit";
 import {
   checkSchedule,
   draftToLayer,
@@ -231,19 +231,17 @@ export function ScheduleForm({
   const [name, setName] = useState(schedule?.name ?? "");
   const [description, setDescription] = useState(schedule?.description ?? "");
   const [layers, setLayers] = useState<LayerDraft[]>(schedule ? schedule.layers.map(layerToDraft) : [newLayer()]);
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  // A 422 the fields show needs no second box; anything else (a 409: a deactivated person) does.
+  const { busy, formError, fieldErrors: errors, setFieldErrors, run, reset } = useSubmit(errorsByPath);
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     const found = checkSchedule(name, layers);
-    setErrors(found);
-    setError(null);
+    reset();
+    setFieldErrors(found);
     if (Object.keys(found).length) return;
     const body = { name: name.trim(), description: description.trim(), layers: layers.map(draftToLayer) };
-    setBusy(true);
-    try {
+    await run(async () => {
       const saved = schedule
         ? await api.patch<ScheduleRead>(`/api/v1/schedules/${schedule.id}`, body)
         : await api.post<ScheduleRead>("/api/v1/schedules", body);
@@ -253,15 +251,7 @@ export function ScheduleForm({
         setLayers([newLayer()]);
       }
       onSaved(saved);
-    } catch (err) {
-      const byPath = errorsByPath(err);
-      setErrors(byPath);
-      // A 422 the fields show needs no second box; anything else (a 409: a deactivated person) does.
-      const shown = Object.keys(byPath).some((path) => path === "name" || path.startsWith("layers."));
-      if (!(err instanceof ApiError && err.status === 422 && shown)) setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   const title = schedule ? `Edit ${schedule.name}` : "New schedule";
@@ -295,7 +285,7 @@ export function ScheduleForm({
         />
       ))}
       {errors.layers ? <div className="error-text">{errors.layers}</div> : null}
-      {error ? <ErrorBox error={error} /> : null}
+      {formError ? <ErrorBox error={formError} /> : null}
       <div className="form-actions">
         <button type="button" className="btn" onClick={() => setLayers([...layers, newLayer()])}>
           Add layer

@@ -4,13 +4,14 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState, type FormEvent } from "react";
 import { useNavigate, useParams } from "react-router";
-import { ApiError } from "../../api/client";
 import { usePeople, useUsers } from "../../api/hooks";
 import type { OverrideRead, ScheduleRead, ShiftPage } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
+import { DataTable } from "../../components/DataTable";
 import { ErrorBox, Field, Loading, PageHeader } from "../../components/ui";
 import { dateTime } from "../../lib/format";
 import { atLeast } from "../../lib/incidents";
+import { useSubmit } from "../../lib/useSubmit";
 import {
   dayTicks,
   describeRotation,
@@ -103,9 +104,7 @@ function OverrideForm({
   const [userId, setUserId] = useState(admin ? "" : me);
   const [start, setStart] = useState(range ? toLocalInput(range.start) : "");
   const [end, setEnd] = useState(range ? toLocalInput(range.end) : "");
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, formError, fieldErrors: errors, setFieldErrors, run, reset } = useSubmit(errorsByPath);
   const [seen, setSeen] = useState<Range | null>(range);
   // A new pick on the timeline fills the range in (the person chosen stays).
   if (range !== seen) {
@@ -128,24 +127,17 @@ function OverrideForm({
     if (!start || Number.isNaN(a.getTime())) found.start = "From when?";
     if (!end || Number.isNaN(b.getTime())) found.end = "Until when?";
     else if (!found.start && b <= a) found.end = "It ends after it starts.";
-    setErrors(found);
-    setError(null);
+    reset();
+    setFieldErrors(found);
     if (Object.keys(found).length) return;
-    setBusy(true);
-    try {
+    await run(async () => {
       const made = await api.post<OverrideRead>(`/api/v1/schedules/${schedule.id}/overrides`, {
         user_id: userId,
         start: a.toISOString(),
         end: b.toISOString(),
       });
       onCreated(made);
-    } catch (err) {
-      const byPath = errorsByPath(err);
-      setErrors(byPath);
-      if (!(err instanceof ApiError && err.status === 422 && Object.keys(byPath).length)) setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -175,7 +167,7 @@ function OverrideForm({
           {(p) => <input {...p} type="datetime-local" value={end} onChange={(e) => setEnd(e.target.value)} />}
         </Field>
       </div>
-      {error ? <ErrorBox error={error} /> : null}
+      {formError ? <ErrorBox error={formError} /> : null}
       <div className="form-actions">
         <button type="submit" className="btn btn-primary" disabled={busy}>
           {busy ? "Adding…" : "Add override"}
@@ -193,7 +185,7 @@ export function SchedulePage() {
   const navigate = useNavigate();
   const [range, setRange] = useState<Range | null>(null);
   const [editing, setEditing] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const acting = useSubmit();
   // The window is fixed when the page opens, so refetches ask for the same two weeks.
   const { start, end } = useMemo(() => timelineWindow(new Date()), []);
   const admin = atLeast(role, "admin");
@@ -231,13 +223,12 @@ export function SchedulePage() {
               className="btn btn-danger"
               onClick={() => {
                 if (!window.confirm(`Delete the schedule “${s.name}”?`)) return;
-                api
-                  .delete(path)
-                  .then(() => {
+                void acting.run(() =>
+                  api.delete(path).then(() => {
                     void refresh();
                     navigate("/on-call/schedules");
-                  })
-                  .catch((err: unknown) => setError(err));
+                  }),
+                );
               }}
             >
               Delete
@@ -246,7 +237,7 @@ export function SchedulePage() {
         ) : null}
       </PageHeader>
       {s.description ? <p className="muted">{s.description}</p> : null}
-      {error ? <ErrorBox error={error} /> : null}
+      {acting.error ? <ErrorBox error={acting.error} /> : null}
       {editing ? (
         <ScheduleForm
           schedule={s}
@@ -294,44 +285,27 @@ export function SchedulePage() {
         {upcoming.length === 0 ? (
           <p className="muted padded">None coming up.</p>
         ) : (
-          <table data-testid="overrides">
-            <thead>
-              <tr>
-                <th scope="col">Who</th>
-                <th scope="col">From</th>
-                <th scope="col">Until</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {upcoming.map((o) => (
-                <tr key={o.id}>
-                  <td data-label="Who">{person(o.user_id)}</td>
-                  <td data-label="From">{dateTime(o.start)}</td>
-                  <td data-label="Until">{dateTime(o.end)}</td>
-                  <td className="actions">
-                    {admin || (responder && (o.user_id === me || o.created_by === me)) ? (
-                      <button
-                        type="button"
-                        className="btn btn-small btn-danger"
-                        onClick={() => {
-                          setError(null);
-                          api
-                            .delete(`${path}/overrides/${o.id}`)
-                            .then(refresh)
-                            .catch((err: unknown) => setError(err));
-                        }}
-                      >
-                        Remove
-                      </button>
-                    ) : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <DataTable
+            rows={upcoming}
+            testId="overrides"
+            rowKey={(o) => o.id}
+            columns={[
+              { header: "Who", cell: (o) => person(o.user_id) },
+              { header: "From", cell: (o) => dateTime(o.start) },
+              { header: "Until", cell: (o) => dateTime(o.end) },
+            ]}
+            actions={(o) =>
+              admin || (responder && (o.user_id === me || o.created_by === me)) ? (
+                <button
+                  type="button"
+                  className="btn btn-small btn-danger"
+                  onClick={() => void acting.run(() => api.delete(`${path}/overrides/${o.id}`).then(refresh))}
+                >
+                  Remove
+                </button>
+              ) : null
+            }
+          />
         )}
       </section>
     </>

@@ -5,7 +5,8 @@ import { Link, useNavigate } from "react-router";
 import { usePeople } from "../../api/hooks";
 import type { OnCallRead, Page, ScheduleRead } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
-import { Empty, ErrorBox, Loading, PageHeader } from "../../components/ui";
+import { QueryTable } from "../../components/DataTable";
+import { Empty, PageHeader } from "../../components/ui";
 import { atLeast } from "../../lib/incidents";
 import { describeRotation } from "../../lib/oncall";
 import { ScheduleForm } from "./ScheduleForm";
@@ -54,47 +55,42 @@ export function SchedulesPage() {
         </Link>
       </PageHeader>
       <section className="card table-card" aria-label="Schedules">
-        {schedules.isPending ? (
-          <Loading what="Loading schedules" />
-        ) : schedules.isError ? (
-          <ErrorBox error={schedules.error} retry={() => void schedules.refetch()} />
-        ) : items.length === 0 ? (
-          <Empty title="No schedules yet.">
-            {admin ? "Create one below." : "An admin makes them; they say who is paged when."}
-          </Empty>
-        ) : (
-          <table data-testid="schedules">
-            <thead>
-              <tr>
-                <th scope="col">Schedule</th>
-                <th scope="col">Layers</th>
-                <th scope="col">On call now</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((s) => (
-                <tr key={s.id}>
-                  <td data-label="Schedule">
-                    <Link to={`/on-call/schedules/${s.id}`}>
-                      <strong>{s.name}</strong>
-                    </Link>
-                    {s.description ? <div className="muted small">{s.description}</div> : null}
-                  </td>
-                  <td data-label="Layers" className="small">
-                    {s.layers.map((l, i) => (
-                      <div key={i}>
-                        {l.name || `Layer ${i + 1}`}: {l.participants.length} people, {describeRotation(l)}
-                      </div>
-                    ))}
-                  </td>
-                  <td data-label="On call now">
-                    <OnCallNow scheduleId={s.id} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <QueryTable
+          query={schedules}
+          rows={items}
+          loading="Loading schedules"
+          empty={
+            <Empty title="No schedules yet.">
+              {admin ? "Create one below." : "An admin makes them; they say who is paged when."}
+            </Empty>
+          }
+          testId="schedules"
+          rowKey={(s) => s.id}
+          columns={[
+            {
+              header: "Schedule",
+              cell: (s) => (
+                <>
+                  <Link to={`/on-call/schedules/${s.id}`}>
+                    <strong>{s.name}</strong>
+                  </Link>
+                  {s.description ? <div className="muted small">{s.description}</div> : null}
+                </>
+              ),
+            },
+            {
+              header: "Layers",
+              className: "small",
+              cell: (s) =>
+                s.layers.map((l, i) => (
+                  <div key={i}>
+                    {l.name || `Layer ${i + 1}`}: {l.participants.length} people, {describeRotation(l)}
+                  </div>
+                )),
+            },
+            { header: "On call now", cell: (s) => <OnCallNow scheduleId={s.id} /> },
+          ]}
+        />
       </section>
       {admin ? (
         <ScheduleForm

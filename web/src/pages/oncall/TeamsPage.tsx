@@ -2,13 +2,14 @@
 // every member). Every member reads them; admins make, change and delete them.
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { ApiError } from "../../api/client";
 import { usePeople, useUsers } from "../../api/hooks";
 import type { Page, PolicyWarning, TeamRead, TeamWarning } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
-import { Empty, ErrorBox, Field, Loading, PageHeader } from "../../components/ui";
+import { QueryTable } from "../../components/DataTable";
+import { Empty, ErrorBox, Field, PageHeader } from "../../components/ui";
 import { atLeast } from "../../lib/incidents";
 import { errorsByPath } from "../../lib/oncall";
+import { useSubmit } from "../../lib/useSubmit";
 import { useSchedules } from "./SchedulesPage";
 
 const BASE = "/api/v1/teams";
@@ -45,20 +46,25 @@ function TeamForm({ team, onSaved, onCancel }: { team?: TeamRead; onSaved: () =>
   const [name, setName] = useState(team?.name ?? "");
   const [members, setMembers] = useState<string[]>(team ? [...team.members] : []);
   const [scheduleId, setScheduleId] = useState(team?.schedule_id ?? "");
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  // A 404 or 409 names the unknown or deactivated members in its details, like a 422 names fields.
+  const {
+    busy,
+    formError,
+    fieldErrors: errors,
+    setFieldErrors,
+    run,
+    reset,
+  } = useSubmit((err) => errorsByPath(err, [404, 409, 422]));
   const candidates = (users.data ?? []).filter((u) => u.status !== "deactivated" && !members.includes(u.id));
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     const found: Record<string, string> = {};
     if (!name.trim()) found.name = "Name the team.";
-    setErrors(found);
-    setError(null);
+    reset();
+    setFieldErrors(found);
     if (Object.keys(found).length) return;
-    setBusy(true);
-    try {
+    await run(async () => {
       const body = { name: name.trim(), members, schedule_id: scheduleId || null };
       if (team) {
         await api.patch(`${BASE}/${team.id}`, body);
@@ -69,14 +75,7 @@ function TeamForm({ team, onSaved, onCancel }: { team?: TeamRead; onSaved: () =>
         setScheduleId("");
       }
       onSaved();
-    } catch (err) {
-      // A 404 or 409 names the unknown or deactivated members in its details, like a 422 names fields.
-      const byPath = errorsByPath(err, [404, 409, 422]);
-      setErrors(byPath);
-      if (!(err instanceof ApiError && err.status === 422 && Object.keys(byPath).length)) setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   const title = team ? `Edit ${team.name}` : "New team";
@@ -139,7 +138,7 @@ function TeamForm({ team, onSaved, onCancel }: { team?: TeamRead; onSaved: () =>
         </label>
         {errors.members ? <div className="error-text">{errors.members}</div> : null}
       </div>
-      {error ? <ErrorBox error={error} /> : null}
+      {formError ? <ErrorBox error={formError} /> : null}
       <div className="form-actions">
         {onCancel ? (
           <button type="button" className="btn btn-ghost" onClick={onCancel}>
@@ -162,7 +161,7 @@ export function TeamsPage() {
   const person = usePeople();
   const admin = atLeast(role, "admin");
   const [editing, setEditing] = useState<TeamRead | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const deleting = useSubmit();
   const saved = () => {
     // Policies' warnings follow from teams (a deleted team is a `missing` target).
     void queryClient.invalidateQueries({ queryKey: ["teams"] });
@@ -185,68 +184,59 @@ export function TeamsPage() {
         />
       ) : null}
       <section className="card table-card" aria-label="Teams">
-        {error ? <ErrorBox error={error} /> : null}
-        {teams.isPending ? (
-          <Loading what="Loading teams" />
-        ) : teams.isError ? (
-          <ErrorBox error={teams.error} retry={() => void teams.refetch()} />
-        ) : items.length === 0 ? (
-          <Empty title="No teams yet.">
-            {admin ? "Create one below, then name it in a policy's step." : "An admin makes them."}
-          </Empty>
-        ) : (
-          <table data-testid="teams">
-            <thead>
-              <tr>
-                <th scope="col">Team</th>
-                <th scope="col">Members</th>
-                <th scope="col">Paged</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((t) => (
-                <tr key={t.id}>
-                  <td data-label="Team">
-                    <strong>{t.name}</strong>
-                    <Warnings warnings={t.warnings} label={`Warnings of ${t.name}`} />
-                  </td>
-                  <td data-label="Members" className="small">
-                    {t.members.length ? t.members.map((id) => person(id)).join(", ") : "nobody"}
-                  </td>
-                  <td data-label="Paged" className="small">
-                    {t.schedule_id ? `on call in ${scheduleName(t.schedule_id)}` : "every member"}
-                  </td>
-                  <td className="actions">
-                    {admin ? (
-                      <button type="button" className="btn btn-small" onClick={() => setEditing(t)}>
-                        Edit
-                      </button>
-                    ) : null}
-                    {admin ? (
-                      <button
-                        type="button"
-                        className="btn btn-small btn-danger"
-                        onClick={() => {
-                          if (!window.confirm(`Delete the team “${t.name}”? Steps naming it will page nobody.`)) return;
-                          setError(null);
-                          api
-                            .delete(`${BASE}/${t.id}`)
-                            .then(saved)
-                            .catch((err: unknown) => setError(err));
-                        }}
-                      >
-                        Delete
-                      </button>
-                    ) : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        {deleting.error ? <ErrorBox error={deleting.error} /> : null}
+        <QueryTable
+          query={teams}
+          rows={items}
+          loading="Loading teams"
+          empty={
+            <Empty title="No teams yet.">
+              {admin ? "Create one below, then name it in a policy's step." : "An admin makes them."}
+            </Empty>
+          }
+          testId="teams"
+          rowKey={(t) => t.id}
+          columns={[
+            {
+              header: "Team",
+              cell: (t) => (
+                <>
+                  <strong>{t.name}</strong>
+                  <Warnings warnings={t.warnings} label={`Warnings of ${t.name}`} />
+                </>
+              ),
+            },
+            {
+              header: "Members",
+              className: "small",
+              cell: (t) => (t.members.length ? t.members.map((id) => person(id)).join(", ") : "nobody"),
+            },
+            {
+              header: "Paged",
+              className: "small",
+              cell: (t) => (t.schedule_id ? `on call in ${scheduleName(t.schedule_id)}` : "every member"),
+            },
+          ]}
+          actions={(t) =>
+            admin ? (
+              <>
+                <button type="button" className="btn btn-small" onClick={() => setEditing(t)}>
+                  Edit
+                </button>
+                <button
+                  type="button"
+                  className="btn btn-small btn-danger"
+                  onClick={() => {
+                    if (!window.confirm(`Delete the team “${t.name}”? Steps naming it will page nobody.`)) return;
+                    void deleting.run(() => api.delete(`${BASE}/${t.id}`).then(saved));
+                  }}
+                >
+                  Delete
+                </button>
+              </>
+            ) : null
+          }
+        />
       </section>
       {admin ? <TeamForm onSaved={saved} /> : null}
     </>
