@@ -27,14 +27,18 @@ from sqlalchemy import (
     and_,
     delete,
     func,
+    or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
+from contracts.integrations import REJECTED_BODY_KEPT, InboundStatus
 from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
 from runtime.retention import delete_in_batches
@@ -296,6 +300,57 @@ INBOUND_LOCK_CLASS = 0x1A7E
 CORRELATION_LOCK_CLASS = 0x1A7F
 
 
+# ---- what several queries share
+
+
+async def lock_and_count(conn: AsyncConnection, table: Table, tenant_id: str) -> int:
+    """Lock the tenant's rows of `table` and count them: creations of one tenant are serialised,
+    so that a per-tenant cap holds under concurrent requests."""
+    await conn.execute(select(table.c.id).where(table.c.tenant_id == tenant_id).with_for_update())
+    return int(
+        await conn.scalar(select(func.count()).select_from(table).where(table.c.tenant_id == tenant_id)) or 0
+    )
+
+
+async def _page(
+    conn: AsyncConnection,
+    table: Table,
+    where: Sequence[ColumnElement[bool]],
+    after: uuid.UUID | None,
+    limit: int,
+    newest_first: bool = True,
+) -> list[Row[Any]]:
+    """Up to `limit` + 1 rows past the cursor `after`, by id (UUIDv7: creation order): the extra
+    one says there is more."""
+    query = select(table).where(*where)
+    if after is not None:
+        query = query.where(table.c.id < after if newest_first else table.c.id > after)
+    order = table.c.id.desc() if newest_first else table.c.id
+    return list((await conn.execute(query.order_by(order).limit(limit + 1))).all())
+
+
+async def _insert_returning(conn: AsyncConnection, table: Table, values: dict[str, Any]) -> Row[Any]:
+    return (await conn.execute(table.insert().values(**values).returning(table))).one()
+
+
+async def _tenant_row(
+    conn: AsyncConnection, table: Table, tenant_id: str, row_id: uuid.UUID, lock: bool = False
+) -> Row[Any] | None:
+    query = select(table).where(table.c.id == row_id, table.c.tenant_id == tenant_id)
+    return (await conn.execute(query.with_for_update() if lock else query)).first()
+
+
+async def _update_returning(
+    conn: AsyncConnection, table: Table, row_id: uuid.UUID, values: dict[str, Any]
+) -> Row[Any]:
+    statement = update(table).where(table.c.id == row_id).values(**values).returning(table)
+    return (await conn.execute(statement)).one()
+
+
+async def _delete(conn: AsyncConnection, table: Table, row_id: uuid.UUID) -> None:
+    await conn.execute(delete(table).where(table.c.id == row_id))
+
+
 # ---- settings
 
 
@@ -321,6 +376,85 @@ async def save_settings(
 
 
 # ---- inbound
+
+
+async def queue_inbound(
+    conn: AsyncConnection,
+    *,
+    delivery_id: uuid.UUID,
+    tenant_id: str,
+    source: str,
+    key_id: str,
+    correlation_id: str,
+    group_key: str,
+    alert_count: int,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    """A notification accepted, to be worked on in the background (due now)."""
+    await conn.execute(
+        inbound.insert().values(
+            id=delivery_id,
+            tenant_id=tenant_id,
+            source=source,
+            key_id=key_id,
+            correlation_id=correlation_id[:64],
+            group_key=group_key,
+            alert_count=alert_count,
+            payload=payload,
+            status=InboundStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            received_at=now,
+        )
+    )
+
+
+async def inbound_page(
+    conn: AsyncConnection, tenant_id: str, status: str | None, after: uuid.UUID | None, limit: int
+) -> list[Row[Any]]:
+    """The tenant's notifications, newest first."""
+    where = [inbound.c.tenant_id == tenant_id]
+    if status is not None:
+        where.append(inbound.c.status == status)
+    return await _page(conn, inbound, where, after, limit)
+
+
+async def keep_rejection(
+    conn: AsyncConnection,
+    *,
+    rejection_id: uuid.UUID,
+    tenant_id: str,
+    endpoint: str,
+    key_id: str,
+    received_at: datetime,
+    message: str,
+    details: Any,
+    body: str,
+    keep: int,
+) -> None:
+    """Keep a refused payload (its body cut to REJECTED_BODY_KEPT), and only the tenant's last `keep`."""
+    await conn.execute(
+        rejections.insert().values(
+            id=rejection_id,
+            tenant_id=tenant_id,
+            endpoint=endpoint,
+            key_id=key_id,
+            received_at=received_at,
+            message=message,
+            details=details,
+            body=body[:REJECTED_BODY_KEPT],
+            body_truncated=len(body) > REJECTED_BODY_KEPT,
+        )
+    )
+    await prune_rejections(conn, tenant_id, keep)
+
+
+async def rejections_page(
+    conn: AsyncConnection, tenant_id: str, after: uuid.UUID | None, limit: int
+) -> list[Row[Any]]:
+    """The tenant's refused payloads, newest first."""
+    return await _page(conn, rejections, [rejections.c.tenant_id == tenant_id], after, limit)
 
 
 async def tenants_with_work(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
@@ -411,6 +545,64 @@ async def firing_alerts_of(conn: AsyncConnection, incident_id: uuid.UUID) -> int
     )
 
 
+# ---- deploys and what a service went through lately
+
+
+async def insert_deploy(conn: AsyncConnection, values: dict[str, Any]) -> Row[Any] | None:
+    """The deploy, or None when one of that id is recorded already."""
+    statement = insert(deploys).values(**values).on_conflict_do_nothing().returning(deploys)
+    return (await conn.execute(statement)).first()
+
+
+async def deploy(conn: AsyncConnection, tenant_id: str, deploy_id: str) -> Row[Any]:
+    query = select(deploys).where(deploys.c.tenant_id == tenant_id, deploys.c.id == deploy_id)
+    return (await conn.execute(query)).one()
+
+
+async def service_deploys(
+    conn: AsyncConnection,
+    tenant_id: str,
+    service_name: str,
+    since: datetime | None,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Row[Any]]:
+    """Up to `limit` deploys of the service, latest first, from `since`, before the position `before`
+    (deployed_at, id)."""
+    d = deploys
+    query = select(d).where(d.c.tenant_id == tenant_id, d.c.service_name == service_name)
+    if since is not None:
+        query = query.where(d.c.deployed_at >= since)
+    if before is not None:
+        query = query.where(tuple_(d.c.deployed_at, d.c.id) < tuple_(*before))
+    query = query.order_by(d.c.deployed_at.desc(), d.c.id.desc()).limit(limit)
+    return list((await conn.execute(query)).all())
+
+
+async def service_alerts(
+    conn: AsyncConnection,
+    tenant_id: str,
+    service_name: str,
+    since: datetime | None,
+    before: tuple[datetime, str, str] | None,
+    limit: int,
+) -> list[Row[Any]]:
+    """Up to `limit` alerts labelled with the service or attached to one of its incidents, latest
+    started first, from `since`, before the position `before` (starts_at, group_hash, fingerprint)."""
+    a, k = alerts, known_incidents
+    of_service = select(k.c.id).where(k.c.tenant_id == tenant_id, k.c.service_name == service_name)
+    query = select(a).where(
+        a.c.tenant_id == tenant_id,
+        or_(a.c.labels["service"].astext == service_name, a.c.incident_id.in_(of_service)),
+    )
+    if since is not None:
+        query = query.where(a.c.starts_at >= since)
+    if before is not None:
+        query = query.where(tuple_(a.c.starts_at, a.c.group_hash, a.c.fingerprint) < tuple_(*before))
+    query = query.order_by(a.c.starts_at.desc(), a.c.group_hash.desc(), a.c.fingerprint.desc())
+    return list((await conn.execute(query.limit(limit))).all())
+
+
 # ---- the incidents view
 
 
@@ -477,6 +669,137 @@ async def webhook(conn: AsyncConnection, tenant_id: str, webhook_id: uuid.UUID) 
     return (await conn.execute(query)).first()
 
 
+async def insert_webhook(conn: AsyncConnection, values: dict[str, Any]) -> Row[Any]:
+    return await _insert_returning(conn, webhooks, values)
+
+
+async def webhooks_page(
+    conn: AsyncConnection, tenant_id: str, after: uuid.UUID | None, limit: int
+) -> list[Row[Any]]:
+    """The tenant's webhooks, newest first."""
+    return await _page(conn, webhooks, [webhooks.c.tenant_id == tenant_id], after, limit)
+
+
+async def webhook_kind(conn: AsyncConnection, tenant_id: str, webhook_id: uuid.UUID) -> str | None:
+    w = webhooks
+    query = select(w.c.kind).where(w.c.id == webhook_id, w.c.tenant_id == tenant_id)
+    kind: str | None = await conn.scalar(query)
+    return kind
+
+
+async def update_webhook(
+    conn: AsyncConnection, tenant_id: str, webhook_id: uuid.UUID, values: dict[str, Any]
+) -> Row[Any] | None:
+    """The webhook changed, or None when the tenant has no such webhook."""
+    w = webhooks
+    statement = update(w).where(w.c.id == webhook_id, w.c.tenant_id == tenant_id)
+    return (await conn.execute(statement.values(**values).returning(w))).first()
+
+
+async def delete_webhook(conn: AsyncConnection, tenant_id: str, webhook_id: uuid.UUID) -> bool:
+    """Whether the tenant had that webhook (its deliveries go with it)."""
+    w = webhooks
+    statement = delete(w).where(w.c.id == webhook_id, w.c.tenant_id == tenant_id).returning(w.c.id)
+    return (await conn.execute(statement)).first() is not None
+
+
+async def deliveries_page(
+    conn: AsyncConnection,
+    tenant_id: str,
+    webhook_id: uuid.UUID,
+    status: str | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> list[Row[Any]]:
+    """A webhook's deliveries, newest first."""
+    d = deliveries
+    where = [d.c.webhook_id == webhook_id, d.c.tenant_id == tenant_id]
+    if status is not None:
+        where.append(d.c.status == status)
+    return await _page(conn, d, where, after, limit)
+
+
+async def locked_delivery(
+    conn: AsyncConnection, tenant_id: str, webhook_id: uuid.UUID, delivery_id: uuid.UUID
+) -> Row[Any] | None:
+    d = deliveries
+    query = select(d).where(d.c.id == delivery_id, d.c.webhook_id == webhook_id, d.c.tenant_id == tenant_id)
+    return (await conn.execute(query.with_for_update())).first()
+
+
+async def update_delivery(conn: AsyncConnection, delivery_id: uuid.UUID, values: dict[str, Any]) -> Row[Any]:
+    return await _update_returning(conn, deliveries, delivery_id, values)
+
+
+# ---- generic JSON sources
+
+
+async def insert_json_source(conn: AsyncConnection, values: dict[str, Any]) -> Row[Any]:
+    return await _insert_returning(conn, json_sources, values)
+
+
+async def json_sources_page(
+    conn: AsyncConnection, tenant_id: str, after: uuid.UUID | None, limit: int
+) -> list[Row[Any]]:
+    """The tenant's JSON sources, newest first."""
+    return await _page(conn, json_sources, [json_sources.c.tenant_id == tenant_id], after, limit)
+
+
+async def json_source(conn: AsyncConnection, tenant_id: str, source_id: uuid.UUID) -> Row[Any] | None:
+    return await _tenant_row(conn, json_sources, tenant_id, source_id)
+
+
+async def update_json_source(conn: AsyncConnection, source_id: uuid.UUID, values: dict[str, Any]) -> Row[Any]:
+    return await _update_returning(conn, json_sources, source_id, values)
+
+
+async def delete_json_source(conn: AsyncConnection, source_id: uuid.UUID) -> None:
+    await _delete(conn, json_sources, source_id)
+
+
+# ---- silences and correlation rules
+
+
+async def insert_silence(conn: AsyncConnection, values: dict[str, Any]) -> Row[Any]:
+    return await _insert_returning(conn, silences, values)
+
+
+async def silence(conn: AsyncConnection, tenant_id: str, silence_id: uuid.UUID) -> Row[Any] | None:
+    return await _tenant_row(conn, silences, tenant_id, silence_id)
+
+
+async def delete_silence(conn: AsyncConnection, silence_id: uuid.UUID) -> None:
+    await _delete(conn, silences, silence_id)
+
+
+async def insert_correlation_rule(conn: AsyncConnection, values: dict[str, Any]) -> Row[Any]:
+    return await _insert_returning(conn, correlation_rules, values)
+
+
+async def correlation_rules_page(
+    conn: AsyncConnection, tenant_id: str, after: uuid.UUID | None, limit: int
+) -> list[Row[Any]]:
+    """The tenant's correlation rules, oldest first: the order they are tried in."""
+    c = correlation_rules
+    return await _page(conn, c, [c.c.tenant_id == tenant_id], after, limit, newest_first=False)
+
+
+async def correlation_rule(
+    conn: AsyncConnection, tenant_id: str, rule_id: uuid.UUID, lock: bool = False
+) -> Row[Any] | None:
+    return await _tenant_row(conn, correlation_rules, tenant_id, rule_id, lock=lock)
+
+
+async def update_correlation_rule(
+    conn: AsyncConnection, rule_id: uuid.UUID, values: dict[str, Any]
+) -> Row[Any]:
+    return await _update_returning(conn, correlation_rules, rule_id, values)
+
+
+async def delete_correlation_rule(conn: AsyncConnection, rule_id: uuid.UUID) -> None:
+    await _delete(conn, correlation_rules, rule_id)
+
+
 async def tenant_silences(conn: AsyncConnection, tenant_id: str) -> list[Row[Any]]:
     query = select(silences).where(silences.c.tenant_id == tenant_id).order_by(silences.c.id.desc())
     return list((await conn.execute(query)).all())
@@ -529,13 +852,6 @@ async def recent_inbound_alerts(
         .limit(limit)
     )
     return list((await conn.execute(query)).all())
-
-
-async def count_webhooks(conn: AsyncConnection, tenant_id: str) -> int:
-    return int(
-        await conn.scalar(select(func.count()).select_from(webhooks).where(webhooks.c.tenant_id == tenant_id))
-        or 0
-    )
 
 
 # Advisory lock id: the delivery claims of every replica, one at a time, so that each webhook's

@@ -32,6 +32,7 @@ from contracts.integrations import (
     AlertmanagerPayload,
     CorrelationRuleSpec,
     CorrelationSource,
+    DeliveryStatus,
     DeployReport,
     EqualityMatcher,
     JsonMapping,
@@ -1179,3 +1180,46 @@ def incidents_after(received: Sequence[ReceivedAlert], clusters: Sequence[Cluste
         ids = {m.incident_id for m in cluster.members if m.incident_id}
         merged += max(0, len(ids) - 1)
     return len(before), len(before) - merged
+
+
+# ---- deploys and deliveries, as the commands about them decide
+
+DEPLOY_NAMESPACE = uuid.UUID("0b6f3f0e-61a4-4a39-9a5e-7d2c84e1f5b3")
+
+
+def deploy_identity(tenant_id: str, report: DeployReport) -> str | None:
+    """The id a deploy report with its own time always gets (CI retrying a request sends the same
+    deploy twice); None for one without a time, which is a new deploy each time."""
+    if report.deployed_at is None:
+        return None
+    parts = (tenant_id, report.service_name, report.environment, report.version)
+    identity = "\x00".join((*parts, report.commit or "", report.deployed_at.isoformat()))
+    return str(uuid.uuid5(DEPLOY_NAMESPACE, identity))
+
+
+def retried_delivery(status: DeliveryStatus, now: datetime) -> dict[str, Any] | None:
+    """What retrying a delivery by hand changes: a failed one gets a fresh series of attempts, a
+    pending one is made due now; None for one that succeeded already."""
+    if status is DeliveryStatus.SUCCEEDED:
+        return None
+    values: dict[str, Any] = {
+        "status": DeliveryStatus.PENDING.value,
+        "next_attempt_at": now,
+        "updated_at": now,
+    }
+    if status is DeliveryStatus.FAILED:
+        values["attempts"] = 0
+    return values
+
+
+def distinct_instances(received: Sequence[ReceivedAlert]) -> list[ReceivedAlert]:
+    """Each firing alert once: Alertmanager re-sends one every repeat_interval, so an instance is its
+    group, fingerprint and start."""
+    seen: set[tuple[str, str, datetime]] = set()
+    kept: list[ReceivedAlert] = []
+    for item in received:
+        instance = (item.group_key, item.alert.fingerprint, item.alert.starts_at)
+        if instance not in seen:
+            seen.add(instance)
+            kept.append(item)
+    return kept

@@ -17,6 +17,7 @@ from integrations.domain import (
     Rule,
     candidate_span,
     correlate,
+    distinct_instances,
     incidents_after,
     preview_clusters,
     source_of_group,
@@ -194,3 +195,19 @@ def test_the_preview_clusters_alerts_of_several_groups_sharing_the_labels() -> N
     assert incidents_after(items, clusters) == (6, 4)
     # Limited to Events v2, only d2 is left in its cluster: nothing is grouped.
     assert preview_clusters(rule(sources=frozenset({PD})), items) == []
+
+
+def test_the_preview_counts_each_firing_alert_once() -> None:
+    # Alertmanager re-sends a firing alert every repeat_interval: same group, fingerprint and start.
+    def sent(delivery: str, group: str, fingerprint: str, minutes: float) -> ReceivedAlert:
+        starts = T0 + timedelta(minutes=minutes)
+        return ReceivedAlert(delivery, T0, group, alert(fingerprint, starts), None)
+
+    first, again = sent("d1", "g1", "f1", 0), sent("d2", "g1", "f1", 0)
+    other_group, other_alert, restarted = (
+        sent("d3", "g2", "f1", 0),
+        sent("d4", "g1", "f2", 0),
+        sent("d5", "g1", "f1", 5),
+    )
+    kept = [first, other_group, other_alert, restarted]
+    assert distinct_instances([first, again, other_group, other_alert, restarted]) == kept

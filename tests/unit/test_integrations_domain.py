@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from contracts.events import Severity
-from contracts.integrations import AlertmanagerPayload
+from contracts.integrations import AlertmanagerPayload, DeliveryStatus, DeployReport
 from integrations.domain import (
     AlertInstance,
     IncidentFacts,
@@ -20,6 +20,7 @@ from integrations.domain import (
     Target,
     address_allowed,
     backoff_seconds,
+    deploy_identity,
     incident_description,
     incident_id_for,
     incident_service,
@@ -28,6 +29,7 @@ from integrations.domain import (
     map_severity,
     normalise,
     plan_alerts,
+    retried_delivery,
     retryable,
     slack_message,
     url_problem,
@@ -489,3 +491,24 @@ def test_windows_at_the_ends_of_time_have_a_state(start: str, weekly: bool) -> N
     state, _ = silence_state(window, now)
     assert state is (SilenceState.UPCOMING if start.startswith("9999") else state)
     assert silence_matches(window, {}, "checkout", now) is (state is SilenceState.ACTIVE)
+
+
+def test_a_deploy_report_with_its_time_always_gets_the_same_id() -> None:
+    at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    report = DeployReport(
+        service_name="checkout", version="1.2.3", environment="prod", commit="abc", deployed_at=at
+    )
+    # Pinned: a report retried across a release is still the deploy already recorded.
+    assert deploy_identity("t_1", report) == "fae034b2-0a3c-5d72-95b3-4486060e3170"
+    assert deploy_identity("t_2", report) != deploy_identity("t_1", report)
+    other_commit = report.model_copy(update={"commit": "abd"})
+    assert deploy_identity("t_1", other_commit) != deploy_identity("t_1", report)
+    assert deploy_identity("t_1", report.model_copy(update={"deployed_at": None})) is None
+
+
+def test_retrying_a_delivery_by_hand() -> None:
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    assert retried_delivery(DeliveryStatus.SUCCEEDED, now) is None
+    due_now = {"status": "pending", "next_attempt_at": now, "updated_at": now}
+    assert retried_delivery(DeliveryStatus.PENDING, now) == due_now  # its attempts go on counting
+    assert retried_delivery(DeliveryStatus.FAILED, now) == {**due_now, "attempts": 0}
