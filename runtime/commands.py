@@ -59,7 +59,9 @@ class CommandClient:
     async def call(self, command: Command, reply_model: type[R], timeout: float | None = None) -> R:
         """Send `command` on its model's subject; an empty correlation id takes the one bound in the
         log context (the request's)."""
-        body = command.model_dump(mode="json")
+        # Only the fields that were set: some handlers tell an absent field from a null (an update's
+        # "unchanged" from "cleared"), as the model's `model_fields_set` does on their side.
+        body = command.model_dump(mode="json", exclude_unset=True)
         if not body.get("correlation_id"):
             body["correlation_id"] = structlog.contextvars.get_contextvars().get("correlation_id", "")
         return await self.request(type(command).subject(), body, reply_model, timeout)

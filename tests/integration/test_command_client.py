@@ -58,11 +58,11 @@ async def responder(nc: Client) -> AsyncIterator[list[Msg]]:
     async def echo(msg: Msg) -> None:
         seen.append(msg)
         body = json.loads(msg.data)
-        if body["fail"]:
+        if body.get("fail"):
             reply: dict[str, Any] = {
                 "error": {"code": "conflict", "message": "moved on", "details": {"state": "resolved"}}
             }
-        elif body["bad_reply"]:
+        elif body.get("bad_reply"):
             reply = {"unexpected": True}
         else:
             traceparent = (msg.headers or {}).get("traceparent")
@@ -93,6 +93,8 @@ async def test_the_client_sends_on_the_models_subject_with_correlation_and_trace
         own = await client.call(Echo(correlation_id="its-own", text="again"), Echoed)
     assert echoed.text == "hello" and echoed.correlation_id == "from-the-request"
     assert own.correlation_id == "its-own"
+    # Fields left unset stay off the wire: a handler can tell "absent" from a default or null.
+    assert "fail" not in json.loads(responder[0].data)
     assert echoed.traceparent and echoed.traceparent.startswith("00-")
 
     with pytest.raises(CommandFailed) as failed:
