@@ -42,7 +42,7 @@ from contracts.events import (
     IncidentUpdated,
     Role,
 )
-from contracts.subjects import AI_WORKER_CONSUMER, command_subject, events_of_type
+from contracts.subjects import AI_WORKER_CONSUMER, events_of_type
 from runtime.consumer import Delivery, RetryLater
 from runtime.outbox import stage
 from runtime.service import Service
@@ -215,7 +215,7 @@ def register_handlers(service: Service, settings: AiWorkerSettings) -> Generator
     async def consume(delivery: Delivery) -> None:
         await handle_event(generator, delivery)
 
-    @service.command(command_subject("ai_worker", "regenerate"), RegenerateHypotheses)
+    @service.handles(RegenerateHypotheses)
     async def regenerate(cmd: RegenerateHypotheses) -> RegenerationAccepted:
         caller = cmd.caller
         _require_responder(caller)
@@ -240,7 +240,7 @@ def register_handlers(service: Service, settings: AiWorkerSettings) -> Generator
         seq = await service.relay.publish_now([requested])
         return RegenerationAccepted(incident_id=str(incident_id), request_id=str(requested.id), seq=seq)
 
-    @service.command(command_subject("ai_worker", "feedback"), RecordFeedback)
+    @service.handles(RecordFeedback)
     async def record_feedback(cmd: RecordFeedback) -> FeedbackAccepted:
         caller = cmd.caller
         _require_responder(caller)
@@ -283,7 +283,7 @@ def register_handlers(service: Service, settings: AiWorkerSettings) -> Generator
 
     writer = PostmortemWriter(generator.claude) if generator.claude is not None else None
 
-    @service.command(command_subject("ai_worker", "draft_postmortem"), DraftPostmortem)
+    @service.handles(DraftPostmortem)
     async def draft_postmortem(cmd: DraftPostmortem) -> PostmortemText:
         """The text of a postmortem draft from the incident's log as the gateway holds it (nothing is
         stored here: incidents keeps the postmortem); Claude's narrative when it is configured."""
@@ -292,7 +292,7 @@ def register_handlers(service: Service, settings: AiWorkerSettings) -> Generator
             return await writer.draft(cmd.incident, cmd.entries, cmd.people, cmd.follow_ups)
         return postmortem.draft(cmd.incident, cmd.entries, cmd.people, cmd.follow_ups)
 
-    @service.command(command_subject("ai_worker", "signatures"), ListHypothesisSignatures)
+    @service.handles(ListHypothesisSignatures)
     async def list_signatures(cmd: ListHypothesisSignatures) -> HypothesisSignatures:
         # Read-only over the API: a tenant-supplied regular expression would run in this worker,
         # shared by every tenant, with no time limit; extensions stay with the operator's files.

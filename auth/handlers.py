@@ -88,6 +88,7 @@ from contracts.events import (
     UserRoleChanged,
     UserStatus,
 )
+from contracts.subjects import AUTH_JWKS
 from runtime.outbox import stage
 from runtime.service import Service
 
@@ -667,20 +668,20 @@ async def revoke_key(auth: Auth, cmd: RevokeIntegrationKey) -> IntegrationKeyAcc
 
 def register_handlers(service: Service, issuer: TokenIssuer, settings: AuthSettings) -> None:
     auth = Auth(service, issuer, settings)
-    service.command("cmd.auth.register", RegisterTenant)(partial(register, auth))
-    service.command("cmd.auth.login", Login)(partial(login, auth))
-    service.command("cmd.auth.refresh", RefreshSession)(partial(refresh, auth))
-    service.command("cmd.auth.logout", Logout)(partial(logout, auth))
-    service.command("cmd.auth.change_password", ChangePassword)(partial(change_password, auth))
-    service.command("cmd.auth.invite", InviteUser)(partial(invite, auth))
-    service.command("cmd.auth.accept_invite", AcceptInvite)(partial(accept_invite, auth))
-    service.command("cmd.auth.change_role", ChangeUserRole)(partial(change_role, auth))
-    service.command("cmd.auth.get_member", GetMember)(partial(get_member, auth))
-    service.command("cmd.auth.set_active", SetUserActive)(partial(set_active, auth))
-    service.command("cmd.auth.create_key", CreateIntegrationKey)(partial(create_key, auth))
-    service.command("cmd.auth.revoke_key", RevokeIntegrationKey)(partial(revoke_key, auth))
+    service.handles(RegisterTenant)(partial(register, auth))
+    service.handles(Login)(partial(login, auth))
+    service.handles(RefreshSession)(partial(refresh, auth))
+    service.handles(Logout)(partial(logout, auth))
+    service.handles(ChangePassword)(partial(change_password, auth))
+    service.handles(InviteUser)(partial(invite, auth))
+    service.handles(AcceptInvite)(partial(accept_invite, auth))
+    service.handles(ChangeUserRole)(partial(change_role, auth))
+    service.handles(GetMember)(partial(get_member, auth))
+    service.handles(SetUserActive)(partial(set_active, auth))
+    service.handles(CreateIntegrationKey)(partial(create_key, auth))
+    service.handles(RevokeIntegrationKey)(partial(revoke_key, auth))
 
     # The keys that verify access tokens.
-    @service.broker.subscriber("cmd.auth.jwks", queue="auth")
+    @service.broker.subscriber(AUTH_JWKS, queue="auth")
     async def jwks(body: dict[str, object]) -> dict[str, object]:
         return PublicKeys.model_validate(issuer.jwks()).model_dump()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import email_validator
 from pydantic import (
@@ -49,9 +49,20 @@ class Caller(BaseModel):
 
 
 class Command(BaseModel):
+    """A command's body. Each concrete command names its subject once, in `SUBJECT`: the handler
+    registers on it and runtime.commands.CommandClient sends there."""
+
     model_config = ConfigDict(extra="forbid")
+    SUBJECT: ClassVar[str]
 
     correlation_id: str
+
+    @classmethod
+    def subject(cls) -> str:
+        subject: str | None = getattr(cls, "SUBJECT", None)
+        if subject is None:
+            raise TypeError(f"{cls.__name__} declares no SUBJECT")
+        return subject
 
 
 class ErrorCode(StrEnum):
@@ -122,6 +133,7 @@ PresentedPassword = Annotated[str, StringConstraints(max_length=128)]
 
 
 class RegisterTenant(Command):
+    SUBJECT: ClassVar[str] = "cmd.auth.register"
     email: Email
     password: Password
     full_name: Name
@@ -130,20 +142,24 @@ class RegisterTenant(Command):
 
 
 class Login(Command):
+    SUBJECT: ClassVar[str] = "cmd.auth.login"
     email: Email
     password: PresentedPassword
     client_address: ClientAddress = ""
 
 
 class RefreshSession(Command):
+    SUBJECT: ClassVar[str] = "cmd.auth.refresh"
     refresh_token: OpaqueToken
 
 
 class Logout(Command):
+    SUBJECT: ClassVar[str] = "cmd.auth.logout"
     refresh_token: OpaqueToken
 
 
 class ChangePassword(Command):
+    SUBJECT: ClassVar[str] = "cmd.auth.change_password"
     caller: Caller
     current_password: PresentedPassword
     new_password: Password
@@ -151,6 +167,7 @@ class ChangePassword(Command):
 
 
 class InviteUser(Command):
+    SUBJECT: ClassVar[str] = "cmd.auth.invite"
     caller: Caller
     email: Email
     full_name: Name
@@ -158,18 +175,21 @@ class InviteUser(Command):
 
 
 class AcceptInvite(Command):
+    SUBJECT: ClassVar[str] = "cmd.auth.accept_invite"
     invite_token: OpaqueToken
     password: Password
     full_name: Name | None = None
 
 
 class ChangeUserRole(Command):
+    SUBJECT: ClassVar[str] = "cmd.auth.change_role"
     caller: Caller
     user_id: UserId
     role: Role
 
 
 class SetUserActive(Command):
+    SUBJECT: ClassVar[str] = "cmd.auth.set_active"
     caller: Caller
     user_id: UserId
     active: bool
@@ -178,6 +198,8 @@ class SetUserActive(Command):
 class GetMember(Command):
     """Between services: a user of `tenant_id` as they stand now (role, status), for a service that
     acts as someone it knows only by id (a Slack click acts as the linked user). Not on the API."""
+
+    SUBJECT: ClassVar[str] = "cmd.auth.get_member"
 
     tenant_id: Annotated[str, StringConstraints(max_length=64)]
     user_id: UserId
@@ -210,12 +232,14 @@ class InviteIssued(BaseModel):
 
 
 class CreateIntegrationKey(Command):
+    SUBJECT: ClassVar[str] = "cmd.auth.create_key"
     caller: Caller
     name: Name
     scopes: Annotated[list[KeyScope], Field(min_length=1, max_length=len(KeyScope))]
 
 
 class RevokeIntegrationKey(Command):
+    SUBJECT: ClassVar[str] = "cmd.auth.revoke_key"
     caller: Caller
     key_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -283,6 +307,7 @@ class PublicKeys(BaseModel):
 
 # ---- incidents
 class CreateIncident(Command):
+    SUBJECT: ClassVar[str] = "cmd.incidents.create"
     caller: Caller
     title: Title
     description: Description = ""
@@ -301,6 +326,7 @@ RootCause = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 
 
 class TransitionIncident(Command):
+    SUBJECT: ClassVar[str] = "cmd.incidents.transition"
     caller: Caller
     incident_id: str
     to: IncidentState
@@ -314,6 +340,8 @@ class TransitionIncident(Command):
 
 class RecordFeedback(Command):
     """A verdict on the hypothesis at `rank` of a generation (the latest when none is given)."""
+
+    SUBJECT: ClassVar[str] = "cmd.ai_worker.feedback"
 
     caller: Caller
     incident_id: str
@@ -334,6 +362,8 @@ class UpdateIncident(Command):
     """Only the fields present change; `assignee_id: null` unassigns. With `expected_version`, the
     update applies only to that version of the incident (a 409 otherwise)."""
 
+    SUBJECT: ClassVar[str] = "cmd.incidents.update"
+
     caller: Caller
     incident_id: str
     title: Title | None = None
@@ -345,6 +375,7 @@ class UpdateIncident(Command):
 
 
 class AddNote(Command):
+    SUBJECT: ClassVar[str] = "cmd.incidents.add_note"
     caller: Caller
     incident_id: str
     body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5_000)]
@@ -380,6 +411,8 @@ class LogEntry(BaseModel):
 class DraftPostmortem(Command):
     """Write a postmortem draft's text from an incident and its log (computes, stores nothing)."""
 
+    SUBJECT: ClassVar[str] = "cmd.ai_worker.draft_postmortem"
+
     caller: Caller
     incident: IncidentSnapshot
     entries: list[LogEntry]
@@ -398,6 +431,8 @@ class PostmortemText(BaseModel):
 class SavePostmortemDraft(Command):
     """Store a generated draft as the postmortem's next version."""
 
+    SUBJECT: ClassVar[str] = "cmd.incidents.save_postmortem_draft"
+
     caller: Caller
     incident_id: str
     draft: PostmortemText
@@ -407,6 +442,8 @@ class EditPostmortem(Command):
     """Replace the markdown of `version` (the one the editor started from; a 409 when it is not the
     current one)."""
 
+    SUBJECT: ClassVar[str] = "cmd.incidents.edit_postmortem"
+
     caller: Caller
     incident_id: str
     version: int = Field(ge=1, le=MAX_INT32)
@@ -414,6 +451,7 @@ class EditPostmortem(Command):
 
 
 class PublishPostmortem(Command):
+    SUBJECT: ClassVar[str] = "cmd.incidents.publish_postmortem"
     caller: Caller
     incident_id: str
     # The version the publisher read; None publishes the current one.
@@ -426,6 +464,7 @@ class PostmortemAccepted(BaseModel):
 
 
 class AddFollowUp(Command):
+    SUBJECT: ClassVar[str] = "cmd.incidents.add_follow_up"
     caller: Caller
     incident_id: str
     title: FollowUpTitle
@@ -438,6 +477,8 @@ class AddFollowUp(Command):
 
 class UpdateFollowUp(Command):
     """Only the fields present change; `owner`/`due_date` null clears them."""
+
+    SUBJECT: ClassVar[str] = "cmd.incidents.update_follow_up"
 
     caller: Caller
     incident_id: str
@@ -457,12 +498,16 @@ class FollowUpAccepted(BaseModel):
 class RegenerateHypotheses(Command):
     """Ask for a new generation of an incident's hypotheses (responders and above)."""
 
+    SUBJECT: ClassVar[str] = "cmd.ai_worker.regenerate"
+
     caller: Caller
     incident_id: str
 
 
 class ListHypothesisSignatures(Command):
     """The evidence catalogue the rules engine applies to the caller's organisation."""
+
+    SUBJECT: ClassVar[str] = "cmd.ai_worker.signatures"
 
     caller: Caller
 

@@ -23,6 +23,9 @@ IMPORTED_HEADER = "Sre-Imported"
 # A subject token: no dots, wildcards or spaces.
 TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
+# Auth's public keys, asked for with an empty body (no command model): `PublicKeys` comes back.
+AUTH_JWKS = "cmd.auth.jwks"
+
 SERVICES = ("auth", "incidents", "ai_worker", "integrations", "oncall")
 
 

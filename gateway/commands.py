@@ -1,53 +1,55 @@
-"""Commands from the gateway to the services: NATS request/reply, typed errors mapped to HTTP."""
+"""The gateway's side of runtime.commands.CommandClient: the same client, its failures as HTTP errors."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
-import nats.errors
 import structlog
 from nats.aio.client import Client
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from contracts.commands import ErrorCode, ErrorReply
+from contracts.commands import Command, CommandFailed, ErrorCode
 from gateway.errors import ApiError
-from runtime import tracing
+from runtime import commands
+from runtime.service import validation_details
 
 log = structlog.get_logger(__name__)
 R = TypeVar("R", bound=BaseModel)
 BUS_UNAVAILABLE = "the message bus is unavailable; retry shortly"
 
 
+def api_error(exc: CommandFailed | commands.CommandTransportError) -> ApiError:
+    if isinstance(exc, CommandFailed):
+        return ApiError.of(exc.code, exc.message, exc.details)
+    if isinstance(exc, commands.NoResponders):
+        return ApiError(503, ErrorCode.UNAVAILABLE.value, f"{exc.service} is unavailable")
+    if isinstance(exc, commands.CommandTimedOut):
+        return ApiError(504, "timeout", f"{exc.service} did not answer in time")
+    return ApiError(503, ErrorCode.UNAVAILABLE.value, BUS_UNAVAILABLE)
+
+
 class CommandClient:
     def __init__(self, nc: Client, timeout: float) -> None:
-        self.nc, self.timeout = nc, timeout
+        self.client = commands.CommandClient(nc, timeout)
 
     async def call(
-        self, subject: str, body: dict[str, Any], reply_model: type[R], timeout: float | None = None
+        self,
+        command: type[Command] | str,
+        body: dict[str, Any],
+        reply_model: type[R],
+        timeout: float | None = None,
     ) -> R:
-        if not self.nc.is_connected:
-            # While the connection is being re-established nats-py would buffer the request until
-            # it times out (a 504 that leaves the caller unsure); nothing was sent: say so now.
-            raise ApiError(503, ErrorCode.UNAVAILABLE.value, BUS_UNAVAILABLE)
-        correlation_id = structlog.contextvars.get_contextvars().get("correlation_id", "")
-        payload = json.dumps({"correlation_id": correlation_id, **body}, default=str).encode()
+        """`command` is the command's model (its subject from contracts), or the subject of one the
+        service validates itself (the generic routes to integrations' and oncall's many commands)."""
         try:
-            with tracing.span(subject, "client"):
-                headers = tracing.inject({}) if tracing.enabled() else None
-                msg = await self.nc.request(
-                    subject, payload, timeout=timeout or self.timeout, headers=headers
-                )
-        except nats.errors.NoRespondersError as exc:
-            raise ApiError(
-                503, ErrorCode.UNAVAILABLE.value, f"{subject.split('.')[1]} is unavailable"
-            ) from exc
-        except nats.errors.TimeoutError as exc:
-            raise ApiError(504, "timeout", f"{subject.split('.')[1]} did not answer in time") from exc
-        except (nats.errors.Error, OSError) as exc:  # the bus itself is down or reconnecting
-            raise ApiError(503, ErrorCode.UNAVAILABLE.value, BUS_UNAVAILABLE) from exc
-        reply = json.loads(msg.data)
-        if isinstance(reply, dict) and "error" in reply:
-            error = ErrorReply.model_validate(reply).error
-            raise ApiError.of(error.code, error.message, error.details)
-        return reply_model.model_validate(reply)
+            if isinstance(command, str):
+                return await self.client.request(command, body, reply_model, timeout)
+            try:
+                correlation_id = structlog.contextvars.get_contextvars().get("correlation_id", "")
+                built = command.model_validate({"correlation_id": correlation_id, **body})
+            except ValidationError as exc:
+                # What the service would have answered to the same body.
+                raise ApiError.of(ErrorCode.VALIDATION, "invalid command", validation_details(exc)) from exc
+            return await self.client.call(built, reply_model, timeout)
+        except (CommandFailed, commands.CommandTransportError) as exc:
+            raise api_error(exc) from exc

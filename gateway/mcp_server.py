@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 from contracts.commands import Caller, ErrorCode
 from contracts.events import FeedbackVerdict, IncidentState, KeyScope, Role, Severity
 from contracts.integrations import AlertPage, DeployPage
+from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
 from gateway import read_models as rm
 from gateway.errors import ApiError, error_response
@@ -415,7 +416,9 @@ async def _activity(
         "cursor": cursor,
     }
     try:
-        return await _request(ctx).app.state.commands.call(f"cmd.integrations.{command}", body, page)
+        return await _request(ctx).app.state.commands.call(
+            command_subject("integrations", command), body, page
+        )
     except ApiError as exc:
         if exc.code == ErrorCode.VALIDATION.value:
             raise ToolError("invalid cursor: pass next_cursor as it was given") from exc

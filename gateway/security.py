@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException
 from contracts.commands import Caller, ErrorCode, PublicKeys
 from contracts.credentials import parse_integration_key, secret_sha256
 from contracts.events import KeyScope, Role, UserStatus
-from contracts.subjects import TENANT_ID
+from contracts.subjects import AUTH_JWKS, TENANT_ID
 from gateway import identity
 from gateway.errors import ApiError
 
@@ -182,7 +182,7 @@ class TokenVerifier:
 
     async def refresh(self) -> None:
         async with self._lock:
-            reply = await self.nc.request("cmd.auth.jwks", b"{}", timeout=5)
+            reply = await self.nc.request(AUTH_JWKS, b"{}", timeout=5)
             document = PublicKeys.model_validate(json.loads(reply.data)).model_dump()
             self._keys = verification_keys(document)
             self._fetched_at = time.monotonic()

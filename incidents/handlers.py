@@ -214,10 +214,10 @@ async def on_user_event(service: Service, delivery: Delivery) -> None:
 
 
 def register_handlers(service: Service) -> None:
-    service.command("cmd.incidents.create", CreateIncident)(partial(create, service))
-    service.command("cmd.incidents.transition", TransitionIncident)(partial(transition, service))
-    service.command("cmd.incidents.update", UpdateIncident)(partial(update, service))
-    service.command("cmd.incidents.add_note", AddNote)(partial(add_note, service))
+    service.handles(CreateIncident)(partial(create, service))
+    service.handles(TransitionIncident)(partial(transition, service))
+    service.handles(UpdateIncident)(partial(update, service))
+    service.handles(AddNote)(partial(add_note, service))
     register_postmortem_handlers(service)
     service.consume(INCIDENTS_DIRECTORY, [events_of_type("user.>")], db.consumed, max_in_flight=16)(
         partial(on_user_event, service)

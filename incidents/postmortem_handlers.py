@@ -149,11 +149,11 @@ async def update_follow_up(service: Service, cmd: UpdateFollowUp) -> FollowUpAcc
 
 
 def register_postmortem_handlers(service: Service) -> None:
-    for subject, model, handler in (
-        ("cmd.incidents.save_postmortem_draft", SavePostmortemDraft, save_draft),
-        ("cmd.incidents.edit_postmortem", EditPostmortem, edit_postmortem),
-        ("cmd.incidents.publish_postmortem", PublishPostmortem, publish_postmortem),
-        ("cmd.incidents.add_follow_up", AddFollowUp, add_follow_up),
-        ("cmd.incidents.update_follow_up", UpdateFollowUp, update_follow_up),
+    for model, handler in (
+        (SavePostmortemDraft, save_draft),
+        (EditPostmortem, edit_postmortem),
+        (PublishPostmortem, publish_postmortem),
+        (AddFollowUp, add_follow_up),
+        (UpdateFollowUp, update_follow_up),
     ):
-        service.command(subject, model)(partial(handler, service))
+        service.handles(model)(partial(handler, service))

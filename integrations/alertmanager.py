@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,7 +32,6 @@ from contracts.commands import (
     CommandFailed,
     CreateIncident,
     ErrorCode,
-    ErrorReply,
     IncidentAccepted,
     TransitionIncident,
 )
@@ -76,40 +74,23 @@ from integrations.domain import (
     source_of_group,
 )
 from integrations.settings import IntegrationsSettings
+from runtime.commands import CommandClient
 from runtime.outbox import stage
 from runtime.service import Service
 from runtime.views import apply_snapshot
 
 log = structlog.get_logger(__name__)
 
-R = TypeVar("R", bound=BaseModel)
 PAGERDUTY_ALERT: TypeAdapter[PagerDutyTrigger | PagerDutyUpdate] = TypeAdapter(PagerDutyAlert)
 
 # Command errors that retrying will not change: the notification is marked failed at once.
 FINAL_ERRORS = frozenset({ErrorCode.VALIDATION, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.CONFLICT})
 
 
-class Commands:
-    """Requests to other services over the bus, their error replies raised as CommandFailed."""
-
-    def __init__(self, service: Service, timeout: float) -> None:
-        self.service, self.timeout = service, timeout
-
-    async def call(self, subject: str, command: BaseModel, reply_model: type[R]) -> R:
-        message = await self.service.broker.connection.request(
-            subject, command.model_dump_json().encode(), timeout=self.timeout
-        )
-        reply = json.loads(message.data)
-        if isinstance(reply, dict) and "error" in reply:
-            error = ErrorReply.model_validate(reply).error
-            raise CommandFailed(error.code, error.message, error.details)
-        return reply_model.model_validate(reply)
-
-
 class InboundProcessor:
     def __init__(self, service: Service, settings: IntegrationsSettings) -> None:
         self.service, self.settings = service, settings
-        self.commands = Commands(service, settings.command_timeout_seconds)
+        self.commands = CommandClient(lambda: service.broker.connection, settings.command_timeout_seconds)
         self.wake = asyncio.Event()
         self._active: set[str] = set()
         self._slots = asyncio.Semaphore(settings.inbound_concurrency)
@@ -501,7 +482,7 @@ class InboundProcessor:
                     note="",
                 )
                 try:
-                    accepted = await self.commands.call("cmd.incidents.transition", command, IncidentAccepted)
+                    accepted = await self.commands.call(command, IncidentAccepted)
                 except CommandFailed as exc:
                     # Moved meanwhile (by a person, or by this very event before a crash): as it is.
                     if exc.code is not ErrorCode.CONFLICT:
@@ -544,7 +525,7 @@ class InboundProcessor:
             related_incident_id=str(previous) if previous else None,
             labels=dict(opener.labels),
         )
-        accepted = await self.commands.call("cmd.incidents.create", command, IncidentAccepted)
+        accepted = await self.commands.call(command, IncidentAccepted)
         await apply_snapshot(conn, db.known_incidents, row.tenant_id, accepted.incident)
         await conn.execute(
             update(db.alert_groups)
@@ -612,7 +593,7 @@ class InboundProcessor:
             note="",
         )
         try:
-            accepted = await self.commands.call("cmd.incidents.transition", command, IncidentAccepted)
+            accepted = await self.commands.call(command, IncidentAccepted)
         except CommandFailed as exc:
             if exc.code not in FINAL_ERRORS:
                 raise

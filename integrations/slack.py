@@ -17,16 +17,17 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
-import nats.errors
 import structlog
+from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts.commands import (
     Caller,
+    Command,
     CommandFailed,
     Done,
     ErrorCode,
@@ -47,11 +48,11 @@ from contracts.integrations import (
 from contracts.slack import INCIDENT_ACKNOWLEDGE, INCIDENT_OPEN, SlackOutcome, SlackRequest
 from contracts.subjects import command_subject
 from integrations import db
-from integrations.alertmanager import Commands
 from integrations.crypto import SecretBox
 from integrations.domain import IncidentFacts, read_action_value, slack_message, url_problem
 from integrations.outbound import pin_target, scrub
 from integrations.settings import IntegrationsSettings
+from runtime.commands import CommandClient, CommandTransportError
 from runtime.service import Service
 from runtime.slack import (
     SignatureProblem,
@@ -63,6 +64,7 @@ from runtime.slack import (
 )
 
 log = structlog.get_logger(__name__)
+R = TypeVar("R", bound=BaseModel)
 
 ACTION_NAMESPACE = uuid.UUID("8a0f6f5c-3f4e-4f7e-9d3b-2b1f0c6e7a51")
 LINK_HINT = (
@@ -139,18 +141,17 @@ def link_view(row: Any) -> SlackLinkView:
 def register_slack_handlers(
     service: Service, settings: IntegrationsSettings, box: Callable[[], SecretBox], responder: Responder
 ) -> None:
-    commands = Commands(service, settings.command_timeout_seconds)
+    commands = CommandClient(lambda: service.broker.connection, settings.command_timeout_seconds)
 
-    async def ask(subject: str, command: Any, reply: type[Any]) -> Any:
+    async def ask(command: Command, reply: type[R]) -> R:
         try:
-            return await commands.call(subject, command, reply)
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise CommandFailed(ErrorCode.UNAVAILABLE, f"{subject.split('.')[1]} did not answer") from exc
+            return await commands.call(command, reply)
+        except CommandTransportError as exc:
+            raise CommandFailed(ErrorCode.UNAVAILABLE, f"{exc.service} did not answer") from exc
 
     async def member(tenant_id: str, user_id: str, correlation_id: str) -> MemberView | None:
         try:
             found: MemberView = await ask(
-                "cmd.auth.get_member",
                 GetMember(correlation_id=correlation_id, tenant_id=tenant_id, user_id=user_id),
                 MemberView,
             )
@@ -227,7 +228,7 @@ def register_slack_handlers(
             transition_id=str(uuid.uuid5(ACTION_NAMESPACE, f"{key}/{incident_id}")),
         )
         try:
-            accepted: IncidentAccepted = await ask("cmd.incidents.transition", command, IncidentAccepted)
+            accepted: IncidentAccepted = await ask(command, IncidentAccepted)
         except CommandFailed as exc:
             if exc.code is ErrorCode.CONFLICT:
                 state = (

@@ -39,7 +39,6 @@ from contracts.commands import (
     Caller,
     CommandFailed,
     ErrorCode,
-    ErrorReply,
     IncidentAccepted,
     TransitionIncident,
 )
@@ -76,6 +75,7 @@ from oncall.escalation import (
 )
 from oncall.schedule import Schedule, on_call_at
 from oncall.settings import OncallSettings
+from runtime.commands import CommandClient
 from runtime.outbox import stage
 from runtime.service import Service
 from runtime.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature_header
@@ -258,6 +258,7 @@ class Paging:
 
     def __init__(self, service: Service, settings: OncallSettings) -> None:
         self.service, self.settings = service, settings
+        self.commands = CommandClient(lambda: service.broker.connection, settings.command_timeout_seconds)
         self.wake = asyncio.Event()
         self.key = b""
         self._tasks: list[asyncio.Task[None]] = []
@@ -734,19 +735,12 @@ class Paging:
             to=IncidentState.ACKNOWLEDGED,
             note=note,
         )
-        message = await self.service.broker.connection.request(
-            "cmd.incidents.transition",
-            command.model_dump_json().encode(),
-            timeout=self.settings.command_timeout_seconds,
-        )
-        reply = json.loads(message.data)
-        if isinstance(reply, dict) and "error" in reply:
-            error = ErrorReply.model_validate(reply).error
+        try:
+            await self.commands.call(command, IncidentAccepted)
+        except CommandFailed as exc:
             # Acknowledged or resolved meanwhile: the page's acknowledgement still counts.
-            if error.code is not ErrorCode.CONFLICT:
-                raise CommandFailed(error.code, error.message, error.details)
-        else:
-            IncidentAccepted.model_validate(reply)
+            if exc.code is not ErrorCode.CONFLICT:
+                raise
         now = datetime.now(UTC)
         async with self.service.engine.begin() as conn:
             marked = (

@@ -232,6 +232,12 @@ class Service:
         finished rows); a failure is logged and tried again at the next turn."""
         self._periodic.append(Periodic(f"{self.name}-{name}", seconds, work))
 
+    def handles(
+        self, model: type[C]
+    ) -> Callable[[Callable[[C], Awaitable[BaseModel]]], Callable[[C], Awaitable[BaseModel]]]:
+        """`command` on the subject the model declares (contracts' `SUBJECT`)."""
+        return self.command(model.subject(), model)
+
     def command(
         self, subject: str, model: type[C]
     ) -> Callable[[Callable[[C], Awaitable[BaseModel]]], Callable[[C], Awaitable[BaseModel]]]:

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from contracts.commands import Done, ErrorCode, TenantView, TokenGrant
+from contracts.commands import (
+    AcceptInvite,
+    ChangePassword,
+    Done,
+    ErrorCode,
+    Login,
+    Logout,
+    RefreshSession,
+    RegisterTenant,
+    TenantView,
+    TokenGrant,
+)
 from gateway import identity
 from gateway.errors import ApiError, declare
 from gateway.routes.users import user_read
@@ -37,7 +48,7 @@ async def register(body: RegisterCreate, request: Request) -> SessionRead:
     """Create an organisation and its owner; the owner is logged in at once. Rate-limited per client
     address and per email (429 with `Retry-After`)."""
     command = {**body.model_dump(mode="json"), "client_address": client_address(request)}
-    grant = await request.app.state.commands.call("cmd.auth.register", command, TokenGrant)
+    grant = await request.app.state.commands.call(RegisterTenant, command, TokenGrant)
     return await _session(request, grant)
 
 
@@ -47,7 +58,7 @@ async def login(body: LoginCreate, request: Request) -> SessionRead:
     A wrong pair is a 401 that does not say which half was wrong; too many failures for the account
     or from the address are a 429 with `Retry-After` until the window has passed."""
     command = {**body.model_dump(mode="json"), "client_address": client_address(request)}
-    grant = await request.app.state.commands.call("cmd.auth.login", command, TokenGrant)
+    grant = await request.app.state.commands.call(Login, command, TokenGrant)
     return await _session(request, grant)
 
 
@@ -55,14 +66,14 @@ async def login(body: LoginCreate, request: Request) -> SessionRead:
 async def refresh(body: RefreshCreate, request: Request) -> SessionRead:
     """A refresh token for a new access token and a new refresh token (the one sent is used up).
     Presenting a used refresh token again ends that whole login (401)."""
-    grant = await request.app.state.commands.call("cmd.auth.refresh", body.model_dump(), TokenGrant)
+    grant = await request.app.state.commands.call(RefreshSession, body.model_dump(), TokenGrant)
     return await _session(request, grant)
 
 
 @router.post("/logout", status_code=204, responses=declare(504))
 async def logout(body: LogoutCreate, request: Request) -> Response:
     """End the login this refresh token belongs to. Always 204, known token or not."""
-    await request.app.state.commands.call("cmd.auth.logout", body.model_dump(), Done)
+    await request.app.state.commands.call(Logout, body.model_dump(), Done)
     return Response(status_code=204)
 
 
@@ -74,7 +85,7 @@ async def accept_invite(body: InviteAccept, request: Request) -> SessionRead:
         "password": body.password,
         "full_name": body.full_name,
     }
-    grant = await request.app.state.commands.call("cmd.auth.accept_invite", command, TokenGrant)
+    grant = await request.app.state.commands.call(AcceptInvite, command, TokenGrant)
     return await _session(request, grant)
 
 
@@ -87,7 +98,7 @@ async def change_password(body: PasswordChange, caller: SelfDep, request: Reques
         **body.model_dump(),
         "client_address": client_address(request),
     }
-    grant = await request.app.state.commands.call("cmd.auth.change_password", command, TokenGrant)
+    grant = await request.app.state.commands.call(ChangePassword, command, TokenGrant)
     return await _session(request, grant)
 
 

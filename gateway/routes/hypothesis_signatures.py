@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from contracts.commands import HypothesisSignatures
+from contracts.commands import HypothesisSignatures, ListHypothesisSignatures
 from gateway.errors import declare
 from gateway.schemas import HypothesisSignaturesRead
 from gateway.security import CallerDep
@@ -20,6 +20,6 @@ async def list_hypothesis_signatures(caller: CallerDep, request: Request) -> Hyp
     `extensible` says whether that directory is configured. Read-only: see README "The evidence
     catalogue" for how to extend it."""
     reply = await request.app.state.commands.call(
-        "cmd.ai_worker.signatures", {"caller": caller.model_dump()}, HypothesisSignatures
+        ListHypothesisSignatures, {"caller": caller.model_dump()}, HypothesisSignatures
     )
     return HypothesisSignaturesRead.model_validate(reply.model_dump())

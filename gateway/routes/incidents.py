@@ -7,7 +7,19 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import StringConstraints
 
-from contracts.commands import MAX_INT32, ErrorCode, FeedbackAccepted, IncidentAccepted, RegenerationAccepted
+from contracts.commands import (
+    MAX_INT32,
+    AddNote,
+    CreateIncident,
+    ErrorCode,
+    FeedbackAccepted,
+    IncidentAccepted,
+    RecordFeedback,
+    RegenerateHypotheses,
+    RegenerationAccepted,
+    TransitionIncident,
+    UpdateIncident,
+)
 from contracts.events import IncidentState, Severity
 from contracts.wire import NO_NUL
 from gateway import read_models as rm
@@ -96,7 +108,7 @@ async def create_incident(body: IncidentCreate, caller: CallerDep, request: Requ
         **body.model_dump(mode="json"),
         **_derived(request, "incident_id", IDEMPOTENT_CREATE),
     }
-    accepted = await request.app.state.commands.call("cmd.incidents.create", command, IncidentAccepted)
+    accepted = await request.app.state.commands.call(CreateIncident, command, IncidentAccepted)
     return await _answer_write(request, caller.tenant_id, accepted)
 
 
@@ -179,7 +191,7 @@ async def transition_incident(
     """Move the incident along `detected → acknowledged → investigating → resolved` (skipping forward is
     allowed; `resolved → investigating` reopens). Any other move is a 409 naming the allowed ones."""
     accepted = await request.app.state.commands.call(
-        "cmd.incidents.transition",
+        TransitionIncident,
         {
             "caller": caller.model_dump(),
             "incident_id": incident_id,
@@ -198,7 +210,7 @@ async def update_incident(
     """Change title, description, severity, service or assignee (a user of your organisation).
     Each change is recorded on the timeline with its old and new value."""
     accepted = await request.app.state.commands.call(
-        "cmd.incidents.update",
+        UpdateIncident,
         {
             "caller": caller.model_dump(),
             "incident_id": incident_id,
@@ -221,7 +233,7 @@ async def add_note(
 ) -> IncidentRead:
     """Add a note to the incident's timeline."""
     accepted = await request.app.state.commands.call(
-        "cmd.incidents.add_note",
+        AddNote,
         {
             "caller": caller.model_dump(),
             "incident_id": incident_id,
@@ -302,7 +314,7 @@ async def regenerate_hypotheses(
     the new generation follows on `GET .../hypotheses` and the live feed, with `trigger: regenerate`."""
     await _visible_incident(request, caller.tenant_id, incident_id)
     accepted = await request.app.state.commands.call(
-        "cmd.ai_worker.regenerate",
+        RegenerateHypotheses,
         {"caller": caller.model_dump(), "incident_id": incident_id},
         RegenerationAccepted,
     )
@@ -327,7 +339,7 @@ async def hypothesis_feedback(
     given). Confirmations of resolved incidents are what `GET /api/v1/metrics/hypotheses` measures."""
     await _visible_incident(request, caller.tenant_id, incident_id)
     accepted = await request.app.state.commands.call(
-        "cmd.ai_worker.feedback",
+        RecordFeedback,
         {
             "caller": caller.model_dump(),
             "incident_id": incident_id,

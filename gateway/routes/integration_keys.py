@@ -8,7 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from contracts.commands import ErrorCode, IntegrationKeyAccepted, IntegrationKeyIssued
+from contracts.commands import (
+    CreateIntegrationKey,
+    ErrorCode,
+    IntegrationKeyAccepted,
+    IntegrationKeyIssued,
+    RevokeIntegrationKey,
+)
 from contracts.wire import NO_NUL
 from gateway import identity
 from gateway.errors import ApiError, declare
@@ -38,7 +44,7 @@ async def create_key(
     time the secret is shown; send it as `Authorization: Bearer sck_...`. It works at once."""
     state = request.app.state
     issued = await state.commands.call(
-        "cmd.auth.create_key",
+        CreateIntegrationKey,
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         IntegrationKeyIssued,
     )
@@ -76,7 +82,7 @@ async def revoke_key(key_id: KeyId, caller: AdminDep, request: Request) -> Integ
     recorded the revocation but the gateway does not refuse the key yet: retry until it answers 200."""
     state = request.app.state
     accepted = await state.commands.call(
-        "cmd.auth.revoke_key", {"caller": caller.model_dump(), "key_id": key_id}, IntegrationKeyAccepted
+        RevokeIntegrationKey, {"caller": caller.model_dump(), "key_id": key_id}, IntegrationKeyAccepted
     )
     await identity.until_in_effect(
         state, accepted.seq, lambda conn: identity.key_refused(conn, caller.tenant_id, accepted.key.id)

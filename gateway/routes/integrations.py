@@ -27,6 +27,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from contracts import integrations as ci
 from contracts.commands import Done, ErrorCode
 from contracts.events import KeyScope
+from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
 from gateway.errors import ApiError, declare
 from gateway.idempotency import idempotent
@@ -122,7 +123,7 @@ def _source(key: KeyCaller) -> dict[str, Any]:
 
 
 async def _call(request: Request, command: str, body: dict[str, Any], reply: type[R]) -> R:
-    result: R = await request.app.state.commands.call(f"cmd.integrations.{command}", body, reply)
+    result: R = await request.app.state.commands.call(command_subject("integrations", command), body, reply)
     return result
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from contracts import oncall as co
 from contracts.commands import Caller, Done, ErrorCode
 from contracts.events import SERVICE_NAME, Role
+from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
 from gateway import read_models as rm
 from gateway.errors import ApiError, declare
@@ -62,7 +63,7 @@ R = TypeVar("R", bound=BaseModel)
 
 
 async def _call(request: Request, command: str, body: dict[str, object], reply: type[R]) -> R:
-    result: R = await request.app.state.commands.call(f"cmd.oncall.{command}", body, reply)
+    result: R = await request.app.state.commands.call(command_subject("oncall", command), body, reply)
     return result
 
 

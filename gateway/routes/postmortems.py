@@ -10,7 +10,19 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from contracts.commands import ErrorCode, FollowUpAccepted, LogEntry, PostmortemAccepted, PostmortemText
+from contracts.commands import (
+    AddFollowUp,
+    DraftPostmortem,
+    EditPostmortem,
+    ErrorCode,
+    FollowUpAccepted,
+    LogEntry,
+    PostmortemAccepted,
+    PostmortemText,
+    PublishPostmortem,
+    SavePostmortemDraft,
+    UpdateFollowUp,
+)
 from contracts.events import FollowUpSnapshot, IncidentSnapshot
 from contracts.wire import NO_NUL
 from gateway import read_models as rm
@@ -107,7 +119,7 @@ async def draft_postmortem(incident_id: IncidentId, caller: CallerDep, request: 
         for r in timeline
     ]
     text = await state.commands.call(
-        "cmd.ai_worker.draft_postmortem",
+        DraftPostmortem,
         {
             "caller": caller.model_dump(),
             "incident": _snapshot(incident).model_dump(mode="json"),
@@ -119,7 +131,7 @@ async def draft_postmortem(incident_id: IncidentId, caller: CallerDep, request: 
         timeout=state.settings.postmortem_draft_timeout_seconds,
     )
     accepted = await state.commands.call(
-        "cmd.incidents.save_postmortem_draft",
+        SavePostmortemDraft,
         {"caller": caller.model_dump(), "incident_id": incident_id, "draft": text.model_dump(mode="json")},
         PostmortemAccepted,
     )
@@ -164,7 +176,7 @@ async def edit_postmortem(
     postmortem is a new draft until it is published again."""
     await _visible_incident(request, caller.tenant_id, incident_id)
     accepted = await request.app.state.commands.call(
-        "cmd.incidents.edit_postmortem",
+        EditPostmortem,
         {"caller": caller.model_dump(), "incident_id": incident_id, **body.model_dump(mode="json")},
         PostmortemAccepted,
     )
@@ -187,7 +199,7 @@ async def publish_postmortem(
     await _visible_incident(request, caller.tenant_id, incident_id)
     version = body.version if body is not None else None
     accepted = await request.app.state.commands.call(
-        "cmd.incidents.publish_postmortem",
+        PublishPostmortem,
         {"caller": caller.model_dump(), "incident_id": incident_id, "version": version},
         PostmortemAccepted,
     )
@@ -232,7 +244,7 @@ async def add_follow_up(
     if held is not None:
         # A retry with the key (after a 504, say) names the same follow-up, which is then made once.
         command["follow_up_id"] = str(held.derived_id(IDEMPOTENT_FOLLOW_UP))
-    accepted = await request.app.state.commands.call("cmd.incidents.add_follow_up", command, FollowUpAccepted)
+    accepted = await request.app.state.commands.call(AddFollowUp, command, FollowUpAccepted)
     read = await _answer_follow_up(request, accepted)
     return read.model_copy(update={"incident_key": incident.key, "incident_title": incident.title})
 
@@ -252,7 +264,7 @@ async def update_follow_up(
     """Change a follow-up: `done: true` completes it (`done_at` set), `false` reopens it."""
     incident = await _visible_incident(request, caller.tenant_id, incident_id)
     accepted = await request.app.state.commands.call(
-        "cmd.incidents.update_follow_up",
+        UpdateFollowUp,
         {
             "caller": caller.model_dump(),
             "incident_id": incident_id,

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Header, Path, Request, Response
 from contracts import integrations as ci
 from contracts.commands import Done
 from contracts.slack import INCIDENT_ACTIONS, MAX_SLACK_BODY, PAGE_ACTIONS, SlackOutcome
+from contracts.subjects import command_subject
 from gateway.errors import ApiError, declare
 from gateway.schemas import SlackActionRead, SlackLinkPage, SlackLinkRead, SlackLinkUpdate
 from gateway.security import SelfDep
@@ -99,7 +100,7 @@ async def slack_actions(
     else:
         raise ApiError(401, "unauthorized", "not a click on a button of SRE Copilot's: nothing verifies it")
     outcome: SlackOutcome = await request.app.state.commands.call(
-        f"cmd.{service}.slack_action",
+        command_subject(service, "slack_action"),
         {"body": raw.decode(), "timestamp": x_slack_request_timestamp, "signature": x_slack_signature},
         SlackOutcome,
     )
@@ -111,7 +112,7 @@ def _user(caller: Any, user_id: str) -> str:
 
 
 async def _call(request: Request, command: str, body: dict[str, Any], reply: type[Any]) -> Any:
-    return await request.app.state.commands.call(f"cmd.integrations.{command}", body, reply)
+    return await request.app.state.commands.call(command_subject("integrations", command), body, reply)
 
 
 @router.get("/links", response_model=SlackLinkPage, responses=declare(504))

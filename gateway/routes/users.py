@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from contracts.commands import ErrorCode, InviteIssued, MemberAccepted, MemberView
+from contracts.commands import (
+    ChangeUserRole,
+    ErrorCode,
+    InviteIssued,
+    InviteUser,
+    MemberAccepted,
+    MemberView,
+    SetUserActive,
+)
 from contracts.wire import NO_NUL
 from gateway import identity
 from gateway.errors import ApiError, declare
@@ -54,7 +62,7 @@ async def invite_user(body: InviteCreate, caller: AdminDep, request: Request) ->
     """Invite someone with a role; the answer carries the one-time `invite_token` they need for
     `POST /api/v1/auth/accept-invite`. Admins may invite responders and viewers; owners anyone."""
     issued = await request.app.state.commands.call(
-        "cmd.auth.invite", {"caller": caller.model_dump(), **body.model_dump(mode="json")}, InviteIssued
+        InviteUser, {"caller": caller.model_dump(), **body.model_dump(mode="json")}, InviteIssued
     )
     user = await _answer(request, caller.tenant_id, issued.user, issued.seq)
     return InviteRead(user=user, invite_token=issued.invite_token, invite_expires_at=issued.invite_expires_at)
@@ -73,7 +81,7 @@ async def get_user(user_id: UserId, caller: AdminDep, request: Request) -> UserR
 async def change_role(user_id: UserId, body: RoleUpdate, caller: AdminDep, request: Request) -> UserRead:
     """Change a user's role; it applies to their very next request."""
     accepted = await request.app.state.commands.call(
-        "cmd.auth.change_role",
+        ChangeUserRole,
         {"caller": caller.model_dump(), "user_id": user_id, "role": body.role.value},
         MemberAccepted,
     )
@@ -87,7 +95,7 @@ async def deactivate_user(user_id: UserId, caller: AdminDep, request: Request) -
     the gateway does not refuse their tokens yet: retry until it answers 200."""
     state = request.app.state
     accepted = await state.commands.call(
-        "cmd.auth.set_active",
+        SetUserActive,
         {"caller": caller.model_dump(), "user_id": user_id, "active": False},
         MemberAccepted,
     )
@@ -103,7 +111,7 @@ async def deactivate_user(user_id: UserId, caller: AdminDep, request: Request) -
 async def reactivate_user(user_id: UserId, caller: AdminDep, request: Request) -> UserRead:
     """The user may log in again (tokens from before the deactivation stay dead)."""
     accepted = await request.app.state.commands.call(
-        "cmd.auth.set_active",
+        SetUserActive,
         {"caller": caller.model_dump(), "user_id": user_id, "active": True},
         MemberAccepted,
     )

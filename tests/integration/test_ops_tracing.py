@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -36,6 +37,7 @@ SUBJECT = f"cmd.{SERVICE}.emit"
 
 
 class Emit(Command):
+    SUBJECT: ClassVar[str] = SUBJECT
     tenant_id: str
 
 
@@ -54,7 +56,7 @@ async def emitter(platform: Platform, spans: InMemorySpanExporter) -> AsyncItera
         SERVICE, ServiceSettings(nats_url=platform.nats_url, database_url=platform.database_url)
     )
 
-    @service.command(SUBJECT, Emit)
+    @service.handles(Emit)
     async def emit(cmd: Emit) -> Done:
         # A tenant nobody uses: the session's projector applies it harmlessly.
         event = EventEnvelope(
@@ -78,7 +80,7 @@ def http_app(nc: Client) -> FastAPI:
 
     @app.post("/emit/{tenant_id}")
     async def emit(tenant_id: str, request: Request) -> dict[str, int | None]:
-        done = await commands.call(SUBJECT, {"tenant_id": tenant_id}, Done)
+        done = await commands.call(Emit, {"tenant_id": tenant_id}, Done)
         return {"seq": done.seq}
 
     return app
