@@ -11,7 +11,7 @@ import { useSubmit } from "../../lib/useSubmit";
 import { AdminOnly } from "./PeoplePage";
 
 const SCOPE_HELP: Record<KeyScope, string> = {
-  "alerts:write": "Send alerts (Alertmanager)",
+  "alerts:write": "Send alerts (Alertmanager, Grafana, PagerDuty Events v2 senders, JSON sources)",
   "deploys:write": "Record deploys (CI/CD)",
   "mcp:read": "AI assistants read incidents (MCP)",
   "mcp:write": "AI assistants also act on incidents (MCP)",
@@ -97,6 +97,23 @@ function KeysAdmin() {
             Send it as <code>Authorization: Bearer …</code>. SRE Copilot keeps only a hash: if it is lost, revoke it and
             create another.
           </p>
+          {created.scopes.includes("alerts:write") ? (
+            <ul className="small" aria-label="Where alerts go">
+              <li>
+                Alertmanager or Grafana webhook: <code>{window.location.origin}/api/v1/integrations/alertmanager</code>{" "}
+                with the key as bearer token.
+              </li>
+              <li>
+                Anything that speaks PagerDuty Events v2 (Alertmanager&apos;s <code>pagerduty_configs</code>, Grafana,
+                Argo CD…): <code>{window.location.origin}/api/v1/integrations/pagerduty/v2/enqueue</code> with the key
+                as <code>routing_key</code>.
+              </li>
+              <li>
+                Any other JSON: a source under Admin → JSON sources, at{" "}
+                <code>{window.location.origin}/api/v1/integrations/json/&lt;source id&gt;</code>.
+              </li>
+            </ul>
+          ) : null}
         </SecretOnce>
       ) : null}
       <section className="card table-card" aria-label="Integration keys">
