@@ -4,6 +4,7 @@ event. The rules are in postmortems.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 
@@ -18,6 +19,7 @@ from contracts.commands import (
     SavePostmortemDraft,
     UpdateFollowUp,
 )
+from contracts.events import PostmortemEdited, PostmortemPublished, PostmortemSnapshot
 from incidents import db
 from incidents import postmortems as pm
 from incidents.guards import locked_incident, require_responder
@@ -48,7 +50,13 @@ async def save_draft(service: Service, cmd: SavePostmortemDraft) -> PostmortemAc
     return PostmortemAccepted(postmortem=made.postmortem, seq=await service.relay.publish_now([event]))
 
 
-async def edit_postmortem(service: Service, cmd: EditPostmortem) -> PostmortemAccepted:
+async def changed_draft(
+    service: Service,
+    cmd: EditPostmortem | PublishPostmortem,
+    change: Callable[[PostmortemSnapshot, datetime], PostmortemEdited | PostmortemPublished | None],
+) -> PostmortemAccepted:
+    """An existing draft changed (edited or published) at the version the caller read, with its event;
+    the same change again changes nothing."""
     caller = cmd.caller
     require_responder(caller)
     incident_id, now = object_id(cmd.incident_id, "incident"), datetime.now(UTC)
@@ -58,7 +66,7 @@ async def edit_postmortem(service: Service, cmd: EditPostmortem) -> PostmortemAc
         if current is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "the incident has no postmortem draft yet")
         try:
-            made = pm.edited(current, cmd.version, cmd.markdown, caller.user_id, now)
+            made = change(current, now)
         except pm.StaleVersion as exc:
             raise _stale(exc) from exc
         if made is None:
@@ -69,29 +77,19 @@ async def edit_postmortem(service: Service, cmd: EditPostmortem) -> PostmortemAc
         )
         await stage(conn, db.outbox, [event])
     return PostmortemAccepted(postmortem=made.postmortem, seq=await service.relay.publish_now([event]))
+
+
+async def edit_postmortem(service: Service, cmd: EditPostmortem) -> PostmortemAccepted:
+    def change(current: PostmortemSnapshot, now: datetime) -> PostmortemEdited | None:
+        return pm.edited(current, cmd.version, cmd.markdown, cmd.caller.user_id, now)
+
+    return await changed_draft(service, cmd, change)
 
 
 async def publish_postmortem(service: Service, cmd: PublishPostmortem) -> PostmortemAccepted:
-    caller = cmd.caller
-    require_responder(caller)
-    incident_id, now = object_id(cmd.incident_id, "incident"), datetime.now(UTC)
-    async with service.engine.begin() as conn:
-        await locked_incident(conn, caller, incident_id)
-        current = await db.locked_postmortem(conn, caller.tenant_id, incident_id)
-        if current is None:
-            raise CommandFailed(ErrorCode.NOT_FOUND, "the incident has no postmortem draft yet")
-        try:
-            made = pm.published(current, cmd.version, caller.user_id, now)
-        except pm.StaleVersion as exc:
-            raise _stale(exc) from exc
-        if made is None:
-            return PostmortemAccepted(postmortem=current, seq=None)
-        await db.save_postmortem(conn, caller.tenant_id, made.postmortem)
-        event = pm.envelope(
-            made, tenant_id=caller.tenant_id, actor=caller.user_id, correlation_id=cmd.correlation_id
-        )
-        await stage(conn, db.outbox, [event])
-    return PostmortemAccepted(postmortem=made.postmortem, seq=await service.relay.publish_now([event]))
+    return await changed_draft(
+        service, cmd, lambda current, now: pm.published(current, cmd.version, cmd.caller.user_id, now)
+    )
 
 
 async def add_follow_up(service: Service, cmd: AddFollowUp) -> FollowUpAccepted:
