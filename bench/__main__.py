@@ -30,7 +30,7 @@ from bench import cluster, ingest
 from bench.load import UntilHypotheses, hammer, offered_rate, summary_ms
 from contracts.events import Severity
 from contracts.subjects import IMPORTED_HEADER
-from gateway.rebuild import rebuild
+from gateway.projection.rebuild import rebuild
 from incidents.domain import incident_envelope, open_incident
 from runtime.bus import connect
 from runtime.db import create_engine
@@ -329,12 +329,12 @@ class Bench:
             await asyncio.sleep(1.0)
         await nc.close()
         engine = create_engine(self.platform.database_url, pool_size=1)
-        from gateway import read_models as rm
+        from gateway.projection import tables
 
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             async with engine.connect() as conn:
-                if await rm.last_seq(conn, "gateway_projector") >= last_seq:
+                if await tables.last_seq(conn, "gateway_projector") >= last_seq:
                     break
             await asyncio.sleep(0.5)
         await engine.dispose()

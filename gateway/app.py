@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import console, errors, idempotency, mcp_server, openapi
 from gateway.commands import CommandClient
 from gateway.live import FanOut, SessionWatch
-from gateway.projector import Projector
+from gateway.projection.projector import Projector
 from gateway.routes import (
     auth,
     health,

@@ -40,7 +40,7 @@ def projections_rebuild(
     """Rebuild the gateway's read models from sequence 1 into fresh tables and swap them in
     atomically; the live gateway keeps serving the old ones meanwhile. With --verify, report every
     difference between a rebuild and the live read models instead."""
-    from gateway.rebuild import rebuild
+    from gateway.projection.rebuild import rebuild
     from runtime.db import create_engine
 
     if name != "gateway":
@@ -99,7 +99,7 @@ def projections_skip(
     dlq.gateway_projector (to replay it later) and record the skip, which the projector honours
     by passing exactly that sequence. Refused for any sequence but the one it is stalled at,
     unless --force."""
-    from gateway.skip import SkipRefused, skip
+    from gateway.projection.skip import SkipRefused, skip
     from runtime.db import create_engine
 
     nats = nats_url_of(nats_url, state_dir)

@@ -14,7 +14,7 @@ Two cooperating halves, used together through `idempotent(...)` on a route:
   that a retry might change (5xx, 401/403/408/425/429) are not stored: the key is released, so the
   retry is tried for real.
 
-The table is operational state, not a projection: it is not in `read_models.metadata`, so rebuilds
+The table is operational state, not a projection: it is not in `projection.tables.metadata`, so rebuilds
 and replays leave it alone (its metadata is this module's)."""
 
 # Without `from __future__ import annotations`: the dependency made by `idempotent()` names the
@@ -54,8 +54,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.commands import Caller, ErrorCode
-from gateway import read_models as rm
 from gateway.errors import ApiError
+from gateway.projection import tables
 from gateway.security import KeyCaller
 
 log = structlog.get_logger(__name__)
@@ -70,7 +70,7 @@ MAX_STORED_BODY = 256 * 1024
 RETRYABLE_4XX = frozenset({401, 403, 408, 425, 429})
 STATE_KEY = "idempotency"
 
-metadata = MetaData(schema=rm.SCHEMA)
+metadata = MetaData(schema=tables.SCHEMA)
 
 idempotency_keys = Table(
     "idempotency_keys",

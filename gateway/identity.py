@@ -32,8 +32,8 @@ from contracts.events import (
     UserRoleChanged,
     UserStatus,
 )
-from gateway import read_models as rm
 from gateway.errors import ApiError
+from gateway.projection import tables
 
 # What `apply_identity_event` applies: every event of these aggregates.
 IDENTITY_TYPES = frozenset(
@@ -47,14 +47,14 @@ async def apply_identity_event(conn: AsyncConnection, event: EventEnvelope, data
     """Apply one of auth's events to the identity read models; anything else is ignored."""
     if isinstance(data, TenantCreated):
         await conn.execute(
-            insert(rm.tenants)
+            insert(tables.tenants)
             .values(id=event.tenant_id, name=data.name, slug=data.slug, created_at=event.occurred_at)
             .on_conflict_do_nothing()
         )
     elif isinstance(data, UserCreated | UserInvited):
         status = UserStatus.INVITED if isinstance(data, UserInvited) else UserStatus.ACTIVE
         await conn.execute(
-            insert(rm.users)
+            insert(tables.users)
             .values(
                 id=data.user_id,
                 tenant_id=event.tenant_id,
@@ -85,7 +85,7 @@ async def apply_identity_event(conn: AsyncConnection, event: EventEnvelope, data
         await _change_user(conn, event, data.user_id, session_epoch=data.session_epoch)
     elif isinstance(data, IntegrationKeyCreated):
         await conn.execute(
-            insert(rm.integration_keys)
+            insert(tables.integration_keys)
             .values(
                 id=data.key_id,
                 tenant_id=event.tenant_id,
@@ -98,7 +98,7 @@ async def apply_identity_event(conn: AsyncConnection, event: EventEnvelope, data
             .on_conflict_do_nothing()
         )
     elif isinstance(data, IntegrationKeyRevoked):
-        keys = rm.integration_keys
+        keys = tables.integration_keys
         await conn.execute(
             update(keys)
             .where(keys.c.id == data.key_id, keys.c.tenant_id == event.tenant_id, keys.c.revoked_at.is_(None))
@@ -108,11 +108,11 @@ async def apply_identity_event(conn: AsyncConnection, event: EventEnvelope, data
 
 async def _change_user(conn: AsyncConnection, event: EventEnvelope, user_id: str, **values: Any) -> None:
     await conn.execute(
-        update(rm.users)
+        update(tables.users)
         .where(
-            rm.users.c.id == user_id,
-            rm.users.c.tenant_id == event.tenant_id,
-            rm.users.c.version < event.aggregate_version,
+            tables.users.c.id == user_id,
+            tables.users.c.tenant_id == event.tenant_id,
+            tables.users.c.version < event.aggregate_version,
         )
         .values(version=event.aggregate_version, updated_at=event.occurred_at, **values)
     )
@@ -123,7 +123,7 @@ async def _change_user(conn: AsyncConnection, event: EventEnvelope, user_id: str
 
 async def get_principal(conn: AsyncConnection, user_id: str) -> Any:
     """What every authenticated request checks: is the user still active, with which role and epoch."""
-    users = rm.users
+    users = tables.users
     query = select(users.c.tenant_id, users.c.role, users.c.status, users.c.session_epoch).where(
         users.c.id == user_id
     )
@@ -131,30 +131,32 @@ async def get_principal(conn: AsyncConnection, user_id: str) -> Any:
 
 
 async def get_user(conn: AsyncConnection, tenant_id: str, user_id: str) -> Row[Any] | None:
-    query = select(rm.users).where(rm.users.c.id == user_id, rm.users.c.tenant_id == tenant_id)
+    query = select(tables.users).where(tables.users.c.id == user_id, tables.users.c.tenant_id == tenant_id)
     return (await conn.execute(query)).first()
 
 
 async def list_users(conn: AsyncConnection, tenant_id: str, limit: int, after: str | None) -> list[Row[Any]]:
     """Oldest first; ids are UUIDv7-based, so their order is their creation order (keyset on id)."""
-    query = select(rm.users).where(rm.users.c.tenant_id == tenant_id)
+    query = select(tables.users).where(tables.users.c.tenant_id == tenant_id)
     if after is not None:
-        query = query.where(rm.users.c.id > after)
-    return list((await conn.execute(query.order_by(rm.users.c.id).limit(limit + 1))).all())
+        query = query.where(tables.users.c.id > after)
+    return list((await conn.execute(query.order_by(tables.users.c.id).limit(limit + 1))).all())
 
 
 async def get_tenant(conn: AsyncConnection, tenant_id: str) -> Row[Any] | None:
-    return (await conn.execute(select(rm.tenants).where(rm.tenants.c.id == tenant_id))).first()
+    return (await conn.execute(select(tables.tenants).where(tables.tenants.c.id == tenant_id))).first()
 
 
 async def get_integration_key(conn: AsyncConnection, key_id: str) -> Row[Any] | None:
-    return (await conn.execute(select(rm.integration_keys).where(rm.integration_keys.c.id == key_id))).first()
+    return (
+        await conn.execute(select(tables.integration_keys).where(tables.integration_keys.c.id == key_id))
+    ).first()
 
 
 async def list_integration_keys(
     conn: AsyncConnection, tenant_id: str, limit: int, after: str | None
 ) -> list[Row[Any]]:
-    keys = rm.integration_keys
+    keys = tables.integration_keys
     query = select(keys).where(keys.c.tenant_id == tenant_id)
     if after is not None:
         query = query.where(keys.c.id > after)

@@ -39,8 +39,8 @@ from contracts.events import FeedbackVerdict, IncidentState, KeyScope, Role, Sev
 from contracts.integrations import AlertPage, DeployPage
 from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
-from gateway import read_models as rm
 from gateway.errors import ApiError, error_response
+from gateway.incidents import queries, references
 from gateway.routes import incidents as incident_routes
 from gateway.routes import metrics as metric_routes
 from gateway.schemas import FeedbackCreate, MoveCreate, NoteCreate, ResolutionCreate
@@ -236,9 +236,9 @@ async def _resolve(request: Request, tenant_id: str, ref: str) -> Any:
     match = INCIDENT_KEY.fullmatch(ref)
     async with request.app.state.engine.connect() as conn:
         if match:
-            row = await rm.get_incident_by_number(conn, tenant_id, int(match.group(1)))
-        elif (parsed := rm.parse_uuid(ref)) is not None:
-            row = await rm.get_incident(conn, tenant_id, parsed)
+            row = await queries.get_incident_by_number(conn, tenant_id, int(match.group(1)))
+        elif (parsed := references.parse_uuid(ref)) is not None:
+            row = await queries.get_incident(conn, tenant_id, parsed)
         else:
             raise ToolError(f"{ref!r} is not an incident key (like INC-42) nor an incident id (a UUID)")
     if row is None:
@@ -344,17 +344,19 @@ async def _similar(request: Request, key: KeyCaller, ref: str, limit: int) -> Si
     ranked: list[tuple[uuid.UUID, str]] = []
     for item in found.evidence:
         match = LINKED_INCIDENT.search(item.link or "") if item.kind == "similar_incident" else None
-        if match and (linked := rm.parse_uuid(match.group(1))) is not None and linked != row.id:
+        if match and (linked := references.parse_uuid(match.group(1))) is not None and linked != row.id:
             ranked.append((linked, item.summary))
     if ranked:
         async with request.app.state.engine.connect() as conn:
-            rows = {r.id: r for r in await rm.get_incidents(conn, caller.tenant_id, [i for i, _ in ranked])}
+            rows = {
+                r.id: r for r in await queries.get_incidents(conn, caller.tenant_id, [i for i, _ in ranked])
+            }
         items = [(rows[i], why) for i, why in ranked if i in rows][:limit]
         source: Literal["ai_worker", "same_service"] = "ai_worker"
     else:
-        where = rm.IncidentFilter(states=(IncidentState.RESOLVED.value,), service_name=row.service_name)
+        where = queries.IncidentFilter(states=(IncidentState.RESOLVED.value,), service_name=row.service_name)
         async with request.app.state.engine.connect() as conn:
-            candidates, _ = await rm.list_incidents(conn, caller.tenant_id, 50, None, where)
+            candidates, _ = await queries.list_incidents(conn, caller.tenant_id, 50, None, where)
         items = [
             (c, f"resolved incident of the same service ({row.service_name})")
             for c in candidates
@@ -493,7 +495,8 @@ def build_server() -> MCPServer:
         order: Literal["newest", "oldest"] = "newest",
         limit: Annotated[int, Field(ge=1, le=50)] = 20,
         cursor: Annotated[
-            str | None, Field(pattern=rm.CURSOR_PATTERN, description="The previous page's next_cursor")
+            str | None,
+            Field(pattern=references.CURSOR_PATTERN, description="The previous page's next_cursor"),
         ] = None,
     ) -> IncidentList:
         """Find incidents of this organisation, newest first, by state, severity, service, assignee,

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from contracts.subjects import SERVICES
 from gateway.errors import error_response
 from gateway.live import FanOut
-from gateway.projector import Projector
+from gateway.projection.projector import Projector
 from gateway.settings import GatewaySettings
 from runtime.metrics import (
     FAST_BUCKETS,

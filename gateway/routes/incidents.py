@@ -22,9 +22,9 @@ from contracts.commands import (
 )
 from contracts.events import IncidentState, Severity
 from contracts.wire import NO_NUL
-from gateway import read_models as rm
 from gateway.errors import ApiError, declare
 from gateway.idempotency import idempotent, reservation_of
+from gateway.incidents import queries, references
 from gateway.schemas import (
     DateTimeQuery,
     EvidenceItemRead,
@@ -72,11 +72,11 @@ def _read(row: Any) -> IncidentRead:
 
 async def _visible_incident(request: Request, tenant_id: str, incident_id: str) -> Any:
     """The incident if it exists in the caller's tenant; another tenant's is as absent as a missing one."""
-    parsed = rm.parse_uuid(incident_id)
+    parsed = references.parse_uuid(incident_id)
     if parsed is None:
         raise NOT_FOUND
     async with request.app.state.engine.connect() as conn:
-        row = await rm.get_incident(conn, tenant_id, parsed)
+        row = await queries.get_incident(conn, tenant_id, parsed)
     if row is None:
         raise NOT_FOUND
     return row
@@ -87,7 +87,7 @@ async def _answer_write(request: Request, caller_tenant: str, accepted: Incident
     state = request.app.state
     if await state.projector.wait_for(accepted.seq, state.settings.read_your_writes_timeout_seconds):
         async with state.engine.connect() as conn:
-            row = await rm.get_incident(conn, caller_tenant, uuid.UUID(accepted.incident.id))
+            row = await queries.get_incident(conn, caller_tenant, uuid.UUID(accepted.incident.id))
         if row is not None:
             return _read(row)
     return IncidentRead.model_validate(accepted.incident.model_dump())
@@ -138,7 +138,10 @@ async def list_incidents(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None,
-        Query(pattern=rm.CURSOR_PATTERN, description="The previous page's `next_cursor`, as it was given"),
+        Query(
+            pattern=references.CURSOR_PATTERN,
+            description="The previous page's `next_cursor`, as it was given",
+        ),
     ] = None,
     state: StatesFilter = None,
     severity: SeveritiesFilter = None,
@@ -155,8 +158,8 @@ async def list_incidents(
 ) -> IncidentPage:
     """The caller's incidents, newest first unless `order=oldest`, with optional filters. Pass
     `next_cursor` back as `cursor` (with the same filters) for the next page."""
-    after = rm.decode_cursor(cursor) if cursor else None
-    where = rm.IncidentFilter(
+    after = references.decode_cursor(cursor) if cursor else None
+    where = queries.IncidentFilter(
         states=_several(state),
         severities=_several(severity),
         service_name=service,
@@ -167,7 +170,7 @@ async def list_incidents(
         oldest_first=order == "oldest",
     )
     async with request.app.state.engine.connect() as conn:
-        rows, next_cursor = await rm.list_incidents(conn, caller.tenant_id, limit, after, where)
+        rows, next_cursor = await queries.list_incidents(conn, caller.tenant_id, limit, after, where)
     return IncidentPage(items=[_read(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -258,9 +261,9 @@ async def get_hypotheses(
     (a new one follows new evidence) is numbered; `?version=N` returns an older one."""
     incident = await _visible_incident(request, caller.tenant_id, incident_id)
     async with request.app.state.engine.connect() as conn:
-        row = await rm.get_hypotheses(conn, caller.tenant_id, incident.id, version)
+        row = await queries.get_hypotheses(conn, caller.tenant_id, incident.id, version)
         evidence = (
-            await rm.get_evidence(conn, caller.tenant_id, incident.id, row.generation)
+            await queries.get_evidence(conn, caller.tenant_id, incident.id, row.generation)
             if row is not None
             else None
         )
@@ -269,7 +272,7 @@ async def get_hypotheses(
             raise ApiError(404, ErrorCode.NOT_FOUND.value, f"no generation {version} of hypotheses")
         return HypothesesRead(status="pending", items=[])
     async with request.app.state.engine.connect() as conn:
-        verdicts = await rm.feedback_counts(conn, caller.tenant_id, incident.id, row.generation)
+        verdicts = await queries.feedback_counts(conn, caller.tenant_id, incident.id, row.generation)
     return HypothesesRead(
         status="ready",
         engine=row.engine,
@@ -292,7 +295,7 @@ async def get_timeline(incident_id: IncidentId, caller: CallerDep, request: Requ
     """Everything that happened to the incident, in stream order, each with its actor and time."""
     incident = await _visible_incident(request, caller.tenant_id, incident_id)
     async with request.app.state.engine.connect() as conn:
-        rows = await rm.get_timeline(conn, caller.tenant_id, incident.id)
+        rows = await queries.get_timeline(conn, caller.tenant_id, incident.id)
     return TimelineRead(
         items=[
             TimelineEntryRead(id=str(r.event_id), seq=r.seq, kind=r.kind, actor=r.actor, at=r.at, data=r.data)

@@ -5,8 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from gateway import read_models as rm
 from gateway.accuracy import Confirmation, Generation, Resolved, engine_accuracy
+from gateway.incident_metrics import queries as metric_queries
 from gateway.schemas import DateTimeQuery, EngineAccuracyRead, HypothesisMetricsRead, IncidentMetricsRead
 from gateway.security import CallerDep
 
@@ -42,7 +42,7 @@ async def incident_metrics(
     incidents created per UTC day. `open` counts the incidents not resolved now, whatever the window."""
     start, end = window(created_from, created_to, DEFAULT_WINDOW)
     async with request.app.state.engine.connect() as conn:
-        figures = await rm.incident_metrics(conn, caller.tenant_id, start, end)
+        figures = await metric_queries.incident_metrics(conn, caller.tenant_id, start, end)
     return IncidentMetricsRead(created_from=start, created_to=end, **figures)
 
 
@@ -65,7 +65,9 @@ async def hypothesis_metrics(
     rank, so a console can show how often a "70 %" hypothesis was right."""
     start, end = window(resolved_from, resolved_to, ACCURACY_WINDOW)
     async with request.app.state.engine.connect() as conn:
-        resolved, generations, confirmations = await rm.accuracy_inputs(conn, caller.tenant_id, start, end)
+        resolved, generations, confirmations = await metric_queries.accuracy_inputs(
+            conn, caller.tenant_id, start, end
+        )
     results = engine_accuracy(
         [Resolved(r.id, r.created_at, r.resolved_at) for r in resolved],
         [Generation(g.incident_id, g.engine, g.generated_at, g.items) for g in generations],

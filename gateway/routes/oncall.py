@@ -20,8 +20,8 @@ from contracts.commands import Caller, Done, ErrorCode
 from contracts.events import SERVICE_NAME, Role
 from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
-from gateway import read_models as rm
 from gateway.errors import ApiError, declare
+from gateway.projection import tables
 from gateway.schemas import (
     UUID_PATTERN,
     CalendarFeedRead,
@@ -294,8 +294,8 @@ async def _known_members(request: Request, tenant_id: str, members: list[str]) -
     exist (a policy's schedule, a rule's policy). Deactivated members are oncall's 409."""
     async with request.app.state.engine.connect() as conn:
         rows = await conn.execute(
-            select(rm.users.c.id, rm.users.c.status).where(
-                rm.users.c.tenant_id == tenant_id, rm.users.c.id.in_(set(members))
+            select(tables.users.c.id, tables.users.c.status).where(
+                tables.users.c.tenant_id == tenant_id, tables.users.c.id.in_(set(members))
             )
         )
         known = {r.id: r.status for r in rows}

@@ -25,9 +25,9 @@ from contracts.commands import (
 )
 from contracts.events import FollowUpSnapshot, IncidentSnapshot
 from contracts.wire import NO_NUL
-from gateway import read_models as rm
 from gateway.errors import ApiError, declare
 from gateway.idempotency import reservation_of
+from gateway.incidents import queries, references
 from gateway.routes.incidents import COMMAND, Idempotent, IncidentId, _visible_incident
 from gateway.schemas import (
     FollowUpCreate,
@@ -84,7 +84,7 @@ async def _answer_postmortem(
     state = request.app.state
     if await state.projector.wait_for(accepted.seq, state.settings.read_your_writes_timeout_seconds):
         async with state.engine.connect() as conn:
-            row = await rm.get_postmortem(conn, tenant_id, uuid.UUID(accepted.postmortem.incident_id))
+            row = await queries.get_postmortem(conn, tenant_id, uuid.UUID(accepted.postmortem.incident_id))
         if row is not None and row.version >= accepted.postmortem.version:
             return _postmortem_read(row)
     return PostmortemRead.model_validate(accepted.postmortem.model_dump())
@@ -111,9 +111,9 @@ async def draft_postmortem(incident_id: IncidentId, caller: CallerDep, request: 
     state = request.app.state
     incident = await _visible_incident(request, caller.tenant_id, incident_id)
     async with state.engine.connect() as conn:
-        timeline = await rm.get_timeline(conn, caller.tenant_id, incident.id)
-        people = await rm.people(conn, caller.tenant_id)
-        follow_ups = await rm.incident_follow_ups(conn, caller.tenant_id, incident.id)
+        timeline = await queries.get_timeline(conn, caller.tenant_id, incident.id)
+        people = await queries.people(conn, caller.tenant_id)
+        follow_ups = await queries.incident_follow_ups(conn, caller.tenant_id, incident.id)
     entries = [
         LogEntry(event_id=str(r.event_id), seq=r.seq, kind=r.kind, actor=r.actor, at=r.at, data=r.data)
         for r in timeline
@@ -143,7 +143,7 @@ async def get_postmortem(incident_id: IncidentId, caller: CallerDep, request: Re
     """The postmortem's current version (404 until a draft exists)."""
     incident = await _visible_incident(request, caller.tenant_id, incident_id)
     async with request.app.state.engine.connect() as conn:
-        row = await rm.get_postmortem(conn, caller.tenant_id, incident.id)
+        row = await queries.get_postmortem(conn, caller.tenant_id, incident.id)
     if row is None:
         raise NO_POSTMORTEM
     return _postmortem_read(row)
@@ -158,7 +158,7 @@ async def export_postmortem(incident_id: IncidentId, caller: CallerDep, request:
     """The postmortem's current version as a markdown file."""
     incident = await _visible_incident(request, caller.tenant_id, incident_id)
     async with request.app.state.engine.connect() as conn:
-        row = await rm.get_postmortem(conn, caller.tenant_id, incident.id)
+        row = await queries.get_postmortem(conn, caller.tenant_id, incident.id)
     if row is None:
         raise NO_POSTMORTEM
     name = f"{incident.key}-postmortem-v{row.version}.md"
@@ -211,7 +211,7 @@ async def incident_follow_ups(incident_id: IncidentId, caller: CallerDep, reques
     """The incident's follow-up actions, oldest first."""
     incident = await _visible_incident(request, caller.tenant_id, incident_id)
     async with request.app.state.engine.connect() as conn:
-        rows = await rm.incident_follow_ups(conn, caller.tenant_id, incident.id)
+        rows = await queries.incident_follow_ups(conn, caller.tenant_id, incident.id)
     return FollowUpList(
         items=[
             _follow_up_read(r).model_copy(
@@ -285,13 +285,16 @@ async def list_follow_ups(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None,
-        Query(pattern=rm.CURSOR_PATTERN, description="The previous page's `next_cursor`, as it was given"),
+        Query(
+            pattern=references.CURSOR_PATTERN,
+            description="The previous page's `next_cursor`, as it was given",
+        ),
     ] = None,
 ) -> FollowUpPage:
     """Every incident's follow-up actions, oldest first, with their incident's key and title:
     `state=open` for what is still to do."""
-    after = rm.decode_cursor(cursor) if cursor else None
+    after = references.decode_cursor(cursor) if cursor else None
     done = {"open": False, "done": True, "all": None}[state]
     async with request.app.state.engine.connect() as conn:
-        rows, next_cursor = await rm.list_follow_ups(conn, caller.tenant_id, done, limit, after)
+        rows, next_cursor = await queries.list_follow_ups(conn, caller.tenant_id, done, limit, after)
     return FollowUpPage(items=[_follow_up_read(r) for r in rows], next_cursor=next_cursor)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.read_models import PROJECTION_LOCK
+from gateway.projection.tables import PROJECTION_LOCK
 from tests.conftest import Tenant
 from tests.e2e.test_auth_keys import create_key
 from tests.e2e.test_auth_users import bearer, member

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.client import connect
 
 from contracts.subjects import SERVICES
-from gateway.skip import SkipRefused, skip
+from gateway.projection.skip import SkipRefused, skip
 from sre_copilot.supervisor import Platform
 from tests.conftest import INCIDENT, Tenant
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
-from gateway.rebuild import rebuild
+from gateway.projection.rebuild import rebuild
 from runtime.replay import StoredEvent, read_events, subject_filters
 from sre_copilot.embedded import free_port
 from sre_copilot.supervisor import Platform

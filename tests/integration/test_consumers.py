@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ai_worker import db as ai_db
 from contracts.envelope import EventEnvelope
 from contracts.events import IncidentState
-from gateway import read_models as rm
-from gateway.projector import apply_event
+from gateway.incidents import queries
+from gateway.projection.projector import apply_event
 from tests.conftest import INCIDENT, Tenant
 from tests.events import created
 from tests.events import moved as move
@@ -79,8 +79,8 @@ async def test_projector_apply_is_idempotent(engine: AsyncEngine) -> None:
             await apply_event(conn, 10_000_001, created_ev, payload_of(created_ev))
             await apply_event(conn, 10_000_002, moved, payload_of(moved))
             await apply_event(conn, 10_000_001, created_ev, payload_of(created_ev))
-        row = await rm.get_incident(conn, tenant_id, incident_id)
-        timeline = await rm.get_timeline(conn, tenant_id, incident_id)
+        row = await queries.get_incident(conn, tenant_id, incident_id)
+        timeline = await queries.get_timeline(conn, tenant_id, incident_id)
         await transaction.rollback()
     assert row is not None
     assert row.state == "acknowledged" and row.version == 2 and row.acknowledged_at is not None
@@ -141,7 +141,7 @@ async def test_an_event_naming_another_tenants_incident_writes_nothing_into_it(e
     """Defence in depth (an `events import` could name any incident id): the incident row, its
     hypotheses and its timeline stay the owner's."""
     from contracts.events import Hypothesis, HypothesisGenerated, payload_of
-    from gateway.projection import apply_batch
+    from gateway.projection.apply import apply_batch
 
     owner, intruder = f"t_{uuid.uuid4().hex}", f"t_{uuid.uuid4().hex}"
     mine = created(owner)
@@ -166,9 +166,9 @@ async def test_an_event_naming_another_tenants_incident_writes_nothing_into_it(e
     async with engine.connect() as conn, conn.begin() as transaction:
         events = [mine, forged_move, forged_hypotheses]
         await apply_batch(conn, [(20_000_000 + n, e, payload_of(e)) for n, e in enumerate(events)])
-        row = await rm.get_incident(conn, owner, uuid.UUID(incident_id))
-        hypotheses = await rm.get_hypotheses(conn, owner, uuid.UUID(incident_id))
-        timeline = await rm.get_timeline(conn, owner, uuid.UUID(incident_id))
+        row = await queries.get_incident(conn, owner, uuid.UUID(incident_id))
+        hypotheses = await queries.get_hypotheses(conn, owner, uuid.UUID(incident_id))
+        timeline = await queries.get_timeline(conn, owner, uuid.UUID(incident_id))
         await transaction.rollback()
     assert row is not None and row.state == "detected" and row.tenant_id == owner
     assert hypotheses is None

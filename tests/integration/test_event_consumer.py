@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import EventEnvelope
 from contracts.subjects import DLQ_STREAM, EVENTS_STREAM, dead_letter_replay_subject, dead_letter_subject
-from gateway.skip import skip
+from gateway.projection.skip import skip
 from incidents import db as incidents_db
 from runtime.bus import publish_event
 from runtime.consumer import Delivery, EventConsumer, RetryLater

@@ -14,9 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import EventEnvelope
-from gateway import read_models as rm
-from gateway.leadership import PROJECTION_CHANNEL, PROJECTOR_LEASE_LOCK, Lease, LeaseLost
-from gateway.projector import Projector
+from gateway.projection import tables
+from gateway.projection.leadership import PROJECTION_CHANNEL, PROJECTOR_LEASE_LOCK, Lease, LeaseLost
+from gateway.projection.projector import Projector
 from runtime.replay import StoredEvent, read_events, subject_filters
 from tests.conftest import INCIDENT, register_tenant
 
@@ -43,7 +43,7 @@ async def test_a_second_gateway_follows_the_writer_and_feeds_its_websockets_in_o
     try:
         await until(lambda: follower.role == "follower")
         async with engine.connect() as conn:
-            start = await rm.last_seq(conn, follower.name)
+            start = await tables.last_seq(conn, follower.name)
         tenant = await register_tenant(client, f"Lease {uuid.uuid4().hex[:6]}")
         ids = []
         for n in range(5):
@@ -59,7 +59,7 @@ async def test_a_second_gateway_follows_the_writer_and_feeds_its_websockets_in_o
 
         # The follower learns each of the writer's checkpoints (read-your-writes on any gateway).
         async with engine.connect() as conn:
-            written = await rm.last_seq(conn, follower.name)
+            written = await tables.last_seq(conn, follower.name)
         assert await follower.wait_for(written, timeout=10), (follower.checkpoint, written)
         assert follower.role == "follower", "two gateways held the lease"
 

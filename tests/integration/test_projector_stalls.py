@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from contracts.envelope import EventEnvelope
 from contracts.events import IncidentState, IncidentStateChanged
 from contracts.subjects import dead_letter_replay_subject
-from gateway.skip import SkipRefused, skip
+from gateway.projection.skip import SkipRefused, skip
 from sre_copilot.cli import app as cli
 from sre_copilot.embedded import free_port
 from sre_copilot.supervisor import Platform

@@ -26,9 +26,10 @@ from ai_worker.rerun import rerun
 from ai_worker.settings import AiWorkerSettings
 from contracts import upcasters
 from contracts.envelope import EventEnvelope
-from gateway import read_models as rm
-from gateway.rebuild import RebuildError, rebuild
-from gateway.skip import skip
+from gateway.incidents import queries
+from gateway.projection import tables
+from gateway.projection.rebuild import RebuildError, rebuild
+from gateway.projection.skip import skip
 from runtime.bus import connect
 from runtime.db import create_engine
 from runtime.replay import StoredEvent, import_events, read_events, subject_filters
@@ -64,7 +65,7 @@ async def caught_up(engine: AsyncEngine, js: JetStreamContext, seconds: float = 
     while time.monotonic() < deadline:
         last = (await js.stream_info("EVENTS")).state.last_seq
         async with engine.connect() as conn:
-            if await rm.last_seq(conn, "gateway_projector") >= last:
+            if await tables.last_seq(conn, "gateway_projector") >= last:
                 return
         await asyncio.sleep(0.1)
     raise AssertionError("the projector did not catch up")
@@ -177,7 +178,7 @@ async def test_an_old_event_version_is_upcast_on_replay(
     report = await rebuild(engine, js)  # this process knows the upcaster; the timeline gets the note
     assert report.swapped
     async with engine.begin() as conn:
-        entries = await rm.get_timeline(conn, tenant.tenant_id, uuid.UUID(incident_id))
+        entries = await queries.get_timeline(conn, tenant.tenant_id, uuid.UUID(incident_id))
         # Leave the read models as the live projector left them (it was told to skip v0).
         await conn.execute(
             text("DELETE FROM gateway.timeline WHERE incident_id = :id"), {"id": uuid.UUID(incident_id)}
@@ -297,7 +298,7 @@ async def tenant_read_models(engine: AsyncEngine, tenant_id: str) -> dict[str, l
     """Every read-model row of a tenant, minus what is local to an installation (stream sequences)."""
     found: dict[str, list[tuple[Any, ...]]] = {}
     async with engine.connect() as conn:
-        for table in rm.metadata.sorted_tables:
+        for table in tables.metadata.sorted_tables:
             if "tenant_id" not in table.c:
                 continue
             columns = [c for c in table.c if c.name != "seq"]

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ai_worker.handlers import apply_incident_event
 from contracts.envelope import EventEnvelope
 from contracts.events import IncidentStateChanged, payload_of
-from gateway.projection import apply_batch
+from gateway.projection.apply import apply_batch
 from integrations.outbound import apply_to_view
 from tests.events import incident_history, snapshot_of
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from contracts.envelope import EventEnvelope
 from contracts.events import IncidentState, Severity, payload_of
-from gateway.projection import Item, fold_incidents
+from gateway.projection.apply import Item, fold_incidents
 from tests.events import created, edited, incident_history, moved, snapshot_of
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

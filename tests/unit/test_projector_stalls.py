@@ -13,8 +13,8 @@ from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
 from contracts.envelope import EventEnvelope
 from contracts.events import CURRENT_VERSION, IncidentCreated, IncidentState, Severity
-from gateway.projector import StallReason, decode
-from gateway.skip import dead_letter_headers
+from gateway.projection.projector import StallReason, decode
+from gateway.projection.skip import dead_letter_headers
 from runtime.db import is_transaction_conflict, is_unavailable
 
 

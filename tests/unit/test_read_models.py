@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from gateway.read_models import CURSOR_PATTERN, decode_cursor, encode_cursor, parse_uuid
+from gateway.incidents.references import CURSOR_PATTERN, decode_cursor, encode_cursor, parse_uuid
 
 AT = datetime(2026, 1, 10, 12, 30, 15, 123456, tzinfo=UTC)
 ID = uuid.UUID("0190f2c4-6a1b-7cde-8f00-112233445566")

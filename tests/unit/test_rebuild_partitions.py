@@ -6,7 +6,7 @@ from contracts.events import EVENT_TYPES
 from contracts.events import INCIDENT_EVENT_TYPES as INCIDENT_TYPES
 from contracts.subjects import event_subject
 from gateway.identity import IDENTITY_TYPES
-from gateway.rebuild import partitions
+from gateway.projection.rebuild import partitions
 
 
 def matches(pattern: str, subject: str) -> bool:

@@ -48,9 +48,9 @@ from contracts.commands import ErrorBody, ErrorCode, ErrorReply
 from contracts.envelope import EventEnvelope
 from contracts.events import CURRENT_VERSION, EventData, payload_of
 from contracts.subjects import EVENTS_STREAM, GATEWAY_PROJECTOR, all_events, dead_letter_replay_subject
-from gateway import read_models as rm
-from gateway.leadership import PROJECTION_CHANNEL, FollowerFeed, Lease, LeaseLost
-from gateway.projection import apply_batch
+from gateway.projection import tables
+from gateway.projection.apply import apply_batch
+from gateway.projection.leadership import PROJECTION_CHANNEL, FollowerFeed, Lease, LeaseLost
 from runtime import tracing
 from runtime.consumer import through_outages
 from runtime.db import is_transaction_conflict, is_unavailable, unavailable_message
@@ -170,24 +170,24 @@ async def apply_event(conn: AsyncConnection, seq: int, event: EventEnvelope, dat
 
 
 async def _hold_projection_lock(conn: AsyncConnection) -> None:
-    await conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": rm.PROJECTION_LOCK})
+    await conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": tables.PROJECTION_LOCK})
 
 
 async def save_checkpoint(conn: AsyncConnection, name: str, seq: int) -> None:
-    statement = insert(rm.checkpoints).values(name=name, last_seq=seq)
+    statement = insert(tables.checkpoints).values(name=name, last_seq=seq)
     await conn.execute(
         statement.on_conflict_do_update(
-            index_elements=[rm.checkpoints.c.name],
+            index_elements=[tables.checkpoints.c.name],
             set_={"last_seq": statement.excluded.last_seq},
-            where=rm.checkpoints.c.last_seq < statement.excluded.last_seq,
+            where=tables.checkpoints.c.last_seq < statement.excluded.last_seq,
         )
     )
 
 
 async def recorded_skips(conn: AsyncConnection, first: int, last: int) -> dict[int, str]:
     """The sequences in [first, last] an operator told the projector to skip, with the reason."""
-    query = select(rm.projection_skips.c.seq, rm.projection_skips.c.reason).where(
-        rm.projection_skips.c.seq.between(first, last)
+    query = select(tables.projection_skips.c.seq, tables.projection_skips.c.reason).where(
+        tables.projection_skips.c.seq.between(first, last)
     )
     return {int(seq): reason for seq, reason in await conn.execute(query)}
 
@@ -251,7 +251,7 @@ class Projector:
 
     async def start(self) -> None:
         async with self.engine.connect() as conn:
-            self.checkpoint = await rm.last_seq(conn, self.name)
+            self.checkpoint = await tables.last_seq(conn, self.name)
         self._task = asyncio.create_task(self._lifecycle(), name="gateway-projector")
 
     async def _lifecycle(self) -> None:
@@ -504,7 +504,7 @@ class Projector:
                 # Delivered to the other gateways at commit: their waiters and feeds move on.
                 notify = text("SELECT pg_notify(:channel, :seq)")
                 await conn.execute(notify, {"channel": PROJECTION_CHANNEL, "seq": str(last)})
-                stalls = rm.projection_stalls
+                stalls = tables.projection_stalls
                 await conn.execute(delete(stalls).where(stalls.c.name == self.name, stalls.c.seq <= last))
             return {}
 
@@ -674,9 +674,9 @@ class Projector:
             "since": stall.since,
             "updated_at": datetime.now(UTC),
         }
-        statement = insert(rm.projection_stalls).values(values)
+        statement = insert(tables.projection_stalls).values(values)
         statement = statement.on_conflict_do_update(
-            index_elements=[rm.projection_stalls.c.name],
+            index_elements=[tables.projection_stalls.c.name],
             set_={k: statement.excluded[k] for k in values if k != "name"},
         )
         try:
@@ -719,7 +719,7 @@ class Projector:
         async def work() -> int | None:
             async with self.engine.begin() as conn:
                 await _hold_projection_lock(conn)
-                checkpoint = await rm.last_seq(conn, self.name)
+                checkpoint = await tables.last_seq(conn, self.name)
                 if seq > checkpoint:
                     return checkpoint
                 await apply_batch(conn, _items([item]))

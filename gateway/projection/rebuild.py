@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.events import EVENT_TYPES, EventData, UnknownEventType, payload_of
 from contracts.subjects import EVENTS_PREFIX, EVENTS_STREAM, GATEWAY_PROJECTOR, all_events
-from gateway import read_models as rm
-from gateway.projection import Item, apply_batch
+from gateway.projection import tables
+from gateway.projection.apply import Item, apply_batch
 from runtime.bus import connect
 from runtime.db import create_engine
 from runtime.replay import StoredEvent, read_events
@@ -65,11 +65,11 @@ class RebuildReport:
 
 
 def _scratch(conn: AsyncConnection) -> Any:
-    return conn.execution_options(schema_translate_map={rm.SCHEMA: SCRATCH})
+    return conn.execution_options(schema_translate_map={tables.SCHEMA: SCRATCH})
 
 
 def _projected_tables() -> list[Table]:
-    return [t for t in rm.metadata.sorted_tables if t.name not in rm.CONTROL_TABLES]
+    return [t for t in tables.metadata.sorted_tables if t.name not in tables.CONTROL_TABLES]
 
 
 async def _prepare(engine: AsyncEngine) -> None:
@@ -80,8 +80,8 @@ async def _prepare(engine: AsyncEngine) -> None:
         await conn.execute(text(f"DROP SCHEMA IF EXISTS {SCRATCH} CASCADE"))
         await conn.execute(text(f"CREATE SCHEMA {SCRATCH}"))
         scratch = await _scratch(conn)
-        await scratch.run_sync(rm.metadata.create_all)
-        for table in rm.metadata.sorted_tables:
+        await scratch.run_sync(tables.metadata.create_all)
+        for table in tables.metadata.sorted_tables:
             await conn.execute(text(f"ALTER TABLE {SCRATCH}.{table.name} SET UNLOGGED"))
         secondary = await conn.execute(
             text(
@@ -271,7 +271,7 @@ async def _differences(conn: AsyncConnection) -> list[TableDifference]:
     for table in _projected_tables():
         columns = ", ".join(f'"{c.name}"' for c in table.columns)
         keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
-        live, rebuilt = f"{rm.SCHEMA}.{table.name}", f"{SCRATCH}.{table.name}"
+        live, rebuilt = f"{tables.SCHEMA}.{table.name}", f"{SCRATCH}.{table.name}"
 
         async def only(a: str, b: str, cols: str = columns, pk: str = keys) -> tuple[int, list[str]]:
             query = f"SELECT {pk} FROM (SELECT {cols} FROM {a} EXCEPT SELECT {cols} FROM {b}) d"
@@ -290,8 +290,8 @@ async def _differences(conn: AsyncConnection) -> list[TableDifference]:
 async def _swap(conn: AsyncConnection) -> None:
     for table in _projected_tables():
         columns = ", ".join(f'"{c.name}"' for c in table.columns)
-        await conn.execute(text(f"DELETE FROM {rm.SCHEMA}.{table.name}"))
-        live, rebuilt = f"{rm.SCHEMA}.{table.name}", f"{SCRATCH}.{table.name}"
+        await conn.execute(text(f"DELETE FROM {tables.SCHEMA}.{table.name}"))
+        live, rebuilt = f"{tables.SCHEMA}.{table.name}", f"{SCRATCH}.{table.name}"
         await conn.execute(text(f"INSERT INTO {live} ({columns}) SELECT {columns} FROM {rebuilt}"))
 
 
@@ -301,7 +301,7 @@ async def _until_live_reaches(engine: AsyncEngine, seq: int, timeout: float = 60
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         async with engine.connect() as conn:
-            if await rm.last_seq(conn, GATEWAY_PROJECTOR) >= seq:
+            if await tables.last_seq(conn, GATEWAY_PROJECTOR) >= seq:
                 return
         await asyncio.sleep(0.2)
 
@@ -329,8 +329,8 @@ async def rebuild(
     await _until_live_reaches(engine, first_pass_end)
     # Phase 2, with the live projector paused between two of its batches.
     async with engine.begin() as conn:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": rm.PROJECTION_LOCK})
-        live_seq = await rm.last_seq(conn, GATEWAY_PROJECTOR)
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": tables.PROJECTION_LOCK})
+        live_seq = await tables.last_seq(conn, GATEWAY_PROJECTOR)
         await _replay(engine, js, report, first_pass_end, live_seq, progress, conn)
         report.up_to_seq = max(live_seq, first_pass_end)
         if verify:

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import EventEnvelope
 from contracts.subjects import DLQ_STREAM, EVENTS_STREAM, GATEWAY_PROJECTOR, dead_letter_subject
-from gateway import read_models as rm
-from gateway.projector import recorded_skips
+from gateway.projection import tables
+from gateway.projection.projector import recorded_skips
 
 SKIPPED_HEADER = "Dlq-Skipped-By-Operator"
 DEFAULT_REASON = "skipped by an operator"
@@ -92,9 +92,9 @@ async def skip(
     `wait_seconds` for it to. Raises SkipRefused when there is nothing to skip, or (without
     `force`) when the projector is not stalled at `seq`."""
     reason = (reason or "").strip() or DEFAULT_REASON
-    stalls = rm.projection_stalls
+    stalls = tables.projection_stalls
     async with engine.connect() as conn:
-        checkpoint = await rm.last_seq(conn, GATEWAY_PROJECTOR)
+        checkpoint = await tables.last_seq(conn, GATEWAY_PROJECTOR)
         stall = (await conn.execute(select(stalls).where(stalls.c.name == GATEWAY_PROJECTOR))).first()
         earlier = (await recorded_skips(conn, seq, seq)).get(seq)
     if earlier is not None:
@@ -148,26 +148,26 @@ async def skip(
     async with engine.begin() as conn:
         await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
         try:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": rm.PROJECTION_LOCK})
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": tables.PROJECTION_LOCK})
         except Exception as exc:
             if getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03":  # lock_not_available
                 raise SkipRefused(
                     "the projection lock is held (a rebuild swapping the read models?); try again"
                 ) from exc
             raise
-        checkpoint = await rm.last_seq(conn, GATEWAY_PROJECTOR)
+        checkpoint = await tables.last_seq(conn, GATEWAY_PROJECTOR)
         if seq <= checkpoint:
             raise SkipRefused(
                 f"the projector applied sequence {seq} meanwhile: nothing skipped "
                 "(replaying the copy in the DLQ changes nothing)"
             )
         await conn.execute(
-            insert(rm.projection_skips).values(seq=seq, reason=reason).on_conflict_do_nothing()
+            insert(tables.projection_skips).values(seq=seq, reason=reason).on_conflict_do_nothing()
         )
 
     deadline = time.monotonic() + wait_seconds
     while checkpoint < seq and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
         async with engine.connect() as conn:
-            checkpoint = await rm.last_seq(conn, GATEWAY_PROJECTOR)
+            checkpoint = await tables.last_seq(conn, GATEWAY_PROJECTOR)
     return SkipReport(seq, event_type, event_id, stored is not None, False, checkpoint >= seq, checkpoint)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, GATEWAY_PROJECTOR, all_events
-from gateway import read_models as rm
+from gateway.projection import tables
 
 log = structlog.get_logger(__name__)
 
@@ -94,8 +94,8 @@ class Lease:
         """The committed checkpoint and the recorded stall (as the writer left them)."""
         try:
             conn = await self._connection()
-            checkpoint = await rm.last_seq(conn, GATEWAY_PROJECTOR)
-            stalls = rm.projection_stalls
+            checkpoint = await tables.last_seq(conn, GATEWAY_PROJECTOR)
+            stalls = tables.projection_stalls
             stall = (await conn.execute(select(stalls).where(stalls.c.name == GATEWAY_PROJECTOR))).first()
             await conn.commit()
         except BaseException:

@@ -37,8 +37,8 @@ from contracts.events import (
     PostmortemEdited,
     PostmortemPublished,
 )
-from gateway import read_models as rm
 from gateway.identity import IDENTITY_TYPES, apply_identity_event
+from gateway.projection import tables
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +65,7 @@ TIMELINE_TYPES = frozenset(
 )
 # Fields an incident row takes from a legacy (v1, snapshot-less) `incident.updated`.
 UPDATABLE = frozenset({"title", "description", "service_name", "severity", "assignee_id"})
-INCIDENT_COLUMNS = tuple(c.name for c in rm.incidents.columns)
+INCIDENT_COLUMNS = tuple(c.name for c in tables.incidents.columns)
 IncidentEvent = IncidentCreated | IncidentStateChanged | IncidentUpdated
 
 
@@ -154,7 +154,7 @@ async def _insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]
 
 async def _stored_incidents(conn: AsyncConnection, ids: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     result = await conn.exec_driver_sql(
-        f"SELECT * FROM {_table_name(conn, rm.incidents)} WHERE id = any($1::uuid[])", (list(ids),)
+        f"SELECT * FROM {_table_name(conn, tables.incidents)} WHERE id = any($1::uuid[])", (list(ids),)
     )
     names = list(result.keys())
     return {row[0]: dict(zip(names, row, strict=True)) for row in result}
@@ -163,7 +163,7 @@ async def _stored_incidents(conn: AsyncConnection, ids: set[uuid.UUID]) -> dict[
 _KEEP = ("id", "tenant_id", "key", "number", "created_by", "created_at")
 _INCIDENT_UPSERT = (
     "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f'"{c.name}" = excluded."{c.name}"' for c in rm.incidents.columns if c.name not in _KEEP)
+    + ", ".join(f'"{c.name}" = excluded."{c.name}"' for c in tables.incidents.columns if c.name not in _KEEP)
     + ' WHERE {table}."version" < excluded."version" AND {table}."tenant_id" = excluded."tenant_id"'
 )
 
@@ -233,10 +233,10 @@ def _rows(items: Sequence[Item]) -> dict[Table, list[dict[str, Any]]]:
                 }
             )
     return {
-        rm.hypotheses: hypotheses,
-        rm.evidence: evidence,
-        rm.hypothesis_feedback: feedback,
-        rm.timeline: timeline,
+        tables.hypotheses: hypotheses,
+        tables.evidence: evidence,
+        tables.hypothesis_feedback: feedback,
+        tables.timeline: timeline,
     }
 
 
@@ -290,8 +290,8 @@ def _newer(table: Table, key: str) -> str:
     )
 
 
-_POSTMORTEM_UPSERT = _newer(rm.postmortems, "tenant_id, incident_id")
-_FOLLOW_UP_UPSERT = _newer(rm.follow_ups, "id")
+_POSTMORTEM_UPSERT = _newer(tables.postmortems, "tenant_id, incident_id")
+_FOLLOW_UP_UPSERT = _newer(tables.follow_ups, "id")
 
 
 async def apply_batch(conn: AsyncConnection, items: Sequence[Item]) -> None:
@@ -304,16 +304,16 @@ async def apply_batch(conn: AsyncConnection, items: Sequence[Item]) -> None:
     if touched:
         rows = fold_incidents(await _stored_incidents(conn, touched), items)
         if rows:
-            upsert = _INCIDENT_UPSERT.format(table=_table_name(conn, rm.incidents))
-            await _insert(conn, rm.incidents, list(rows.values()), upsert)
+            upsert = _INCIDENT_UPSERT.format(table=_table_name(conn, tables.incidents))
+            await _insert(conn, tables.incidents, list(rows.values()), upsert)
 
     postmortems, follow_ups = _latest_versions(items)
     if postmortems:
-        upsert = _POSTMORTEM_UPSERT.format(table=_table_name(conn, rm.postmortems))
-        await _insert(conn, rm.postmortems, postmortems, upsert)
+        upsert = _POSTMORTEM_UPSERT.format(table=_table_name(conn, tables.postmortems))
+        await _insert(conn, tables.postmortems, postmortems, upsert)
     if follow_ups:
-        upsert = _FOLLOW_UP_UPSERT.format(table=_table_name(conn, rm.follow_ups))
-        await _insert(conn, rm.follow_ups, follow_ups, upsert)
+        upsert = _FOLLOW_UP_UPSERT.format(table=_table_name(conn, tables.follow_ups))
+        await _insert(conn, tables.follow_ups, follow_ups, upsert)
 
     # Rows keyed by event id or generation are written once; a replay of them changes nothing.
     for table, added in _rows(items).items():
