@@ -14,27 +14,27 @@ from sqlalchemy import text
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import console, errors, idempotency, mcp_server, openapi
+from gateway import console, errors, openapi
+from gateway.auth import keys as integration_keys
+from gateway.auth import routes as auth
+from gateway.auth import users
 from gateway.commands import CommandClient
-from gateway.live import FanOut, SessionWatch
+from gateway.http import idempotency
+from gateway.incident_metrics import hypothesis_signatures
+from gateway.incident_metrics import routes as metrics
+from gateway.incidents import postmortems
+from gateway.incidents import routes as incidents
+from gateway.integrations import routes as integrations_routes
+from gateway.integrations import slack as slack_routes
+from gateway.mcp import server as mcp_server
+from gateway.oncall import routes as oncall_routes
+from gateway.ops import health
+from gateway.ops.telemetry import HttpTelemetry, PlatformMetrics, metrics_router
 from gateway.projection.projector import Projector
-from gateway.routes import (
-    auth,
-    health,
-    hypothesis_signatures,
-    incidents,
-    integration_keys,
-    metrics,
-    postmortems,
-    stream,
-    users,
-)
-from gateway.routes import integrations as integrations_routes
-from gateway.routes import oncall as oncall_routes
-from gateway.routes import slack as slack_routes
 from gateway.security import BodySizeLimit, TokenVerifier
 from gateway.settings import GatewaySettings
-from gateway.telemetry import HttpTelemetry, PlatformMetrics, metrics_router
+from gateway.stream import routes as stream
+from gateway.stream.fanout import FanOut, SessionWatch
 from runtime.bus import BusUnreachable, connect, declare_streams
 from runtime.db import create_engine, database_failure, is_unavailable
 from runtime.logging import configure_logging

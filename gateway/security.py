@@ -39,7 +39,7 @@ from contracts.commands import Caller, ErrorCode, PublicKeys
 from contracts.credentials import parse_integration_key, secret_sha256
 from contracts.events import KeyScope, Role, UserStatus
 from contracts.subjects import AUTH_JWKS, TENANT_ID
-from gateway import identity
+from gateway.auth import identity
 from gateway.errors import ApiError
 
 log = structlog.get_logger(__name__)

@@ -9,7 +9,7 @@ from sqlalchemy import MetaData
 
 from ai_worker.db import metadata as ai_worker_metadata
 from auth.db import metadata as auth_metadata
-from gateway.idempotency import metadata as gateway_operational_metadata
+from gateway.http.idempotency import metadata as gateway_operational_metadata
 from gateway.projection.tables import metadata as gateway_metadata
 from incidents.db import metadata as incidents_metadata
 from integrations.db import metadata as integrations_metadata

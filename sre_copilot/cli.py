@@ -389,7 +389,7 @@ def ai_rerun(
     responders confirmed, side by side with what was generated live."""
     from ai_worker.rerun import rerun
     from ai_worker.settings import AiWorkerSettings
-    from gateway.accuracy import Confirmation, Generation, Resolved, engine_accuracy
+    from gateway.incident_metrics.accuracy import Confirmation, Generation, Resolved, engine_accuracy
     from runtime.replay import StoredEvent, read_events, subject_filters
 
     if engine not in ("rules", "claude"):

@@ -37,7 +37,7 @@ from contracts.events import (
     PostmortemEdited,
     PostmortemPublished,
 )
-from gateway.identity import IDENTITY_TYPES, apply_identity_event
+from gateway.auth.identity import IDENTITY_TYPES, apply_identity_event
 from gateway.projection import tables
 
 log = structlog.get_logger(__name__)

@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 from auth.domain import password_problem
 from auth.passwords import common_passwords
 from contracts.wire import parse_rfc3339
-from gateway.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
+from gateway.http.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 
 KEY_HEADER = "Idempotency-Key"
 MAX_ROUTING_KEY = 256

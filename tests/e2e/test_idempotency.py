@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.idempotency import IdempotencyStore, fingerprint
+from gateway.http.idempotency import IdempotencyStore, fingerprint
 from tests.conftest import INCIDENT, Tenant, register_tenant
 from tests.e2e.test_auth_keys import create_key
 from tests.e2e.test_auth_users import bearer, member

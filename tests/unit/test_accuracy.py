@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gateway.accuracy import Confirmation, Generation, Resolved, engine_accuracy
+from gateway.incident_metrics.accuracy import Confirmation, Generation, Resolved, engine_accuracy
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from gateway.idempotency import fingerprint, storable, unquote
-from gateway.live import FanOut, TooManyConnections
+from gateway.http.idempotency import fingerprint, storable, unquote
 from gateway.security import principal_refusal
+from gateway.stream.fanout import FanOut, TooManyConnections
 
 
 def test_the_same_request_has_the_same_fingerprint_whatever_its_json_layout() -> None:

@@ -10,7 +10,7 @@ from mcp import Client
 from mcp_types import TextContent
 
 from contracts.events import IncidentState, KeyScope, Severity
-from gateway.mcp_server import (
+from gateway.mcp.server import (
     INCIDENT_KEY,
     Hypotheses,
     Hypothesis,

@@ -24,7 +24,7 @@ ALL = ["auth", "incidents", "ai_worker", "integrations", "gateway"]
         (["runtime/outbox.py"], set(ALL)),
         (["contracts/events.py"], set(ALL)),
         (["auth/handlers.py"], {"auth"}),
-        (["gateway/routes/stream.py"], {"gateway"}),
+        (["gateway/auth/routes.py"], {"gateway"}),  # the gateway's auth feature, not the auth service
         (["ai_worker/engines/rules.py", "incidents/domain.py"], {"ai_worker", "incidents"}),
         (["tests/unit/test_x.py", "web/src/App.tsx", "migrations/env.py", "README.md"], set()),
         (["/elsewhere/auth/handlers.py"], set()),

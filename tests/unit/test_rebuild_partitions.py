@@ -5,7 +5,7 @@ from __future__ import annotations
 from contracts.events import EVENT_TYPES
 from contracts.events import INCIDENT_EVENT_TYPES as INCIDENT_TYPES
 from contracts.subjects import event_subject
-from gateway.identity import IDENTITY_TYPES
+from gateway.auth.identity import IDENTITY_TYPES
 from gateway.projection.rebuild import partitions
 
 

@@ -30,7 +30,7 @@ from contracts.events import KeyScope
 from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
 from gateway.errors import ApiError, declare
-from gateway.idempotency import idempotent
+from gateway.http.idempotency import idempotent
 from gateway.schemas import (
     UUID_PATTERN,
     AlertsAcceptedRead,

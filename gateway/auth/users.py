@@ -17,7 +17,7 @@ from contracts.commands import (
     SetUserActive,
 )
 from contracts.wire import NO_NUL
-from gateway import identity
+from gateway.auth import identity
 from gateway.errors import ApiError, declare
 from gateway.schemas import InviteCreate, InviteRead, RoleUpdate, UserPage, UserRead
 from gateway.security import AdminDep

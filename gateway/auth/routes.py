@@ -17,9 +17,9 @@ from contracts.commands import (
     TenantView,
     TokenGrant,
 )
-from gateway import identity
+from gateway.auth import identity
+from gateway.auth.users import user_read
 from gateway.errors import ApiError, declare
-from gateway.routes.users import user_read
 from gateway.schemas import (
     InviteAccept,
     KeyIdentityRead,

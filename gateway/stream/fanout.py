@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import EventEnvelope
-from gateway import identity
+from gateway.auth import identity
 from gateway.security import principal_refusal
 
 log = structlog.get_logger(__name__)

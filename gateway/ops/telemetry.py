@@ -26,9 +26,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from contracts.subjects import SERVICES
 from gateway.errors import error_response
-from gateway.live import FanOut
 from gateway.projection.projector import Projector
 from gateway.settings import GatewaySettings
+from gateway.stream.fanout import FanOut
 from runtime.metrics import (
     FAST_BUCKETS,
     Exposition,

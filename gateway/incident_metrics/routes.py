@@ -5,8 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from gateway.accuracy import Confirmation, Generation, Resolved, engine_accuracy
 from gateway.incident_metrics import queries as metric_queries
+from gateway.incident_metrics.accuracy import Confirmation, Generation, Resolved, engine_accuracy
 from gateway.schemas import DateTimeQuery, EngineAccuracyRead, HypothesisMetricsRead, IncidentMetricsRead
 from gateway.security import CallerDep
 

@@ -26,9 +26,9 @@ from contracts.commands import (
 from contracts.events import FollowUpSnapshot, IncidentSnapshot
 from contracts.wire import NO_NUL
 from gateway.errors import ApiError, declare
-from gateway.idempotency import reservation_of
+from gateway.http.idempotency import reservation_of
 from gateway.incidents import queries, references
-from gateway.routes.incidents import COMMAND, Idempotent, IncidentId, _visible_incident
+from gateway.incidents.routes import COMMAND, Idempotent, IncidentId, _visible_incident
 from gateway.schemas import (
     FollowUpCreate,
     FollowUpList,

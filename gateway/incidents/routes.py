@@ -23,7 +23,7 @@ from contracts.commands import (
 from contracts.events import IncidentState, Severity
 from contracts.wire import NO_NUL
 from gateway.errors import ApiError, declare
-from gateway.idempotency import idempotent, reservation_of
+from gateway.http.idempotency import idempotent, reservation_of
 from gateway.incidents import queries, references
 from gateway.schemas import (
     DateTimeQuery,

@@ -16,7 +16,7 @@ from contracts.commands import (
     RevokeIntegrationKey,
 )
 from contracts.wire import NO_NUL
-from gateway import identity
+from gateway.auth import identity
 from gateway.errors import ApiError, declare
 from gateway.schemas import (
     IntegrationKeyCreate,

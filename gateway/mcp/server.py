@@ -40,9 +40,9 @@ from contracts.integrations import AlertPage, DeployPage
 from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
 from gateway.errors import ApiError, error_response
+from gateway.incident_metrics import routes as metric_routes
 from gateway.incidents import queries, references
-from gateway.routes import incidents as incident_routes
-from gateway.routes import metrics as metric_routes
+from gateway.incidents import routes as incident_routes
 from gateway.schemas import FeedbackCreate, MoveCreate, NoteCreate, ResolutionCreate
 from gateway.security import KeyCaller, verify_integration_key
 
