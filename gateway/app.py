@@ -18,8 +18,10 @@ from gateway import console, errors, openapi
 from gateway.auth import keys as integration_keys
 from gateway.auth import routes as auth
 from gateway.auth import users
+from gateway.auth.verifier import TokenVerifier
 from gateway.commands import CommandClient
 from gateway.http import idempotency
+from gateway.http.body_limit import BodySizeLimit
 from gateway.incident_metrics import hypothesis_signatures
 from gateway.incident_metrics import routes as metrics
 from gateway.incidents import postmortems
@@ -31,7 +33,6 @@ from gateway.oncall import routes as oncall_routes
 from gateway.ops import health
 from gateway.ops.telemetry import HttpTelemetry, PlatformMetrics, metrics_router
 from gateway.projection.projector import Projector
-from gateway.security import BodySizeLimit, TokenVerifier
 from gateway.settings import GatewaySettings
 from gateway.stream import routes as stream
 from gateway.stream.fanout import FanOut, SessionWatch

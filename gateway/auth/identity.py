@@ -169,8 +169,9 @@ REVOCATION_POLL_SECONDS = 0.05
 
 
 async def key_refused(conn: AsyncConnection, tenant_id: str, key_id: str) -> bool:
-    """Would `security.verify_integration_key` refuse this key now? (An unprojected key would be refused too,
-    but its creation could still be projected after this check: only a revoked row counts.)"""
+    """Would `dependencies.verify_integration_key` refuse this key now? (An unprojected key would be
+    refused too, but its creation could still be projected after this check: only a revoked row
+    counts.)"""
     row = await get_integration_key(conn, key_id)
     return row is not None and row.tenant_id == tenant_id and row.revoked_at is not None
 

@@ -17,6 +17,7 @@ from contracts.commands import (
 )
 from contracts.wire import NO_NUL
 from gateway.auth import identity
+from gateway.auth.dependencies import AdminDep
 from gateway.errors import ApiError, declare
 from gateway.schemas import (
     IntegrationKeyCreate,
@@ -24,7 +25,6 @@ from gateway.schemas import (
     IntegrationKeyRead,
     IntegrationKeySecretRead,
 )
-from gateway.security import AdminDep
 
 router = APIRouter(prefix="/api/v1/integration-keys", tags=["integration keys"])
 

@@ -18,8 +18,10 @@ from contracts.commands import (
     TokenGrant,
 )
 from gateway.auth import identity
+from gateway.auth.dependencies import AnyKeyDep, SelfDep
 from gateway.auth.users import user_read
 from gateway.errors import ApiError, declare
+from gateway.http.client_address import client_address
 from gateway.schemas import (
     InviteAccept,
     KeyIdentityRead,
@@ -31,7 +33,6 @@ from gateway.schemas import (
     RegisterCreate,
     SessionRead,
 )
-from gateway.security import AnyKeyDep, SelfDep, client_address
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 

@@ -18,9 +18,9 @@ from contracts.commands import (
 )
 from contracts.wire import NO_NUL
 from gateway.auth import identity
+from gateway.auth.dependencies import AdminDep
 from gateway.errors import ApiError, declare
 from gateway.schemas import InviteCreate, InviteRead, RoleUpdate, UserPage, UserRead
-from gateway.security import AdminDep
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 

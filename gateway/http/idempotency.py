@@ -54,9 +54,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.commands import Caller, ErrorCode
+from gateway.auth.dependencies import KeyCaller
 from gateway.errors import ApiError
 from gateway.projection import tables
-from gateway.security import KeyCaller
 
 log = structlog.get_logger(__name__)
 

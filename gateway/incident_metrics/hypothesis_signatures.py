@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from contracts.commands import HypothesisSignatures, ListHypothesisSignatures
+from gateway.auth.dependencies import CallerDep
 from gateway.errors import declare
 from gateway.schemas import HypothesisSignaturesRead
-from gateway.security import CallerDep
 
 router = APIRouter(prefix="/api/v1/hypothesis-signatures", tags=["hypotheses"])
 

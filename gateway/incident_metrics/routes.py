@@ -5,10 +5,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from gateway.auth.dependencies import CallerDep
 from gateway.incident_metrics import queries as metric_queries
 from gateway.incident_metrics.accuracy import Confirmation, Generation, Resolved, engine_accuracy
 from gateway.schemas import DateTimeQuery, EngineAccuracyRead, HypothesisMetricsRead, IncidentMetricsRead
-from gateway.security import CallerDep
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 

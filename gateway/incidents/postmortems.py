@@ -25,6 +25,7 @@ from contracts.commands import (
 )
 from contracts.events import FollowUpSnapshot, IncidentSnapshot
 from contracts.wire import NO_NUL
+from gateway.auth.dependencies import CallerDep
 from gateway.errors import ApiError, declare
 from gateway.http.idempotency import reservation_of
 from gateway.incidents import queries, references
@@ -39,7 +40,6 @@ from gateway.schemas import (
     PostmortemRead,
     PostmortemUpdate,
 )
-from gateway.security import CallerDep
 
 router = APIRouter(prefix="/api/v1", tags=["postmortems"])
 # The namespace of follow-up ids derived from an `Idempotency-Key` reservation.

@@ -22,6 +22,7 @@ from contracts.commands import (
 )
 from contracts.events import IncidentState, Severity
 from contracts.wire import NO_NUL
+from gateway.auth.dependencies import CallerDep
 from gateway.errors import ApiError, declare
 from gateway.http.idempotency import idempotent, reservation_of
 from gateway.incidents import queries, references
@@ -43,7 +44,6 @@ from gateway.schemas import (
     TransitionCreate,
     one_or_more,
 )
-from gateway.security import CallerDep
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 # The namespace of incident ids derived from an `Idempotency-Key` reservation.

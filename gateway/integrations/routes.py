@@ -29,6 +29,7 @@ from contracts.commands import Done, ErrorCode
 from contracts.events import KeyScope
 from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
+from gateway.auth.dependencies import AdminDep, CallerDep, KeyCaller, integration_key, verify_integration_key
 from gateway.errors import ApiError, declare
 from gateway.http.idempotency import idempotent
 from gateway.schemas import (
@@ -66,7 +67,6 @@ from gateway.schemas import (
     WebhookSecretRead,
     WebhookUpdate,
 )
-from gateway.security import AdminDep, CallerDep, KeyCaller, integration_key, verify_integration_key
 
 log = structlog.get_logger(__name__)
 

@@ -17,9 +17,9 @@ from contracts import integrations as ci
 from contracts.commands import Done
 from contracts.slack import INCIDENT_ACTIONS, MAX_SLACK_BODY, PAGE_ACTIONS, SlackOutcome
 from contracts.subjects import command_subject
+from gateway.auth.dependencies import SelfDep
 from gateway.errors import ApiError, declare
 from gateway.schemas import SlackActionRead, SlackLinkPage, SlackLinkRead, SlackLinkUpdate
-from gateway.security import SelfDep
 from runtime.slack import NoPayload, Unreadable, read_interaction
 
 router = APIRouter(prefix="/api/v1/integrations/slack", tags=["integrations"])

@@ -39,12 +39,12 @@ from contracts.events import FeedbackVerdict, IncidentState, KeyScope, Role, Sev
 from contracts.integrations import AlertPage, DeployPage
 from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
+from gateway.auth.dependencies import KeyCaller, verify_integration_key
 from gateway.errors import ApiError, error_response
 from gateway.incident_metrics import routes as metric_routes
 from gateway.incidents import queries, references
 from gateway.incidents import routes as incident_routes
 from gateway.schemas import FeedbackCreate, MoveCreate, NoteCreate, ResolutionCreate
-from gateway.security import KeyCaller, verify_integration_key
 
 PATH = "/mcp"
 # Where the endpoint leaves the verified key for the tools (the ASGI scope of the HTTP request).

@@ -20,6 +20,7 @@ from contracts.commands import Caller, Done, ErrorCode
 from contracts.events import SERVICE_NAME, Role
 from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
+from gateway.auth.dependencies import AdminDep, SelfDep, require_role
 from gateway.errors import ApiError, declare
 from gateway.projection import tables
 from gateway.schemas import (
@@ -48,7 +49,6 @@ from gateway.schemas import (
     TeamRead,
     TeamUpdate,
 )
-from gateway.security import AdminDep, SelfDep, require_role
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["on-call"])
 

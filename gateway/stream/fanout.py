@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import EventEnvelope
 from gateway.auth import identity
-from gateway.security import principal_refusal
+from gateway.auth.verifier import principal_refusal
 
 log = structlog.get_logger(__name__)
 

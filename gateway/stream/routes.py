@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from contracts.envelope import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, tenant_events
+from gateway.auth.tokens import AccessClaims
 from gateway.errors import ApiError
-from gateway.security import AccessClaims
 from gateway.stream.fanout import FanOut, Subscription, TooManyConnections, refusal
 
 log = structlog.get_logger(__name__)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import KeyScope
 from gateway import errors
-from gateway.security import KeyCaller, integration_key
+from gateway.auth.dependencies import KeyCaller, integration_key
 from tests.conftest import Tenant, register_tenant
 from tests.e2e.test_auth_keys import create_key
 from tests.e2e.test_auth_users import bearer

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from gateway.auth.verifier import principal_refusal
 from gateway.http.idempotency import fingerprint, storable, unquote
-from gateway.security import principal_refusal
 from gateway.stream.fanout import FanOut, TooManyConnections
 
 

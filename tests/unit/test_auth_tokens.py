@@ -1,5 +1,6 @@
-"""The gateway's token checks (gateway/security.py) against forged tokens, made with real keys, and key
-rotation: auth publishes previous keys, and the gateway accepts their tokens until they expire."""
+"""The gateway's token checks (gateway/auth/tokens.py, verifier.py) against forged tokens, made with
+real keys, and key rotation: auth publishes previous keys, and the gateway accepts their tokens until
+they expire."""
 
 from __future__ import annotations
 
@@ -19,15 +20,15 @@ from jose.backends.base import Key
 from auth.settings import AuthSettings, split_pem_bundle
 from auth.tokens import TokenIssuer, generate_private_key_pem, public_jwk
 from contracts.events import Role
-from gateway.security import (
+from gateway.auth.tokens import (
     MAX_TOKEN_BYTES,
     AccessClaims,
     InvalidToken,
     decode_access_token,
-    forwarded_client,
     token_header,
     verification_keys,
 )
+from gateway.http.client_address import forwarded_client
 
 ISSUER, AUDIENCE = "sre-copilot", "sre-copilot-api"
 
@@ -417,18 +418,18 @@ async def test_verified_tokens_are_kept_until_they_expire_or_their_key_goes(
 ) -> None:
     """The gateway verifies a token's signature once, not on every request; the kept verification
     ends with the token's expiry (leeway included) and with its key leaving auth's JWKS."""
-    from gateway import security
+    from gateway.auth import verifier as verifying
 
-    verifier = security.TokenVerifier(None, ISSUER, AUDIENCE)  # type: ignore[arg-type]
+    verifier = verifying.TokenVerifier(None, ISSUER, AUDIENCE)  # type: ignore[arg-type]
     verifier._keys, verifier._fetched_at = dict(keys), time.monotonic()  # no JWKS fetch over a bus
     decoded: list[str] = []
-    real_decode = security.decode_access_token
+    real_decode = verifying.decode_access_token
 
     def counting(token: str, *args: Any) -> AccessClaims:
         decoded.append(token)
         return real_decode(token, *args)
 
-    monkeypatch.setattr(security, "decode_access_token", counting)
+    monkeypatch.setattr(verifying, "decode_access_token", counting)
     now = int(time.time())
     token = _signed(new_pem, issuer.kid, exp=now + 60)
     first = await verifier.verify_claims(token)
@@ -444,7 +445,7 @@ async def test_verified_tokens_are_kept_until_they_expire_or_their_key_goes(
     # Past its expiry and the leeway the kept verification is dropped: python-jose (on its own clock,
     # which refuses an expired token, as test_expired_and_not_yet_valid_tokens_are_refused shows)
     # decides again.
-    monkeypatch.setattr(security.time, "time", lambda: now + 60 + security.LEEWAY_SECONDS + 1)
+    monkeypatch.setattr(verifying.time, "time", lambda: now + 60 + verifying.LEEWAY_SECONDS + 1)
     await verifier.verify_claims(token)
     assert decoded == [token, tampered, token]
     monkeypatch.undo()

@@ -10,6 +10,7 @@ from mcp import Client
 from mcp_types import TextContent
 
 from contracts.events import IncidentState, KeyScope, Severity
+from gateway.auth.dependencies import KeyCaller
 from gateway.mcp.server import (
     INCIDENT_KEY,
     Hypotheses,
@@ -21,7 +22,6 @@ from gateway.mcp.server import (
     build_server,
     incident_markdown,
 )
-from gateway.security import KeyCaller
 from integrations.handlers import activity_cursor, parse_activity_cursor
 from sre_copilot.mcp_stdio import endpoint
 
