@@ -18,13 +18,13 @@ from contracts.commands import (
 from contracts.wire import NO_NUL
 from gateway.auth import identity
 from gateway.auth.dependencies import AdminDep
-from gateway.errors import ApiError, declare
-from gateway.schemas import (
+from gateway.auth.schemas import (
     IntegrationKeyCreate,
     IntegrationKeyPage,
     IntegrationKeyRead,
     IntegrationKeySecretRead,
 )
+from gateway.errors import ApiError, declare
 
 router = APIRouter(prefix="/api/v1/integration-keys", tags=["integration keys"])
 

@@ -19,10 +19,7 @@ from contracts.commands import (
 )
 from gateway.auth import identity
 from gateway.auth.dependencies import AnyKeyDep, SelfDep
-from gateway.auth.users import user_read
-from gateway.errors import ApiError, declare
-from gateway.http.client_address import client_address
-from gateway.schemas import (
+from gateway.auth.schemas import (
     InviteAccept,
     KeyIdentityRead,
     LoginCreate,
@@ -33,6 +30,9 @@ from gateway.schemas import (
     RegisterCreate,
     SessionRead,
 )
+from gateway.auth.users import user_read
+from gateway.errors import ApiError, declare
+from gateway.http.client_address import client_address
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 

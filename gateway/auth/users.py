@@ -19,8 +19,8 @@ from contracts.commands import (
 from contracts.wire import NO_NUL
 from gateway.auth import identity
 from gateway.auth.dependencies import AdminDep
+from gateway.auth.schemas import InviteCreate, InviteRead, RoleUpdate, UserPage, UserRead
 from gateway.errors import ApiError, declare
-from gateway.schemas import InviteCreate, InviteRead, RoleUpdate, UserPage, UserRead
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 

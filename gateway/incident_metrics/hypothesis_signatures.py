@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from contracts.commands import HypothesisSignatures, ListHypothesisSignatures
 from gateway.auth.dependencies import CallerDep
 from gateway.errors import declare
-from gateway.schemas import HypothesisSignaturesRead
+from gateway.incident_metrics.schemas import HypothesisSignaturesRead
 
 router = APIRouter(prefix="/api/v1/hypothesis-signatures", tags=["hypotheses"])
 

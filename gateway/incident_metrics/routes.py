@@ -6,9 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from gateway.auth.dependencies import CallerDep
+from gateway.http.fields import DateTimeQuery
 from gateway.incident_metrics import queries as metric_queries
 from gateway.incident_metrics.accuracy import Confirmation, Generation, Resolved, engine_accuracy
-from gateway.schemas import DateTimeQuery, EngineAccuracyRead, HypothesisMetricsRead, IncidentMetricsRead
+from gateway.incident_metrics.schemas import EngineAccuracyRead, HypothesisMetricsRead, IncidentMetricsRead
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 

@@ -30,7 +30,7 @@ from gateway.errors import ApiError, declare
 from gateway.http.idempotency import reservation_of
 from gateway.incidents import queries, references
 from gateway.incidents.routes import COMMAND, Idempotent, IncidentId, _visible_incident
-from gateway.schemas import (
+from gateway.incidents.schemas import (
     FollowUpCreate,
     FollowUpList,
     FollowUpPage,

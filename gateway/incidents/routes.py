@@ -24,10 +24,10 @@ from contracts.events import IncidentState, Severity
 from contracts.wire import NO_NUL
 from gateway.auth.dependencies import CallerDep
 from gateway.errors import ApiError, declare
+from gateway.http.fields import DateTimeQuery, one_or_more
 from gateway.http.idempotency import idempotent, reservation_of
 from gateway.incidents import queries, references
-from gateway.schemas import (
-    DateTimeQuery,
+from gateway.incidents.schemas import (
     EvidenceItemRead,
     FeedbackCreate,
     FeedbackRead,
@@ -42,7 +42,6 @@ from gateway.schemas import (
     TimelineEntryRead,
     TimelineRead,
     TransitionCreate,
-    one_or_more,
 )
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])

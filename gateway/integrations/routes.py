@@ -31,9 +31,9 @@ from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
 from gateway.auth.dependencies import AdminDep, CallerDep, KeyCaller, integration_key, verify_integration_key
 from gateway.errors import ApiError, declare
+from gateway.http.fields import UUID_PATTERN
 from gateway.http.idempotency import idempotent
-from gateway.schemas import (
-    UUID_PATTERN,
+from gateway.integrations.schemas import (
     AlertsAcceptedRead,
     CorrelationPreviewCreate,
     CorrelationPreviewRead,

@@ -19,7 +19,7 @@ from contracts.slack import INCIDENT_ACTIONS, MAX_SLACK_BODY, PAGE_ACTIONS, Slac
 from contracts.subjects import command_subject
 from gateway.auth.dependencies import SelfDep
 from gateway.errors import ApiError, declare
-from gateway.schemas import SlackActionRead, SlackLinkPage, SlackLinkRead, SlackLinkUpdate
+from gateway.integrations.schemas import SlackActionRead, SlackLinkPage, SlackLinkRead, SlackLinkUpdate
 from runtime.slack import NoPayload, Unreadable, read_interaction
 
 router = APIRouter(prefix="/api/v1/integrations/slack", tags=["integrations"])

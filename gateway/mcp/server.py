@@ -44,7 +44,7 @@ from gateway.errors import ApiError, error_response
 from gateway.incident_metrics import routes as metric_routes
 from gateway.incidents import queries, references
 from gateway.incidents import routes as incident_routes
-from gateway.schemas import FeedbackCreate, MoveCreate, NoteCreate, ResolutionCreate
+from gateway.incidents.schemas import FeedbackCreate, MoveCreate, NoteCreate, ResolutionCreate
 
 PATH = "/mcp"
 # Where the endpoint leaves the verified key for the tools (the ASGI scope of the HTTP request).

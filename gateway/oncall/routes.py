@@ -22,9 +22,8 @@ from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
 from gateway.auth.dependencies import AdminDep, SelfDep, require_role
 from gateway.errors import ApiError, declare
-from gateway.projection import tables
-from gateway.schemas import (
-    UUID_PATTERN,
+from gateway.http.fields import UUID_PATTERN
+from gateway.oncall.schemas import (
     CalendarFeedRead,
     ContactMethodPage,
     ContactMethodRead,
@@ -49,6 +48,7 @@ from gateway.schemas import (
     TeamRead,
     TeamUpdate,
 )
+from gateway.projection import tables
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["on-call"])
 

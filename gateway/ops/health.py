@@ -11,7 +11,7 @@ from sqlalchemy import text
 from contracts.commands import Pong
 from contracts.subjects import SERVICES, ping_subject
 from gateway.errors import DEFAULT_RETRY_AFTER
-from gateway.schemas import DependencyHealth, Liveness, ProjectorHealth, ProjectorStall, ServicesHealth
+from gateway.ops.schemas import DependencyHealth, Liveness, ProjectorHealth, ProjectorStall, ServicesHealth
 
 router = APIRouter(tags=["health"])
 
