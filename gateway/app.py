@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,8 +10,6 @@ import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
-from starlette.datastructures import Headers, MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import console, errors, openapi
 from gateway.auth import keys as integration_keys
@@ -22,6 +19,7 @@ from gateway.auth.verifier import TokenVerifier
 from gateway.commands import CommandClient
 from gateway.http import idempotency
 from gateway.http.body_limit import BodySizeLimit
+from gateway.http.correlation import Correlate
 from gateway.incident_metrics import hypothesis_signatures
 from gateway.incident_metrics import routes as metrics
 from gateway.incidents import postmortems
@@ -92,40 +90,6 @@ async def wait_for_dependencies(settings: GatewaySettings) -> None:
                 await asyncio.sleep(1.0)
     finally:
         await engine.dispose()
-
-
-class Correlate:
-    """Outermost ASGI middleware: every request gets a correlation id (the caller's
-    `X-Correlation-ID`, else a new one) bound to its log lines and echoed on its response, and a
-    declared Content-Length over the limit is a 413 before anything reads the body. Pure ASGI rather
-    than `@app.middleware("http")` (Starlette's BaseHTTPMiddleware), which runs every request in a
-    task of its own with a memory stream in between (see bench/PROFILE.md)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        correlation_id = headers.get("x-correlation-id", "")[:64] or uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(service="gateway", correlation_id=correlation_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["X-Correlation-ID"] = correlation_id
-            await send(message)
-
-        length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            too_large = errors.error_response(
-                413, "payload_too_large", f"request bodies are limited to {self.max_bytes} bytes"
-            )
-            await too_large(scope, receive, send_with_id)
-            return
-        await self.app(scope, receive, send_with_id)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
