@@ -32,6 +32,7 @@ from gateway.ops import health
 from gateway.ops.telemetry import HttpTelemetry, PlatformMetrics, metrics_router
 from gateway.projection.projector import Projector
 from gateway.settings import GatewaySettings
+from gateway.state import Gateway
 from gateway.stream import routes as stream
 from gateway.stream.fanout import FanOut, SessionWatch
 from runtime.bus import BusUnreachable, connect, declare_streams
@@ -112,18 +113,24 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         projector.add_listener(SessionWatch(engine, fanout).on_batch)
         await projector.start()
         await projector.serve_replays(nc)
-        app.state.settings, app.state.nc, app.state.js, app.state.engine = settings, nc, js, engine
-        app.state.fanout = fanout
-        app.state.verifier, app.state.projector = verifier, projector
-        app.state.commands = CommandClient(nc, settings.command_timeout_seconds)
-        app.state.idempotency = idempotency.IdempotencyStore(
+        store = idempotency.IdempotencyStore(
             engine, settings.idempotency_key_ttl_seconds, settings.idempotency_lock_seconds
         )
-        pruner = asyncio.create_task(
-            app.state.idempotency.prune_forever(settings.idempotency_prune_interval_seconds),
-            name="idempotency-prune",
+        app.state.gateway = Gateway(
+            settings=settings,
+            nc=nc,
+            js=js,
+            engine=engine,
+            verifier=verifier,
+            projector=projector,
+            fanout=fanout,
+            commands=CommandClient(nc, settings.command_timeout_seconds),
+            idempotency=store,
+            platform_metrics=PlatformMetrics(settings, nc, js, projector, fanout),
         )
-        app.state.platform_metrics = PlatformMetrics(settings, nc, js, projector, fanout)
+        pruner = asyncio.create_task(
+            store.prune_forever(settings.idempotency_prune_interval_seconds), name="idempotency-prune"
+        )
         log.info("gateway_started", port=settings.port)
         try:
             # The MCP endpoint's task group lives inside the gateway's lifespan and ends before it.

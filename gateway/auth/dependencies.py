@@ -18,8 +18,8 @@ from contracts.commands import Caller, ErrorCode
 from contracts.credentials import parse_integration_key, secret_sha256
 from contracts.events import KeyScope, Role
 from gateway.auth import identity
-from gateway.auth.verifier import TokenVerifier
 from gateway.errors import ApiError
+from gateway.state import GatewayDep
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -30,13 +30,12 @@ bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/
 
 
 async def authenticated(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    gw: GatewayDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Caller:
     """Any valid user, whatever the method: for what every user may do to themselves."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, ErrorCode.UNAUTHORIZED.value, "missing bearer token")
-    verifier: TokenVerifier = request.app.state.verifier
-    caller = await verifier.verify(credentials.credentials)
+    caller = await gw.verifier.verify(credentials.credentials)
     structlog.contextvars.bind_contextvars(tenant_id=caller.tenant_id, user_id=caller.user_id)
     return caller
 
@@ -127,15 +126,13 @@ async def verify_integration_key(
 
 
 async def _verify_key(
-    request: Request,
+    gw: GatewayDep,
     security_scopes: SecurityScopes,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(key_bearer)],
 ) -> KeyCaller:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, ErrorCode.UNAUTHORIZED.value, "missing integration key")
-    return await verify_integration_key(
-        request.app.state.engine, credentials.credentials, security_scopes.scopes
-    )
+    return await verify_integration_key(gw.engine, credentials.credentials, security_scopes.scopes)
 
 
 def integration_key(*scopes: KeyScope) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 
 from contracts.commands import (
     CreateIntegrationKey,
@@ -25,6 +25,7 @@ from gateway.auth.schemas import (
     IntegrationKeySecretRead,
 )
 from gateway.errors import ApiError, declare
+from gateway.state import GatewayDep
 
 router = APIRouter(prefix="/api/v1/integration-keys", tags=["integration keys"])
 
@@ -38,11 +39,11 @@ def _read(row: Any) -> IntegrationKeyRead:
 
 @router.post("", status_code=201, response_model=IntegrationKeySecretRead, responses=declare(409, 504))
 async def create_key(
-    body: IntegrationKeyCreate, caller: AdminDep, request: Request
+    gw: GatewayDep, body: IntegrationKeyCreate, caller: AdminDep
 ) -> IntegrationKeySecretRead:
     """A new key with its scopes (`alerts:write`, `deploys:write`). The answer's `key` is the only
     time the secret is shown; send it as `Authorization: Bearer sck_...`. It works at once."""
-    state = request.app.state
+    state = gw
     issued = await state.commands.call(
         CreateIntegrationKey,
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
@@ -54,21 +55,21 @@ async def create_key(
 
 @router.get("", response_model=IntegrationKeyPage)
 async def list_keys(
+    gw: GatewayDep,
     caller: AdminDep,
-    request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
 ) -> IntegrationKeyPage:
     """The organisation's keys, revoked ones included, oldest first; never their secrets."""
-    async with request.app.state.engine.connect() as conn:
+    async with gw.engine.connect() as conn:
         rows = await identity.list_integration_keys(conn, caller.tenant_id, limit, cursor)
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return IntegrationKeyPage(items=[_read(r) for r in rows[:limit]], next_cursor=next_cursor)
 
 
 @router.get("/{key_id}", response_model=IntegrationKeyRead)
-async def get_key(key_id: KeyId, caller: AdminDep, request: Request) -> IntegrationKeyRead:
-    async with request.app.state.engine.connect() as conn:
+async def get_key(gw: GatewayDep, key_id: KeyId, caller: AdminDep) -> IntegrationKeyRead:
+    async with gw.engine.connect() as conn:
         row = await identity.get_integration_key(conn, key_id)
     if row is None or row.tenant_id != caller.tenant_id:
         raise NOT_FOUND
@@ -76,11 +77,11 @@ async def get_key(key_id: KeyId, caller: AdminDep, request: Request) -> Integrat
 
 
 @router.post("/{key_id}/revoke", response_model=IntegrationKeyRead, responses=declare(504))
-async def revoke_key(key_id: KeyId, caller: AdminDep, request: Request) -> IntegrationKeyRead:
+async def revoke_key(gw: GatewayDep, key_id: KeyId, caller: AdminDep) -> IntegrationKeyRead:
     """Revoke a key: it is refused from the moment this answers 200 with the key, `revoked_at` set,
     and stays listed as revoked. Revoking twice is harmless. A 503 (with `Retry-After`) means auth
     recorded the revocation but the gateway does not refuse the key yet: retry until it answers 200."""
-    state = request.app.state
+    state = gw
     accepted = await state.commands.call(
         RevokeIntegrationKey, {"caller": caller.model_dump(), "key_id": key_id}, IntegrationKeyAccepted
     )

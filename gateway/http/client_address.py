@@ -8,6 +8,8 @@ from functools import lru_cache
 
 from fastapi import Request
 
+from gateway.state import gateway_of
+
 
 @lru_cache(maxsize=8)
 def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -42,5 +44,5 @@ def forwarded_client(peer: str, forwarded_for: Iterable[str], trusted: Sequence[
 
 def client_address(request: Request) -> str:
     peer = request.client.host if request.client else ""
-    trusted = request.app.state.settings.trusted_proxies
+    trusted = gateway_of(request).settings.trusted_proxies
     return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), trusted)[:64]

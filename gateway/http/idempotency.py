@@ -57,6 +57,7 @@ from contracts.commands import Caller, ErrorCode
 from gateway.auth.dependencies import KeyCaller
 from gateway.errors import ApiError
 from gateway.projection import tables
+from gateway.state import gateway_of
 
 log = structlog.get_logger(__name__)
 
@@ -322,7 +323,7 @@ def idempotent(principal: Any) -> Any:
             raise ApiError(422, ErrorCode.VALIDATION.value, f"{HEADER} must not be empty")
         tenant_id, subject = _principal(who)
         print_ = fingerprint(request.method, request.url.path, request.url.query, await request.body())
-        store: IdempotencyStore = request.app.state.idempotency
+        store: IdempotencyStore = gateway_of(request).idempotency
         held = await store.reserve(tenant_id, subject, value, print_)
         if isinstance(held, StoredAnswer):
             raise Replayed(held)

@@ -3,13 +3,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from gateway.auth.dependencies import CallerDep
 from gateway.http.fields import DateTimeQuery
 from gateway.incident_metrics import queries as metric_queries
 from gateway.incident_metrics.accuracy import Confirmation, Generation, Resolved, engine_accuracy
 from gateway.incident_metrics.schemas import EngineAccuracyRead, HypothesisMetricsRead, IncidentMetricsRead
+from gateway.state import GatewayDep
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 
@@ -29,8 +30,8 @@ def window(start: datetime | None, end: datetime | None, default: timedelta) -> 
 
 @router.get("/incidents", response_model=IncidentMetricsRead)
 async def incident_metrics(
+    gw: GatewayDep,
     caller: CallerDep,
-    request: Request,
     created_from: Annotated[
         DateTimeQuery | None, Query(description="Window start, RFC 3339 (default: 30 days before its end)")
     ] = None,
@@ -42,15 +43,15 @@ async def incident_metrics(
     p90 time to acknowledge (first move out of `detected`) and to resolve, in seconds; and the
     incidents created per UTC day. `open` counts the incidents not resolved now, whatever the window."""
     start, end = window(created_from, created_to, DEFAULT_WINDOW)
-    async with request.app.state.engine.connect() as conn:
+    async with gw.engine.connect() as conn:
         figures = await metric_queries.incident_metrics(conn, caller.tenant_id, start, end)
     return IncidentMetricsRead(created_from=start, created_to=end, **figures)
 
 
 @router.get("/hypotheses", response_model=HypothesisMetricsRead)
 async def hypothesis_metrics(
+    gw: GatewayDep,
     caller: CallerDep,
-    request: Request,
     resolved_from: Annotated[
         DateTimeQuery | None, Query(description="Window start, RFC 3339 (default: 90 days before its end)")
     ] = None,
@@ -65,7 +66,7 @@ async def hypothesis_metrics(
     bucket of 0.1 (how many, mean confidence, share that was the cause), and `by_rank` the same per
     rank, so a console can show how often a "70 %" hypothesis was right."""
     start, end = window(resolved_from, resolved_to, ACCURACY_WINDOW)
-    async with request.app.state.engine.connect() as conn:
+    async with gw.engine.connect() as conn:
         resolved, generations, confirmations = await metric_queries.accuracy_inputs(
             conn, caller.tenant_id, start, end
         )

@@ -40,6 +40,7 @@ from gateway.incidents.schemas import (
     PostmortemRead,
     PostmortemUpdate,
 )
+from gateway.state import Gateway, GatewayDep
 
 router = APIRouter(prefix="/api/v1", tags=["postmortems"])
 # The namespace of follow-up ids derived from an `Idempotency-Key` reservation.
@@ -77,22 +78,18 @@ def _follow_up_snapshot(row: Any) -> FollowUpSnapshot:
     return FollowUpSnapshot.model_validate(values)
 
 
-async def _answer_postmortem(
-    request: Request, tenant_id: str, accepted: PostmortemAccepted
-) -> PostmortemRead:
+async def _answer_postmortem(gw: Gateway, tenant_id: str, accepted: PostmortemAccepted) -> PostmortemRead:
     """Answer once the write is readable (read-your-writes), else with what the command answered."""
-    state = request.app.state
-    if await state.projector.wait_for(accepted.seq, state.settings.read_your_writes_timeout_seconds):
-        async with state.engine.connect() as conn:
+    if await gw.projector.wait_for(accepted.seq, gw.settings.read_your_writes_timeout_seconds):
+        async with gw.engine.connect() as conn:
             row = await queries.get_postmortem(conn, tenant_id, uuid.UUID(accepted.postmortem.incident_id))
         if row is not None and row.version >= accepted.postmortem.version:
             return _postmortem_read(row)
     return PostmortemRead.model_validate(accepted.postmortem.model_dump())
 
 
-async def _answer_follow_up(request: Request, accepted: FollowUpAccepted) -> FollowUpRead:
-    state = request.app.state
-    await state.projector.wait_for(accepted.seq, state.settings.read_your_writes_timeout_seconds)
+async def _answer_follow_up(gw: Gateway, accepted: FollowUpAccepted) -> FollowUpRead:
+    await gw.projector.wait_for(accepted.seq, gw.settings.read_your_writes_timeout_seconds)
     return FollowUpRead.model_validate(accepted.follow_up.model_dump())
 
 
@@ -102,14 +99,14 @@ async def _answer_follow_up(request: Request, accepted: FollowUpAccepted) -> Fol
     response_model=PostmortemRead,
     responses=declare(*COMMAND),
 )
-async def draft_postmortem(incident_id: IncidentId, caller: CallerDep, request: Request) -> PostmortemRead:
+async def draft_postmortem(gw: GatewayDep, incident_id: IncidentId, caller: CallerDep) -> PostmortemRead:
     """Draft the postmortem from the incident's event log (responders and above): a new version.
     Offline a template fills it in, the same log always giving the same text; with `ANTHROPIC_API_KEY`
     on ai_worker Claude writes the summary and narrative, and a citation of an event the log lacks
     means the template's draft is used (`fallback_reason` says why). Every timeline line cites its
     event as `[#<seq>](#event-<event id>)`."""
-    state = request.app.state
-    incident = await _visible_incident(request, caller.tenant_id, incident_id)
+    state = gw
+    incident = await _visible_incident(gw, caller.tenant_id, incident_id)
     async with state.engine.connect() as conn:
         timeline = await queries.get_timeline(conn, caller.tenant_id, incident.id)
         people = await queries.people(conn, caller.tenant_id)
@@ -135,14 +132,14 @@ async def draft_postmortem(incident_id: IncidentId, caller: CallerDep, request: 
         {"caller": caller.model_dump(), "incident_id": incident_id, "draft": text.model_dump(mode="json")},
         PostmortemAccepted,
     )
-    return await _answer_postmortem(request, caller.tenant_id, accepted)
+    return await _answer_postmortem(gw, caller.tenant_id, accepted)
 
 
 @router.get("/incidents/{incident_id}/postmortem", response_model=PostmortemRead)
-async def get_postmortem(incident_id: IncidentId, caller: CallerDep, request: Request) -> PostmortemRead:
+async def get_postmortem(gw: GatewayDep, incident_id: IncidentId, caller: CallerDep) -> PostmortemRead:
     """The postmortem's current version (404 until a draft exists)."""
-    incident = await _visible_incident(request, caller.tenant_id, incident_id)
-    async with request.app.state.engine.connect() as conn:
+    incident = await _visible_incident(gw, caller.tenant_id, incident_id)
+    async with gw.engine.connect() as conn:
         row = await queries.get_postmortem(conn, caller.tenant_id, incident.id)
     if row is None:
         raise NO_POSTMORTEM
@@ -154,10 +151,10 @@ async def get_postmortem(incident_id: IncidentId, caller: CallerDep, request: Re
     response_class=MarkdownResponse,
     responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}},
 )
-async def export_postmortem(incident_id: IncidentId, caller: CallerDep, request: Request) -> MarkdownResponse:
+async def export_postmortem(gw: GatewayDep, incident_id: IncidentId, caller: CallerDep) -> MarkdownResponse:
     """The postmortem's current version as a markdown file."""
-    incident = await _visible_incident(request, caller.tenant_id, incident_id)
-    async with request.app.state.engine.connect() as conn:
+    incident = await _visible_incident(gw, caller.tenant_id, incident_id)
+    async with gw.engine.connect() as conn:
         row = await queries.get_postmortem(conn, caller.tenant_id, incident.id)
     if row is None:
         raise NO_POSTMORTEM
@@ -169,18 +166,18 @@ async def export_postmortem(incident_id: IncidentId, caller: CallerDep, request:
     "/incidents/{incident_id}/postmortem", response_model=PostmortemRead, responses=declare(409, *COMMAND)
 )
 async def edit_postmortem(
-    incident_id: IncidentId, body: PostmortemUpdate, caller: CallerDep, request: Request
+    gw: GatewayDep, incident_id: IncidentId, body: PostmortemUpdate, caller: CallerDep
 ) -> PostmortemRead:
     """Replace the draft's markdown. `version` is the version the edit started from: a 409 (with
     the current `version` in `details`) when someone saved another since. An edit of a published
     postmortem is a new draft until it is published again."""
-    await _visible_incident(request, caller.tenant_id, incident_id)
-    accepted = await request.app.state.commands.call(
+    await _visible_incident(gw, caller.tenant_id, incident_id)
+    accepted = await gw.commands.call(
         EditPostmortem,
         {"caller": caller.model_dump(), "incident_id": incident_id, **body.model_dump(mode="json")},
         PostmortemAccepted,
     )
-    return await _answer_postmortem(request, caller.tenant_id, accepted)
+    return await _answer_postmortem(gw, caller.tenant_id, accepted)
 
 
 @router.post(
@@ -189,28 +186,28 @@ async def edit_postmortem(
     responses=declare(409, *COMMAND),
 )
 async def publish_postmortem(
+    gw: GatewayDep,
     incident_id: IncidentId,
     caller: CallerDep,
-    request: Request,
     body: Annotated[PostmortemPublish | None, Body()] = None,
 ) -> PostmortemRead:
     """Publish the current version (`postmortem.published` on the log); with `version`, only if it is
     still the current one (409 otherwise). Publishing a published postmortem changes nothing."""
-    await _visible_incident(request, caller.tenant_id, incident_id)
+    await _visible_incident(gw, caller.tenant_id, incident_id)
     version = body.version if body is not None else None
-    accepted = await request.app.state.commands.call(
+    accepted = await gw.commands.call(
         PublishPostmortem,
         {"caller": caller.model_dump(), "incident_id": incident_id, "version": version},
         PostmortemAccepted,
     )
-    return await _answer_postmortem(request, caller.tenant_id, accepted)
+    return await _answer_postmortem(gw, caller.tenant_id, accepted)
 
 
 @router.get("/incidents/{incident_id}/follow-ups", response_model=FollowUpList)
-async def incident_follow_ups(incident_id: IncidentId, caller: CallerDep, request: Request) -> FollowUpList:
+async def incident_follow_ups(gw: GatewayDep, incident_id: IncidentId, caller: CallerDep) -> FollowUpList:
     """The incident's follow-up actions, oldest first."""
-    incident = await _visible_incident(request, caller.tenant_id, incident_id)
-    async with request.app.state.engine.connect() as conn:
+    incident = await _visible_incident(gw, caller.tenant_id, incident_id)
+    async with gw.engine.connect() as conn:
         rows = await queries.incident_follow_ups(conn, caller.tenant_id, incident.id)
     return FollowUpList(
         items=[
@@ -230,11 +227,11 @@ async def incident_follow_ups(incident_id: IncidentId, caller: CallerDep, reques
     responses=declare(*COMMAND),
 )
 async def add_follow_up(
-    incident_id: IncidentId, body: FollowUpCreate, caller: CallerDep, request: Request
+    gw: GatewayDep, incident_id: IncidentId, body: FollowUpCreate, caller: CallerDep, request: Request
 ) -> FollowUpRead:
     """Track a follow-up action on the incident: a title, an owner (free text: a person or a team) and
     a due date, both optional."""
-    incident = await _visible_incident(request, caller.tenant_id, incident_id)
+    incident = await _visible_incident(gw, caller.tenant_id, incident_id)
     command: dict[str, Any] = {
         "caller": caller.model_dump(),
         "incident_id": incident_id,
@@ -244,8 +241,8 @@ async def add_follow_up(
     if held is not None:
         # A retry with the key (after a 504, say) names the same follow-up, which is then made once.
         command["follow_up_id"] = str(held.derived_id(IDEMPOTENT_FOLLOW_UP))
-    accepted = await request.app.state.commands.call(AddFollowUp, command, FollowUpAccepted)
-    read = await _answer_follow_up(request, accepted)
+    accepted = await gw.commands.call(AddFollowUp, command, FollowUpAccepted)
+    read = await _answer_follow_up(gw, accepted)
     return read.model_copy(update={"incident_key": incident.key, "incident_title": incident.title})
 
 
@@ -255,15 +252,15 @@ async def add_follow_up(
     responses=declare(*COMMAND),
 )
 async def update_follow_up(
+    gw: GatewayDep,
     incident_id: IncidentId,
     follow_up_id: FollowUpId,
     body: FollowUpUpdate,
     caller: CallerDep,
-    request: Request,
 ) -> FollowUpRead:
     """Change a follow-up: `done: true` completes it (`done_at` set), `false` reopens it."""
-    incident = await _visible_incident(request, caller.tenant_id, incident_id)
-    accepted = await request.app.state.commands.call(
+    incident = await _visible_incident(gw, caller.tenant_id, incident_id)
+    accepted = await gw.commands.call(
         UpdateFollowUp,
         {
             "caller": caller.model_dump(),
@@ -273,14 +270,14 @@ async def update_follow_up(
         },
         FollowUpAccepted,
     )
-    read = await _answer_follow_up(request, accepted)
+    read = await _answer_follow_up(gw, accepted)
     return read.model_copy(update={"incident_key": incident.key, "incident_title": incident.title})
 
 
 @router.get("/follow-ups", response_model=FollowUpPage)
 async def list_follow_ups(
+    gw: GatewayDep,
     caller: CallerDep,
-    request: Request,
     state: Annotated[Literal["open", "done", "all"], Query()] = "all",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
@@ -295,6 +292,6 @@ async def list_follow_ups(
     `state=open` for what is still to do."""
     after = references.decode_cursor(cursor) if cursor else None
     done = {"open": False, "done": True, "all": None}[state]
-    async with request.app.state.engine.connect() as conn:
+    async with gw.engine.connect() as conn:
         rows, next_cursor = await queries.list_follow_ups(conn, caller.tenant_id, done, limit, after)
     return FollowUpPage(items=[_follow_up_read(r) for r in rows], next_cursor=next_cursor)

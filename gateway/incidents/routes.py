@@ -43,6 +43,7 @@ from gateway.incidents.schemas import (
     TimelineRead,
     TransitionCreate,
 )
+from gateway.state import Gateway, GatewayDep
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 # The namespace of incident ids derived from an `Idempotency-Key` reservation.
@@ -69,23 +70,22 @@ def _read(row: Any) -> IncidentRead:
     return IncidentRead(**{**row._mapping, "id": str(row.id)})
 
 
-async def _visible_incident(request: Request, tenant_id: str, incident_id: str) -> Any:
+async def _visible_incident(gw: Gateway, tenant_id: str, incident_id: str) -> Any:
     """The incident if it exists in the caller's tenant; another tenant's is as absent as a missing one."""
     parsed = references.parse_uuid(incident_id)
     if parsed is None:
         raise NOT_FOUND
-    async with request.app.state.engine.connect() as conn:
+    async with gw.engine.connect() as conn:
         row = await queries.get_incident(conn, tenant_id, parsed)
     if row is None:
         raise NOT_FOUND
     return row
 
 
-async def _answer_write(request: Request, caller_tenant: str, accepted: IncidentAccepted) -> IncidentRead:
+async def _answer_write(gw: Gateway, caller_tenant: str, accepted: IncidentAccepted) -> IncidentRead:
     """Answer once the write is readable, so the caller's next GET sees it."""
-    state = request.app.state
-    if await state.projector.wait_for(accepted.seq, state.settings.read_your_writes_timeout_seconds):
-        async with state.engine.connect() as conn:
+    if await gw.projector.wait_for(accepted.seq, gw.settings.read_your_writes_timeout_seconds):
+        async with gw.engine.connect() as conn:
             row = await queries.get_incident(conn, caller_tenant, uuid.UUID(accepted.incident.id))
         if row is not None:
             return _read(row)
@@ -99,7 +99,9 @@ COMMAND = (504,)
 @router.post(
     "", status_code=201, response_model=IncidentRead, dependencies=Idempotent, responses=declare(*COMMAND)
 )
-async def create_incident(body: IncidentCreate, caller: CallerDep, request: Request) -> IncidentRead:
+async def create_incident(
+    gw: GatewayDep, body: IncidentCreate, caller: CallerDep, request: Request
+) -> IncidentRead:
     # A retry with the key (after a 504, or an answer lost with a gateway) names the same incident,
     # which incidents then makes once.
     command: dict[str, Any] = {
@@ -107,8 +109,8 @@ async def create_incident(body: IncidentCreate, caller: CallerDep, request: Requ
         **body.model_dump(mode="json"),
         **_derived(request, "incident_id", IDEMPOTENT_CREATE),
     }
-    accepted = await request.app.state.commands.call(CreateIncident, command, IncidentAccepted)
-    return await _answer_write(request, caller.tenant_id, accepted)
+    accepted = await gw.commands.call(CreateIncident, command, IncidentAccepted)
+    return await _answer_write(gw, caller.tenant_id, accepted)
 
 
 def _several(values: list[str] | None) -> tuple[str, ...]:
@@ -132,8 +134,8 @@ SeveritiesFilter = Annotated[
 
 @router.get("", response_model=IncidentPage)
 async def list_incidents(
+    gw: GatewayDep,
     caller: CallerDep,
-    request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None,
@@ -168,14 +170,14 @@ async def list_incidents(
         created_to=created_to,
         oldest_first=order == "oldest",
     )
-    async with request.app.state.engine.connect() as conn:
+    async with gw.engine.connect() as conn:
         rows, next_cursor = await queries.list_incidents(conn, caller.tenant_id, limit, after, where)
     return IncidentPage(items=[_read(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/{incident_id}", response_model=IncidentRead)
-async def get_incident(incident_id: IncidentId, caller: CallerDep, request: Request) -> IncidentRead:
-    return _read(await _visible_incident(request, caller.tenant_id, incident_id))
+async def get_incident(gw: GatewayDep, incident_id: IncidentId, caller: CallerDep) -> IncidentRead:
+    return _read(await _visible_incident(gw, caller.tenant_id, incident_id))
 
 
 @router.post(
@@ -185,6 +187,7 @@ async def get_incident(incident_id: IncidentId, caller: CallerDep, request: Requ
     responses=declare(409, *COMMAND),
 )
 async def transition_incident(
+    gw: GatewayDep,
     incident_id: IncidentId,
     body: Annotated[TransitionCreate, Body(discriminator="to")],
     caller: CallerDep,
@@ -192,7 +195,7 @@ async def transition_incident(
 ) -> IncidentRead:
     """Move the incident along `detected → acknowledged → investigating → resolved` (skipping forward is
     allowed; `resolved → investigating` reopens). Any other move is a 409 naming the allowed ones."""
-    accepted = await request.app.state.commands.call(
+    accepted = await gw.commands.call(
         TransitionIncident,
         {
             "caller": caller.model_dump(),
@@ -202,16 +205,16 @@ async def transition_incident(
         },
         IncidentAccepted,
     )
-    return await _answer_write(request, caller.tenant_id, accepted)
+    return await _answer_write(gw, caller.tenant_id, accepted)
 
 
 @router.patch("/{incident_id}", response_model=IncidentRead, responses=declare(409, *COMMAND))
 async def update_incident(
-    incident_id: IncidentId, body: IncidentUpdate, caller: CallerDep, request: Request
+    gw: GatewayDep, incident_id: IncidentId, body: IncidentUpdate, caller: CallerDep
 ) -> IncidentRead:
     """Change title, description, severity, service or assignee (a user of your organisation).
     Each change is recorded on the timeline with its old and new value."""
-    accepted = await request.app.state.commands.call(
+    accepted = await gw.commands.call(
         UpdateIncident,
         {
             "caller": caller.model_dump(),
@@ -220,7 +223,7 @@ async def update_incident(
         },
         IncidentAccepted,
     )
-    return await _answer_write(request, caller.tenant_id, accepted)
+    return await _answer_write(gw, caller.tenant_id, accepted)
 
 
 @router.post(
@@ -231,10 +234,10 @@ async def update_incident(
     responses=declare(*COMMAND),
 )
 async def add_note(
-    incident_id: IncidentId, body: NoteCreate, caller: CallerDep, request: Request
+    gw: GatewayDep, incident_id: IncidentId, body: NoteCreate, caller: CallerDep, request: Request
 ) -> IncidentRead:
     """Add a note to the incident's timeline."""
-    accepted = await request.app.state.commands.call(
+    accepted = await gw.commands.call(
         AddNote,
         {
             "caller": caller.model_dump(),
@@ -244,22 +247,22 @@ async def add_note(
         },
         IncidentAccepted,
     )
-    return await _answer_write(request, caller.tenant_id, accepted)
+    return await _answer_write(gw, caller.tenant_id, accepted)
 
 
 @router.get("/{incident_id}/hypotheses", response_model=HypothesesRead)
 async def get_hypotheses(
+    gw: GatewayDep,
     incident_id: IncidentId,
     caller: CallerDep,
-    request: Request,
     version: Annotated[
         int | None, Query(ge=1, le=MAX_INT32, description="A generation; the latest by default")
     ] = None,
 ) -> HypothesesRead:
     """The AI worker's ranked root-cause hypotheses: `pending` until they exist. Each generation
     (a new one follows new evidence) is numbered; `?version=N` returns an older one."""
-    incident = await _visible_incident(request, caller.tenant_id, incident_id)
-    async with request.app.state.engine.connect() as conn:
+    incident = await _visible_incident(gw, caller.tenant_id, incident_id)
+    async with gw.engine.connect() as conn:
         row = await queries.get_hypotheses(conn, caller.tenant_id, incident.id, version)
         evidence = (
             await queries.get_evidence(conn, caller.tenant_id, incident.id, row.generation)
@@ -270,7 +273,7 @@ async def get_hypotheses(
         if version is not None:
             raise ApiError(404, ErrorCode.NOT_FOUND.value, f"no generation {version} of hypotheses")
         return HypothesesRead(status="pending", items=[])
-    async with request.app.state.engine.connect() as conn:
+    async with gw.engine.connect() as conn:
         verdicts = await queries.feedback_counts(conn, caller.tenant_id, incident.id, row.generation)
     return HypothesesRead(
         status="ready",
@@ -290,10 +293,10 @@ async def get_hypotheses(
 
 
 @router.get("/{incident_id}/timeline", response_model=TimelineRead)
-async def get_timeline(incident_id: IncidentId, caller: CallerDep, request: Request) -> TimelineRead:
+async def get_timeline(gw: GatewayDep, incident_id: IncidentId, caller: CallerDep) -> TimelineRead:
     """Everything that happened to the incident, in stream order, each with its actor and time."""
-    incident = await _visible_incident(request, caller.tenant_id, incident_id)
-    async with request.app.state.engine.connect() as conn:
+    incident = await _visible_incident(gw, caller.tenant_id, incident_id)
+    async with gw.engine.connect() as conn:
         rows = await queries.get_timeline(conn, caller.tenant_id, incident.id)
     return TimelineRead(
         items=[
@@ -310,12 +313,12 @@ async def get_timeline(incident_id: IncidentId, caller: CallerDep, request: Requ
     responses=declare(*COMMAND),
 )
 async def regenerate_hypotheses(
-    incident_id: IncidentId, caller: CallerDep, request: Request
+    gw: GatewayDep, incident_id: IncidentId, caller: CallerDep
 ) -> RegenerationRead:
     """Ask the AI worker for a new generation now (responders and above). The request goes on the log;
     the new generation follows on `GET .../hypotheses` and the live feed, with `trigger: regenerate`."""
-    await _visible_incident(request, caller.tenant_id, incident_id)
-    accepted = await request.app.state.commands.call(
+    await _visible_incident(gw, caller.tenant_id, incident_id)
+    accepted = await gw.commands.call(
         RegenerateHypotheses,
         {"caller": caller.model_dump(), "incident_id": incident_id},
         RegenerationAccepted,
@@ -331,16 +334,16 @@ async def regenerate_hypotheses(
     responses=declare(*COMMAND),
 )
 async def hypothesis_feedback(
+    gw: GatewayDep,
     incident_id: IncidentId,
     rank: Annotated[int, Path(ge=1, le=10)],
     body: FeedbackCreate,
     caller: CallerDep,
-    request: Request,
 ) -> FeedbackRead:
     """Confirm or reject the hypothesis at `rank` (of the latest generation unless `generation` is
     given). Confirmations of resolved incidents are what `GET /api/v1/metrics/hypotheses` measures."""
-    await _visible_incident(request, caller.tenant_id, incident_id)
-    accepted = await request.app.state.commands.call(
+    await _visible_incident(gw, caller.tenant_id, incident_id)
+    accepted = await gw.commands.call(
         RecordFeedback,
         {
             "caller": caller.model_dump(),
@@ -350,7 +353,7 @@ async def hypothesis_feedback(
         },
         FeedbackAccepted,
     )
-    state = request.app.state
+    state = gw
     await state.projector.wait_for(accepted.seq, state.settings.read_your_writes_timeout_seconds)
     return FeedbackRead(
         incident_id=accepted.incident_id,

@@ -67,6 +67,7 @@ from gateway.integrations.schemas import (
     WebhookSecretRead,
     WebhookUpdate,
 )
+from gateway.state import Gateway, GatewayDep, gateway_of
 
 log = structlog.get_logger(__name__)
 
@@ -122,8 +123,8 @@ def _source(key: KeyCaller) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-async def _call(request: Request, command: str, body: dict[str, Any], reply: type[R]) -> R:
-    result: R = await request.app.state.commands.call(command_subject("integrations", command), body, reply)
+async def _call(gw: Gateway, command: str, body: dict[str, Any], reply: type[R]) -> R:
+    result: R = await gw.commands.call(command_subject("integrations", command), body, reply)
     return result
 
 
@@ -140,12 +141,12 @@ def _problems(exc: ValidationError) -> tuple[list[dict[str, Any]], str]:
 
 
 async def _keep_rejected(
-    request: Request, key: KeyCaller, endpoint: ci.InboundSource, message: str, details: Any, raw: bytes
+    gw: Gateway, key: KeyCaller, endpoint: ci.InboundSource, message: str, details: Any, raw: bytes
 ) -> None:
     """A refused body, kept for admins with the reasons."""
     try:
         await _call(
-            request,
+            gw,
             "record_rejection",
             {
                 "source": _source(key),
@@ -171,7 +172,7 @@ async def _validated(request: Request, model: type[M], key: KeyCaller, endpoint:
     except ValidationError as exc:
         details, reasons = _problems(exc)
         message = f"invalid {endpoint.value} payload: {reasons}"[:500]
-        await _keep_rejected(request, key, endpoint, message, details, raw)
+        await _keep_rejected(gateway_of(request), key, endpoint, message, details, raw)
         raise ApiError(422, ErrorCode.VALIDATION.value, message, details) from exc
 
 
@@ -186,14 +187,14 @@ async def _validated(request: Request, model: type[M], key: KeyCaller, endpoint:
     dependencies=[idempotent(AlertsKey)],
     responses=declare(*COMMAND),
 )
-async def receive_alerts(request: Request, key: AlertsKey) -> AlertsAcceptedRead:
+async def receive_alerts(gw: GatewayDep, request: Request, key: AlertsKey) -> AlertsAcceptedRead:
     """An Alertmanager webhook notification (payload version 4), or Grafana's Alertmanager-compatible
     one, with an integration key holding `alerts:write` as the bearer token. Answered once stored
     (202); one open incident per group (`groupKey`), alerts deduplicated by fingerprint, incidents
     resolved when all their alerts are (unless turned off in `/settings`)."""
     payload = await _validated(request, ci.AlertmanagerPayload, key, ci.InboundSource.ALERTMANAGER)
     accepted = await _call(
-        request,
+        gw,
         "receive_alerts",
         {"source": _source(key), "payload": payload.model_dump(mode="json")},
         ci.AlertsAccepted,
@@ -212,13 +213,13 @@ async def receive_alerts(request: Request, key: AlertsKey) -> AlertsAcceptedRead
     },
     dependencies=[idempotent(DeploysKey)],
 )
-async def record_deploy(request: Request, response: Response, key: DeploysKey) -> DeployRead:
+async def record_deploy(gw: GatewayDep, request: Request, response: Response, key: DeploysKey) -> DeployRead:
     """A deploy from CI (`service_name`, `version`, `environment`, and optionally `commit`, `author`,
     `deployed_at`), with a key holding `deploys:write`. Published as `deploy.recorded`: the AI worker
     weighs it against the service's open incidents. Sending the same report again is harmless (200)."""
     report = await _validated(request, ci.DeployReport, key, ci.InboundSource.DEPLOYS)
     accepted = await _call(
-        request,
+        gw,
         "record_deploy",
         {"source": _source(key), "deploy": report.model_dump(mode="json")},
         ci.DeployAccepted,
@@ -288,16 +289,16 @@ async def _pd_read(
         routing_key = sent.get("routing_key") if isinstance(sent, dict) else None
         if isinstance(routing_key, str):
             try:
-                key = await verify_integration_key(request.app.state.engine, routing_key, [scope.value])
+                key = await verify_integration_key(gateway_of(request).engine, routing_key, [scope.value])
             except ApiError:
                 pass
             else:
                 message = f"invalid {endpoint.value} event: {reasons}"[:500]
-                await _keep_rejected(request, key, endpoint, message, details, raw)
+                await _keep_rejected(gateway_of(request), key, endpoint, message, details, raw)
         errors = [f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in details[:20]]
         return _pd_error(400, "invalid event", "Event object is invalid", errors)
     try:
-        key = await verify_integration_key(request.app.state.engine, event.routing_key, [scope.value])
+        key = await verify_integration_key(gateway_of(request).engine, event.routing_key, [scope.value])
     except ApiError as refused:
         if refused.status == 401:
             return _pd_error(401, "invalid routing key", refused.message, ["routing_key: " + refused.message])
@@ -314,7 +315,7 @@ async def _pd_read(
     openapi_extra=_adapter_body(PAGERDUTY_EVENT),
     responses=PD_RESPONSES,
 )
-async def pagerduty_enqueue(request: Request) -> Any:
+async def pagerduty_enqueue(gw: GatewayDep, request: Request) -> Any:
     """PagerDuty Events API v2, for anything that speaks it (Alertmanager's `pagerduty_configs`,
     Grafana's PagerDuty contact point, Argo CD, ...): `routing_key` is an integration key holding
     `alerts:write`. `trigger` opens an incident, or attaches to the open one of its `dedup_key`
@@ -329,7 +330,7 @@ async def pagerduty_enqueue(request: Request) -> Any:
     alert = event.model_dump(mode="json", by_alias=True, exclude={"routing_key"})
     alert["dedup_key"] = event.dedup_key or uuid.uuid4().hex
     accepted = await _call(
-        request, "receive_pagerduty", {"source": _source(key), "event": alert}, ci.PagerDutyAccepted
+        gw, "receive_pagerduty", {"source": _source(key), "event": alert}, ci.PagerDutyAccepted
     )
     return PagerDutyAcceptedRead(dedup_key=accepted.dedup_key)
 
@@ -341,7 +342,7 @@ async def pagerduty_enqueue(request: Request) -> Any:
     openapi_extra=_json_body(ci.PagerDutyChange),
     responses=PD_RESPONSES,
 )
-async def pagerduty_change(request: Request) -> Any:
+async def pagerduty_change(gw: GatewayDep, request: Request) -> Any:
     """A PagerDuty change event, with an integration key holding `deploys:write` as `routing_key`:
     recorded as a deploy (`deploy.recorded`). The service is `custom_details.service` (else
     `payload.source`), the version `custom_details.version` (else the summary), the environment
@@ -357,7 +358,7 @@ async def pagerduty_change(request: Request) -> Any:
         return read
     change, key = read
     await _call(
-        request,
+        gw,
         "record_change",
         {
             "source": _source(key),
@@ -388,7 +389,9 @@ SourceId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
     },
     responses=declare(*COMMAND),
 )
-async def receive_json(source_id: SourceId, request: Request, key: AlertsKey) -> JsonAcceptedRead:
+async def receive_json(
+    gw: GatewayDep, source_id: SourceId, request: Request, key: AlertsKey
+) -> JsonAcceptedRead:
     """Any JSON body, read with the JMESPath mapping of the JSON source `source_id` (see
     `/json-sources`), with a key holding `alerts:write`. Answered once stored (202) with what the
     mapping read; one open incident per dedup key, resolved when a body reads as resolved. A body
@@ -402,10 +405,10 @@ async def receive_json(source_id: SourceId, request: Request, key: AlertsKey) ->
     except ValueError as exc:
         message = f"invalid {ci.InboundSource.JSON.value} payload: not JSON ({exc})"[:500]
         details = [{"loc": ["body"], "msg": str(exc), "type": "json_invalid"}]
-        await _keep_rejected(request, key, ci.InboundSource.JSON, message, details, raw.replace(b"\x00", b""))
+        await _keep_rejected(gw, key, ci.InboundSource.JSON, message, details, raw.replace(b"\x00", b""))
         raise ApiError(422, ErrorCode.VALIDATION.value, message, details) from exc
     accepted = await _call(
-        request,
+        gw,
         "receive_json",
         {
             "source": _source(key),
@@ -419,14 +422,12 @@ async def receive_json(source_id: SourceId, request: Request, key: AlertsKey) ->
 
 
 @router.post("/json-sources/preview", response_model=MappingPreviewRead, responses=declare(*COMMAND))
-async def preview_mapping(
-    body: MappingPreviewCreate, caller: AdminDep, request: Request
-) -> MappingPreviewRead:
+async def preview_mapping(gw: GatewayDep, body: MappingPreviewCreate, caller: AdminDep) -> MappingPreviewRead:
     """What `sample` (a body as the sender sends it) reads as with `mapping`, before it is saved:
     `alert`, or `problem` saying which expression found what. A mapping that does not compile is a
     422 naming the field and its expression."""
     preview = await _call(
-        request,
+        gw,
         "preview_mapping",
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         ci.MappingPreview,
@@ -437,12 +438,12 @@ async def preview_mapping(
 @router.post(
     "/json-sources", status_code=201, response_model=JsonSourceRead, responses=declare(409, *COMMAND)
 )
-async def create_json_source(body: JsonSourceCreate, caller: AdminDep, request: Request) -> JsonSourceRead:
+async def create_json_source(gw: GatewayDep, body: JsonSourceCreate, caller: AdminDep) -> JsonSourceRead:
     """A generic JSON source: a name and a JMESPath mapping (`title` required; `severity`,
     `dedup_key`, `status`, `service`, `labels`). Senders POST to `/json/{id}`. A mapping that does
     not compile is a 422 naming the expression."""
     view = await _call(
-        request,
+        gw,
         "create_json_source",
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         ci.JsonSourceView,
@@ -452,10 +453,10 @@ async def create_json_source(body: JsonSourceCreate, caller: AdminDep, request: 
 
 @router.get("/json-sources", response_model=JsonSourcePage, responses=declare(*COMMAND))
 async def list_json_sources(
-    caller: AdminDep, request: Request, limit: Limit = 50, cursor: Cursor = None
+    gw: GatewayDep, caller: AdminDep, limit: Limit = 50, cursor: Cursor = None
 ) -> JsonSourcePage:
     page = await _call(
-        request,
+        gw,
         "list_json_sources",
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
         ci.JsonSourcePage,
@@ -464,20 +465,20 @@ async def list_json_sources(
 
 
 @router.get("/json-sources/{source_id}", response_model=JsonSourceRead, responses=declare(*COMMAND))
-async def get_json_source(source_id: SourceId, caller: AdminDep, request: Request) -> JsonSourceRead:
+async def get_json_source(gw: GatewayDep, source_id: SourceId, caller: AdminDep) -> JsonSourceRead:
     view = await _call(
-        request, "get_json_source", {"caller": caller.model_dump(), "source_id": source_id}, ci.JsonSourceView
+        gw, "get_json_source", {"caller": caller.model_dump(), "source_id": source_id}, ci.JsonSourceView
     )
     return JsonSourceRead.model_validate(view.model_dump())
 
 
 @router.patch("/json-sources/{source_id}", response_model=JsonSourceRead, responses=declare(*COMMAND))
 async def update_json_source(
-    source_id: SourceId, body: JsonSourceUpdate, caller: AdminDep, request: Request
+    gw: GatewayDep, source_id: SourceId, body: JsonSourceUpdate, caller: AdminDep
 ) -> JsonSourceRead:
     """Rename it or change its mapping: bodies received from then on are read with the new one."""
     view = await _call(
-        request,
+        gw,
         "update_json_source",
         {
             "caller": caller.model_dump(),
@@ -490,9 +491,9 @@ async def update_json_source(
 
 
 @router.delete("/json-sources/{source_id}", status_code=204, responses=declare(*COMMAND))
-async def delete_json_source(source_id: SourceId, caller: AdminDep, request: Request) -> Response:
+async def delete_json_source(gw: GatewayDep, source_id: SourceId, caller: AdminDep) -> Response:
     """Delete it: bodies sent to it are refused from then on (404)."""
-    await _call(request, "delete_json_source", {"caller": caller.model_dump(), "source_id": source_id}, Done)
+    await _call(gw, "delete_json_source", {"caller": caller.model_dump(), "source_id": source_id}, Done)
     return Response(status_code=204)
 
 
@@ -502,14 +503,14 @@ SilenceId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 
 
 @router.post("/silences", status_code=201, response_model=SilenceRead, responses=declare(409, *COMMAND))
-async def create_silence(body: SilenceCreate, caller: CallerDep, request: Request) -> SilenceRead:
+async def create_silence(gw: GatewayDep, body: SilenceCreate, caller: CallerDep) -> SilenceRead:
     """A maintenance window or silence (responders and up): firing alerts of `services` and/or
     matching every matcher (`label`, `op` `=`/`!=`/`=~`/`!~`, `value`), arriving while it is on, are
     recorded (`silenced` in `GET .../inbound`) and open no incident, page and notify nobody. One-off
     (`starts_at` to `ends_at`) or weekly (`recurrence`: `weekdays`, `start_time`, `duration_minutes`,
     `timezone`, between `starts_at` and `ends_at` if given)."""
     view = await _call(
-        request,
+        gw,
         "create_silence",
         {"caller": caller.model_dump(), "silence": body.model_dump(mode="json")},
         ci.SilenceView,
@@ -519,8 +520,8 @@ async def create_silence(body: SilenceCreate, caller: CallerDep, request: Reques
 
 @router.get("/silences", response_model=SilencePage, responses=declare(*COMMAND))
 async def list_silences(
+    gw: GatewayDep,
     caller: CallerDep,
-    request: Request,
     state: ci.SilenceState | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -528,7 +529,7 @@ async def list_silences(
     """Silences newest first, each `active` (with when it ends), `upcoming` (with when it starts) or
     `expired`; `state` keeps one kind."""
     page = await _call(
-        request,
+        gw,
         "list_silences",
         {"caller": caller.model_dump(), "state": state, "limit": limit, "cursor": cursor},
         ci.SilencePage,
@@ -537,17 +538,17 @@ async def list_silences(
 
 
 @router.get("/silences/{silence_id}", response_model=SilenceRead, responses=declare(*COMMAND))
-async def get_silence(silence_id: SilenceId, caller: CallerDep, request: Request) -> SilenceRead:
+async def get_silence(gw: GatewayDep, silence_id: SilenceId, caller: CallerDep) -> SilenceRead:
     view = await _call(
-        request, "get_silence", {"caller": caller.model_dump(), "silence_id": silence_id}, ci.SilenceView
+        gw, "get_silence", {"caller": caller.model_dump(), "silence_id": silence_id}, ci.SilenceView
     )
     return SilenceRead.model_validate(view.model_dump())
 
 
 @router.delete("/silences/{silence_id}", status_code=204, responses=declare(*COMMAND))
-async def delete_silence(silence_id: SilenceId, caller: CallerDep, request: Request) -> Response:
+async def delete_silence(gw: GatewayDep, silence_id: SilenceId, caller: CallerDep) -> Response:
     """End it now: alerts arriving from then on are not silenced."""
-    await _call(request, "delete_silence", {"caller": caller.model_dump(), "silence_id": silence_id}, Done)
+    await _call(gw, "delete_silence", {"caller": caller.model_dump(), "silence_id": silence_id}, Done)
     return Response(status_code=204)
 
 
@@ -558,7 +559,7 @@ RuleId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 
 @router.post("/correlation-rules/preview", response_model=CorrelationPreviewRead, responses=declare(*COMMAND))
 async def preview_correlation(
-    body: CorrelationPreviewCreate, caller: AdminDep, request: Request
+    gw: GatewayDep, body: CorrelationPreviewCreate, caller: AdminDep
 ) -> CorrelationPreviewRead:
     """Which of the last day's firing alerts (from every source, as `GET .../inbound` keeps them)
     the rule would have put in one incident: `clusters` of alerts of several groups sharing the
@@ -566,7 +567,7 @@ async def preview_correlation(
     `incidents_after` count the incidents with and without it. Nothing is saved; `enabled` is not
     read."""
     preview = await _call(
-        request,
+        gw,
         "preview_correlation",
         {"caller": caller.model_dump(), "rule": body.model_dump(mode="json")},
         ci.CorrelationPreview,
@@ -581,7 +582,7 @@ async def preview_correlation(
     responses=declare(409, *COMMAND),
 )
 async def create_correlation_rule(
-    body: CorrelationRuleCreate, caller: AdminDep, request: Request
+    gw: GatewayDep, body: CorrelationRuleCreate, caller: AdminDep
 ) -> CorrelationRuleRead:
     """A correlation rule (admins): a firing alert that would open an incident joins an open one
     instead when one of that incident's firing alerts, of another group or source, has the same
@@ -590,7 +591,7 @@ async def create_correlation_rule(
     oldest first; the first that finds an incident decides. The join is an `alert.correlated` event
     on the incident's timeline, naming the rule and the reason."""
     view = await _call(
-        request,
+        gw,
         "create_correlation_rule",
         {"caller": caller.model_dump(), "rule": body.model_dump(mode="json")},
         ci.CorrelationRuleView,
@@ -600,11 +601,11 @@ async def create_correlation_rule(
 
 @router.get("/correlation-rules", response_model=CorrelationRulePage, responses=declare(*COMMAND))
 async def list_correlation_rules(
-    caller: AdminDep, request: Request, limit: Limit = 50, cursor: Cursor = None
+    gw: GatewayDep, caller: AdminDep, limit: Limit = 50, cursor: Cursor = None
 ) -> CorrelationRulePage:
     """Oldest first: the order they are tried in."""
     page = await _call(
-        request,
+        gw,
         "list_correlation_rules",
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
         ci.CorrelationRulePage,
@@ -613,9 +614,9 @@ async def list_correlation_rules(
 
 
 @router.get("/correlation-rules/{rule_id}", response_model=CorrelationRuleRead, responses=declare(*COMMAND))
-async def get_correlation_rule(rule_id: RuleId, caller: AdminDep, request: Request) -> CorrelationRuleRead:
+async def get_correlation_rule(gw: GatewayDep, rule_id: RuleId, caller: AdminDep) -> CorrelationRuleRead:
     view = await _call(
-        request,
+        gw,
         "get_correlation_rule",
         {"caller": caller.model_dump(), "rule_id": rule_id},
         ci.CorrelationRuleView,
@@ -625,12 +626,12 @@ async def get_correlation_rule(rule_id: RuleId, caller: AdminDep, request: Reque
 
 @router.patch("/correlation-rules/{rule_id}", response_model=CorrelationRuleRead, responses=declare(*COMMAND))
 async def update_correlation_rule(
-    rule_id: RuleId, body: CorrelationRuleUpdate, caller: AdminDep, request: Request
+    gw: GatewayDep, rule_id: RuleId, body: CorrelationRuleUpdate, caller: AdminDep
 ) -> CorrelationRuleRead:
     """Change it, or turn it on or off (`enabled`): alerts arriving from then on are decided by the
     rule as it is now; those already correlated stay where they are."""
     view = await _call(
-        request,
+        gw,
         "update_correlation_rule",
         {
             "caller": caller.model_dump(),
@@ -643,19 +644,19 @@ async def update_correlation_rule(
 
 
 @router.delete("/correlation-rules/{rule_id}", status_code=204, responses=declare(*COMMAND))
-async def delete_correlation_rule(rule_id: RuleId, caller: AdminDep, request: Request) -> Response:
-    await _call(request, "delete_correlation_rule", {"caller": caller.model_dump(), "rule_id": rule_id}, Done)
+async def delete_correlation_rule(gw: GatewayDep, rule_id: RuleId, caller: AdminDep) -> Response:
+    await _call(gw, "delete_correlation_rule", {"caller": caller.model_dump(), "rule_id": rule_id}, Done)
     return Response(status_code=204)
 
 
 @router.get("/rejections", response_model=RejectionPage, responses=declare(*COMMAND))
 async def list_rejections(
-    caller: AdminDep, request: Request, limit: Limit = 50, cursor: Cursor = None
+    gw: GatewayDep, caller: AdminDep, limit: Limit = 50, cursor: Cursor = None
 ) -> RejectionPage:
     """Payloads refused with a 4xx (newest first), with the reasons and the body as it arrived, so a
     misconfigured sender is visible rather than silently dropped."""
     page = await _call(
-        request,
+        gw,
         "list_rejections",
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
         ci.RejectionPage,
@@ -665,8 +666,8 @@ async def list_rejections(
 
 @router.get("/inbound", response_model=InboundDeliveryPage, responses=declare(*COMMAND))
 async def list_inbound(
+    gw: GatewayDep,
     caller: AdminDep,
-    request: Request,
     status: ci.InboundStatus | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -674,7 +675,7 @@ async def list_inbound(
     """Accepted Alertmanager notifications (newest first): `pending`, `processed` (with what they did:
     incident opened, alerts attached, duplicates ignored, incidents being resolved) or `failed`."""
     page = await _call(
-        request,
+        gw,
         "list_inbound",
         {"caller": caller.model_dump(), "status": status, "limit": limit, "cursor": cursor},
         ci.InboundPage,
@@ -683,18 +684,18 @@ async def list_inbound(
 
 
 @router.get("/settings", response_model=IntegrationSettingsRead, responses=declare(*COMMAND))
-async def get_settings(caller: AdminDep, request: Request) -> IntegrationSettingsRead:
-    view = await _call(request, "get_settings", {"caller": caller.model_dump()}, ci.IntegrationSettingsView)
+async def get_settings(gw: GatewayDep, caller: AdminDep) -> IntegrationSettingsRead:
+    view = await _call(gw, "get_settings", {"caller": caller.model_dump()}, ci.IntegrationSettingsView)
     return IntegrationSettingsRead.model_validate(view.model_dump())
 
 
 @router.put("/settings", response_model=IntegrationSettingsRead, responses=declare(*COMMAND))
 async def update_settings(
-    body: IntegrationSettingsUpdate, caller: AdminDep, request: Request
+    gw: GatewayDep, body: IntegrationSettingsUpdate, caller: AdminDep
 ) -> IntegrationSettingsRead:
     """`auto_resolve` (on by default): resolve an incident opened from alerts when all of them are."""
     view = await _call(
-        request,
+        gw,
         "update_settings",
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         ci.IntegrationSettingsView,
@@ -706,13 +707,13 @@ async def update_settings(
 
 
 @router.post("/webhooks", status_code=201, response_model=WebhookSecretRead, responses=declare(409, *COMMAND))
-async def create_webhook(body: WebhookCreate, caller: AdminDep, request: Request) -> WebhookSecretRead:
+async def create_webhook(gw: GatewayDep, body: WebhookCreate, caller: AdminDep) -> WebhookSecretRead:
     """A Slack incoming webhook (`kind: slack`: a Block Kit message) or a generic one (`kind:
     generic`: the event envelope as JSON, signed). `event_types`: `incident.created`,
     `incident.state_changed`, `hypothesis.generated` (all by default). A generic webhook's `secret`
     is in this answer only: verify `SRE-Copilot-Signature` with it (see the README)."""
     issued = await _call(
-        request,
+        gw,
         "create_webhook",
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         ci.WebhookIssued,
@@ -722,10 +723,10 @@ async def create_webhook(body: WebhookCreate, caller: AdminDep, request: Request
 
 @router.get("/webhooks", response_model=WebhookPage, responses=declare(*COMMAND))
 async def list_webhooks(
-    caller: AdminDep, request: Request, limit: Limit = 50, cursor: Cursor = None
+    gw: GatewayDep, caller: AdminDep, limit: Limit = 50, cursor: Cursor = None
 ) -> WebhookPage:
     page = await _call(
-        request,
+        gw,
         "list_webhooks",
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
         ci.WebhookPage,
@@ -734,21 +735,21 @@ async def list_webhooks(
 
 
 @router.get("/webhooks/{webhook_id}", response_model=WebhookRead, responses=declare(*COMMAND))
-async def get_webhook(webhook_id: WebhookId, caller: AdminDep, request: Request) -> WebhookRead:
+async def get_webhook(gw: GatewayDep, webhook_id: WebhookId, caller: AdminDep) -> WebhookRead:
     view = await _call(
-        request, "get_webhook", {"caller": caller.model_dump(), "webhook_id": webhook_id}, ci.WebhookView
+        gw, "get_webhook", {"caller": caller.model_dump(), "webhook_id": webhook_id}, ci.WebhookView
     )
     return WebhookRead.model_validate(view.model_dump())
 
 
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookRead, responses=declare(409, *COMMAND))
 async def update_webhook(
-    webhook_id: WebhookId, body: WebhookUpdate, caller: AdminDep, request: Request
+    gw: GatewayDep, webhook_id: WebhookId, body: WebhookUpdate, caller: AdminDep
 ) -> WebhookRead:
     """Change its name, URL, event types, or turn it off (`enabled: false`) and on again. A Slack
     signing secret for a webhook of another kind is a 409 (it conflicts with the webhook's kind)."""
     view = await _call(
-        request,
+        gw,
         "update_webhook",
         {"caller": caller.model_dump(), "webhook_id": webhook_id, **body.model_dump(exclude_unset=True)},
         ci.WebhookView,
@@ -757,9 +758,9 @@ async def update_webhook(
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, responses=declare(*COMMAND))
-async def delete_webhook(webhook_id: WebhookId, caller: AdminDep, request: Request) -> Response:
+async def delete_webhook(gw: GatewayDep, webhook_id: WebhookId, caller: AdminDep) -> Response:
     """Delete it and its delivery log; nothing more is sent to it."""
-    await _call(request, "delete_webhook", {"caller": caller.model_dump(), "webhook_id": webhook_id}, Done)
+    await _call(gw, "delete_webhook", {"caller": caller.model_dump(), "webhook_id": webhook_id}, Done)
     return Response(status_code=204)
 
 
@@ -767,9 +768,9 @@ async def delete_webhook(webhook_id: WebhookId, caller: AdminDep, request: Reque
     "/webhooks/{webhook_id}/deliveries", response_model=WebhookDeliveryPage, responses=declare(*COMMAND)
 )
 async def list_deliveries(
+    gw: GatewayDep,
     webhook_id: WebhookId,
     caller: AdminDep,
-    request: Request,
     status: ci.DeliveryStatus | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -777,7 +778,7 @@ async def list_deliveries(
     """Its deliveries, newest first: `pending` (with `next_attempt_at`), `succeeded`, or `failed` after
     the last attempt (with the last status code and error)."""
     page = await _call(
-        request,
+        gw,
         "list_deliveries",
         {
             "caller": caller.model_dump(),
@@ -798,14 +799,14 @@ async def list_deliveries(
     responses=declare(409, *COMMAND),
 )
 async def retry_delivery(
+    gw: GatewayDep,
     webhook_id: WebhookId,
     delivery_id: Annotated[str, Path(max_length=64, pattern=NO_NUL)],
     caller: AdminDep,
-    request: Request,
 ) -> WebhookDeliveryRead:
     """Send a failed delivery again, with a fresh series of attempts (a pending one is sent now)."""
     view = await _call(
-        request,
+        gw,
         "retry_delivery",
         {"caller": caller.model_dump(), "webhook_id": webhook_id, "delivery_id": delivery_id},
         ci.DeliveryView,

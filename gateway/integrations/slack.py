@@ -20,6 +20,7 @@ from contracts.subjects import command_subject
 from gateway.auth.dependencies import SelfDep
 from gateway.errors import ApiError, declare
 from gateway.integrations.schemas import SlackActionRead, SlackLinkPage, SlackLinkRead, SlackLinkUpdate
+from gateway.state import Gateway, GatewayDep
 from runtime.slack import NoPayload, Unreadable, read_interaction
 
 router = APIRouter(prefix="/api/v1/integrations/slack", tags=["integrations"])
@@ -66,6 +67,7 @@ UserId = Annotated[
     responses=ACTION_RESPONSES,
 )
 async def slack_actions(
+    gw: GatewayDep,
     request: Request,
     x_slack_signature: Annotated[
         str, Header(max_length=256, pattern=r"^[!-~]*$", description="`v0=` and 64 hex digits")
@@ -99,7 +101,7 @@ async def slack_actions(
         service = "oncall"
     else:
         raise ApiError(401, "unauthorized", "not a click on a button of SRE Copilot's: nothing verifies it")
-    outcome: SlackOutcome = await request.app.state.commands.call(
+    outcome: SlackOutcome = await gw.commands.call(
         command_subject(service, "slack_action"),
         {"body": raw.decode(), "timestamp": x_slack_request_timestamp, "signature": x_slack_signature},
         SlackOutcome,
@@ -111,27 +113,27 @@ def _user(caller: Any, user_id: str) -> str:
     return str(caller.user_id) if user_id == "me" else user_id
 
 
-async def _call(request: Request, command: str, body: dict[str, Any], reply: type[Any]) -> Any:
-    return await request.app.state.commands.call(command_subject("integrations", command), body, reply)
+async def _call(gw: Gateway, command: str, body: dict[str, Any], reply: type[Any]) -> Any:
+    return await gw.commands.call(command_subject("integrations", command), body, reply)
 
 
 @router.get("/links", response_model=SlackLinkPage, responses=declare(504))
-async def list_slack_links(caller: SelfDep, request: Request) -> SlackLinkPage:
+async def list_slack_links(gw: GatewayDep, caller: SelfDep) -> SlackLinkPage:
     """Which Slack member each user is: admins see the organisation's, others their own."""
-    found = await _call(request, "list_slack_links", {"caller": caller.model_dump()}, ci.SlackLinkList)
+    found = await _call(gw, "list_slack_links", {"caller": caller.model_dump()}, ci.SlackLinkList)
     return SlackLinkPage.model_validate(found.model_dump())
 
 
 @router.put("/links/{user_id}", response_model=SlackLinkRead, responses=declare(403, 404, 409, 504))
 async def set_slack_link(
-    user_id: UserId, body: SlackLinkUpdate, caller: SelfDep, request: Request
+    gw: GatewayDep, user_id: UserId, body: SlackLinkUpdate, caller: SelfDep
 ) -> SlackLinkRead:
     """Link a user (`me`, or anyone for admins) to a Slack member: `slack_team_id` (the workspace,
     `T…`) and `slack_user_id` (the member id, `U…`, in Slack's profile menu: Copy member ID). Clicks of
     that member on the buttons then act as this user, with their role. A Slack member is linked to at
     most one user (409)."""
     view = await _call(
-        request,
+        gw,
         "set_slack_link",
         {"caller": caller.model_dump(), "user_id": _user(caller, user_id), "link": body.model_dump()},
         ci.SlackLinkView,
@@ -140,10 +142,10 @@ async def set_slack_link(
 
 
 @router.get("/links/{user_id}", response_model=SlackLinkRead, responses=declare(403, 404, 504))
-async def get_slack_link(user_id: UserId, caller: SelfDep, request: Request) -> SlackLinkRead:
+async def get_slack_link(gw: GatewayDep, user_id: UserId, caller: SelfDep) -> SlackLinkRead:
     """The Slack member a user (`me`, or anyone for admins) is linked to; 404 when none."""
     view = await _call(
-        request,
+        gw,
         "get_slack_link",
         {"caller": caller.model_dump(), "user_id": _user(caller, user_id)},
         ci.SlackLinkView,
@@ -152,10 +154,10 @@ async def get_slack_link(user_id: UserId, caller: SelfDep, request: Request) -> 
 
 
 @router.delete("/links/{user_id}", status_code=204, responses=declare(403, 404, 504))
-async def delete_slack_link(user_id: UserId, caller: SelfDep, request: Request) -> Response:
+async def delete_slack_link(gw: GatewayDep, user_id: UserId, caller: SelfDep) -> Response:
     """Unlink: that Slack member's clicks act as nobody from then on."""
     await _call(
-        request,
+        gw,
         "delete_slack_link",
         {"caller": caller.model_dump(), "user_id": _user(caller, user_id)},
         Done,

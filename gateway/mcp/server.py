@@ -30,7 +30,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import INVALID_PARAMS, ToolAnnotations
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -45,6 +45,7 @@ from gateway.incident_metrics import routes as metric_routes
 from gateway.incidents import queries, references
 from gateway.incidents import routes as incident_routes
 from gateway.incidents.schemas import FeedbackCreate, MoveCreate, NoteCreate, ResolutionCreate
+from gateway.state import gateway_of
 
 PATH = "/mcp"
 # Where the endpoint leaves the verified key for the tools (the ASGI scope of the HTTP request).
@@ -234,7 +235,7 @@ async def _resolve(request: Request, tenant_id: str, ref: str) -> Any:
     tenant's incident is exactly as absent as one that does not exist."""
     ref = ref.strip()
     match = INCIDENT_KEY.fullmatch(ref)
-    async with request.app.state.engine.connect() as conn:
+    async with gateway_of(request).engine.connect() as conn:
         if match:
             row = await queries.get_incident_by_number(conn, tenant_id, int(match.group(1)))
         elif (parsed := references.parse_uuid(ref)) is not None:
@@ -284,8 +285,8 @@ async def _incident_with_timeline(
 ) -> IncidentWithTimeline:
     caller = _caller(key)
     row = await _resolve(request, caller.tenant_id, ref)
-    incident = await incident_routes.get_incident(str(row.id), caller, request)
-    timeline = await incident_routes.get_timeline(str(row.id), caller, request)
+    incident = await incident_routes.get_incident(gateway_of(request), str(row.id), caller)
+    timeline = await incident_routes.get_timeline(gateway_of(request), str(row.id), caller)
     after = [e for e in timeline.items if timeline_cursor is None or e.seq > timeline_cursor]
     page = after[:timeline_limit]
     return IncidentWithTimeline(
@@ -307,7 +308,7 @@ async def _incident_with_timeline(
 async def _hypotheses(request: Request, key: KeyCaller, ref: str, generation: int | None) -> Hypotheses:
     caller = _caller(key)
     row = await _resolve(request, caller.tenant_id, ref)
-    found = await incident_routes.get_hypotheses(str(row.id), caller, request, generation)
+    found = await incident_routes.get_hypotheses(gateway_of(request), str(row.id), caller, generation)
     return Hypotheses(
         incident_key=row.key,
         status=found.status,
@@ -340,14 +341,14 @@ async def _similar(request: Request, key: KeyCaller, ref: str, limit: int) -> Si
     before any generation, the service's latest resolved incidents that have a recorded cause."""
     caller = _caller(key)
     row = await _resolve(request, caller.tenant_id, ref)
-    found = await incident_routes.get_hypotheses(str(row.id), caller, request, None)
+    found = await incident_routes.get_hypotheses(gateway_of(request), str(row.id), caller, None)
     ranked: list[tuple[uuid.UUID, str]] = []
     for item in found.evidence:
         match = LINKED_INCIDENT.search(item.link or "") if item.kind == "similar_incident" else None
         if match and (linked := references.parse_uuid(match.group(1))) is not None and linked != row.id:
             ranked.append((linked, item.summary))
     if ranked:
-        async with request.app.state.engine.connect() as conn:
+        async with gateway_of(request).engine.connect() as conn:
             rows = {
                 r.id: r for r in await queries.get_incidents(conn, caller.tenant_id, [i for i, _ in ranked])
             }
@@ -355,7 +356,7 @@ async def _similar(request: Request, key: KeyCaller, ref: str, limit: int) -> Si
         source: Literal["ai_worker", "same_service"] = "ai_worker"
     else:
         where = queries.IncidentFilter(states=(IncidentState.RESOLVED.value,), service_name=row.service_name)
-        async with request.app.state.engine.connect() as conn:
+        async with gateway_of(request).engine.connect() as conn:
             candidates, _ = await queries.list_incidents(conn, caller.tenant_id, 50, None, where)
         items = [
             (c, f"resolved incident of the same service ({row.service_name})")
@@ -418,7 +419,7 @@ async def _activity(
         "cursor": cursor,
     }
     try:
-        return await _request(ctx).app.state.commands.call(
+        return await gateway_of(_request(ctx)).commands.call(
             command_subject("integrations", command), body, page
         )
     except ApiError as exc:
@@ -506,8 +507,8 @@ def build_server() -> MCPServer:
             if bound is not None and bound.tzinfo is None:
                 raise ToolError("created_from and created_to need a UTC offset, e.g. 2026-12-01T10:00:00Z")
         page = await incident_routes.list_incidents(
+            gateway_of(_request(ctx)),
             _caller(key),
-            _request(ctx),
             limit=limit,
             cursor=cursor,
             state=[s.value for s in state] if state else None,
@@ -578,7 +579,7 @@ def build_server() -> MCPServer:
             if bound is not None and bound.tzinfo is None:
                 raise ToolError("created_from and created_to need a UTC offset, e.g. 2026-12-01T10:00:00Z")
         return await metric_routes.incident_metrics(
-            _caller(_key_of(ctx)), _request(ctx), created_from=created_from, created_to=created_to
+            gateway_of(_request(ctx)), _caller(_key_of(ctx)), created_from=created_from, created_to=created_to
         )
 
     @server.tool(title="Recent deploys of a service", annotations=READ)
@@ -638,7 +639,9 @@ def build_server() -> MCPServer:
             raise ToolError("root_cause is recorded only when moving to resolved")
         else:
             body = MoveCreate.model_validate({"to": to, "note": note})
-        moved = await incident_routes.transition_incident(str(row.id), body, caller, request)
+        moved = await incident_routes.transition_incident(
+            gateway_of(request), str(row.id), body, caller, request
+        )
         return _summary(moved)
 
     @server.tool(title="Add a note to an incident", annotations=WRITE)
@@ -654,7 +657,9 @@ def build_server() -> MCPServer:
         row = await _resolve(request, caller.tenant_id, incident)
         if not body.strip():
             raise ToolError("the note is blank")
-        noted = await incident_routes.add_note(str(row.id), NoteCreate(body=body), caller, request)
+        noted = await incident_routes.add_note(
+            gateway_of(request), str(row.id), NoteCreate(body=body), caller, request
+        )
         return _summary(noted)
 
     @server.tool(title="Confirm or reject a hypothesis", annotations=WRITE)
@@ -675,7 +680,9 @@ def build_server() -> MCPServer:
         caller, request = _caller(key, write=True), _request(ctx)
         row = await _resolve(request, caller.tenant_id, incident)
         body = FeedbackCreate(verdict=verdict, comment=comment, generation=generation)
-        given = await incident_routes.hypothesis_feedback(str(row.id), rank, body, caller, request)
+        given = await incident_routes.hypothesis_feedback(
+            gateway_of(request), str(row.id), rank, body, caller
+        )
         return FeedbackRecorded(
             incident_key=row.key, generation=given.generation, rank=given.rank, verdict=given.verdict
         )
@@ -688,7 +695,7 @@ def build_server() -> MCPServer:
         key = _key_of(ctx)
         caller, request = _caller(key, write=True), _request(ctx)
         row = await _resolve(request, caller.tenant_id, incident)
-        asked = await incident_routes.regenerate_hypotheses(str(row.id), caller, request)
+        asked = await incident_routes.regenerate_hypotheses(gateway_of(request), str(row.id), caller)
         return RegenerationRequested(
             incident_key=row.key,
             request_id=asked.request_id,
@@ -776,7 +783,9 @@ class McpEndpoint:
             await response(scope, receive, send)
             return
         try:
-            key = await verify_integration_key(app.state.engine, presented.strip(), [KeyScope.MCP_READ.value])
+            key = await verify_integration_key(
+                gateway_of(HTTPConnection(scope)).engine, presented.strip(), [KeyScope.MCP_READ.value]
+            )
         except ApiError as exc:
             await error_response(exc.status, exc.code, exc.message, exc.details)(scope, receive, send)
             return

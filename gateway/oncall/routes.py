@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -49,6 +49,7 @@ from gateway.oncall.schemas import (
     TeamUpdate,
 )
 from gateway.projection import tables
+from gateway.state import Gateway, GatewayDep
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["on-call"])
 
@@ -62,8 +63,8 @@ COMMAND = (504,)
 R = TypeVar("R", bound=BaseModel)
 
 
-async def _call(request: Request, command: str, body: dict[str, object], reply: type[R]) -> R:
-    result: R = await request.app.state.commands.call(command_subject("oncall", command), body, reply)
+async def _call(gw: Gateway, command: str, body: dict[str, object], reply: type[R]) -> R:
+    result: R = await gw.commands.call(command_subject("oncall", command), body, reply)
     return result
 
 
@@ -72,12 +73,12 @@ def _iso(at: datetime | None) -> str | None:
 
 
 @router.post("", status_code=201, response_model=ScheduleRead, responses=declare(409, *COMMAND))
-async def create_schedule(body: ScheduleCreate, caller: AdminDep, request: Request) -> ScheduleRead:
+async def create_schedule(gw: GatewayDep, body: ScheduleCreate, caller: AdminDep) -> ScheduleRead:
     """A schedule: layers of participants (user ids) rotating `daily`, `weekly` or every `length`
     `hours`/`days` from `start_date` at `handoff_time` in `time_zone` (IANA), optionally restricted to
     weekly windows. An unknown time zone or an empty layer is a 422; a deactivated participant a 409."""
     view = await _call(
-        request,
+        gw,
         "create_schedule",
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         co.ScheduleView,
@@ -87,10 +88,10 @@ async def create_schedule(body: ScheduleCreate, caller: AdminDep, request: Reque
 
 @router.get("", response_model=SchedulePage, responses=declare(*COMMAND))
 async def list_schedules(
-    caller: SelfDep, request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
+    gw: GatewayDep, caller: SelfDep, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
 ) -> SchedulePage:
     page = await _call(
-        request,
+        gw,
         "list_schedules",
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
         co.SchedulePage,
@@ -99,19 +100,19 @@ async def list_schedules(
 
 
 @router.get("/{schedule_id}", response_model=ScheduleRead, responses=declare(*COMMAND))
-async def get_schedule(schedule_id: ScheduleId, caller: SelfDep, request: Request) -> ScheduleRead:
+async def get_schedule(gw: GatewayDep, schedule_id: ScheduleId, caller: SelfDep) -> ScheduleRead:
     view = await _call(
-        request, "get_schedule", {"caller": caller.model_dump(), "schedule_id": schedule_id}, co.ScheduleView
+        gw, "get_schedule", {"caller": caller.model_dump(), "schedule_id": schedule_id}, co.ScheduleView
     )
     return ScheduleRead.model_validate(view.model_dump())
 
 
 @router.patch("/{schedule_id}", response_model=ScheduleRead, responses=declare(409, *COMMAND))
 async def update_schedule(
-    schedule_id: ScheduleId, body: ScheduleUpdate, caller: AdminDep, request: Request
+    gw: GatewayDep, schedule_id: ScheduleId, body: ScheduleUpdate, caller: AdminDep
 ) -> ScheduleRead:
     view = await _call(
-        request,
+        gw,
         "update_schedule",
         {
             "caller": caller.model_dump(),
@@ -124,8 +125,8 @@ async def update_schedule(
 
 
 @router.delete("/{schedule_id}", status_code=204, responses=declare(*COMMAND))
-async def delete_schedule(schedule_id: ScheduleId, caller: AdminDep, request: Request) -> Response:
-    await _call(request, "delete_schedule", {"caller": caller.model_dump(), "schedule_id": schedule_id}, Done)
+async def delete_schedule(gw: GatewayDep, schedule_id: ScheduleId, caller: AdminDep) -> Response:
+    await _call(gw, "delete_schedule", {"caller": caller.model_dump(), "schedule_id": schedule_id}, Done)
     return Response(status_code=204)
 
 
@@ -133,12 +134,12 @@ async def delete_schedule(schedule_id: ScheduleId, caller: AdminDep, request: Re
     "/{schedule_id}/overrides", status_code=201, response_model=OverrideRead, responses=declare(*COMMAND)
 )
 async def create_override(
-    schedule_id: ScheduleId, body: OverrideCreate, caller: ResponderDep, request: Request
+    gw: GatewayDep, schedule_id: ScheduleId, body: OverrideCreate, caller: ResponderDep
 ) -> OverrideRead:
     """Put someone on call from `start` to `end` (after it, at most 366 days later) whatever the
     layers say (admins: anyone; responders: themselves). Where overrides overlap, the later wins."""
     view = await _call(
-        request,
+        gw,
         "create_override",
         {"caller": caller.model_dump(), "schedule_id": schedule_id, **body.model_dump(mode="json")},
         co.OverrideView,
@@ -150,10 +151,10 @@ async def create_override(
     "/{schedule_id}/overrides/{override_id}", response_model=OverrideRead, responses=declare(*COMMAND)
 )
 async def get_override(
-    schedule_id: ScheduleId, override_id: OverrideId, caller: SelfDep, request: Request
+    gw: GatewayDep, schedule_id: ScheduleId, override_id: OverrideId, caller: SelfDep
 ) -> OverrideRead:
     view = await _call(
-        request,
+        gw,
         "get_override",
         {"caller": caller.model_dump(), "schedule_id": schedule_id, "override_id": override_id},
         co.OverrideView,
@@ -163,13 +164,13 @@ async def get_override(
 
 @router.delete("/{schedule_id}/overrides/{override_id}", status_code=204, responses=declare(*COMMAND))
 async def delete_override(
+    gw: GatewayDep,
     schedule_id: ScheduleId,
     override_id: OverrideId,
     caller: ResponderDep,
-    request: Request,
 ) -> Response:
     await _call(
-        request,
+        gw,
         "delete_override",
         {"caller": caller.model_dump(), "schedule_id": schedule_id, "override_id": override_id},
         Done,
@@ -179,14 +180,14 @@ async def delete_override(
 
 @router.get("/{schedule_id}/on-call", response_model=OnCallRead, responses=declare(*COMMAND))
 async def on_call(
+    gw: GatewayDep,
     schedule_id: ScheduleId,
     caller: SelfDep,
-    request: Request,
     at: Annotated[co.Moment | None, Query(description="RFC 3339 (default: now)")] = None,
 ) -> OnCallRead:
     """Who is on call at `at`: `user_id` (null: nobody), from which layer or override."""
     view = await _call(
-        request,
+        gw,
         "on_call",
         {"caller": caller.model_dump(), "schedule_id": schedule_id, "at": _iso(at)},
         co.OnCallView,
@@ -196,16 +197,16 @@ async def on_call(
 
 @router.get("/{schedule_id}/shifts", response_model=ShiftPage, responses=declare(*COMMAND))
 async def next_shifts(
+    gw: GatewayDep,
     schedule_id: ScheduleId,
     caller: SelfDep,
-    request: Request,
     after: Annotated[co.Moment | None, Query(description="RFC 3339 (default: now)")] = None,
     count: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> ShiftPage:
     """The next `count` shifts of the final schedule (layers, restrictions, overrides), the one under
     way first (from `after`); a time nobody covers is no shift."""
     page = await _call(
-        request,
+        gw,
         "next_shifts",
         {"caller": caller.model_dump(), "schedule_id": schedule_id, "after": _iso(after), "count": count},
         co.ShiftPage,
@@ -223,14 +224,14 @@ ContactMethodId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 @paging_router.post(
     "/escalation-policies", status_code=201, response_model=PolicyRead, responses=declare(404, 409, *COMMAND)
 )
-async def create_policy(body: PolicyCreate, caller: AdminDep, request: Request) -> PolicyRead:
+async def create_policy(gw: GatewayDep, body: PolicyCreate, caller: AdminDep) -> PolicyRead:
     """Targets are users (`{"kind": "user", "id": USER_ID}`), a schedule's on-call at the time the
     step fires (`{"kind": "schedule", "id": SCHEDULE_ID}`: a 404 if there is no such schedule) or a
     team (`{"kind": "team", "id": TEAM_ID}`: a 404 if there is no such team). A deactivated person
     is a 409. `warnings` (on every read) say what became untrue later: a person deactivated, a
     schedule or team deleted."""
     view = await _call(
-        request,
+        gw,
         "create_policy",
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         co.PolicyView,
@@ -240,10 +241,10 @@ async def create_policy(body: PolicyCreate, caller: AdminDep, request: Request) 
 
 @paging_router.get("/escalation-policies", response_model=PolicyPage, responses=declare(*COMMAND))
 async def list_policies(
-    caller: SelfDep, request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
+    gw: GatewayDep, caller: SelfDep, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
 ) -> PolicyPage:
     page = await _call(
-        request,
+        gw,
         "list_policies",
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
         co.PolicyPage,
@@ -252,9 +253,9 @@ async def list_policies(
 
 
 @paging_router.get("/escalation-policies/{policy_id}", response_model=PolicyRead, responses=declare(*COMMAND))
-async def get_policy(policy_id: PolicyId, caller: SelfDep, request: Request) -> PolicyRead:
+async def get_policy(gw: GatewayDep, policy_id: PolicyId, caller: SelfDep) -> PolicyRead:
     view = await _call(
-        request, "get_policy", {"caller": caller.model_dump(), "policy_id": policy_id}, co.PolicyView
+        gw, "get_policy", {"caller": caller.model_dump(), "policy_id": policy_id}, co.PolicyView
     )
     return PolicyRead.model_validate(view.model_dump())
 
@@ -263,12 +264,12 @@ async def get_policy(policy_id: PolicyId, caller: SelfDep, request: Request) -> 
     "/escalation-policies/{policy_id}", response_model=PolicyRead, responses=declare(404, 409, *COMMAND)
 )
 async def update_policy(
-    policy_id: PolicyId, body: PolicyCreate, caller: AdminDep, request: Request
+    gw: GatewayDep, policy_id: PolicyId, body: PolicyCreate, caller: AdminDep
 ) -> PolicyRead:
     """Replace a policy's name, steps and repeat (the same checks as creating one). Escalations
     under way go on with the policy as it was when they started; the next ones use the new one."""
     view = await _call(
-        request,
+        gw,
         "update_policy",
         {"caller": caller.model_dump(), "policy_id": policy_id, **body.model_dump(mode="json")},
         co.PolicyView,
@@ -277,9 +278,9 @@ async def update_policy(
 
 
 @paging_router.delete("/escalation-policies/{policy_id}", status_code=204, responses=declare(*COMMAND))
-async def delete_policy(policy_id: PolicyId, caller: AdminDep, request: Request) -> Response:
+async def delete_policy(gw: GatewayDep, policy_id: PolicyId, caller: AdminDep) -> Response:
     """Running escalations go on with the policy as it was when they started."""
-    await _call(request, "delete_policy", {"caller": caller.model_dump(), "policy_id": policy_id}, Done)
+    await _call(gw, "delete_policy", {"caller": caller.model_dump(), "policy_id": policy_id}, Done)
     return Response(status_code=204)
 
 
@@ -288,11 +289,11 @@ async def delete_policy(policy_id: PolicyId, caller: AdminDep, request: Request)
 TeamId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 
 
-async def _known_members(request: Request, tenant_id: str, members: list[str]) -> None:
+async def _known_members(gw: Gateway, tenant_id: str, members: list[str]) -> None:
     """A 404 naming each member who is no user of the organisation (the gateway's users view: what
     an admin just invited is in it, read-your-writes), as for any id a body names that does not
     exist (a policy's schedule, a rule's policy). Deactivated members are oncall's 409."""
-    async with request.app.state.engine.connect() as conn:
+    async with gw.engine.connect() as conn:
         rows = await conn.execute(
             select(tables.users.c.id, tables.users.c.status).where(
                 tables.users.c.tenant_id == tenant_id, tables.users.c.id.in_(set(members))
@@ -320,42 +321,42 @@ async def _known_members(request: Request, tenant_id: str, members: list[str]) -
 
 
 @paging_router.post("/teams", status_code=201, response_model=TeamRead, responses=declare(404, 409, *COMMAND))
-async def create_team(body: TeamCreate, caller: AdminDep, request: Request) -> TeamRead:
+async def create_team(gw: GatewayDep, body: TeamCreate, caller: AdminDep) -> TeamRead:
     """A team, to name in an escalation step (`{"kind": "team", "id": TEAM_ID}`). A member who is no
     user of the organisation, or a schedule that does not exist, is a 404 (its `details` say which);
     a deactivated member a 409."""
-    await _known_members(request, caller.tenant_id, body.members)
+    await _known_members(gw, caller.tenant_id, body.members)
     view = await _call(
-        request, "create_team", {"caller": caller.model_dump(), **body.model_dump(mode="json")}, co.TeamView
+        gw, "create_team", {"caller": caller.model_dump(), **body.model_dump(mode="json")}, co.TeamView
     )
     return TeamRead.model_validate(view.model_dump())
 
 
 @paging_router.get("/teams", response_model=TeamPage, responses=declare(*COMMAND))
 async def list_teams(
-    caller: SelfDep, request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
+    gw: GatewayDep, caller: SelfDep, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
 ) -> TeamPage:
     page = await _call(
-        request, "list_teams", {"caller": caller.model_dump(), "limit": limit, "cursor": cursor}, co.TeamPage
+        gw, "list_teams", {"caller": caller.model_dump(), "limit": limit, "cursor": cursor}, co.TeamPage
     )
     return TeamPage.model_validate(page.model_dump())
 
 
 @paging_router.get("/teams/{team_id}", response_model=TeamRead, responses=declare(*COMMAND))
-async def get_team(team_id: TeamId, caller: SelfDep, request: Request) -> TeamRead:
+async def get_team(gw: GatewayDep, team_id: TeamId, caller: SelfDep) -> TeamRead:
     """`warnings` say what became untrue since it was saved (a member deactivated, its schedule
     deleted)."""
-    view = await _call(request, "get_team", {"caller": caller.model_dump(), "team_id": team_id}, co.TeamView)
+    view = await _call(gw, "get_team", {"caller": caller.model_dump(), "team_id": team_id}, co.TeamView)
     return TeamRead.model_validate(view.model_dump())
 
 
 @paging_router.patch("/teams/{team_id}", response_model=TeamRead, responses=declare(404, 409, *COMMAND))
-async def update_team(team_id: TeamId, body: TeamUpdate, caller: AdminDep, request: Request) -> TeamRead:
+async def update_team(gw: GatewayDep, team_id: TeamId, body: TeamUpdate, caller: AdminDep) -> TeamRead:
     given = body.model_dump(mode="json", exclude_unset=True)
     if body.members is not None:
-        await _known_members(request, caller.tenant_id, body.members)
+        await _known_members(gw, caller.tenant_id, body.members)
     view = await _call(
-        request,
+        gw,
         "update_team",
         {"caller": caller.model_dump(), "team_id": team_id, **given, "fields": sorted(given)},
         co.TeamView,
@@ -364,26 +365,26 @@ async def update_team(team_id: TeamId, body: TeamUpdate, caller: AdminDep, reque
 
 
 @paging_router.delete("/teams/{team_id}", status_code=204, responses=declare(*COMMAND))
-async def delete_team(team_id: TeamId, caller: AdminDep, request: Request) -> Response:
+async def delete_team(gw: GatewayDep, team_id: TeamId, caller: AdminDep) -> Response:
     """Policies naming the team keep the step (it pages nobody) and say so in their `warnings`."""
-    await _call(request, "delete_team", {"caller": caller.model_dump(), "team_id": team_id}, Done)
+    await _call(gw, "delete_team", {"caller": caller.model_dump(), "team_id": team_id}, Done)
     return Response(status_code=204)
 
 
 @paging_router.get("/routing", response_model=RoutingRead, responses=declare(*COMMAND))
-async def get_routing(caller: SelfDep, request: Request) -> RoutingRead:
-    view = await _call(request, "get_routing", {"caller": caller.model_dump()}, co.RoutingView)
+async def get_routing(gw: GatewayDep, caller: SelfDep) -> RoutingRead:
+    view = await _call(gw, "get_routing", {"caller": caller.model_dump()}, co.RoutingView)
     return RoutingRead.model_validate(view.model_dump())
 
 
 @paging_router.put("/routing", response_model=RoutingRead, responses=declare(404, *COMMAND))
-async def put_routing(body: RoutingUpdate, caller: AdminDep, request: Request) -> RoutingRead:
+async def put_routing(gw: GatewayDep, body: RoutingUpdate, caller: AdminDep) -> RoutingRead:
     """Replace the routing: a new incident takes the policy of the first rule it matches
     (`service_name`, one of `severities`, every one of `labels` equal and of `matchers` holding, on
     the labels of the alert that opened it), else `default_policy_id` (none: nobody is paged). A
     matcher's regular expression that does not compile is a 422."""
     view = await _call(
-        request,
+        gw,
         "put_routing",
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         co.RoutingView,
@@ -395,14 +396,14 @@ async def put_routing(body: RoutingUpdate, caller: AdminDep, request: Request) -
     "/services/{service_name}/on-call", response_model=ServiceOnCallRead, responses=declare(*COMMAND)
 )
 async def service_on_call(
+    gw: GatewayDep,
     service_name: Annotated[str, Path(min_length=1, max_length=100, pattern=SERVICE_NAME)],
     caller: SelfDep,
-    request: Request,
 ) -> ServiceOnCallRead:
     """Who would be paged first, now, for a critical incident of this service (routing, then the
     policy's first step, schedules resolved to their on-call)."""
     view = await _call(
-        request,
+        gw,
         "service_on_call",
         {"caller": caller.model_dump(), "service_name": service_name},
         co.ServiceOnCallView,
@@ -414,13 +415,13 @@ async def service_on_call(
     "/contact-methods", status_code=201, response_model=ContactMethodSecretRead, responses=declare(*COMMAND)
 )
 async def create_contact_method(
-    body: Annotated[co.ContactSpec, Body()], caller: ResponderDep, request: Request
+    gw: GatewayDep, body: Annotated[co.ContactSpec, Body()], caller: ResponderDep
 ) -> ContactMethodSecretRead:
     """One of your own ways to be paged: `email` (an address), `webhook` (a URL: a signed POST, for
     SMS or phone gateways; its `secret` is in this answer only) or `slack` (your member id: a DM
     from the bot), `delay_minutes` after the page (e.g. Slack at once, email after 5)."""
     issued = await _call(
-        request,
+        gw,
         "create_contact_method",
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         co.ContactMethodIssued,
@@ -429,8 +430,8 @@ async def create_contact_method(
 
 
 @paging_router.get("/contact-methods", response_model=ContactMethodPage, responses=declare(*COMMAND))
-async def list_contact_methods(caller: SelfDep, request: Request) -> ContactMethodPage:
-    page = await _call(request, "list_contact_methods", {"caller": caller.model_dump()}, co.ContactMethodPage)
+async def list_contact_methods(gw: GatewayDep, caller: SelfDep) -> ContactMethodPage:
+    page = await _call(gw, "list_contact_methods", {"caller": caller.model_dump()}, co.ContactMethodPage)
     return ContactMethodPage.model_validate(page.model_dump())
 
 
@@ -438,10 +439,10 @@ async def list_contact_methods(caller: SelfDep, request: Request) -> ContactMeth
     "/contact-methods/{contact_method_id}", response_model=ContactMethodRead, responses=declare(*COMMAND)
 )
 async def get_contact_method(
-    contact_method_id: ContactMethodId, caller: SelfDep, request: Request
+    gw: GatewayDep, contact_method_id: ContactMethodId, caller: SelfDep
 ) -> ContactMethodRead:
     view = await _call(
-        request,
+        gw,
         "get_contact_method",
         {"caller": caller.model_dump(), "contact_method_id": contact_method_id},
         co.ContactMethodView,
@@ -451,10 +452,10 @@ async def get_contact_method(
 
 @paging_router.delete("/contact-methods/{contact_method_id}", status_code=204, responses=declare(*COMMAND))
 async def delete_contact_method(
-    contact_method_id: ContactMethodId, caller: SelfDep, request: Request
+    gw: GatewayDep, contact_method_id: ContactMethodId, caller: SelfDep
 ) -> Response:
     await _call(
-        request,
+        gw,
         "delete_contact_method",
         {"caller": caller.model_dump(), "contact_method_id": contact_method_id},
         Done,
@@ -467,10 +468,8 @@ AckToken = Annotated[
 ]
 
 
-async def _acknowledge(request: Request, page_id: str, token: str) -> PageAcknowledgedRead:
-    view = await _call(
-        request, "acknowledge_page", {"page_id": page_id, "token": token}, co.PageAcknowledgedView
-    )
+async def _acknowledge(gw: Gateway, page_id: str, token: str) -> PageAcknowledgedRead:
+    view = await _call(gw, "acknowledge_page", {"page_id": page_id, "token": token}, co.PageAcknowledgedView)
     return PageAcknowledgedRead.model_validate(view.model_dump())
 
 
@@ -479,20 +478,20 @@ ACK_ERRORS = declare(403, 404, 409, *COMMAND)
 
 @paging_router.post("/pages/{page_id}/ack", response_model=PageAcknowledgedRead, responses=ACK_ERRORS)
 async def acknowledge_page(
-    page_id: Annotated[str, Path(max_length=64, pattern=NO_NUL)], token: AckToken, request: Request
+    gw: GatewayDep, page_id: Annotated[str, Path(max_length=64, pattern=NO_NUL)], token: AckToken
 ) -> PageAcknowledgedRead:
     """Acknowledge the incident a page is about, as the person paged: the link of every notification
     (signed, single use: a 409 the second time; expiring: a 403 after `ACK_LINK_TTL_SECONDS`). The
     escalation stops. No bearer token: the link's token is the credential."""
-    return await _acknowledge(request, page_id, token)
+    return await _acknowledge(gw, page_id, token)
 
 
 @paging_router.get("/pages/{page_id}/ack", response_model=PageAcknowledgedRead, responses=ACK_ERRORS)
 async def acknowledge_page_by_link(
-    page_id: Annotated[str, Path(max_length=64, pattern=NO_NUL)], token: AckToken, request: Request
+    gw: GatewayDep, page_id: Annotated[str, Path(max_length=64, pattern=NO_NUL)], token: AckToken
 ) -> PageAcknowledgedRead:
     """The same as POST, for a link opened in a mail client or a browser."""
-    return await _acknowledge(request, page_id, token)
+    return await _acknowledge(gw, page_id, token)
 
 
 # ---- calendar feeds
@@ -505,19 +504,15 @@ ICS: dict[int | str, dict[str, Any]] = {
 @paging_router.post(
     "/calendar-feed", status_code=201, response_model=CalendarFeedRead, responses=declare(*COMMAND)
 )
-async def issue_calendar_feed(caller: SelfDep, request: Request) -> CalendarFeedRead:
+async def issue_calendar_feed(gw: GatewayDep, caller: SelfDep) -> CalendarFeedRead:
     """Your secret calendar addresses (your shifts, and any schedule's): subscribe to them in a
     calendar. Calling it again makes a new secret; the old addresses stop working."""
-    issued = await _call(
-        request, "issue_calendar_feed", {"caller": caller.model_dump()}, co.CalendarFeedIssued
-    )
+    issued = await _call(gw, "issue_calendar_feed", {"caller": caller.model_dump()}, co.CalendarFeedIssued)
     return CalendarFeedRead.model_validate(issued.model_dump())
 
 
-async def _ics(request: Request, token: str, schedule_id: str | None) -> Response:
-    text = await _call(
-        request, "read_calendar", {"token": token, "schedule_id": schedule_id}, co.CalendarText
-    )
+async def _ics(gw: Gateway, token: str, schedule_id: str | None) -> Response:
+    text = await _call(gw, "read_calendar", {"token": token, "schedule_id": schedule_id}, co.CalendarText)
     return Response(content=text.ics, media_type="text/calendar")
 
 
@@ -527,10 +522,10 @@ CalendarTokenPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"
 @paging_router.get(
     "/calendars/{token}/me.ics", response_class=Response, responses={**ICS, **declare(404, *COMMAND)}
 )
-async def my_calendar(token: CalendarTokenPath, request: Request) -> Response:
+async def my_calendar(gw: GatewayDep, token: CalendarTokenPath) -> Response:
     """Your shifts in every schedule, from a week ago to `CALENDAR_DAYS` ahead. No bearer token: the
     address's secret is the credential."""
-    return await _ics(request, token, None)
+    return await _ics(gw, token, None)
 
 
 @paging_router.get(
@@ -538,6 +533,6 @@ async def my_calendar(token: CalendarTokenPath, request: Request) -> Response:
     response_class=Response,
     responses={**ICS, **declare(404, *COMMAND)},
 )
-async def schedule_calendar(token: CalendarTokenPath, schedule_id: ScheduleId, request: Request) -> Response:
+async def schedule_calendar(gw: GatewayDep, token: CalendarTokenPath, schedule_id: ScheduleId) -> Response:
     """A schedule's final shifts (who is on call, in each event's summary)."""
-    return await _ics(request, token, schedule_id)
+    return await _ics(gw, token, schedule_id)

@@ -4,7 +4,7 @@ import asyncio
 import json
 import time
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -12,23 +12,26 @@ from contracts.commands import Pong
 from contracts.subjects import SERVICES, ping_subject
 from gateway.errors import DEFAULT_RETRY_AFTER
 from gateway.ops.schemas import DependencyHealth, Liveness, ProjectorHealth, ProjectorStall, ServicesHealth
+from gateway.state import Gateway, GatewayDep
 
 router = APIRouter(tags=["health"])
 
-PING_TIMEOUT_SECONDS = 2.0
+PING_TIMEOUT_SECONDS = 2
 
 
 @router.get("/health", response_model=Liveness)
-async def health(request: Request) -> Liveness:
+async def health(
+    gw: GatewayDep,
+) -> Liveness:
     """Liveness of the gateway itself, and where its projector is. A stalled projector (stopped at
     an event it cannot apply) is reported but is no failure of liveness: restarting the gateway
     would not help, and every replica would stall at the same event; the alert is
     SreCopilotProjectionStalled."""
-    projector = request.app.state.projector
+    projector = gw.projector
     stall = projector.stall
     return Liveness(
         status="healthy",
-        instance=request.app.state.settings.instance,
+        instance=gw.settings.instance,
         projector=ProjectorHealth(
             status="stalled" if stall else "running",
             role=projector.role,
@@ -50,10 +53,10 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-async def _ping_service(request: Request, name: str) -> DependencyHealth:
+async def _ping_service(gw: Gateway, name: str) -> DependencyHealth:
     started = time.perf_counter()
     try:
-        reply = await request.app.state.nc.request(ping_subject(name), b"{}", timeout=PING_TIMEOUT_SECONDS)
+        reply = await gw.nc.request(ping_subject(name), b"{}", timeout=PING_TIMEOUT_SECONDS)
         pong = Pong.model_validate(json.loads(reply.data))
     except Exception as exc:
         return DependencyHealth(
@@ -66,21 +69,21 @@ async def _ping_service(request: Request, name: str) -> DependencyHealth:
     return DependencyHealth(status="healthy", latency_ms=_ms(started), instance=pong.instance)
 
 
-async def _ping_nats(request: Request) -> DependencyHealth:
+async def _ping_nats(gw: Gateway) -> DependencyHealth:
     started = time.perf_counter()
-    if not request.app.state.nc.is_connected:  # reconnecting: a flush would only be buffered
+    if not gw.nc.is_connected:  # reconnecting: a flush would only be buffered
         return DependencyHealth(status="unhealthy", detail="disconnected")
     try:
-        await request.app.state.nc.flush(timeout=PING_TIMEOUT_SECONDS)
+        await gw.nc.flush(timeout=PING_TIMEOUT_SECONDS)
     except Exception as exc:
         return DependencyHealth(status="unhealthy", detail=type(exc).__name__)
     return DependencyHealth(status="healthy", latency_ms=_ms(started))
 
 
-async def _ping_postgres(request: Request) -> DependencyHealth:
+async def _ping_postgres(gw: Gateway) -> DependencyHealth:
     started = time.perf_counter()
     try:
-        async with request.app.state.engine.connect() as conn:
+        async with gw.engine.connect() as conn:
             await asyncio.wait_for(conn.execute(text("SELECT 1")), PING_TIMEOUT_SECONDS)
     except Exception as exc:
         return DependencyHealth(status="unhealthy", detail=type(exc).__name__)
@@ -92,11 +95,11 @@ async def _ping_postgres(request: Request) -> DependencyHealth:
     response_model=ServicesHealth,
     responses={503: {"model": ServicesHealth, "description": "Something is unhealthy (`degraded`)"}},
 )
-async def services_health(request: Request) -> JSONResponse:
+async def services_health(gw: GatewayDep) -> JSONResponse:
     """Each service and dependency pinged for real, with its latency; 503 if any is unhealthy."""
     names = [*SERVICES, "nats", "postgres"]
     checks = await asyncio.gather(
-        *(_ping_service(request, s) for s in SERVICES), _ping_nats(request), _ping_postgres(request)
+        *(_ping_service(gw, s) for s in SERVICES), _ping_nats(gw), _ping_postgres(gw)
     )
     services = dict(zip(names, checks, strict=True))
     healthy = all(c.status == "healthy" for c in checks)

@@ -18,6 +18,7 @@ from contracts.envelope import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, tenant_events
 from gateway.auth.tokens import AccessClaims
 from gateway.errors import ApiError
+from gateway.state import gateway_of
 from gateway.stream.fanout import FanOut, Subscription, TooManyConnections, refusal
 
 log = structlog.get_logger(__name__)
@@ -123,7 +124,7 @@ async def _authenticate(websocket: WebSocket) -> tuple[Any, AccessClaims] | None
     if not isinstance(token, str) or not token:
         return None
     try:
-        verified: tuple[Any, AccessClaims] = await websocket.app.state.verifier.verify_with_claims(token)
+        verified: tuple[Any, AccessClaims] = await gateway_of(websocket).verifier.verify_with_claims(token)
     except ApiError:
         return None
     return verified
@@ -180,7 +181,7 @@ async def stream(
         return
     caller, claims = identity
     expires_at = float(claims.expires_at)
-    state = websocket.app.state
+    state = gateway_of(websocket)
     fanout: FanOut = state.fanout
     try:
         subscription = fanout.subscribe(caller.tenant_id, caller.user_id, claims.session_epoch)

@@ -3,6 +3,7 @@ its own against the platform's real read models: a key is accepted only where it
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Annotated
 
 import httpx
@@ -20,7 +21,8 @@ from tests.e2e.test_auth_users import bearer
 def scoped_app(engine: AsyncEngine) -> FastAPI:
     app = FastAPI()
     errors.install(app)
-    app.state.engine = engine
+    # Only the read models: the dependency under test reads nothing else of the gateway.
+    app.state.gateway = SimpleNamespace(engine=engine)
 
     @app.post("/deploys")
     async def deploys(key: Annotated[KeyCaller, integration_key(KeyScope.DEPLOYS_WRITE)]) -> dict[str, str]:
