@@ -28,7 +28,7 @@ from contracts.subjects import SERVICES
 from gateway.errors import error_response
 from gateway.projection.projector import Projector
 from gateway.settings import GatewaySettings
-from gateway.state import GatewayDep
+from gateway.state import gateway_of
 from gateway.stream.fanout import FanOut
 from runtime.metrics import (
     FAST_BUCKETS,
@@ -188,13 +188,13 @@ def metrics_router(settings: GatewaySettings) -> APIRouter:
     expected = f"Bearer {settings.metrics_token.get_secret_value()}" if settings.metrics_token else None
 
     @router.get("/metrics", include_in_schema=False)
-    async def metrics(gw: GatewayDep, request: Request) -> Response:
+    async def metrics(request: Request) -> Response:
         """The platform's own metrics in the Prometheus text format (see the README's "Operating")."""
         if expected is not None:
             sent = request.headers.get("authorization", "")
             if not secrets.compare_digest(sent.encode(), expected.encode()):
                 return error_response(401, "unauthorized", "/metrics needs the METRICS_TOKEN bearer token")
-        page = await gw.platform_metrics.render()
+        page = await gateway_of(request).platform_metrics.render()
         return Response(page, media_type=prometheus_client.CONTENT_TYPE_LATEST)
 
     return router
