@@ -38,15 +38,16 @@ from contracts.commands import (
 )
 from contracts.events import IncidentState, Role, UserStatus
 from contracts.integrations import (
+    DeleteSlackLink,
+    GetSlackLink,
+    IncidentSlackAction,
     ListSlackLinks,
     SetSlackLink,
     SlackLinkList,
-    SlackLinkRef,
     SlackLinkView,
     WebhookKind,
 )
-from contracts.slack import INCIDENT_ACKNOWLEDGE, INCIDENT_OPEN, SlackOutcome, SlackRequest
-from contracts.subjects import command_subject
+from contracts.slack import INCIDENT_ACKNOWLEDGE, INCIDENT_OPEN, SlackOutcome
 from integrations import db
 from integrations.crypto import SecretBox
 from integrations.domain import IncidentFacts, read_action_value, slack_message, url_problem
@@ -72,10 +73,6 @@ LINK_HINT = (
     "changed. Link it in SRE Copilot (`PUT /api/v1/integrations/slack/links/me` with your Slack "
     "workspace and member ids), or ask an admin to."
 )
-
-
-def _cmd(name: str) -> str:
-    return command_subject("integrations", name)
 
 
 def _unauthorized(problem: SignatureProblem) -> CommandFailed:
@@ -161,8 +158,8 @@ def register_slack_handlers(
             raise
         return found
 
-    @service.command(_cmd("slack_action"), SlackRequest)
-    async def slack_action(cmd: SlackRequest) -> SlackOutcome:
+    @service.handles(IncidentSlackAction)
+    async def slack_action(cmd: IncidentSlackAction) -> SlackOutcome:
         body = cmd.body.encode()
         try:
             interaction = read_interaction(body)
@@ -267,7 +264,7 @@ def register_slack_handlers(
         if user_id != caller.user_id and not caller.role.at_least(Role.ADMIN):
             raise CommandFailed(ErrorCode.FORBIDDEN, "only admins link other users' Slack accounts")
 
-    @service.command(_cmd("set_slack_link"), SetSlackLink)
+    @service.handles(SetSlackLink)
     async def set_slack_link(cmd: SetSlackLink) -> SlackLinkView:
         caller = cmd.caller
         _may_manage(caller, cmd.user_id)
@@ -303,7 +300,7 @@ def register_slack_handlers(
             ).one()
         return link_view(row)
 
-    @service.command(_cmd("list_slack_links"), ListSlackLinks)
+    @service.handles(ListSlackLinks)
     async def list_slack_links(cmd: ListSlackLinks) -> SlackLinkList:
         """Admins see every link of the organisation; others their own."""
         caller, links = cmd.caller, db.slack_links
@@ -314,8 +311,8 @@ def register_slack_handlers(
             rows = (await conn.execute(query.order_by(links.c.user_id).limit(1_000))).all()
         return SlackLinkList(items=[link_view(r) for r in rows])
 
-    @service.command(_cmd("get_slack_link"), SlackLinkRef)
-    async def get_slack_link(cmd: SlackLinkRef) -> SlackLinkView:
+    @service.handles(GetSlackLink)
+    async def get_slack_link(cmd: GetSlackLink) -> SlackLinkView:
         caller, links = cmd.caller, db.slack_links
         _may_manage(caller, cmd.user_id)
         async with service.engine.connect() as conn:
@@ -328,8 +325,8 @@ def register_slack_handlers(
             raise CommandFailed(ErrorCode.NOT_FOUND, "no Slack account is linked to this user")
         return link_view(row)
 
-    @service.command(_cmd("delete_slack_link"), SlackLinkRef)
-    async def delete_slack_link(cmd: SlackLinkRef) -> Done:
+    @service.handles(DeleteSlackLink)
+    async def delete_slack_link(cmd: DeleteSlackLink) -> Done:
         caller, links = cmd.caller, db.slack_links
         _may_manage(caller, cmd.user_id)
         async with service.engine.begin() as conn:
