@@ -545,6 +545,100 @@ async def firing_alerts_of(conn: AsyncConnection, incident_id: uuid.UUID) -> int
     )
 
 
+async def try_lock_inbound(conn: AsyncConnection, tenant_id: str) -> bool:
+    """Take the session-level lock on the tenant's inbound queue, if no other replica holds it."""
+    held = await conn.scalar(
+        text("SELECT pg_try_advisory_lock(:c, hashtext(:t))"), {"c": INBOUND_LOCK_CLASS, "t": tenant_id}
+    )
+    return bool(held)
+
+
+async def unlock_inbound(conn: AsyncConnection, tenant_id: str) -> None:
+    await conn.execute(
+        text("SELECT pg_advisory_unlock(:c, hashtext(:t))"), {"c": INBOUND_LOCK_CLASS, "t": tenant_id}
+    )
+
+
+async def lock_correlation(conn: AsyncConnection, tenant_id: str) -> None:
+    """The tenant's correlation lock, held until the transaction ends."""
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(:c, hashtext(:t))"), {"c": CORRELATION_LOCK_CLASS, "t": tenant_id}
+    )
+
+
+async def inbound_failed(
+    conn: AsyncConnection,
+    inbound_id: uuid.UUID,
+    attempts: int,
+    error: str,
+    final: bool,
+    retry_at: datetime,
+    now: datetime,
+) -> None:
+    """An attempt failed: the notification fails for good (`final`) or waits until `retry_at`."""
+    await conn.execute(
+        update(inbound)
+        .where(inbound.c.id == inbound_id)
+        .values(
+            attempts=attempts,
+            last_error=error[:2_000],
+            status=InboundStatus.FAILED.value if final else InboundStatus.PENDING.value,
+            next_attempt_at=retry_at,
+            processed_at=now if final else None,
+        )
+    )
+
+
+async def inbound_processed(
+    conn: AsyncConnection, inbound_id: uuid.UUID, attempts: int, now: datetime, outcome: dict[str, Any]
+) -> None:
+    await conn.execute(
+        update(inbound)
+        .where(inbound.c.id == inbound_id)
+        .values(
+            status=InboundStatus.PROCESSED.value,
+            attempts=attempts,
+            processed_at=now,
+            last_error=None,
+            outcome=outcome,
+        )
+    )
+
+
+async def set_group_incident(
+    conn: AsyncConnection, tenant_id: str, group_hash: str, incident_id: uuid.UUID, now: datetime
+) -> None:
+    """The alert group's alerts go to this incident from now on."""
+    g = alert_groups
+    await conn.execute(
+        update(g)
+        .where(g.c.tenant_id == tenant_id, g.c.group_hash == group_hash)
+        .values(incident_id=incident_id, updated_at=now)
+    )
+
+
+async def queue_resolution(
+    conn: AsyncConnection, incident_id: uuid.UUID, tenant_id: str, correlation_id: str, now: datetime
+) -> None:
+    await conn.execute(
+        insert(pending_resolutions)
+        .values(incident_id=incident_id, tenant_id=tenant_id, correlation_id=correlation_id, queued_at=now)
+        .on_conflict_do_nothing()
+    )
+
+
+async def queued_resolutions(conn: AsyncConnection, tenant_id: str) -> list[Row[Any]]:
+    """The tenant's incidents queued for resolution, in the order they were queued."""
+    p = pending_resolutions
+    return list(
+        (await conn.execute(select(p).where(p.c.tenant_id == tenant_id).order_by(p.c.queued_at))).all()
+    )
+
+
+async def drop_resolution(conn: AsyncConnection, incident_id: uuid.UUID) -> None:
+    await conn.execute(delete(pending_resolutions).where(pending_resolutions.c.incident_id == incident_id))
+
+
 # ---- deploys and what a service went through lately
 
 
