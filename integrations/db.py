@@ -987,6 +987,29 @@ async def claim_due(
     return list((await conn.execute(query)).all())
 
 
+async def lock_claims(conn: AsyncConnection) -> None:
+    """Claims take turns (DELIVERY_CLAIM_LOCK, held until the transaction ends)."""
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DELIVERY_CLAIM_LOCK})
+
+
+async def lease_deliveries(
+    conn: AsyncConnection, delivery_ids: Sequence[uuid.UUID], lease_until: datetime, now: datetime
+) -> list[Row[Any]]:
+    """Claim the deliveries until `lease_until`, counting the attempt; what a sender needs of them."""
+    d = deliveries
+    statement = (
+        update(d)
+        .where(d.c.id.in_(list(delivery_ids)))
+        .values(lease_until=lease_until, attempts=d.c.attempts + 1, updated_at=now)
+        .returning(d.c.id, d.c.webhook_id, d.c.tenant_id, d.c.event_type, d.c.body, d.c.attempts)
+    )
+    return list((await conn.execute(statement)).all())
+
+
+async def record_attempt(conn: AsyncConnection, delivery_id: uuid.UUID, values: dict[str, Any]) -> None:
+    await conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+
+
 async def next_due(conn: AsyncConnection, exclude: Sequence[uuid.UUID]) -> datetime | None:
     """When the next delivery a sender could claim comes due (a held one: when its lease ends)."""
     d = deliveries
@@ -1004,6 +1027,16 @@ async def prune_rejections(conn: AsyncConnection, tenant_id: str, keep: int) -> 
         select(r.c.id).where(r.c.tenant_id == tenant_id).order_by(r.c.id.desc()).offset(keep - 1).limit(1)
     ).scalar_subquery()
     await conn.execute(delete(r).where(r.c.tenant_id == tenant_id, r.c.id < oldest_kept))
+
+
+# ---- the secret box's key, when none is configured
+
+
+async def keyring_key(conn: AsyncConnection, generated: str, now: datetime) -> str:
+    """The key every replica shares: `generated` if none was stored yet, else the stored one."""
+    await conn.execute(insert(keyring).values(id=1, key=generated, created_at=now).on_conflict_do_nothing())
+    key: str = (await conn.execute(select(keyring.c.key).where(keyring.c.id == 1))).scalar_one()
+    return key
 
 
 # ---- retention

@@ -29,7 +29,6 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import EventEnvelope
@@ -294,7 +293,7 @@ class DeliveryLoop:
         async with self.service.engine.begin() as conn:
             # One replica claims at a time and counts what every replica is sending: the limit
             # per webhook holds however many replicas there are.
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": db.DELIVERY_CLAIM_LOCK})
+            await db.lock_claims(conn)
             counts = Counter(await db.sending_now(conn, now))
             saturated = [webhook for webhook, n in counts.items() if n >= per_endpoint]
             candidates = await db.claim_due(conn, now, saturated, free * 4)
@@ -305,15 +304,7 @@ class DeliveryLoop:
                     counts[candidate.webhook_id] += 1
             if not picked:
                 return []
-            d = db.deliveries
-            rows = (
-                await conn.execute(
-                    update(d)
-                    .where(d.c.id.in_(picked))
-                    .values(lease_until=now + lease, attempts=d.c.attempts + 1, updated_at=now)
-                    .returning(d.c.id, d.c.webhook_id, d.c.tenant_id, d.c.event_type, d.c.body, d.c.attempts)
-                )
-            ).all()
+            rows = await db.lease_deliveries(conn, picked, now + lease, now)
         for row in rows:
             self._in_flight[row.webhook_id] += 1
         return list(rows)
@@ -419,4 +410,4 @@ class DeliveryLoop:
             error=outcome.error,
         )
         async with self.service.engine.begin() as conn:
-            await conn.execute(update(db.deliveries).where(db.deliveries.c.id == row.id).values(**values))
+            await db.record_attempt(conn, row.id, values)
