@@ -14,7 +14,6 @@ resolution. Resolutions run after that commit, with `system` as the actor."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -46,6 +45,7 @@ from contracts.integrations import (
 )
 from integrations import db
 from integrations.domain import (
+    FINAL_ERRORS,
     Candidate,
     Change,
     Correlation,
@@ -58,6 +58,7 @@ from integrations.domain import (
     candidate_span,
     correlate,
     group_hash,
+    inbound_gives_up,
     incident_description,
     incident_id_for,
     incident_service,
@@ -69,6 +70,7 @@ from integrations.domain import (
     plan_alerts,
     silence_matches,
     source_of_group,
+    with_known_starts,
 )
 from integrations.settings import IntegrationsSettings
 from runtime.commands import CommandClient
@@ -79,9 +81,6 @@ from runtime.views import apply_snapshot
 log = structlog.get_logger(__name__)
 
 PAGERDUTY_ALERT: TypeAdapter[PagerDutyTrigger | PagerDutyUpdate] = TypeAdapter(PagerDutyAlert)
-
-# Command errors that retrying will not change: the notification is marked failed at once.
-FINAL_ERRORS = frozenset({ErrorCode.VALIDATION, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.CONFLICT})
 
 
 class InboundProcessor:
@@ -179,12 +178,8 @@ class InboundProcessor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # A stored payload that no longer reads, or a refusal by incidents, will not change.
-            final = isinstance(exc, ValidationError) or (
-                isinstance(exc, CommandFailed) and exc.code in FINAL_ERRORS
-            )
             attempts = row.attempts + 1
-            failed = final or attempts >= self.settings.inbound_max_attempts
+            failed = inbound_gives_up(exc, attempts, self.settings.inbound_max_attempts)
             jitter = random.random()  # noqa: S311 - spreading retries, not a secret
             delay = backoff_seconds(attempts, self.settings.inbound_backoff_base_seconds, 300.0, jitter)
             log.warning("inbound_attempt_failed", attempt=attempts, final=failed, error=str(exc))
@@ -221,9 +216,7 @@ class InboundProcessor:
         return await self._apply(row, payload, set())
 
     async def _apply(self, row: Any, payload: AlertmanagerPayload, by_key: set[str]) -> list[EventEnvelope]:
-        """`by_key`: the statuses whose alerts are named by their key alone, not by key and start
-        time: such an alert takes the start time recorded for its key when that is of the same
-        status (a repeat) or when it ends what fires (a resolution)."""
+        """`by_key`: the statuses whose alerts are named by their key alone (domain.with_known_starts)."""
         tenant_id, now = row.tenant_id, datetime.now(UTC)
         actor = f"integration:{row.key_id}"
         alerts = [normalise(a) for a in payload.alerts]
@@ -240,14 +233,7 @@ class InboundProcessor:
                 r.fingerprint: Known(r.status, r.starts_at, r.incident_id)
                 for r in await db.known_alerts(conn, tenant_id, group, [a.fingerprint for a in alerts])
             }
-            alerts = [
-                dataclasses.replace(a, starts_at=known[a.fingerprint].starts_at)
-                if a.status in by_key
-                and a.fingerprint in known
-                and (a.status == "resolved" or known[a.fingerprint].status == a.status)
-                else a
-                for a in alerts
-            ]
+            alerts = with_known_starts(alerts, known, by_key)
             plan = plan_alerts(alerts, known, open_incident)
             plan, silenced, silenced_by = await self._silence(conn, row, payload, plan)
             opened: uuid.UUID | None = None

@@ -14,7 +14,8 @@ import json
 import re
 import uuid
 import zoneinfo
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
@@ -25,7 +26,9 @@ from urllib.parse import urlsplit
 import jmespath
 import jmespath.exceptions
 import jmespath.parser
+from pydantic import ValidationError
 
+from contracts.commands import CommandFailed, ErrorCode
 from contracts.events import Severity
 from contracts.integrations import (
     AlertmanagerAlert,
@@ -584,6 +587,22 @@ class Plan:
         return next((c.alert for c in self.changes if c.target is Target.NEW), None)
 
 
+def with_known_starts(
+    alerts: Sequence[AlertInstance], known: Mapping[str, Known], by_key: Set[str]
+) -> list[AlertInstance]:
+    """`by_key`: the statuses whose alerts are named by their key alone, not by key and start time
+    (a PagerDuty resolve, a generic sender's repeat): such an alert takes the start time recorded
+    for its key when that is of the same status (a repeat) or when it ends what fires (a resolution)."""
+    return [
+        dataclasses.replace(a, starts_at=known[a.fingerprint].starts_at)
+        if a.status in by_key
+        and a.fingerprint in known
+        and (a.status == "resolved" or known[a.fingerprint].status == a.status)
+        else a
+        for a in alerts
+    ]
+
+
 def plan_alerts(
     alerts: Sequence[AlertInstance], known: Mapping[str, Known], open_incident: uuid.UUID | None
 ) -> Plan:
@@ -626,6 +645,20 @@ def backoff_seconds(attempt: int, base: float, cap: float, jitter: float = 0.5) 
     recovering endpoint do not arrive together."""
     delay = min(cap, base * 2 ** max(0, attempt - 1))
     return float(delay * (0.75 + 0.5 * min(1.0, max(0.0, jitter))))
+
+
+# Command errors that retrying will not change: the notification is marked failed at once.
+FINAL_ERRORS = frozenset({ErrorCode.VALIDATION, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.CONFLICT})
+
+
+def inbound_gives_up(error: Exception, attempts: int, max_attempts: int) -> bool:
+    """Whether a notification whose `attempts`-th attempt failed with `error` fails for good: a stored
+    payload that no longer reads, or a refusal by incidents, will not change; anything else is tried
+    again until the attempts run out."""
+    final = isinstance(error, ValidationError) or (
+        isinstance(error, CommandFailed) and error.code in FINAL_ERRORS
+    )
+    return final or attempts >= max_attempts
 
 
 def retryable(status_code: int | None) -> bool:
@@ -1210,6 +1243,53 @@ def retried_delivery(status: DeliveryStatus, now: datetime) -> dict[str, Any] | 
     if status is DeliveryStatus.FAILED:
         values["attempts"] = 0
     return values
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt to send a delivery gave."""
+
+    ok: bool
+    status_code: int | None
+    error: str | None
+    retry: bool
+
+
+def delivery_after(
+    outcome: Outcome, attempts: int, max_attempts: int, retry_in: timedelta, now: datetime
+) -> dict[str, Any]:
+    """What an attempt changes in its delivery (its lease ends): succeeded; pending again in
+    `retry_in` while the failure may pass and attempts remain; else failed."""
+    values: dict[str, Any] = {
+        "lease_until": None,
+        "updated_at": now,
+        "last_status_code": outcome.status_code,
+        "last_error": outcome.error,
+    }
+    if outcome.ok:
+        values.update(status=DeliveryStatus.SUCCEEDED.value, delivered_at=now)
+    elif outcome.retry and attempts < max_attempts:
+        values.update(status=DeliveryStatus.PENDING.value, next_attempt_at=now + retry_in)
+    else:
+        values.update(status=DeliveryStatus.FAILED.value)
+    return values
+
+
+def pick_deliveries(
+    candidates: Sequence[tuple[uuid.UUID, uuid.UUID]],
+    sending: Mapping[uuid.UUID, int],
+    free: int,
+    per_endpoint: int,
+) -> list[uuid.UUID]:
+    """Of the due deliveries (id, webhook id), oldest due first, those a sender takes: at most `free`,
+    and no webhook past `per_endpoint` counting what is being sent to it already."""
+    counts = Counter(sending)
+    picked: list[uuid.UUID] = []
+    for delivery_id, webhook_id in candidates:
+        if len(picked) < free and counts[webhook_id] < per_endpoint:
+            picked.append(delivery_id)
+            counts[webhook_id] += 1
+    return picked
 
 
 def distinct_instances(received: Sequence[ReceivedAlert]) -> list[ReceivedAlert]:
