@@ -2,7 +2,7 @@
 deploys, rejected payloads), the inbound log, what a service went through lately, the settings and
 the `integrations_notifier` consumer. register_handlers binds these and the commands of
 webhook_handlers, json_handlers, silence_handlers and correlation_handlers (slack.py binds its own).
-Each handler checks the caller, asks domain.py what to do, and reads and writes through db.py."""
+Each handler checks the caller, asks domain what to do, and reads and writes through db."""
 
 from __future__ import annotations
 
