@@ -4,7 +4,7 @@ Grafana, CI), the commands the gateway sends to the integrations service, and th
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -20,6 +20,7 @@ from pydantic import (
 
 from contracts.commands import Caller, Command
 from contracts.events import SERVICE_NAME, KeyScope
+from contracts.slack import SlackRequest
 from contracts.wire import NOT_BLANK, NulFree, Rfc3339, json_integer, strip
 
 # ---- inbound payloads
@@ -246,6 +247,7 @@ class InboundSource(StrEnum):
 
 
 class ReceiveAlerts(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.receive_alerts"
     source: IntegrationSource
     payload: AlertmanagerPayload
 
@@ -258,6 +260,7 @@ class AlertsAccepted(BaseModel):
 
 
 class ReceivePagerDuty(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.receive_pagerduty"
     source: IntegrationSource
     event: PagerDutyAlert
 
@@ -268,6 +271,7 @@ class PagerDutyAccepted(BaseModel):
 
 
 class RecordDeploy(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.record_deploy"
     source: IntegrationSource
     deploy: DeployReport
 
@@ -275,6 +279,7 @@ class RecordDeploy(Command):
 class RecordChange(Command):
     """A PagerDuty change event, to be recorded as a deploy (`record_deploy`'s rules)."""
 
+    SUBJECT: ClassVar[str] = "cmd.integrations.record_change"
     source: IntegrationSource
     payload: PagerDutyChangePayload
     links: list[PagerDutyLink] = Field(default_factory=list)
@@ -304,6 +309,7 @@ REJECTED_BODY_KEPT = 64_000
 
 
 class RecordRejection(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.record_rejection"
     source: IntegrationSource
     endpoint: InboundSource
     message: Annotated[str, StringConstraints(max_length=500)]
@@ -335,6 +341,7 @@ Cursor = Annotated[str, StringConstraints(max_length=64)]
 
 
 class ListRejections(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.list_rejections"
     caller: Caller
     limit: int = Field(default=50, ge=1, le=200)
     cursor: Cursor | None = None
@@ -349,6 +356,7 @@ ActivityCursor = Annotated[str, StringConstraints(max_length=256, pattern=r"^-?[
 class ListServiceDeploys(Command):
     """The service's deploys, newest first (any role may read them)."""
 
+    SUBJECT: ClassVar[str] = "cmd.integrations.list_service_deploys"
     caller: Caller
     service_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     since: AwareDatetime | None = None
@@ -364,6 +372,7 @@ class ListServiceAlerts(Command):
     """Alerts received about the service (its `service` label, or attached to one of its incidents),
     newest first by when they started."""
 
+    SUBJECT: ClassVar[str] = "cmd.integrations.list_service_alerts"
     caller: Caller
     service_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     since: AwareDatetime | None = None
@@ -413,6 +422,7 @@ class InboundPage(Page):
 
 
 class ListInbound(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.list_inbound"
     caller: Caller
     status: InboundStatus | None = None
     limit: int = Field(default=50, ge=1, le=200)
@@ -420,10 +430,12 @@ class ListInbound(Command):
 
 
 class GetIntegrationSettings(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.get_settings"
     caller: Caller
 
 
 class UpdateIntegrationSettings(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.update_settings"
     caller: Caller
     auto_resolve: bool | None = None
 
@@ -476,6 +488,7 @@ SlackSigningSecret = Annotated[
 
 
 class CreateWebhook(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.create_webhook"
     caller: Caller
     kind: WebhookKind
     name: WebhookName
@@ -488,6 +501,7 @@ class CreateWebhook(Command):
 
 
 class UpdateWebhook(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.update_webhook"
     caller: Caller
     webhook_id: Id
     name: WebhookName | None = None
@@ -499,11 +513,22 @@ class UpdateWebhook(Command):
 
 
 class WebhookRef(Command):
+    """What the commands about one of them name; each command is its own subclass."""
+
     caller: Caller
     webhook_id: Id
 
 
+class GetWebhook(WebhookRef):
+    SUBJECT: ClassVar[str] = "cmd.integrations.get_webhook"
+
+
+class DeleteWebhook(WebhookRef):
+    SUBJECT: ClassVar[str] = "cmd.integrations.delete_webhook"
+
+
 class ListWebhooks(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.list_webhooks"
     caller: Caller
     limit: int = Field(default=50, ge=1, le=200)
     cursor: Cursor | None = None
@@ -541,6 +566,7 @@ class DeliveryStatus(StrEnum):
 
 
 class ListDeliveries(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.list_deliveries"
     caller: Caller
     webhook_id: Id
     status: DeliveryStatus | None = None
@@ -549,6 +575,7 @@ class ListDeliveries(Command):
 
 
 class RetryDelivery(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.retry_delivery"
     caller: Caller
     webhook_id: Id
     delivery_id: Id
@@ -588,17 +615,35 @@ class SlackLinkSpec(NulFree):
 
 
 class SetSlackLink(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.set_slack_link"
     caller: Caller
     user_id: Id
     link: SlackLinkSpec
 
 
 class SlackLinkRef(Command):
+    """What the commands about one of them name; each command is its own subclass."""
+
     caller: Caller
     user_id: Id
 
 
+class GetSlackLink(SlackLinkRef):
+    SUBJECT: ClassVar[str] = "cmd.integrations.get_slack_link"
+
+
+class DeleteSlackLink(SlackLinkRef):
+    SUBJECT: ClassVar[str] = "cmd.integrations.delete_slack_link"
+
+
+class IncidentSlackAction(SlackRequest):
+    """A click on an incident notification's button (oncall takes the clicks on its pages)."""
+
+    SUBJECT: ClassVar[str] = "cmd.integrations.slack_action"
+
+
 class ListSlackLinks(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.list_slack_links"
     caller: Caller
 
 
@@ -668,12 +713,14 @@ class JsonSourcePage(Page):
 
 
 class CreateJsonSource(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.create_json_source"
     caller: Caller
     name: SourceName
     mapping: JsonMapping
 
 
 class UpdateJsonSource(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.update_json_source"
     caller: Caller
     source_id: Id
     name: SourceName | None = None
@@ -681,17 +728,29 @@ class UpdateJsonSource(Command):
 
 
 class JsonSourceRef(Command):
+    """What the commands about one of them name; each command is its own subclass."""
+
     caller: Caller
     source_id: Id
 
 
+class GetJsonSource(JsonSourceRef):
+    SUBJECT: ClassVar[str] = "cmd.integrations.get_json_source"
+
+
+class DeleteJsonSource(JsonSourceRef):
+    SUBJECT: ClassVar[str] = "cmd.integrations.delete_json_source"
+
+
 class ListJsonSources(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.list_json_sources"
     caller: Caller
     limit: int = Field(default=50, ge=1, le=200)
     cursor: Cursor | None = None
 
 
 class PreviewMapping(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.preview_mapping"
     caller: Caller
     mapping: JsonMapping
     sample: FreeJson = None
@@ -705,6 +764,7 @@ class MappingPreview(BaseModel):
 
 
 class ReceiveJson(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.receive_json"
     source: IntegrationSource
     source_id: Id
     body: FreeJson = None
@@ -826,16 +886,28 @@ class SilencePage(Page):
 
 
 class CreateSilence(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.create_silence"
     caller: Caller
     silence: SilenceSpec
 
 
 class SilenceRef(Command):
+    """What the commands about one of them name; each command is its own subclass."""
+
     caller: Caller
     silence_id: Id
 
 
+class GetSilence(SilenceRef):
+    SUBJECT: ClassVar[str] = "cmd.integrations.get_silence"
+
+
+class DeleteSilence(SilenceRef):
+    SUBJECT: ClassVar[str] = "cmd.integrations.delete_silence"
+
+
 class ListSilences(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.list_silences"
     caller: Caller
     state: SilenceState | None = None
     limit: int = Field(default=50, ge=1, le=200)
@@ -898,6 +970,7 @@ class CorrelationRulePage(Page):
 
 
 class CreateCorrelationRule(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.create_correlation_rule"
     caller: Caller
     rule: CorrelationRuleSpec
 
@@ -905,6 +978,7 @@ class CreateCorrelationRule(Command):
 class UpdateCorrelationRule(Command):
     """Only what is given (not None) changes."""
 
+    SUBJECT: ClassVar[str] = "cmd.integrations.update_correlation_rule"
     caller: Caller
     rule_id: Id
     name: WebhookName | None = None
@@ -915,17 +989,29 @@ class UpdateCorrelationRule(Command):
 
 
 class CorrelationRuleRef(Command):
+    """What the commands about one of them name; each command is its own subclass."""
+
     caller: Caller
     rule_id: Id
 
 
+class GetCorrelationRule(CorrelationRuleRef):
+    SUBJECT: ClassVar[str] = "cmd.integrations.get_correlation_rule"
+
+
+class DeleteCorrelationRule(CorrelationRuleRef):
+    SUBJECT: ClassVar[str] = "cmd.integrations.delete_correlation_rule"
+
+
 class ListCorrelationRules(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.list_correlation_rules"
     caller: Caller
     limit: int = Field(default=50, ge=1, le=200)
     cursor: Cursor | None = None
 
 
 class PreviewCorrelation(Command):
+    SUBJECT: ClassVar[str] = "cmd.integrations.preview_correlation"
     caller: Caller
     rule: CorrelationRuleSpec
 

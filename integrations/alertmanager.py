@@ -14,7 +14,6 @@ resolution. Resolutions run after that commit, with `system` as the actor."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -22,8 +21,6 @@ from typing import Any
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import delete, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid6 import uuid7
 
@@ -41,7 +38,6 @@ from contracts.integrations import (
     AlertmanagerPayload,
     CorrelationRuleSpec,
     InboundSource,
-    InboundStatus,
     PagerDutyAlert,
     PagerDutyTrigger,
     PagerDutyUpdate,
@@ -49,6 +45,7 @@ from contracts.integrations import (
 )
 from integrations import db
 from integrations.domain import (
+    FINAL_ERRORS,
     Candidate,
     Change,
     Correlation,
@@ -61,6 +58,7 @@ from integrations.domain import (
     candidate_span,
     correlate,
     group_hash,
+    inbound_gives_up,
     incident_description,
     incident_id_for,
     incident_service,
@@ -72,6 +70,7 @@ from integrations.domain import (
     plan_alerts,
     silence_matches,
     source_of_group,
+    with_known_starts,
 )
 from integrations.settings import IntegrationsSettings
 from runtime.commands import CommandClient
@@ -82,9 +81,6 @@ from runtime.views import apply_snapshot
 log = structlog.get_logger(__name__)
 
 PAGERDUTY_ALERT: TypeAdapter[PagerDutyTrigger | PagerDutyUpdate] = TypeAdapter(PagerDutyAlert)
-
-# Command errors that retrying will not change: the notification is marked failed at once.
-FINAL_ERRORS = frozenset({ErrorCode.VALIDATION, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.CONFLICT})
 
 
 class InboundProcessor:
@@ -136,8 +132,7 @@ class InboundProcessor:
         progressed = False
         try:
             async with self._slots, self.service.engine.connect() as lock_conn:
-                lock = {"c": db.INBOUND_LOCK_CLASS, "t": tenant_id}
-                held = await lock_conn.scalar(text("SELECT pg_try_advisory_lock(:c, hashtext(:t))"), lock)
+                held = await db.try_lock_inbound(lock_conn, tenant_id)
                 await lock_conn.commit()
                 if not held:
                     return
@@ -145,7 +140,7 @@ class InboundProcessor:
                     while await self._step(tenant_id):
                         progressed = True
                 finally:
-                    await lock_conn.execute(text("SELECT pg_advisory_unlock(:c, hashtext(:t))"), lock)
+                    await db.unlock_inbound(lock_conn, tenant_id)
                     await lock_conn.commit()
         except asyncio.CancelledError:
             raise
@@ -183,26 +178,21 @@ class InboundProcessor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # A stored payload that no longer reads, or a refusal by incidents, will not change.
-            final = isinstance(exc, ValidationError) or (
-                isinstance(exc, CommandFailed) and exc.code in FINAL_ERRORS
-            )
             attempts = row.attempts + 1
-            failed = final or attempts >= self.settings.inbound_max_attempts
+            failed = inbound_gives_up(exc, attempts, self.settings.inbound_max_attempts)
             jitter = random.random()  # noqa: S311 - spreading retries, not a secret
             delay = backoff_seconds(attempts, self.settings.inbound_backoff_base_seconds, 300.0, jitter)
             log.warning("inbound_attempt_failed", attempt=attempts, final=failed, error=str(exc))
+            now = datetime.now(UTC)
             async with self.service.engine.begin() as conn:
-                await conn.execute(
-                    update(db.inbound)
-                    .where(db.inbound.c.id == row.id)
-                    .values(
-                        attempts=attempts,
-                        last_error=f"{type(exc).__name__}: {exc}"[:2_000],
-                        status=InboundStatus.FAILED.value if failed else InboundStatus.PENDING.value,
-                        next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay),
-                        processed_at=datetime.now(UTC) if failed else None,
-                    )
+                await db.inbound_failed(
+                    conn,
+                    row.id,
+                    attempts,
+                    f"{type(exc).__name__}: {exc}",
+                    failed,
+                    now + timedelta(seconds=delay),
+                    now,
                 )
             # A failed notification no longer holds up the ones behind it.
             return failed
@@ -226,9 +216,7 @@ class InboundProcessor:
         return await self._apply(row, payload, set())
 
     async def _apply(self, row: Any, payload: AlertmanagerPayload, by_key: set[str]) -> list[EventEnvelope]:
-        """`by_key`: the statuses whose alerts are named by their key alone, not by key and start
-        time: such an alert takes the start time recorded for its key when that is of the same
-        status (a repeat) or when it ends what fires (a resolution)."""
+        """`by_key`: the statuses whose alerts are named by their key alone (domain.with_known_starts)."""
         tenant_id, now = row.tenant_id, datetime.now(UTC)
         actor = f"integration:{row.key_id}"
         alerts = [normalise(a) for a in payload.alerts]
@@ -245,14 +233,7 @@ class InboundProcessor:
                 r.fingerprint: Known(r.status, r.starts_at, r.incident_id)
                 for r in await db.known_alerts(conn, tenant_id, group, [a.fingerprint for a in alerts])
             }
-            alerts = [
-                dataclasses.replace(a, starts_at=known[a.fingerprint].starts_at)
-                if a.status in by_key
-                and a.fingerprint in known
-                and (a.status == "resolved" or known[a.fingerprint].status == a.status)
-                else a
-                for a in alerts
-            ]
+            alerts = with_known_starts(alerts, known, by_key)
             plan = plan_alerts(alerts, known, open_incident)
             plan, silenced, silenced_by = await self._silence(conn, row, payload, plan)
             opened: uuid.UUID | None = None
@@ -260,11 +241,7 @@ class InboundProcessor:
             if plan.opener is not None:
                 correlation = await self._correlation(conn, row, payload, plan, group)
             if correlation is not None:
-                await conn.execute(
-                    update(db.alert_groups)
-                    .where(db.alert_groups.c.tenant_id == tenant_id, db.alert_groups.c.group_hash == group)
-                    .values(incident_id=correlation.incident_id, updated_at=now)
-                )
+                await db.set_group_incident(conn, tenant_id, group, correlation.incident_id, now)
             elif plan.opener is not None:
                 opened = await self._open_incident(conn, row, payload, plan.opener, group, current, actor)
             joined = correlation.incident_id if correlation is not None else None
@@ -326,33 +303,29 @@ class InboundProcessor:
             attachments = [e for e in events if e.type == "alert.attached"]
             queued = await self._queue_resolutions(conn, tenant_id, resolved_into, row.correlation_id, now)
             await stage(conn, db.outbox, events)
-            await conn.execute(
-                update(db.inbound)
-                .where(db.inbound.c.id == row.id)
-                .values(
-                    status=InboundStatus.PROCESSED.value,
-                    attempts=row.attempts + 1,
-                    processed_at=now,
-                    last_error=None,
-                    outcome={
-                        "opened_incident_id": str(opened) if opened else None,
-                        "incident_id": str(into) if (into := opened or joined or open_incident) else None,
-                        "attached": sum(1 for e in attachments if e.data["status"] == "firing"),
-                        "resolved": sum(1 for e in attachments if e.data["status"] == "resolved"),
-                        "duplicates": plan.duplicates,
-                        "unattached": sum(1 for c in plan.changes if c.target is Target.NONE),
-                        "resolving": [str(i) for i in queued],
-                        "silenced": len(silenced),
-                        "silences": sorted(silenced_by),
-                        "correlated": {
-                            "rule_id": correlation.rule.id,
-                            "incident_id": str(correlation.incident_id),
-                            "reason": correlation.reason,
-                        }
-                        if correlation is not None
-                        else None,
-                    },
-                )
+            await db.inbound_processed(
+                conn,
+                row.id,
+                row.attempts + 1,
+                now,
+                {
+                    "opened_incident_id": str(opened) if opened else None,
+                    "incident_id": str(into) if (into := opened or joined or open_incident) else None,
+                    "attached": sum(1 for e in attachments if e.data["status"] == "firing"),
+                    "resolved": sum(1 for e in attachments if e.data["status"] == "resolved"),
+                    "duplicates": plan.duplicates,
+                    "unattached": sum(1 for c in plan.changes if c.target is Target.NONE),
+                    "resolving": [str(i) for i in queued],
+                    "silenced": len(silenced),
+                    "silences": sorted(silenced_by),
+                    "correlated": {
+                        "rule_id": correlation.rule.id,
+                        "incident_id": str(correlation.incident_id),
+                        "reason": correlation.reason,
+                    }
+                    if correlation is not None
+                    else None,
+                },
             )
         return events
 
@@ -371,10 +344,7 @@ class InboundProcessor:
             return None
         # Groups are worked on side by side: the first of two correlating alerts must have committed
         # its incident before the second looks (held until this transaction ends).
-        await conn.execute(
-            text("SELECT pg_advisory_xact_lock(:c, hashtext(:t))"),
-            {"c": db.CORRELATION_LOCK_CLASS, "t": row.tenant_id},
-        )
+        await db.lock_correlation(conn, row.tenant_id)
         new = [c.alert for c in plan.changes if c.target is Target.NEW]
         earliest, latest = candidate_span([a.starts_at for a in new], max(r.window for r in rules))
         rows = await db.correlation_candidates(
@@ -491,17 +461,7 @@ class InboundProcessor:
                 else:
                     await apply_snapshot(conn, db.known_incidents, tenant_id, accepted.incident)
                     outcome["acknowledged"] = True
-            await conn.execute(
-                update(db.inbound)
-                .where(db.inbound.c.id == row.id)
-                .values(
-                    status=InboundStatus.PROCESSED.value,
-                    attempts=row.attempts + 1,
-                    processed_at=now,
-                    last_error=None,
-                    outcome=outcome,
-                )
-            )
+            await db.inbound_processed(conn, row.id, row.attempts + 1, now, outcome)
 
     async def _open_incident(
         self,
@@ -527,11 +487,7 @@ class InboundProcessor:
         )
         accepted = await self.commands.call(command, IncidentAccepted)
         await apply_snapshot(conn, db.known_incidents, row.tenant_id, accepted.incident)
-        await conn.execute(
-            update(db.alert_groups)
-            .where(db.alert_groups.c.tenant_id == row.tenant_id, db.alert_groups.c.group_hash == group)
-            .values(incident_id=incident_id, updated_at=datetime.now(UTC))
-        )
+        await db.set_group_incident(conn, row.tenant_id, group, incident_id, datetime.now(UTC))
         log.info("incident_opened_from_alerts", incident_id=str(incident_id), related=str(previous))
         return incident_id
 
@@ -551,25 +507,13 @@ class InboundProcessor:
             if known is None or known.state == IncidentState.RESOLVED.value:
                 continue
             if await db.firing_alerts_of(conn, incident_id) == 0:
-                await conn.execute(
-                    insert(db.pending_resolutions)
-                    .values(
-                        incident_id=incident_id,
-                        tenant_id=tenant_id,
-                        correlation_id=correlation_id,
-                        queued_at=now,
-                    )
-                    .on_conflict_do_nothing()
-                )
+                await db.queue_resolution(conn, incident_id, tenant_id, correlation_id, now)
                 queued.append(incident_id)
         return queued
 
     async def _resolve_pending(self, tenant_id: str) -> None:
-        p = db.pending_resolutions
         async with self.service.engine.connect() as conn:
-            rows = (
-                await conn.execute(select(p).where(p.c.tenant_id == tenant_id).order_by(p.c.queued_at))
-            ).all()
+            rows = await db.queued_resolutions(conn, tenant_id)
         for pending in rows:
             async with self.service.engine.begin() as conn:
                 known = await db.incident(conn, pending.incident_id)
@@ -581,7 +525,7 @@ class InboundProcessor:
                 )
                 if due:
                     await self._resolve(conn, pending)
-                await conn.execute(delete(p).where(p.c.incident_id == pending.incident_id))
+                await db.drop_resolution(conn, pending.incident_id)
 
     async def _resolve(self, conn: AsyncConnection, pending: Any) -> None:
         command = TransitionIncident(

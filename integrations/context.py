@@ -10,7 +10,6 @@ from typing import Any
 from contracts.commands import Caller, CommandFailed, ErrorCode
 from contracts.events import KeyScope, Role
 from contracts.integrations import IntegrationSource
-from contracts.subjects import command_subject
 from integrations.alertmanager import InboundProcessor
 from integrations.crypto import SecretBox
 from integrations.outbound import DeliveryLoop
@@ -70,8 +69,3 @@ def page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
     if len(rows) > limit:
         return rows[:limit], str(rows[limit - 1].id)
     return rows, None
-
-
-def subject(name: str) -> str:
-    """The subject of one of integrations' commands."""
-    return command_subject("integrations", name)

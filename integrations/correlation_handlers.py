@@ -14,10 +14,11 @@ from contracts.commands import Done
 from contracts.integrations import (
     CorrelationPreview,
     CorrelationRulePage,
-    CorrelationRuleRef,
     CorrelationRuleSpec,
     CorrelationRuleView,
     CreateCorrelationRule,
+    DeleteCorrelationRule,
+    GetCorrelationRule,
     InboundSource,
     ListCorrelationRules,
     PreviewAlert,
@@ -27,7 +28,7 @@ from contracts.integrations import (
 )
 from integrations import db
 from integrations.alertmanager import new_delivery_id, received_alerts
-from integrations.context import Integrations, at_most, found, page, require_admin, subject
+from integrations.context import Integrations, at_most, found, page, require_admin
 from integrations.domain import Rule, distinct_instances, incidents_after, preview_clusters, source_of_group
 from runtime.command_args import cursor_id as _cursor
 from runtime.command_args import object_id as _id
@@ -81,7 +82,7 @@ async def list_correlation_rules(it: Integrations, cmd: ListCorrelationRules) ->
     return CorrelationRulePage(items=[correlation_rule_view(r) for r in rows], next_cursor=next_cursor)
 
 
-async def get_correlation_rule(it: Integrations, cmd: CorrelationRuleRef) -> CorrelationRuleView:
+async def get_correlation_rule(it: Integrations, cmd: GetCorrelationRule) -> CorrelationRuleView:
     require_admin(cmd.caller)
     async with it.service.engine.connect() as conn:
         return correlation_rule_view(await _correlation_rule(conn, cmd.caller.tenant_id, cmd.rule_id))
@@ -102,7 +103,7 @@ async def update_correlation_rule(it: Integrations, cmd: UpdateCorrelationRule) 
     return correlation_rule_view(row)
 
 
-async def delete_correlation_rule(it: Integrations, cmd: CorrelationRuleRef) -> Done:
+async def delete_correlation_rule(it: Integrations, cmd: DeleteCorrelationRule) -> Done:
     """Alerts already correlated stay in their incidents."""
     require_admin(cmd.caller)
     async with it.service.engine.begin() as conn:
@@ -157,10 +158,10 @@ async def preview_correlation(it: Integrations, cmd: PreviewCorrelation) -> Corr
 
 
 def register_correlation_handlers(it: Integrations) -> None:
-    command = it.service.command
-    command(subject("create_correlation_rule"), CreateCorrelationRule)(partial(create_correlation_rule, it))
-    command(subject("list_correlation_rules"), ListCorrelationRules)(partial(list_correlation_rules, it))
-    command(subject("get_correlation_rule"), CorrelationRuleRef)(partial(get_correlation_rule, it))
-    command(subject("update_correlation_rule"), UpdateCorrelationRule)(partial(update_correlation_rule, it))
-    command(subject("delete_correlation_rule"), CorrelationRuleRef)(partial(delete_correlation_rule, it))
-    command(subject("preview_correlation"), PreviewCorrelation)(partial(preview_correlation, it))
+    handles = it.service.handles
+    handles(CreateCorrelationRule)(partial(create_correlation_rule, it))
+    handles(ListCorrelationRules)(partial(list_correlation_rules, it))
+    handles(GetCorrelationRule)(partial(get_correlation_rule, it))
+    handles(UpdateCorrelationRule)(partial(update_correlation_rule, it))
+    handles(DeleteCorrelationRule)(partial(delete_correlation_rule, it))
+    handles(PreviewCorrelation)(partial(preview_correlation, it))

@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 
 import structlog
 from cryptography.fernet import Fernet, MultiFernet
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from integrations import db
@@ -41,10 +39,5 @@ async def load_box(engine: AsyncEngine, settings: IntegrationsSettings) -> Secre
     # `./run.sh` working out of the box; it is no protection against someone who reads the database.
     log.warning("webhook_secrets_key_in_database", hint="set WEBHOOK_ENCRYPTION_KEYS")
     async with engine.begin() as conn:
-        await conn.execute(
-            insert(db.keyring)
-            .values(id=1, key=Fernet.generate_key().decode(), created_at=datetime.now(UTC))
-            .on_conflict_do_nothing()
-        )
-        key = (await conn.execute(select(db.keyring.c.key).where(db.keyring.c.id == 1))).scalar_one()
+        key = await db.keyring_key(conn, Fernet.generate_key().decode(), datetime.now(UTC))
     return SecretBox([key])

@@ -2,7 +2,7 @@
 deploys, rejected payloads), the inbound log, what a service went through lately, the settings and
 the `integrations_notifier` consumer. register_handlers binds these and the commands of
 webhook_handlers, json_handlers, silence_handlers and correlation_handlers (slack.py binds its own).
-Each handler checks the caller, asks domain.py what to do, and reads and writes through db.py."""
+Each handler checks the caller, asks domain what to do, and reads and writes through db."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ from contracts.integrations import (
 from contracts.subjects import INTEGRATIONS_NOTIFIER, events_of_type
 from integrations import db
 from integrations.alertmanager import InboundProcessor, new_delivery_id
-from integrations.context import Integrations, page, require_admin, require_scope, subject
+from integrations.context import Integrations, page, require_admin, require_scope
 from integrations.correlation_handlers import register_correlation_handlers
 from integrations.crypto import load_box
 from integrations.domain import change_as_deploy, deploy_identity, pagerduty_group_key
@@ -362,18 +362,18 @@ def register_handlers(service: Service, settings: IntegrationsSettings) -> None:
         for loop in it.loops:
             await loop.stop()
 
-    command = service.command
-    command(subject("receive_alerts"), ReceiveAlerts)(partial(receive_alerts, it))
-    command(subject("receive_pagerduty"), ReceivePagerDuty)(partial(receive_pagerduty, it))
-    command(subject("record_change"), RecordChange)(partial(record_change, it))
-    command(subject("record_deploy"), RecordDeploy)(partial(record_deploy, it))
-    command(subject("record_rejection"), RecordRejection)(partial(record_rejection, it))
-    command(subject("list_rejections"), ListRejections)(partial(list_rejections, it))
-    command(subject("list_inbound"), ListInbound)(partial(list_inbound, it))
-    command(subject("list_service_deploys"), ListServiceDeploys)(partial(list_service_deploys, it))
-    command(subject("list_service_alerts"), ListServiceAlerts)(partial(list_service_alerts, it))
-    command(subject("get_settings"), GetIntegrationSettings)(partial(get_settings, it))
-    command(subject("update_settings"), UpdateIntegrationSettings)(partial(update_settings, it))
+    handles = service.handles
+    handles(ReceiveAlerts)(partial(receive_alerts, it))
+    handles(ReceivePagerDuty)(partial(receive_pagerduty, it))
+    handles(RecordChange)(partial(record_change, it))
+    handles(RecordDeploy)(partial(record_deploy, it))
+    handles(RecordRejection)(partial(record_rejection, it))
+    handles(ListRejections)(partial(list_rejections, it))
+    handles(ListInbound)(partial(list_inbound, it))
+    handles(ListServiceDeploys)(partial(list_service_deploys, it))
+    handles(ListServiceAlerts)(partial(list_service_alerts, it))
+    handles(GetIntegrationSettings)(partial(get_settings, it))
+    handles(UpdateIntegrationSettings)(partial(update_settings, it))
     register_webhook_handlers(it)
     register_json_handlers(it)
     register_silence_handlers(it)

@@ -14,11 +14,12 @@ from contracts.commands import CommandFailed, Done, ErrorCode
 from contracts.events import KeyScope
 from contracts.integrations import (
     CreateJsonSource,
+    DeleteJsonSource,
+    GetJsonSource,
     InboundSource,
     JsonAccepted,
     JsonMapping,
     JsonSourcePage,
-    JsonSourceRef,
     JsonSourceView,
     ListJsonSources,
     MappingPreview,
@@ -35,7 +36,6 @@ from integrations.context import (
     page,
     require_admin,
     require_scope,
-    subject,
 )
 from integrations.domain import MappingProblem, Unreadable, apply_mapping, compile_mapping, json_notification
 from runtime.command_args import cursor_id as _cursor
@@ -108,7 +108,7 @@ async def list_json_sources(it: Integrations, cmd: ListJsonSources) -> JsonSourc
     return JsonSourcePage(items=[json_source_view(r) for r in rows], next_cursor=next_cursor)
 
 
-async def get_json_source(it: Integrations, cmd: JsonSourceRef) -> JsonSourceView:
+async def get_json_source(it: Integrations, cmd: GetJsonSource) -> JsonSourceView:
     require_admin(cmd.caller)
     async with it.service.engine.connect() as conn:
         return json_source_view(await _json_source(conn, cmd.caller.tenant_id, cmd.source_id))
@@ -130,7 +130,7 @@ async def update_json_source(it: Integrations, cmd: UpdateJsonSource) -> JsonSou
     return json_source_view(row)
 
 
-async def delete_json_source(it: Integrations, cmd: JsonSourceRef) -> Done:
+async def delete_json_source(it: Integrations, cmd: DeleteJsonSource) -> Done:
     require_admin(cmd.caller)
     async with it.service.engine.begin() as conn:
         row = await _json_source(conn, cmd.caller.tenant_id, cmd.source_id)
@@ -188,11 +188,11 @@ async def receive_json(it: Integrations, cmd: ReceiveJson) -> JsonAccepted:
 
 
 def register_json_handlers(it: Integrations) -> None:
-    command = it.service.command
-    command(subject("preview_mapping"), PreviewMapping)(partial(preview_mapping, it))
-    command(subject("create_json_source"), CreateJsonSource)(partial(create_json_source, it))
-    command(subject("list_json_sources"), ListJsonSources)(partial(list_json_sources, it))
-    command(subject("get_json_source"), JsonSourceRef)(partial(get_json_source, it))
-    command(subject("update_json_source"), UpdateJsonSource)(partial(update_json_source, it))
-    command(subject("delete_json_source"), JsonSourceRef)(partial(delete_json_source, it))
-    command(subject("receive_json"), ReceiveJson)(partial(receive_json, it))
+    handles = it.service.handles
+    handles(PreviewMapping)(partial(preview_mapping, it))
+    handles(CreateJsonSource)(partial(create_json_source, it))
+    handles(ListJsonSources)(partial(list_json_sources, it))
+    handles(GetJsonSource)(partial(get_json_source, it))
+    handles(UpdateJsonSource)(partial(update_json_source, it))
+    handles(DeleteJsonSource)(partial(delete_json_source, it))
+    handles(ReceiveJson)(partial(receive_json, it))

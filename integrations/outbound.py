@@ -29,7 +29,6 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import EventEnvelope
@@ -46,8 +45,11 @@ from integrations.crypto import SecretBox
 from integrations.domain import (
     CHAT_MESSAGES,
     IncidentFacts,
+    Outcome,
     address_allowed,
     backoff_seconds,
+    delivery_after,
+    pick_deliveries,
     retryable,
     slack_message,
 )
@@ -178,14 +180,6 @@ async def enqueue_for(
 
 
 @dataclass(frozen=True)
-class Outcome:
-    ok: bool
-    status_code: int | None
-    error: str | None
-    retry: bool
-
-
-@dataclass(frozen=True)
 class Target:
     url: str
     headers: dict[str, str]
@@ -294,26 +288,14 @@ class DeliveryLoop:
         async with self.service.engine.begin() as conn:
             # One replica claims at a time and counts what every replica is sending: the limit
             # per webhook holds however many replicas there are.
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": db.DELIVERY_CLAIM_LOCK})
-            counts = Counter(await db.sending_now(conn, now))
-            saturated = [webhook for webhook, n in counts.items() if n >= per_endpoint]
+            await db.lock_claims(conn)
+            sending = await db.sending_now(conn, now)
+            saturated = [webhook for webhook, n in sending.items() if n >= per_endpoint]
             candidates = await db.claim_due(conn, now, saturated, free * 4)
-            picked: list[uuid.UUID] = []
-            for candidate in candidates:
-                if len(picked) < free and counts[candidate.webhook_id] < per_endpoint:
-                    picked.append(candidate.id)
-                    counts[candidate.webhook_id] += 1
+            picked = pick_deliveries([(c.id, c.webhook_id) for c in candidates], sending, free, per_endpoint)
             if not picked:
                 return []
-            d = db.deliveries
-            rows = (
-                await conn.execute(
-                    update(d)
-                    .where(d.c.id.in_(picked))
-                    .values(lease_until=now + lease, attempts=d.c.attempts + 1, updated_at=now)
-                    .returning(d.c.id, d.c.webhook_id, d.c.tenant_id, d.c.event_type, d.c.body, d.c.attempts)
-                )
-            ).all()
+            rows = await db.lease_deliveries(conn, picked, now + lease, now)
         for row in rows:
             self._in_flight[row.webhook_id] += 1
         return list(rows)
@@ -392,25 +374,19 @@ class DeliveryLoop:
         )
 
     async def _record(self, row: Any, outcome: Outcome) -> None:
-        now = datetime.now(UTC)
-        values: dict[str, Any] = {
-            "lease_until": None,
-            "updated_at": now,
-            "last_status_code": outcome.status_code,
-            "last_error": outcome.error,
-        }
-        if outcome.ok:
-            values.update(status=DeliveryStatus.SUCCEEDED.value, delivered_at=now)
-        elif outcome.retry and row.attempts < self.settings.webhook_max_attempts:
-            delay = backoff_seconds(
-                row.attempts,
-                self.settings.webhook_backoff_base_seconds,
-                self.settings.webhook_backoff_max_seconds,
-                random.random(),  # noqa: S311 - jitter, not a secret
-            )
-            values.update(status=DeliveryStatus.PENDING.value, next_attempt_at=now + timedelta(seconds=delay))
-        else:
-            values.update(status=DeliveryStatus.FAILED.value)
+        delay = backoff_seconds(
+            row.attempts,
+            self.settings.webhook_backoff_base_seconds,
+            self.settings.webhook_backoff_max_seconds,
+            random.random(),  # noqa: S311 - jitter, not a secret
+        )
+        values = delivery_after(
+            outcome,
+            row.attempts,
+            self.settings.webhook_max_attempts,
+            timedelta(seconds=delay),
+            datetime.now(UTC),
+        )
         log.info(
             "webhook_delivery",
             outcome=values["status"],
@@ -419,4 +395,4 @@ class DeliveryLoop:
             error=outcome.error,
         )
         async with self.service.engine.begin() as conn:
-            await conn.execute(update(db.deliveries).where(db.deliveries.c.id == row.id).values(**values))
+            await db.record_attempt(conn, row.id, values)

@@ -13,15 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts.commands import CommandFailed, Done, ErrorCode
 from contracts.integrations import (
     CreateSilence,
+    DeleteSilence,
+    GetSilence,
     ListSilences,
     SilencePage,
-    SilenceRef,
     SilenceSpec,
     SilenceView,
 )
 from integrations import db
 from integrations.alertmanager import new_delivery_id
-from integrations.context import Integrations, at_most, found, page, require_responder, subject
+from integrations.context import Integrations, at_most, found, page, require_responder
 from integrations.domain import silence_problem, silence_state
 from runtime.command_args import cursor_id as _cursor
 from runtime.command_args import object_id as _id
@@ -88,12 +89,12 @@ async def list_silences(it: Integrations, cmd: ListSilences) -> SilencePage:
     return SilencePage(items=items, next_cursor=next_cursor)
 
 
-async def get_silence(it: Integrations, cmd: SilenceRef) -> SilenceView:
+async def get_silence(it: Integrations, cmd: GetSilence) -> SilenceView:
     async with it.service.engine.connect() as conn:
         return silence_view(await _silence_row(conn, cmd.caller.tenant_id, cmd.silence_id), datetime.now(UTC))
 
 
-async def delete_silence(it: Integrations, cmd: SilenceRef) -> Done:
+async def delete_silence(it: Integrations, cmd: DeleteSilence) -> Done:
     """Ends it now: alerts arriving from then on are not silenced (those recorded stay so)."""
     require_responder(cmd.caller)
     async with it.service.engine.begin() as conn:
@@ -103,8 +104,8 @@ async def delete_silence(it: Integrations, cmd: SilenceRef) -> Done:
 
 
 def register_silence_handlers(it: Integrations) -> None:
-    command = it.service.command
-    command(subject("create_silence"), CreateSilence)(partial(create_silence, it))
-    command(subject("list_silences"), ListSilences)(partial(list_silences, it))
-    command(subject("get_silence"), SilenceRef)(partial(get_silence, it))
-    command(subject("delete_silence"), SilenceRef)(partial(delete_silence, it))
+    handles = it.service.handles
+    handles(CreateSilence)(partial(create_silence, it))
+    handles(ListSilences)(partial(list_silences, it))
+    handles(GetSilence)(partial(get_silence, it))
+    handles(DeleteSilence)(partial(delete_silence, it))

@@ -22,8 +22,6 @@ from typing import Any, Literal, TypeVar
 import httpx
 import structlog
 from pydantic import BaseModel
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert
 
 from contracts.commands import (
     Caller,
@@ -38,15 +36,16 @@ from contracts.commands import (
 )
 from contracts.events import IncidentState, Role, UserStatus
 from contracts.integrations import (
+    DeleteSlackLink,
+    GetSlackLink,
+    IncidentSlackAction,
     ListSlackLinks,
     SetSlackLink,
     SlackLinkList,
-    SlackLinkRef,
     SlackLinkView,
     WebhookKind,
 )
-from contracts.slack import INCIDENT_ACKNOWLEDGE, INCIDENT_OPEN, SlackOutcome, SlackRequest
-from contracts.subjects import command_subject
+from contracts.slack import INCIDENT_ACKNOWLEDGE, INCIDENT_OPEN, SlackOutcome
 from integrations import db
 from integrations.crypto import SecretBox
 from integrations.domain import IncidentFacts, read_action_value, slack_message, url_problem
@@ -72,10 +71,6 @@ LINK_HINT = (
     "changed. Link it in SRE Copilot (`PUT /api/v1/integrations/slack/links/me` with your Slack "
     "workspace and member ids), or ask an admin to."
 )
-
-
-def _cmd(name: str) -> str:
-    return command_subject("integrations", name)
 
 
 def _unauthorized(problem: SignatureProblem) -> CommandFailed:
@@ -161,8 +156,8 @@ def register_slack_handlers(
             raise
         return found
 
-    @service.command(_cmd("slack_action"), SlackRequest)
-    async def slack_action(cmd: SlackRequest) -> SlackOutcome:
+    @service.handles(IncidentSlackAction)
+    async def slack_action(cmd: IncidentSlackAction) -> SlackOutcome:
         body = cmd.body.encode()
         try:
             interaction = read_interaction(body)
@@ -175,7 +170,7 @@ def register_slack_handlers(
             raise _unauthorized(SignatureProblem.INVALID)
         webhook_id, incident_id = refs
         async with service.engine.connect() as conn:
-            hook = (await conn.execute(select(db.webhooks).where(db.webhooks.c.id == webhook_id))).first()
+            hook = await db.webhook_by_id(conn, webhook_id)
         if hook is None or hook.kind != WebhookKind.SLACK.value or hook.secret_encrypted is None:
             raise _unauthorized(SignatureProblem.INVALID)
         problem = signature_problem(
@@ -185,20 +180,11 @@ def register_slack_handlers(
             log.info("slack_request_refused", reason=problem.name, webhook_id=str(webhook_id))
             raise _unauthorized(problem)
         tenant_id, now = hook.tenant_id, datetime.now(UTC)
-        links = db.slack_links
         async with service.engine.begin() as conn:
             if not await first_sight(conn, db.slack_requests, cmd.signature, now):
                 log.info("slack_request_refused", reason="REPLAYED", webhook_id=str(webhook_id))
                 raise _unauthorized(SignatureProblem.REPLAYED)
-            link = (
-                await conn.execute(
-                    select(links).where(
-                        links.c.tenant_id == tenant_id,
-                        links.c.slack_team_id == interaction.team_id,
-                        links.c.slack_user_id == interaction.user.id,
-                    )
-                )
-            ).first()
+            link = await db.slack_link_of_member(conn, tenant_id, interaction.team_id, interaction.user.id)
             incident = await db.incident(conn, incident_id)
         if action.action_id == INCIDENT_OPEN:
             return SlackOutcome(outcome="ignored")
@@ -267,13 +253,12 @@ def register_slack_handlers(
         if user_id != caller.user_id and not caller.role.at_least(Role.ADMIN):
             raise CommandFailed(ErrorCode.FORBIDDEN, "only admins link other users' Slack accounts")
 
-    @service.command(_cmd("set_slack_link"), SetSlackLink)
+    @service.handles(SetSlackLink)
     async def set_slack_link(cmd: SetSlackLink) -> SlackLinkView:
         caller = cmd.caller
         _may_manage(caller, cmd.user_id)
         if await member(caller.tenant_id, cmd.user_id, cmd.correlation_id) is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "user not found")
-        links = db.slack_links
         values = {
             "slack_team_id": cmd.link.slack_team_id,
             "slack_user_id": cmd.link.slack_user_id,
@@ -281,63 +266,38 @@ def register_slack_handlers(
             "created_at": datetime.now(UTC),
         }
         async with service.engine.begin() as conn:
-            taken = (
-                await conn.execute(
-                    select(links.c.user_id).where(
-                        links.c.tenant_id == caller.tenant_id,
-                        links.c.slack_team_id == cmd.link.slack_team_id,
-                        links.c.slack_user_id == cmd.link.slack_user_id,
-                        links.c.user_id != cmd.user_id,
-                    )
-                )
-            ).first()
-            if taken is not None:
+            link = cmd.link
+            if await db.slack_member_taken(
+                conn, caller.tenant_id, link.slack_team_id, link.slack_user_id, cmd.user_id
+            ):
                 raise CommandFailed(ErrorCode.CONFLICT, "this Slack member is linked to another user")
-            row = (
-                await conn.execute(
-                    insert(links)
-                    .values(tenant_id=caller.tenant_id, user_id=cmd.user_id, **values)
-                    .on_conflict_do_update(index_elements=[links.c.tenant_id, links.c.user_id], set_=values)
-                    .returning(links)
-                )
-            ).one()
+            row = await db.save_slack_link(conn, caller.tenant_id, cmd.user_id, values)
         return link_view(row)
 
-    @service.command(_cmd("list_slack_links"), ListSlackLinks)
+    @service.handles(ListSlackLinks)
     async def list_slack_links(cmd: ListSlackLinks) -> SlackLinkList:
         """Admins see every link of the organisation; others their own."""
-        caller, links = cmd.caller, db.slack_links
-        query = select(links).where(links.c.tenant_id == caller.tenant_id)
-        if not caller.role.at_least(Role.ADMIN):
-            query = query.where(links.c.user_id == caller.user_id)
+        caller = cmd.caller
+        own = None if caller.role.at_least(Role.ADMIN) else caller.user_id
         async with service.engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(links.c.user_id).limit(1_000))).all()
+            rows = await db.slack_links_of(conn, caller.tenant_id, own)
         return SlackLinkList(items=[link_view(r) for r in rows])
 
-    @service.command(_cmd("get_slack_link"), SlackLinkRef)
-    async def get_slack_link(cmd: SlackLinkRef) -> SlackLinkView:
-        caller, links = cmd.caller, db.slack_links
+    @service.handles(GetSlackLink)
+    async def get_slack_link(cmd: GetSlackLink) -> SlackLinkView:
+        caller = cmd.caller
         _may_manage(caller, cmd.user_id)
         async with service.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(links).where(links.c.tenant_id == caller.tenant_id, links.c.user_id == cmd.user_id)
-                )
-            ).first()
+            row = await db.slack_link(conn, caller.tenant_id, cmd.user_id)
         if row is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "no Slack account is linked to this user")
         return link_view(row)
 
-    @service.command(_cmd("delete_slack_link"), SlackLinkRef)
-    async def delete_slack_link(cmd: SlackLinkRef) -> Done:
-        caller, links = cmd.caller, db.slack_links
+    @service.handles(DeleteSlackLink)
+    async def delete_slack_link(cmd: DeleteSlackLink) -> Done:
+        caller = cmd.caller
         _may_manage(caller, cmd.user_id)
         async with service.engine.begin() as conn:
-            deleted = await conn.execute(
-                delete(links)
-                .where(links.c.tenant_id == caller.tenant_id, links.c.user_id == cmd.user_id)
-                .returning(links.c.user_id)
-            )
-            if deleted.first() is None:
+            if not await db.delete_slack_link(conn, caller.tenant_id, cmd.user_id):
                 raise CommandFailed(ErrorCode.NOT_FOUND, "no Slack account is linked to this user")
         return Done()

@@ -12,9 +12,11 @@ import structlog
 from contracts.commands import CommandFailed, Done, ErrorCode
 from contracts.integrations import (
     CreateWebhook,
+    DeleteWebhook,
     DeliveryPage,
     DeliveryStatus,
     DeliveryView,
+    GetWebhook,
     ListDeliveries,
     ListWebhooks,
     RetryDelivery,
@@ -22,12 +24,11 @@ from contracts.integrations import (
     WebhookIssued,
     WebhookKind,
     WebhookPage,
-    WebhookRef,
     WebhookView,
 )
 from integrations import db
 from integrations.alertmanager import new_delivery_id
-from integrations.context import Integrations, at_most, found, page, require_admin, subject
+from integrations.context import Integrations, at_most, found, page, require_admin
 from integrations.domain import SECRET_PREFIX, retried_delivery, url_problem
 from runtime.command_args import cursor_id as _cursor
 from runtime.command_args import object_id as _id
@@ -127,7 +128,7 @@ async def list_webhooks(it: Integrations, cmd: ListWebhooks) -> WebhookPage:
     return WebhookPage(items=[webhook_view(r) for r in rows], next_cursor=next_cursor)
 
 
-async def get_webhook(it: Integrations, cmd: WebhookRef) -> WebhookView:
+async def get_webhook(it: Integrations, cmd: GetWebhook) -> WebhookView:
     require_admin(cmd.caller)
     async with it.service.engine.connect() as conn:
         row = await db.webhook(conn, cmd.caller.tenant_id, _id(cmd.webhook_id, "webhook"))
@@ -161,7 +162,7 @@ async def update_webhook(it: Integrations, cmd: UpdateWebhook) -> WebhookView:
     return webhook_view(found(row, "webhook"))
 
 
-async def delete_webhook(it: Integrations, cmd: WebhookRef) -> Done:
+async def delete_webhook(it: Integrations, cmd: DeleteWebhook) -> Done:
     require_admin(cmd.caller)
     webhook_id = _id(cmd.webhook_id, "webhook")
     async with it.service.engine.begin() as conn:
@@ -199,11 +200,11 @@ async def retry_delivery(it: Integrations, cmd: RetryDelivery) -> DeliveryView:
 
 
 def register_webhook_handlers(it: Integrations) -> None:
-    command = it.service.command
-    command(subject("create_webhook"), CreateWebhook)(partial(create_webhook, it))
-    command(subject("list_webhooks"), ListWebhooks)(partial(list_webhooks, it))
-    command(subject("get_webhook"), WebhookRef)(partial(get_webhook, it))
-    command(subject("update_webhook"), UpdateWebhook)(partial(update_webhook, it))
-    command(subject("delete_webhook"), WebhookRef)(partial(delete_webhook, it))
-    command(subject("list_deliveries"), ListDeliveries)(partial(list_deliveries, it))
-    command(subject("retry_delivery"), RetryDelivery)(partial(retry_delivery, it))
+    handles = it.service.handles
+    handles(CreateWebhook)(partial(create_webhook, it))
+    handles(ListWebhooks)(partial(list_webhooks, it))
+    handles(GetWebhook)(partial(get_webhook, it))
+    handles(UpdateWebhook)(partial(update_webhook, it))
+    handles(DeleteWebhook)(partial(delete_webhook, it))
+    handles(ListDeliveries)(partial(list_deliveries, it))
+    handles(RetryDelivery)(partial(retry_delivery, it))

@@ -10,17 +10,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from contracts.commands import CommandFailed, ErrorCode
 from contracts.events import Severity
 from contracts.integrations import AlertmanagerPayload, DeliveryStatus, DeployReport
 from integrations.domain import (
     AlertInstance,
     IncidentFacts,
     Known,
+    Outcome,
     Target,
     address_allowed,
     backoff_seconds,
+    delivery_after,
     deploy_identity,
+    inbound_gives_up,
     incident_description,
     incident_id_for,
     incident_service,
@@ -28,11 +33,13 @@ from integrations.domain import (
     labels_fingerprint,
     map_severity,
     normalise,
+    pick_deliveries,
     plan_alerts,
     retried_delivery,
     retryable,
     slack_message,
     url_problem,
+    with_known_starts,
 )
 from runtime.signing import signature_header
 
@@ -512,3 +519,60 @@ def test_retrying_a_delivery_by_hand() -> None:
     due_now = {"status": "pending", "next_attempt_at": now, "updated_at": now}
     assert retried_delivery(DeliveryStatus.PENDING, now) == due_now  # its attempts go on counting
     assert retried_delivery(DeliveryStatus.FAILED, now) == {**due_now, "attempts": 0}
+
+
+def test_alerts_named_by_key_take_the_start_recorded_for_it() -> None:
+    earlier = T0 - timedelta(minutes=5)
+    known = {"a1": Known("firing", earlier, None), "b2": Known("resolved", earlier, None)}
+    repeat, resolve, refire = instance("a1"), instance("a1", "resolved"), instance("b2")
+    # A repeat of what fires and a resolution take the recorded start; firing again after a
+    # resolution is a new instance, and so is everything when no status goes by key.
+    assert [a.starts_at for a in with_known_starts([repeat], known, {"firing"})] == [earlier]
+    assert [a.starts_at for a in with_known_starts([resolve], known, {"resolved"})] == [earlier]
+    assert [a.starts_at for a in with_known_starts([refire], known, {"firing"})] == [T0]
+    assert with_known_starts([repeat, resolve], known, set()) == [repeat, resolve]
+    assert with_known_starts([instance("c3")], known, {"firing"}) == [instance("c3")]
+
+
+def test_a_notification_gives_up_on_what_retrying_will_not_change() -> None:
+    assert inbound_gives_up(CommandFailed(ErrorCode.CONFLICT, "moved"), 1, 5)
+    assert inbound_gives_up(_validation_error(), 1, 5)
+    assert not inbound_gives_up(CommandFailed(ErrorCode.UNAVAILABLE, "down"), 1, 5)
+    assert not inbound_gives_up(TimeoutError(), 4, 5)
+    assert inbound_gives_up(TimeoutError(), 5, 5)
+
+
+def _validation_error() -> ValidationError:
+    with pytest.raises(ValidationError) as caught:
+        AlertmanagerPayload.model_validate({})
+    return caught.value
+
+
+def test_an_attempt_decides_its_deliverys_next_state() -> None:
+    later = timedelta(seconds=30)
+    sent = delivery_after(Outcome(True, 204, None, retry=False), 1, 3, later, T0)
+    assert sent == {
+        "lease_until": None,
+        "updated_at": T0,
+        "last_status_code": 204,
+        "last_error": None,
+        "status": DeliveryStatus.SUCCEEDED.value,
+        "delivered_at": T0,
+    }
+    again = delivery_after(Outcome(False, 503, "HTTP 503", retry=True), 2, 3, later, T0)
+    assert (again["status"], again["next_attempt_at"]) == (DeliveryStatus.PENDING.value, T0 + later)
+    assert again["last_error"] == "HTTP 503"
+    spent = delivery_after(Outcome(False, 503, "HTTP 503", retry=True), 3, 3, later, T0)
+    refused = delivery_after(Outcome(False, 404, "HTTP 404", retry=False), 1, 3, later, T0)
+    for values in (spent, refused):
+        assert values["status"] == DeliveryStatus.FAILED.value
+        assert "next_attempt_at" not in values
+
+
+def test_a_sender_takes_what_is_free_and_no_webhook_past_its_limit() -> None:
+    busy, quiet = uuid.uuid4(), uuid.uuid4()
+    due = [(uuid.uuid4(), busy), (uuid.uuid4(), quiet), (uuid.uuid4(), busy), (uuid.uuid4(), quiet)]
+    # `busy` is sent one already: one more of it, both of `quiet`, in the order they came due.
+    assert pick_deliveries(due, {busy: 1}, free=10, per_endpoint=2) == [due[0][0], due[1][0], due[3][0]]
+    assert pick_deliveries(due, {}, free=2, per_endpoint=2) == [due[0][0], due[1][0]]
+    assert pick_deliveries(due, {busy: 2, quiet: 2}, free=10, per_endpoint=2) == []
