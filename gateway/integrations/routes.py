@@ -27,7 +27,6 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from contracts import integrations as ci
 from contracts.commands import Done, ErrorCode
 from contracts.events import KeyScope
-from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
 from gateway.auth.dependencies import AdminDep, CallerDep, KeyCaller, integration_key, verify_integration_key
 from gateway.errors import ApiError, declare
@@ -123,11 +122,6 @@ def _source(key: KeyCaller) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-async def _call(gw: Gateway, command: str, body: dict[str, Any], reply: type[R]) -> R:
-    result: R = await gw.commands.call(command_subject("integrations", command), body, reply)
-    return result
-
-
 def _problems(exc: ValidationError) -> tuple[list[dict[str, Any]], str]:
     """Each problem as `{loc, msg, type}`, and the first few in one line."""
     details = [
@@ -145,9 +139,8 @@ async def _keep_rejected(
 ) -> None:
     """A refused body, kept for admins with the reasons."""
     try:
-        await _call(
-            gw,
-            "record_rejection",
+        await gw.commands.call(
+            ci.RecordRejection.subject(),
             {
                 "source": _source(key),
                 "endpoint": endpoint.value,
@@ -193,9 +186,8 @@ async def receive_alerts(gw: GatewayDep, request: Request, key: AlertsKey) -> Al
     (202); one open incident per group (`groupKey`), alerts deduplicated by fingerprint, incidents
     resolved when all their alerts are (unless turned off in `/settings`)."""
     payload = await _validated(request, ci.AlertmanagerPayload, key, ci.InboundSource.ALERTMANAGER)
-    accepted = await _call(
-        gw,
-        "receive_alerts",
+    accepted = await gw.commands.call(
+        ci.ReceiveAlerts.subject(),
         {"source": _source(key), "payload": payload.model_dump(mode="json")},
         ci.AlertsAccepted,
     )
@@ -218,9 +210,8 @@ async def record_deploy(gw: GatewayDep, request: Request, response: Response, ke
     `deployed_at`), with a key holding `deploys:write`. Published as `deploy.recorded`: the AI worker
     weighs it against the service's open incidents. Sending the same report again is harmless (200)."""
     report = await _validated(request, ci.DeployReport, key, ci.InboundSource.DEPLOYS)
-    accepted = await _call(
-        gw,
-        "record_deploy",
+    accepted = await gw.commands.call(
+        ci.RecordDeploy.subject(),
         {"source": _source(key), "deploy": report.model_dump(mode="json")},
         ci.DeployAccepted,
     )
@@ -329,8 +320,8 @@ async def pagerduty_enqueue(gw: GatewayDep, request: Request) -> Any:
     event, key = read
     alert = event.model_dump(mode="json", by_alias=True, exclude={"routing_key"})
     alert["dedup_key"] = event.dedup_key or uuid.uuid4().hex
-    accepted = await _call(
-        gw, "receive_pagerduty", {"source": _source(key), "event": alert}, ci.PagerDutyAccepted
+    accepted = await gw.commands.call(
+        ci.ReceivePagerDuty.subject(), {"source": _source(key), "event": alert}, ci.PagerDutyAccepted
     )
     return PagerDutyAcceptedRead(dedup_key=accepted.dedup_key)
 
@@ -357,9 +348,8 @@ async def pagerduty_change(gw: GatewayDep, request: Request) -> Any:
     if isinstance(read, JSONResponse):
         return read
     change, key = read
-    await _call(
-        gw,
-        "record_change",
+    await gw.commands.call(
+        ci.RecordChange.subject(),
         {
             "source": _source(key),
             "payload": change.payload.model_dump(mode="json"),
@@ -407,9 +397,8 @@ async def receive_json(
         details = [{"loc": ["body"], "msg": str(exc), "type": "json_invalid"}]
         await _keep_rejected(gw, key, ci.InboundSource.JSON, message, details, raw.replace(b"\x00", b""))
         raise ApiError(422, ErrorCode.VALIDATION.value, message, details) from exc
-    accepted = await _call(
-        gw,
-        "receive_json",
+    accepted = await gw.commands.call(
+        ci.ReceiveJson.subject(),
         {
             "source": _source(key),
             "source_id": source_id,
@@ -426,9 +415,8 @@ async def preview_mapping(gw: GatewayDep, body: MappingPreviewCreate, caller: Ad
     """What `sample` (a body as the sender sends it) reads as with `mapping`, before it is saved:
     `alert`, or `problem` saying which expression found what. A mapping that does not compile is a
     422 naming the field and its expression."""
-    preview = await _call(
-        gw,
-        "preview_mapping",
+    preview = await gw.commands.call(
+        ci.PreviewMapping,
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         ci.MappingPreview,
     )
@@ -442,9 +430,8 @@ async def create_json_source(gw: GatewayDep, body: JsonSourceCreate, caller: Adm
     """A generic JSON source: a name and a JMESPath mapping (`title` required; `severity`,
     `dedup_key`, `status`, `service`, `labels`). Senders POST to `/json/{id}`. A mapping that does
     not compile is a 422 naming the expression."""
-    view = await _call(
-        gw,
-        "create_json_source",
+    view = await gw.commands.call(
+        ci.CreateJsonSource,
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         ci.JsonSourceView,
     )
@@ -455,9 +442,8 @@ async def create_json_source(gw: GatewayDep, body: JsonSourceCreate, caller: Adm
 async def list_json_sources(
     gw: GatewayDep, caller: AdminDep, limit: Limit = 50, cursor: Cursor = None
 ) -> JsonSourcePage:
-    page = await _call(
-        gw,
-        "list_json_sources",
+    page = await gw.commands.call(
+        ci.ListJsonSources,
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
         ci.JsonSourcePage,
     )
@@ -466,8 +452,8 @@ async def list_json_sources(
 
 @router.get("/json-sources/{source_id}", response_model=JsonSourceRead, responses=declare(*COMMAND))
 async def get_json_source(gw: GatewayDep, source_id: SourceId, caller: AdminDep) -> JsonSourceRead:
-    view = await _call(
-        gw, "get_json_source", {"caller": caller.model_dump(), "source_id": source_id}, ci.JsonSourceView
+    view = await gw.commands.call(
+        ci.GetJsonSource, {"caller": caller.model_dump(), "source_id": source_id}, ci.JsonSourceView
     )
     return JsonSourceRead.model_validate(view.model_dump())
 
@@ -477,9 +463,8 @@ async def update_json_source(
     gw: GatewayDep, source_id: SourceId, body: JsonSourceUpdate, caller: AdminDep
 ) -> JsonSourceRead:
     """Rename it or change its mapping: bodies received from then on are read with the new one."""
-    view = await _call(
-        gw,
-        "update_json_source",
+    view = await gw.commands.call(
+        ci.UpdateJsonSource,
         {
             "caller": caller.model_dump(),
             "source_id": source_id,
@@ -493,7 +478,7 @@ async def update_json_source(
 @router.delete("/json-sources/{source_id}", status_code=204, responses=declare(*COMMAND))
 async def delete_json_source(gw: GatewayDep, source_id: SourceId, caller: AdminDep) -> Response:
     """Delete it: bodies sent to it are refused from then on (404)."""
-    await _call(gw, "delete_json_source", {"caller": caller.model_dump(), "source_id": source_id}, Done)
+    await gw.commands.call(ci.DeleteJsonSource, {"caller": caller.model_dump(), "source_id": source_id}, Done)
     return Response(status_code=204)
 
 
@@ -509,9 +494,8 @@ async def create_silence(gw: GatewayDep, body: SilenceCreate, caller: CallerDep)
     recorded (`silenced` in `GET .../inbound`) and open no incident, page and notify nobody. One-off
     (`starts_at` to `ends_at`) or weekly (`recurrence`: `weekdays`, `start_time`, `duration_minutes`,
     `timezone`, between `starts_at` and `ends_at` if given)."""
-    view = await _call(
-        gw,
-        "create_silence",
+    view = await gw.commands.call(
+        ci.CreateSilence,
         {"caller": caller.model_dump(), "silence": body.model_dump(mode="json")},
         ci.SilenceView,
     )
@@ -528,9 +512,8 @@ async def list_silences(
 ) -> SilencePage:
     """Silences newest first, each `active` (with when it ends), `upcoming` (with when it starts) or
     `expired`; `state` keeps one kind."""
-    page = await _call(
-        gw,
-        "list_silences",
+    page = await gw.commands.call(
+        ci.ListSilences,
         {"caller": caller.model_dump(), "state": state, "limit": limit, "cursor": cursor},
         ci.SilencePage,
     )
@@ -539,8 +522,8 @@ async def list_silences(
 
 @router.get("/silences/{silence_id}", response_model=SilenceRead, responses=declare(*COMMAND))
 async def get_silence(gw: GatewayDep, silence_id: SilenceId, caller: CallerDep) -> SilenceRead:
-    view = await _call(
-        gw, "get_silence", {"caller": caller.model_dump(), "silence_id": silence_id}, ci.SilenceView
+    view = await gw.commands.call(
+        ci.GetSilence, {"caller": caller.model_dump(), "silence_id": silence_id}, ci.SilenceView
     )
     return SilenceRead.model_validate(view.model_dump())
 
@@ -548,7 +531,7 @@ async def get_silence(gw: GatewayDep, silence_id: SilenceId, caller: CallerDep) 
 @router.delete("/silences/{silence_id}", status_code=204, responses=declare(*COMMAND))
 async def delete_silence(gw: GatewayDep, silence_id: SilenceId, caller: CallerDep) -> Response:
     """End it now: alerts arriving from then on are not silenced."""
-    await _call(gw, "delete_silence", {"caller": caller.model_dump(), "silence_id": silence_id}, Done)
+    await gw.commands.call(ci.DeleteSilence, {"caller": caller.model_dump(), "silence_id": silence_id}, Done)
     return Response(status_code=204)
 
 
@@ -566,9 +549,8 @@ async def preview_correlation(
     rule's label values, each with the incidents they opened; `incidents_before` and
     `incidents_after` count the incidents with and without it. Nothing is saved; `enabled` is not
     read."""
-    preview = await _call(
-        gw,
-        "preview_correlation",
+    preview = await gw.commands.call(
+        ci.PreviewCorrelation,
         {"caller": caller.model_dump(), "rule": body.model_dump(mode="json")},
         ci.CorrelationPreview,
     )
@@ -590,9 +572,8 @@ async def create_correlation_rule(
     all) limits it to `alertmanager` (and Grafana), `pagerduty` or `json` alerts. Rules are tried
     oldest first; the first that finds an incident decides. The join is an `alert.correlated` event
     on the incident's timeline, naming the rule and the reason."""
-    view = await _call(
-        gw,
-        "create_correlation_rule",
+    view = await gw.commands.call(
+        ci.CreateCorrelationRule,
         {"caller": caller.model_dump(), "rule": body.model_dump(mode="json")},
         ci.CorrelationRuleView,
     )
@@ -604,9 +585,8 @@ async def list_correlation_rules(
     gw: GatewayDep, caller: AdminDep, limit: Limit = 50, cursor: Cursor = None
 ) -> CorrelationRulePage:
     """Oldest first: the order they are tried in."""
-    page = await _call(
-        gw,
-        "list_correlation_rules",
+    page = await gw.commands.call(
+        ci.ListCorrelationRules,
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
         ci.CorrelationRulePage,
     )
@@ -615,9 +595,8 @@ async def list_correlation_rules(
 
 @router.get("/correlation-rules/{rule_id}", response_model=CorrelationRuleRead, responses=declare(*COMMAND))
 async def get_correlation_rule(gw: GatewayDep, rule_id: RuleId, caller: AdminDep) -> CorrelationRuleRead:
-    view = await _call(
-        gw,
-        "get_correlation_rule",
+    view = await gw.commands.call(
+        ci.GetCorrelationRule,
         {"caller": caller.model_dump(), "rule_id": rule_id},
         ci.CorrelationRuleView,
     )
@@ -630,9 +609,8 @@ async def update_correlation_rule(
 ) -> CorrelationRuleRead:
     """Change it, or turn it on or off (`enabled`): alerts arriving from then on are decided by the
     rule as it is now; those already correlated stay where they are."""
-    view = await _call(
-        gw,
-        "update_correlation_rule",
+    view = await gw.commands.call(
+        ci.UpdateCorrelationRule,
         {
             "caller": caller.model_dump(),
             "rule_id": rule_id,
@@ -645,7 +623,9 @@ async def update_correlation_rule(
 
 @router.delete("/correlation-rules/{rule_id}", status_code=204, responses=declare(*COMMAND))
 async def delete_correlation_rule(gw: GatewayDep, rule_id: RuleId, caller: AdminDep) -> Response:
-    await _call(gw, "delete_correlation_rule", {"caller": caller.model_dump(), "rule_id": rule_id}, Done)
+    await gw.commands.call(
+        ci.DeleteCorrelationRule, {"caller": caller.model_dump(), "rule_id": rule_id}, Done
+    )
     return Response(status_code=204)
 
 
@@ -655,9 +635,8 @@ async def list_rejections(
 ) -> RejectionPage:
     """Payloads refused with a 4xx (newest first), with the reasons and the body as it arrived, so a
     misconfigured sender is visible rather than silently dropped."""
-    page = await _call(
-        gw,
-        "list_rejections",
+    page = await gw.commands.call(
+        ci.ListRejections,
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
         ci.RejectionPage,
     )
@@ -674,9 +653,8 @@ async def list_inbound(
 ) -> InboundDeliveryPage:
     """Accepted Alertmanager notifications (newest first): `pending`, `processed` (with what they did:
     incident opened, alerts attached, duplicates ignored, incidents being resolved) or `failed`."""
-    page = await _call(
-        gw,
-        "list_inbound",
+    page = await gw.commands.call(
+        ci.ListInbound,
         {"caller": caller.model_dump(), "status": status, "limit": limit, "cursor": cursor},
         ci.InboundPage,
     )
@@ -685,7 +663,9 @@ async def list_inbound(
 
 @router.get("/settings", response_model=IntegrationSettingsRead, responses=declare(*COMMAND))
 async def get_settings(gw: GatewayDep, caller: AdminDep) -> IntegrationSettingsRead:
-    view = await _call(gw, "get_settings", {"caller": caller.model_dump()}, ci.IntegrationSettingsView)
+    view = await gw.commands.call(
+        ci.GetIntegrationSettings, {"caller": caller.model_dump()}, ci.IntegrationSettingsView
+    )
     return IntegrationSettingsRead.model_validate(view.model_dump())
 
 
@@ -694,9 +674,8 @@ async def update_settings(
     gw: GatewayDep, body: IntegrationSettingsUpdate, caller: AdminDep
 ) -> IntegrationSettingsRead:
     """`auto_resolve` (on by default): resolve an incident opened from alerts when all of them are."""
-    view = await _call(
-        gw,
-        "update_settings",
+    view = await gw.commands.call(
+        ci.UpdateIntegrationSettings,
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         ci.IntegrationSettingsView,
     )
@@ -712,9 +691,8 @@ async def create_webhook(gw: GatewayDep, body: WebhookCreate, caller: AdminDep) 
     generic`: the event envelope as JSON, signed). `event_types`: `incident.created`,
     `incident.state_changed`, `hypothesis.generated` (all by default). A generic webhook's `secret`
     is in this answer only: verify `SRE-Copilot-Signature` with it (see the README)."""
-    issued = await _call(
-        gw,
-        "create_webhook",
+    issued = await gw.commands.call(
+        ci.CreateWebhook,
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         ci.WebhookIssued,
     )
@@ -725,9 +703,8 @@ async def create_webhook(gw: GatewayDep, body: WebhookCreate, caller: AdminDep) 
 async def list_webhooks(
     gw: GatewayDep, caller: AdminDep, limit: Limit = 50, cursor: Cursor = None
 ) -> WebhookPage:
-    page = await _call(
-        gw,
-        "list_webhooks",
+    page = await gw.commands.call(
+        ci.ListWebhooks,
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
         ci.WebhookPage,
     )
@@ -736,8 +713,8 @@ async def list_webhooks(
 
 @router.get("/webhooks/{webhook_id}", response_model=WebhookRead, responses=declare(*COMMAND))
 async def get_webhook(gw: GatewayDep, webhook_id: WebhookId, caller: AdminDep) -> WebhookRead:
-    view = await _call(
-        gw, "get_webhook", {"caller": caller.model_dump(), "webhook_id": webhook_id}, ci.WebhookView
+    view = await gw.commands.call(
+        ci.GetWebhook, {"caller": caller.model_dump(), "webhook_id": webhook_id}, ci.WebhookView
     )
     return WebhookRead.model_validate(view.model_dump())
 
@@ -748,9 +725,8 @@ async def update_webhook(
 ) -> WebhookRead:
     """Change its name, URL, event types, or turn it off (`enabled: false`) and on again. A Slack
     signing secret for a webhook of another kind is a 409 (it conflicts with the webhook's kind)."""
-    view = await _call(
-        gw,
-        "update_webhook",
+    view = await gw.commands.call(
+        ci.UpdateWebhook,
         {"caller": caller.model_dump(), "webhook_id": webhook_id, **body.model_dump(exclude_unset=True)},
         ci.WebhookView,
     )
@@ -760,7 +736,7 @@ async def update_webhook(
 @router.delete("/webhooks/{webhook_id}", status_code=204, responses=declare(*COMMAND))
 async def delete_webhook(gw: GatewayDep, webhook_id: WebhookId, caller: AdminDep) -> Response:
     """Delete it and its delivery log; nothing more is sent to it."""
-    await _call(gw, "delete_webhook", {"caller": caller.model_dump(), "webhook_id": webhook_id}, Done)
+    await gw.commands.call(ci.DeleteWebhook, {"caller": caller.model_dump(), "webhook_id": webhook_id}, Done)
     return Response(status_code=204)
 
 
@@ -777,9 +753,8 @@ async def list_deliveries(
 ) -> WebhookDeliveryPage:
     """Its deliveries, newest first: `pending` (with `next_attempt_at`), `succeeded`, or `failed` after
     the last attempt (with the last status code and error)."""
-    page = await _call(
-        gw,
-        "list_deliveries",
+    page = await gw.commands.call(
+        ci.ListDeliveries,
         {
             "caller": caller.model_dump(),
             "webhook_id": webhook_id,
@@ -805,9 +780,8 @@ async def retry_delivery(
     caller: AdminDep,
 ) -> WebhookDeliveryRead:
     """Send a failed delivery again, with a fresh series of attempts (a pending one is sent now)."""
-    view = await _call(
-        gw,
-        "retry_delivery",
+    view = await gw.commands.call(
+        ci.RetryDelivery,
         {"caller": caller.model_dump(), "webhook_id": webhook_id, "delivery_id": delivery_id},
         ci.DeliveryView,
     )

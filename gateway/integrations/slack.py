@@ -20,7 +20,7 @@ from contracts.subjects import command_subject
 from gateway.auth.dependencies import SelfDep
 from gateway.errors import ApiError, declare
 from gateway.integrations.schemas import SlackActionRead, SlackLinkPage, SlackLinkRead, SlackLinkUpdate
-from gateway.state import Gateway, GatewayDep
+from gateway.state import GatewayDep
 from runtime.slack import NoPayload, Unreadable, read_interaction
 
 router = APIRouter(prefix="/api/v1/integrations/slack", tags=["integrations"])
@@ -113,14 +113,10 @@ def _user(caller: Any, user_id: str) -> str:
     return str(caller.user_id) if user_id == "me" else user_id
 
 
-async def _call(gw: Gateway, command: str, body: dict[str, Any], reply: type[Any]) -> Any:
-    return await gw.commands.call(command_subject("integrations", command), body, reply)
-
-
 @router.get("/links", response_model=SlackLinkPage, responses=declare(504))
 async def list_slack_links(gw: GatewayDep, caller: SelfDep) -> SlackLinkPage:
     """Which Slack member each user is: admins see the organisation's, others their own."""
-    found = await _call(gw, "list_slack_links", {"caller": caller.model_dump()}, ci.SlackLinkList)
+    found = await gw.commands.call(ci.ListSlackLinks, {"caller": caller.model_dump()}, ci.SlackLinkList)
     return SlackLinkPage.model_validate(found.model_dump())
 
 
@@ -132,9 +128,8 @@ async def set_slack_link(
     `T…`) and `slack_user_id` (the member id, `U…`, in Slack's profile menu: Copy member ID). Clicks of
     that member on the buttons then act as this user, with their role. A Slack member is linked to at
     most one user (409)."""
-    view = await _call(
-        gw,
-        "set_slack_link",
+    view = await gw.commands.call(
+        ci.SetSlackLink,
         {"caller": caller.model_dump(), "user_id": _user(caller, user_id), "link": body.model_dump()},
         ci.SlackLinkView,
     )
@@ -144,9 +139,8 @@ async def set_slack_link(
 @router.get("/links/{user_id}", response_model=SlackLinkRead, responses=declare(403, 404, 504))
 async def get_slack_link(gw: GatewayDep, user_id: UserId, caller: SelfDep) -> SlackLinkRead:
     """The Slack member a user (`me`, or anyone for admins) is linked to; 404 when none."""
-    view = await _call(
-        gw,
-        "get_slack_link",
+    view = await gw.commands.call(
+        ci.GetSlackLink,
         {"caller": caller.model_dump(), "user_id": _user(caller, user_id)},
         ci.SlackLinkView,
     )
@@ -156,9 +150,8 @@ async def get_slack_link(gw: GatewayDep, user_id: UserId, caller: SelfDep) -> Sl
 @router.delete("/links/{user_id}", status_code=204, responses=declare(403, 404, 504))
 async def delete_slack_link(gw: GatewayDep, user_id: UserId, caller: SelfDep) -> Response:
     """Unlink: that Slack member's clicks act as nobody from then on."""
-    await _call(
-        gw,
-        "delete_slack_link",
+    await gw.commands.call(
+        ci.DeleteSlackLink,
         {"caller": caller.model_dump(), "user_id": _user(caller, user_id)},
         Done,
     )
