@@ -26,14 +26,23 @@ from contracts.oncall import (
     ChannelKind,
     ContactMethodIssued,
     ContactMethodPage,
-    ContactMethodRef,
     ContactMethodView,
     CreateContactMethod,
     CreateOverride,
     CreatePolicy,
     CreateSchedule,
     CreateTeam,
+    DeleteContactMethod,
+    DeleteOverride,
+    DeletePolicy,
+    DeleteSchedule,
+    DeleteTeam,
+    GetContactMethod,
+    GetOverride,
+    GetPolicy,
     GetRouting,
+    GetSchedule,
+    GetTeam,
     IssueCalendarFeed,
     LayerSpec,
     ListContactMethods,
@@ -43,18 +52,15 @@ from contracts.oncall import (
     NextShifts,
     OnCallAt,
     OnCallView,
-    OverrideRef,
     OverrideView,
     PageAcknowledgedView,
     PolicyPage,
-    PolicyRef,
     PolicyView,
     PutRouting,
     ReadCalendar,
     RoutingView,
     RuleSpec,
     SchedulePage,
-    ScheduleRef,
     ScheduleView,
     ServiceOnCall,
     ServiceOnCallView,
@@ -63,13 +69,12 @@ from contracts.oncall import (
     StepSpec,
     TargetKind,
     TeamPage,
-    TeamRef,
     TeamView,
     UpdatePolicy,
     UpdateSchedule,
     UpdateTeam,
 )
-from contracts.subjects import ONCALL_ESCALATOR, command_subject, events_of_type
+from contracts.subjects import ONCALL_ESCALATOR, events_of_type
 from oncall import db
 from oncall.domain import (
     CalendarShift,
@@ -102,10 +107,6 @@ EMAIL: TypeAdapter[str] = TypeAdapter(Email)
 
 # An override longer than this is a layer in disguise (and would make shift lists unbounded).
 MAX_OVERRIDE = timedelta(days=366)
-
-
-def _cmd(name: str) -> str:
-    return command_subject("oncall", name)
 
 
 def new_id() -> uuid.UUID:
@@ -217,7 +218,7 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
             overrides = (await db.overrides_of(conn, [schedule_id]))[schedule_id]
         return row, overrides
 
-    @service.command(_cmd("create_schedule"), CreateSchedule)
+    @service.handles(CreateSchedule)
     async def create_schedule(cmd: CreateSchedule) -> ScheduleView:
         caller = cmd.caller
         _require_admin(caller)
@@ -244,7 +245,7 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
         log.info("schedule_created", schedule_id=str(row.id), layers=len(cmd.layers))
         return schedule_view(row, [])
 
-    @service.command(_cmd("list_schedules"), ListSchedules)
+    @service.handles(ListSchedules)
     async def list_schedules(cmd: ListSchedules) -> SchedulePage:
         s = db.schedules
         query = select(s).where(s.c.tenant_id == cmd.caller.tenant_id)
@@ -260,12 +261,12 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
             next_cursor=str(rows[-1].id) if more else None,
         )
 
-    @service.command(_cmd("get_schedule"), ScheduleRef)
-    async def get_schedule(cmd: ScheduleRef) -> ScheduleView:
+    @service.handles(GetSchedule)
+    async def get_schedule(cmd: GetSchedule) -> ScheduleView:
         row, overrides = await load(cmd.caller, cmd.schedule_id)
         return schedule_view(row, overrides)
 
-    @service.command(_cmd("update_schedule"), UpdateSchedule)
+    @service.handles(UpdateSchedule)
     async def update_schedule(cmd: UpdateSchedule) -> ScheduleView:
         caller = cmd.caller
         _require_admin(caller)
@@ -295,8 +296,8 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
             overrides = (await db.overrides_of(conn, [schedule_id]))[schedule_id]
         return schedule_view(row, overrides)
 
-    @service.command(_cmd("delete_schedule"), ScheduleRef)
-    async def delete_schedule(cmd: ScheduleRef) -> Done:
+    @service.handles(DeleteSchedule)
+    async def delete_schedule(cmd: DeleteSchedule) -> Done:
         _require_admin(cmd.caller)
         schedule_id = _id(cmd.schedule_id, "schedule")
         s = db.schedules
@@ -310,7 +311,7 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
                 raise CommandFailed(ErrorCode.NOT_FOUND, "schedule not found")
         return Done()
 
-    @service.command(_cmd("create_override"), CreateOverride)
+    @service.handles(CreateOverride)
     async def create_override(cmd: CreateOverride) -> OverrideView:
         """Admins put anyone on call; a responder only themselves (covering for someone)."""
         caller = cmd.caller
@@ -352,8 +353,8 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
             )
             return override_view(created.one())
 
-    @service.command(_cmd("get_override"), OverrideRef)
-    async def get_override(cmd: OverrideRef) -> OverrideView:
+    @service.handles(GetOverride)
+    async def get_override(cmd: GetOverride) -> OverrideView:
         schedule_id, override_id = _id(cmd.schedule_id, "schedule"), _id(cmd.override_id, "override")
         o = db.overrides
         async with service.engine.connect() as conn:
@@ -370,8 +371,8 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "override not found")
         return override_view(row)
 
-    @service.command(_cmd("delete_override"), OverrideRef)
-    async def delete_override(cmd: OverrideRef) -> Done:
+    @service.handles(DeleteOverride)
+    async def delete_override(cmd: DeleteOverride) -> Done:
         """Admins delete any; a responder one that involves them (for them, or made by them)."""
         caller = cmd.caller
         schedule_id, override_id = _id(cmd.schedule_id, "schedule"), _id(cmd.override_id, "override")
@@ -398,7 +399,7 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
             await conn.execute(delete(o).where(o.c.id == override_id))
         return Done()
 
-    @service.command(_cmd("on_call"), OnCallAt)
+    @service.handles(OnCallAt)
     async def on_call(cmd: OnCallAt) -> OnCallView:
         row, rows = await load(cmd.caller, cmd.schedule_id)
         overrides = _stored(rows)
@@ -412,7 +413,7 @@ def register_handlers(service: Service, settings: OncallSettings) -> None:
             override_id=overrides[found.override].id if found and found.override is not None else None,
         )
 
-    @service.command(_cmd("next_shifts"), NextShifts)
+    @service.handles(NextShifts)
     async def shifts(cmd: NextShifts) -> ShiftPage:
         row, rows = await load(cmd.caller, cmd.schedule_id)
         overrides = _stored(rows)
@@ -570,7 +571,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
         await refuse_deactivated(conn, tenant_id, users)
         return known
 
-    @service.command(_cmd("create_policy"), CreatePolicy)
+    @service.handles(CreatePolicy)
     async def create_policy(cmd: CreatePolicy) -> PolicyView:
         caller = cmd.caller
         _require_admin(caller)
@@ -595,7 +596,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             ).one()
         return policy_view(row, known)
 
-    @service.command(_cmd("list_policies"), ListPolicies)
+    @service.handles(ListPolicies)
     async def list_policies(cmd: ListPolicies) -> PolicyPage:
         p = db.policies
         query = select(p).where(p.c.tenant_id == cmd.caller.tenant_id)
@@ -611,8 +612,8 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             items=[policy_view(r, known) for r in rows], next_cursor=str(rows[-1].id) if more else None
         )
 
-    @service.command(_cmd("get_policy"), PolicyRef)
-    async def get_policy(cmd: PolicyRef) -> PolicyView:
+    @service.handles(GetPolicy)
+    async def get_policy(cmd: GetPolicy) -> PolicyView:
         p = db.policies
         async with service.engine.connect() as conn:
             row = (
@@ -627,7 +628,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             steps = [StepSpec.model_validate(s) for s in row.steps]
             return policy_view(row, await referenced(conn, cmd.caller.tenant_id, steps))
 
-    @service.command(_cmd("update_policy"), UpdatePolicy)
+    @service.handles(UpdatePolicy)
     async def update_policy(cmd: UpdatePolicy) -> PolicyView:
         caller = cmd.caller
         _require_admin(caller)
@@ -659,8 +660,8 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             ).one()
         return policy_view(row, known)
 
-    @service.command(_cmd("delete_policy"), PolicyRef)
-    async def delete_policy(cmd: PolicyRef) -> Done:
+    @service.handles(DeletePolicy)
+    async def delete_policy(cmd: DeletePolicy) -> Done:
         _require_admin(cmd.caller)
         p = db.policies
         async with service.engine.begin() as conn:
@@ -691,7 +692,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
     async def answer_team(conn: Any, tenant_id: str, row: Any) -> TeamView:
         return team_view(row, await referenced(conn, tenant_id, teams=[row]))
 
-    @service.command(_cmd("create_team"), CreateTeam)
+    @service.handles(CreateTeam)
     async def create_team(cmd: CreateTeam) -> TeamView:
         caller = cmd.caller
         _require_admin(caller)
@@ -716,7 +717,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             ).one()
             return await answer_team(conn, caller.tenant_id, row)
 
-    @service.command(_cmd("list_teams"), ListTeams)
+    @service.handles(ListTeams)
     async def list_teams(cmd: ListTeams) -> TeamPage:
         t = db.teams
         query = select(t).where(t.c.tenant_id == cmd.caller.tenant_id)
@@ -731,8 +732,8 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             items=[team_view(r, known) for r in rows], next_cursor=str(rows[-1].id) if more else None
         )
 
-    @service.command(_cmd("get_team"), TeamRef)
-    async def get_team(cmd: TeamRef) -> TeamView:
+    @service.handles(GetTeam)
+    async def get_team(cmd: GetTeam) -> TeamView:
         t = db.teams
         async with service.engine.connect() as conn:
             row = (
@@ -744,7 +745,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
                 raise CommandFailed(ErrorCode.NOT_FOUND, "team not found")
             return await answer_team(conn, cmd.caller.tenant_id, row)
 
-    @service.command(_cmd("update_team"), UpdateTeam)
+    @service.handles(UpdateTeam)
     async def update_team(cmd: UpdateTeam) -> TeamView:
         caller = cmd.caller
         _require_admin(caller)
@@ -776,8 +777,8 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
                 raise CommandFailed(ErrorCode.NOT_FOUND, "team not found")
             return await answer_team(conn, caller.tenant_id, row)
 
-    @service.command(_cmd("delete_team"), TeamRef)
-    async def delete_team(cmd: TeamRef) -> Done:
+    @service.handles(DeleteTeam)
+    async def delete_team(cmd: DeleteTeam) -> Done:
         """Policies naming the team keep their step (it pages nobody) and say so in `warnings`."""
         _require_admin(cmd.caller)
         t = db.teams
@@ -802,12 +803,12 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             default_policy_id=str(row.default_policy_id) if row.default_policy_id else None,
         )
 
-    @service.command(_cmd("get_routing"), GetRouting)
+    @service.handles(GetRouting)
     async def get_routing(cmd: GetRouting) -> RoutingView:
         async with service.engine.connect() as conn:
             return await routing_view(conn, cmd.caller.tenant_id)
 
-    @service.command(_cmd("put_routing"), PutRouting)
+    @service.handles(PutRouting)
     async def put_routing(cmd: PutRouting) -> RoutingView:
         caller = cmd.caller
         _require_admin(caller)
@@ -846,7 +847,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             )
             return await routing_view(conn, caller.tenant_id)
 
-    @service.command(_cmd("service_on_call"), ServiceOnCall)
+    @service.handles(ServiceOnCall)
     async def service_on_call(cmd: ServiceOnCall) -> ServiceOnCallView:
         """Who the routed policy's first step pages for an incident of this service, now (the
         severity taken as critical: the rule a page at night would follow)."""
@@ -871,7 +872,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
 
     # ---- contact methods (each person their own)
 
-    @service.command(_cmd("create_contact_method"), CreateContactMethod)
+    @service.handles(CreateContactMethod)
     async def create_contact_method(cmd: CreateContactMethod) -> ContactMethodIssued:
         caller = cmd.caller
         if not caller.role.at_least(Role.RESPONDER):
@@ -907,7 +908,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             ).one()
         return ContactMethodIssued(**contact_view(row).model_dump(), secret=secret)
 
-    @service.command(_cmd("list_contact_methods"), ListContactMethods)
+    @service.handles(ListContactMethods)
     async def list_contact_methods(cmd: ListContactMethods) -> ContactMethodPage:
         c = db.contact_methods
         async with service.engine.connect() as conn:
@@ -934,12 +935,12 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             raise CommandFailed(ErrorCode.NOT_FOUND, "contact method not found")
         return row
 
-    @service.command(_cmd("get_contact_method"), ContactMethodRef)
-    async def get_contact_method(cmd: ContactMethodRef) -> ContactMethodView:
+    @service.handles(GetContactMethod)
+    async def get_contact_method(cmd: GetContactMethod) -> ContactMethodView:
         return contact_view(await own_method(cmd.caller, cmd.contact_method_id))
 
-    @service.command(_cmd("delete_contact_method"), ContactMethodRef)
-    async def delete_contact_method(cmd: ContactMethodRef) -> Done:
+    @service.handles(DeleteContactMethod)
+    async def delete_contact_method(cmd: DeleteContactMethod) -> Done:
         row = await own_method(cmd.caller, cmd.contact_method_id)
         async with service.engine.begin() as conn:
             await conn.execute(delete(db.contact_methods).where(db.contact_methods.c.id == row.id))
@@ -947,7 +948,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
 
     # ---- acknowledging from a notification's link
 
-    @service.command(_cmd("acknowledge_page"), AcknowledgePage)
+    @service.handles(AcknowledgePage)
     async def acknowledge_page(cmd: AcknowledgePage) -> PageAcknowledgedView:
         page_id = _id(cmd.page_id, "page")
         problem = token_problem(paging.key, str(page_id), cmd.token, int(datetime.now(UTC).timestamp()))
@@ -963,7 +964,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
 
     # ---- calendar feeds
 
-    @service.command(_cmd("issue_calendar_feed"), IssueCalendarFeed)
+    @service.handles(IssueCalendarFeed)
     async def issue_calendar_feed(cmd: IssueCalendarFeed) -> CalendarFeedIssued:
         caller = cmd.caller
         token = secrets.token_urlsafe(32)
@@ -981,7 +982,7 @@ def register_paging(service: Service, settings: OncallSettings) -> Paging:
             schedule_path_template=f"/api/v1/calendars/{token}/schedules/{{schedule_id}}.ics",
         )
 
-    @service.command(_cmd("read_calendar"), ReadCalendar)
+    @service.handles(ReadCalendar)
     async def read_calendar(cmd: ReadCalendar) -> CalendarText:
         now = datetime.now(UTC)
         start, end = now - timedelta(days=7), now + timedelta(days=settings.calendar_days)

@@ -18,9 +18,8 @@ import structlog
 from sqlalchemy import select
 
 from contracts.commands import CommandFailed, ErrorCode
-from contracts.oncall import ChannelKind
-from contracts.slack import PAGE_OPEN, SlackOutcome, SlackRequest
-from contracts.subjects import command_subject
+from contracts.oncall import ChannelKind, SlackPageAction
+from contracts.slack import PAGE_OPEN, SlackOutcome
 from oncall import db
 from oncall.paging import Paging
 from oncall.settings import OncallSettings
@@ -61,8 +60,8 @@ def register_slack(service: Service, settings: OncallSettings, paging: Paging) -
         log.info("slack_request_refused", reason=problem.name)
         return CommandFailed(ErrorCode.UNAUTHORIZED, problem.value)
 
-    @service.command(command_subject("oncall", "slack_action"), SlackRequest)
-    async def slack_action(cmd: SlackRequest) -> SlackOutcome:
+    @service.handles(SlackPageAction)
+    async def slack_action(cmd: SlackPageAction) -> SlackOutcome:
         secret = settings.slack_signing_secret
         body = cmd.body.encode()
         if secret is None:
