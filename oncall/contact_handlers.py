@@ -1,0 +1,114 @@
+"""Contact methods: how each person (their own, no one else's) is notified of a page."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import delete, select
+
+from contracts.commands import Caller, CommandFailed, Done, Email, ErrorCode
+from contracts.events import Role
+from contracts.oncall import (
+    ChannelKind,
+    ContactMethodIssued,
+    ContactMethodPage,
+    ContactMethodView,
+    CreateContactMethod,
+    DeleteContactMethod,
+    GetContactMethod,
+    ListContactMethods,
+)
+from oncall import db
+from oncall.context import Oncall, field_problem, new_id
+from runtime.command_args import object_id as _id
+
+EMAIL: TypeAdapter[str] = TypeAdapter(Email)
+
+
+def contact_view(row: Any) -> ContactMethodView:
+    return ContactMethodView(
+        id=str(row.id),
+        user_id=row.user_id,
+        kind=ChannelKind(row.kind),
+        address=row.address,
+        delay_minutes=row.delay_minutes,
+        created_at=row.created_at,
+    )
+
+
+async def create_contact_method(oc: Oncall, cmd: CreateContactMethod) -> ContactMethodIssued:
+    caller = cmd.caller
+    if not caller.role.at_least(Role.RESPONDER):
+        raise CommandFailed(ErrorCode.FORBIDDEN, "viewers are not paged")
+    if cmd.kind is ChannelKind.EMAIL:
+        try:
+            address = EMAIL.validate_python(cmd.address)
+        except ValueError:
+            raise field_problem(["body", "address"], "not an email address") from None
+    elif cmd.kind is ChannelKind.WEBHOOK:
+        address = cmd.address
+        if not address.startswith(("https://", "http://")):
+            raise field_problem(["body", "address"], "a webhook is an http(s) URL")
+    else:
+        address = cmd.address
+    secret = f"whsec_{secrets.token_urlsafe(32)}" if cmd.kind is ChannelKind.WEBHOOK else None
+    async with oc.service.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                db.contact_methods.insert()
+                .values(
+                    id=new_id(),
+                    tenant_id=caller.tenant_id,
+                    user_id=caller.user_id,
+                    kind=cmd.kind.value,
+                    address=address,
+                    delay_minutes=cmd.delay_minutes,
+                    secret=secret,
+                    created_at=datetime.now(UTC),
+                )
+                .returning(db.contact_methods)
+            )
+        ).one()
+    return ContactMethodIssued(**contact_view(row).model_dump(), secret=secret)
+
+
+async def list_contact_methods(oc: Oncall, cmd: ListContactMethods) -> ContactMethodPage:
+    c = db.contact_methods
+    async with oc.service.engine.connect() as conn:
+        rows = await conn.execute(
+            select(c)
+            .where(c.c.tenant_id == cmd.caller.tenant_id, c.c.user_id == cmd.caller.user_id)
+            .order_by(c.c.id)
+        )
+        return ContactMethodPage(items=[contact_view(r) for r in rows])
+
+
+async def own_method(oc: Oncall, caller: Caller, raw: str) -> Any:
+    c = db.contact_methods
+    async with oc.service.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(c).where(
+                    c.c.id == _id(raw, "contact method"),
+                    c.c.tenant_id == caller.tenant_id,
+                    c.c.user_id == caller.user_id,
+                )
+            )
+        ).first()
+    if row is None:
+        raise CommandFailed(ErrorCode.NOT_FOUND, "contact method not found")
+    return row
+
+
+async def get_contact_method(oc: Oncall, cmd: GetContactMethod) -> ContactMethodView:
+    return contact_view(await own_method(oc, cmd.caller, cmd.contact_method_id))
+
+
+async def delete_contact_method(oc: Oncall, cmd: DeleteContactMethod) -> Done:
+    row = await own_method(oc, cmd.caller, cmd.contact_method_id)
+    async with oc.service.engine.begin() as conn:
+        await conn.execute(delete(db.contact_methods).where(db.contact_methods.c.id == row.id))
+    return Done()
