@@ -6,9 +6,6 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-
 from contracts.commands import CommandFailed, ErrorCode
 from contracts.oncall import CalendarFeedIssued, CalendarText, IssueCalendarFeed, ReadCalendar
 from oncall import db
@@ -27,13 +24,8 @@ async def issue_calendar_feed(oc: Oncall, cmd: IssueCalendarFeed) -> CalendarFee
     caller = cmd.caller
     token = secrets.token_urlsafe(32)
     values = {"token_hash": _digest(token), "created_at": datetime.now(UTC)}
-    f = db.calendar_feeds
     async with oc.service.engine.begin() as conn:
-        await conn.execute(
-            insert(f)
-            .values(tenant_id=caller.tenant_id, user_id=caller.user_id, **values)
-            .on_conflict_do_update(index_elements=[f.c.tenant_id, f.c.user_id], set_=values)
-        )
+        await db.save_calendar_feed(conn, caller.tenant_id, caller.user_id, values)
     return CalendarFeedIssued(
         token=token,
         my_shifts_path=f"/api/v1/calendars/{token}/me.ics",
@@ -44,15 +36,12 @@ async def issue_calendar_feed(oc: Oncall, cmd: IssueCalendarFeed) -> CalendarFee
 async def read_calendar(oc: Oncall, cmd: ReadCalendar) -> CalendarText:
     now = datetime.now(UTC)
     start, end = now - timedelta(days=7), now + timedelta(days=oc.settings.calendar_days)
-    f, s = db.calendar_feeds, db.schedules
     async with oc.service.engine.connect() as conn:
-        feed = (await conn.execute(select(f).where(f.c.token_hash == _digest(cmd.token)))).first()
+        feed = await db.calendar_feed(conn, _digest(cmd.token))
         if feed is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "no such calendar")
-        query = select(s).where(s.c.tenant_id == feed.tenant_id)
-        if cmd.schedule_id is not None:
-            query = query.where(s.c.id == _id(cmd.schedule_id, "schedule"))
-        rows = (await conn.execute(query.order_by(s.c.id))).all()
+        schedule_id = _id(cmd.schedule_id, "schedule") if cmd.schedule_id is not None else None
+        rows = await db.tenant_schedules(conn, feed.tenant_id, schedule_id)
         if cmd.schedule_id is not None and not rows:
             raise CommandFailed(ErrorCode.NOT_FOUND, "schedule not found")
         overrides = await db.overrides_of(conn, [r.id for r in rows])

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import delete, select
 
 from contracts.commands import Caller, CommandFailed, Done, Email, ErrorCode
 from contracts.events import Role
@@ -56,48 +55,31 @@ async def create_contact_method(oc: Oncall, cmd: CreateContactMethod) -> Contact
         address = cmd.address
     secret = f"whsec_{secrets.token_urlsafe(32)}" if cmd.kind is ChannelKind.WEBHOOK else None
     async with oc.service.engine.begin() as conn:
-        row = (
-            await conn.execute(
-                db.contact_methods.insert()
-                .values(
-                    id=new_id(),
-                    tenant_id=caller.tenant_id,
-                    user_id=caller.user_id,
-                    kind=cmd.kind.value,
-                    address=address,
-                    delay_minutes=cmd.delay_minutes,
-                    secret=secret,
-                    created_at=datetime.now(UTC),
-                )
-                .returning(db.contact_methods)
-            )
-        ).one()
+        row = await db.insert_contact_method(
+            conn,
+            {
+                "id": new_id(),
+                "tenant_id": caller.tenant_id,
+                "user_id": caller.user_id,
+                "kind": cmd.kind.value,
+                "address": address,
+                "delay_minutes": cmd.delay_minutes,
+                "secret": secret,
+                "created_at": datetime.now(UTC),
+            },
+        )
     return ContactMethodIssued(**contact_view(row).model_dump(), secret=secret)
 
 
 async def list_contact_methods(oc: Oncall, cmd: ListContactMethods) -> ContactMethodPage:
-    c = db.contact_methods
     async with oc.service.engine.connect() as conn:
-        rows = await conn.execute(
-            select(c)
-            .where(c.c.tenant_id == cmd.caller.tenant_id, c.c.user_id == cmd.caller.user_id)
-            .order_by(c.c.id)
-        )
+        rows = await db.contact_methods_of(conn, cmd.caller.tenant_id, [cmd.caller.user_id])
         return ContactMethodPage(items=[contact_view(r) for r in rows])
 
 
 async def own_method(oc: Oncall, caller: Caller, raw: str) -> Any:
-    c = db.contact_methods
     async with oc.service.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(c).where(
-                    c.c.id == _id(raw, "contact method"),
-                    c.c.tenant_id == caller.tenant_id,
-                    c.c.user_id == caller.user_id,
-                )
-            )
-        ).first()
+        row = await db.contact_method(conn, caller.tenant_id, caller.user_id, _id(raw, "contact method"))
     if row is None:
         raise CommandFailed(ErrorCode.NOT_FOUND, "contact method not found")
     return row
@@ -110,5 +92,5 @@ async def get_contact_method(oc: Oncall, cmd: GetContactMethod) -> ContactMethod
 async def delete_contact_method(oc: Oncall, cmd: DeleteContactMethod) -> Done:
     row = await own_method(oc, cmd.caller, cmd.contact_method_id)
     async with oc.service.engine.begin() as conn:
-        await conn.execute(delete(db.contact_methods).where(db.contact_methods.c.id == row.id))
+        await db.delete_contact_method(conn, row.id)
     return Done()

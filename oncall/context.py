@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from contracts.commands import Caller, CommandFailed, ErrorCode
 from contracts.events import Role
 from contracts.oncall import StepSpec, TargetKind
@@ -48,16 +46,7 @@ def field_problem(
 async def refuse_deactivated(conn: Any, tenant_id: str, named: list[tuple[list[str | int], str]]) -> None:
     """A 409 naming each person who is deactivated (people not known yet are taken at their word:
     one invited a moment ago may not have reached oncall's view)."""
-    ids = {user for _, user in named}
-    if not ids:
-        return
-    p = db.people
-    rows = await conn.execute(
-        select(p.c.user_id).where(
-            p.c.tenant_id == tenant_id, p.c.user_id.in_(ids), p.c.status == "deactivated"
-        )
-    )
-    gone = {r.user_id for r in rows}
+    gone = await db.deactivated(conn, tenant_id, {user for _, user in named})
     problems = [
         {"loc": loc, "msg": f"{user} is deactivated", "type": "value_error"}
         for loc, user in named
@@ -67,52 +56,27 @@ async def refuse_deactivated(conn: Any, tenant_id: str, named: list[tuple[list[s
         raise CommandFailed(ErrorCode.CONFLICT, "a deactivated person cannot be paged", problems)
 
 
+def _team(row: Any) -> tuple[list[str], str | None]:
+    return list(row.members), str(row.schedule_id) if row.schedule_id else None
+
+
 async def referenced(
     conn: Any, tenant_id: str, steps: Sequence[StepSpec] = (), teams: Sequence[Any] = ()
 ) -> Referenced:
     """What warnings are computed from, for these policies' steps and these team rows: the teams and
     schedules they name (as they are now) and which of the people involved are deactivated."""
     team_ids = {t.id for s in steps for t in s.targets if t.kind is TargetKind.TEAM}
-    found_teams: dict[str, tuple[list[str], str | None]] = {
-        str(r.id): (list(r.members), str(r.schedule_id) if r.schedule_id else None) for r in teams
-    }
-    wanted = set()
-    for raw in team_ids - set(found_teams):
-        try:
-            wanted.add(uuid.UUID(raw))
-        except ValueError:
-            continue
-    if wanted:
-        t = db.teams
-        rows = await conn.execute(select(t).where(t.c.tenant_id == tenant_id, t.c.id.in_(wanted)))
-        for r in rows:
-            found_teams[str(r.id)] = (list(r.members), str(r.schedule_id) if r.schedule_id else None)
+    found_teams = {str(r.id): _team(r) for r in teams}
+    for r in await db.teams_in(conn, tenant_id, team_ids - set(found_teams)):
+        found_teams[str(r.id)] = _team(r)
     schedule_ids = {t.id for s in steps for t in s.targets if t.kind is TargetKind.SCHEDULE}
     schedule_ids |= {sid for _, sid in found_teams.values() if sid is not None}
-    schedules: dict[str, list[str]] = {}
-    ids = set()
-    for raw in schedule_ids:
-        try:
-            ids.add(uuid.UUID(raw))
-        except ValueError:
-            continue
-    if ids:
-        s = db.schedules
-        rows = await conn.execute(
-            select(s.c.id, s.c.layers).where(s.c.tenant_id == tenant_id, s.c.id.in_(ids))
-        )
-        for r in rows:
-            schedules[str(r.id)] = [u for layer in r.layers for u in layer.get("participants", [])]
+    schedules = {
+        str(r.id): [u for layer in r.layers for u in layer.get("participants", [])]
+        for r in await db.schedules_in(conn, tenant_id, schedule_ids)
+    }
     users = {t.id for s in steps for t in s.targets if t.kind is TargetKind.USER}
     users |= {u for members, _ in found_teams.values() for u in members}
     users |= {u for participants in schedules.values() for u in participants}
-    deactivated: set[str] = set()
-    if users:
-        p = db.people
-        rows = await conn.execute(
-            select(p.c.user_id).where(
-                p.c.tenant_id == tenant_id, p.c.user_id.in_(users), p.c.status == "deactivated"
-            )
-        )
-        deactivated = {r.user_id for r in rows}
+    deactivated = await db.deactivated(conn, tenant_id, users)
     return Referenced(teams=found_teams, schedules=schedules, deactivated=frozenset(deactivated))

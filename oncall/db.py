@@ -5,6 +5,7 @@ and the record of consumed events."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +22,12 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
+    delete,
     select,
     text,
+    update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime.consumer import consumed_table
@@ -71,6 +74,49 @@ overrides = Table(
 )
 
 
+# ---- queries the handlers and the paging machinery name (each runs in the caller's transaction)
+
+
+async def _insert(conn: AsyncConnection, table: Table, values: dict[str, Any]) -> Any:
+    return (await conn.execute(table.insert().values(**values).returning(table))).one()
+
+
+async def _newest_first(
+    conn: AsyncConnection, table: Table, tenant_id: str, after: uuid.UUID | None, limit: int
+) -> list[Any]:
+    """A page of a tenant's rows, newest first (UUIDv7 ids), `limit + 1` of them: the extra one
+    says there is more."""
+    query = select(table).where(table.c.tenant_id == tenant_id)
+    if after is not None:
+        query = query.where(table.c.id < after)
+    return list((await conn.execute(query.order_by(table.c.id.desc()).limit(limit + 1))).all())
+
+
+async def _update(
+    conn: AsyncConnection, table: Table, tenant_id: str, row_id: uuid.UUID, values: dict[str, Any]
+) -> Any:
+    """The row as updated; None when the tenant has no such row."""
+    query = update(table).where(table.c.id == row_id, table.c.tenant_id == tenant_id)
+    return (await conn.execute(query.values(**values).returning(table))).first()
+
+
+async def _delete(conn: AsyncConnection, table: Table, tenant_id: str, row_id: uuid.UUID) -> bool:
+    """Whether the tenant had the row."""
+    query = delete(table).where(table.c.id == row_id, table.c.tenant_id == tenant_id)
+    return (await conn.execute(query.returning(table.c.id))).first() is not None
+
+
+def _uuids(raw: Iterable[str]) -> set[uuid.UUID]:
+    """The ids among `raw` that are UUIDs (a target may name anything: the others match no row)."""
+    found = set()
+    for value in raw:
+        try:
+            found.add(uuid.UUID(value))
+        except ValueError:
+            continue
+    return found
+
+
 async def schedule(conn: AsyncConnection, tenant_id: str, schedule_id: uuid.UUID, lock: bool = False) -> Any:
     query = select(schedules).where(schedules.c.id == schedule_id, schedules.c.tenant_id == tenant_id)
     if lock:
@@ -88,6 +134,60 @@ async def overrides_of(conn: AsyncConnection, schedule_ids: list[uuid.UUID]) -> 
     for row in rows:
         found[row.schedule_id].append(row)
     return found
+
+
+async def insert_schedule(conn: AsyncConnection, values: dict[str, Any]) -> Any:
+    return await _insert(conn, schedules, values)
+
+
+async def schedules_page(
+    conn: AsyncConnection, tenant_id: str, after: uuid.UUID | None, limit: int
+) -> list[Any]:
+    return await _newest_first(conn, schedules, tenant_id, after, limit)
+
+
+async def update_schedule(
+    conn: AsyncConnection, tenant_id: str, schedule_id: uuid.UUID, values: dict[str, Any]
+) -> Any:
+    return await _update(conn, schedules, tenant_id, schedule_id, values)
+
+
+async def delete_schedule(conn: AsyncConnection, tenant_id: str, schedule_id: uuid.UUID) -> bool:
+    return await _delete(conn, schedules, tenant_id, schedule_id)
+
+
+async def schedules_in(conn: AsyncConnection, tenant_id: str, ids: Iterable[str]) -> list[Any]:
+    """The tenant's schedules of these ids (ids that are not UUIDs match none)."""
+    wanted = _uuids(ids)
+    if not wanted:
+        return []
+    s = schedules
+    return list((await conn.execute(select(s).where(s.c.tenant_id == tenant_id, s.c.id.in_(wanted)))).all())
+
+
+async def tenant_schedules(conn: AsyncConnection, tenant_id: str, schedule_id: uuid.UUID | None) -> list[Any]:
+    """Every schedule of the tenant (or the one of this id), in creation order."""
+    s = schedules
+    query = select(s).where(s.c.tenant_id == tenant_id)
+    if schedule_id is not None:
+        query = query.where(s.c.id == schedule_id)
+    return list((await conn.execute(query.order_by(s.c.id))).all())
+
+
+async def insert_override(conn: AsyncConnection, values: dict[str, Any]) -> Any:
+    return await _insert(conn, overrides, values)
+
+
+async def override(
+    conn: AsyncConnection, tenant_id: str, schedule_id: uuid.UUID, override_id: uuid.UUID
+) -> Any:
+    o = overrides
+    query = select(o).where(o.c.id == override_id, o.c.schedule_id == schedule_id, o.c.tenant_id == tenant_id)
+    return (await conn.execute(query)).first()
+
+
+async def delete_override(conn: AsyncConnection, override_id: uuid.UUID) -> None:
+    await conn.execute(delete(overrides).where(overrides.c.id == override_id))
 
 
 policies = Table(
@@ -132,6 +232,80 @@ teams = Table(
     Index("ix_teams_tenant", "tenant_id", "id"),
 )
 
+
+async def insert_policy(conn: AsyncConnection, values: dict[str, Any]) -> Any:
+    return await _insert(conn, policies, values)
+
+
+async def policies_page(
+    conn: AsyncConnection, tenant_id: str, after: uuid.UUID | None, limit: int
+) -> list[Any]:
+    return await _newest_first(conn, policies, tenant_id, after, limit)
+
+
+async def policy(conn: AsyncConnection, tenant_id: str, policy_id: uuid.UUID, lock: bool = False) -> Any:
+    query = select(policies).where(policies.c.tenant_id == tenant_id, policies.c.id == policy_id)
+    if lock:
+        query = query.with_for_update()
+    return (await conn.execute(query)).first()
+
+
+async def update_policy(
+    conn: AsyncConnection, tenant_id: str, policy_id: uuid.UUID, values: dict[str, Any]
+) -> Any:
+    return await _update(conn, policies, tenant_id, policy_id, values)
+
+
+async def delete_policy(conn: AsyncConnection, tenant_id: str, policy_id: uuid.UUID) -> bool:
+    return await _delete(conn, policies, tenant_id, policy_id)
+
+
+async def tenant_routing(conn: AsyncConnection, tenant_id: str) -> Any:
+    """The tenant's routing row; None before it was first saved."""
+    return (await conn.execute(select(routing).where(routing.c.tenant_id == tenant_id))).first()
+
+
+async def save_routing(conn: AsyncConnection, tenant_id: str, values: dict[str, Any]) -> None:
+    await conn.execute(
+        insert(routing)
+        .values(tenant_id=tenant_id, **values)
+        .on_conflict_do_update(index_elements=[routing.c.tenant_id], set_=values)
+    )
+
+
+async def insert_team(conn: AsyncConnection, values: dict[str, Any]) -> Any:
+    return await _insert(conn, teams, values)
+
+
+async def teams_page(conn: AsyncConnection, tenant_id: str, after: uuid.UUID | None, limit: int) -> list[Any]:
+    return await _newest_first(conn, teams, tenant_id, after, limit)
+
+
+async def team(conn: AsyncConnection, tenant_id: str, team_id: uuid.UUID) -> Any:
+    return (
+        await conn.execute(select(teams).where(teams.c.tenant_id == tenant_id, teams.c.id == team_id))
+    ).first()
+
+
+async def teams_in(conn: AsyncConnection, tenant_id: str, ids: Iterable[str]) -> list[Any]:
+    """The tenant's teams of these ids (ids that are not UUIDs match none)."""
+    wanted = _uuids(ids)
+    if not wanted:
+        return []
+    t = teams
+    return list((await conn.execute(select(t).where(t.c.tenant_id == tenant_id, t.c.id.in_(wanted)))).all())
+
+
+async def update_team(
+    conn: AsyncConnection, tenant_id: str, team_id: uuid.UUID, values: dict[str, Any]
+) -> Any:
+    return await _update(conn, teams, tenant_id, team_id, values)
+
+
+async def delete_team(conn: AsyncConnection, tenant_id: str, team_id: uuid.UUID) -> bool:
+    return await _delete(conn, teams, tenant_id, team_id)
+
+
 contact_methods = Table(
     "contact_methods",
     metadata,
@@ -146,6 +320,31 @@ contact_methods = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_contact_methods_user", "tenant_id", "user_id"),
 )
+
+
+async def insert_contact_method(conn: AsyncConnection, values: dict[str, Any]) -> Any:
+    return await _insert(conn, contact_methods, values)
+
+
+async def contact_methods_of(conn: AsyncConnection, tenant_id: str, user_ids: Iterable[str]) -> list[Any]:
+    """These people's contact methods, in creation order."""
+    c = contact_methods
+    query = select(c).where(c.c.tenant_id == tenant_id, c.c.user_id.in_(list(user_ids))).order_by(c.c.id)
+    return list((await conn.execute(query)).all())
+
+
+async def contact_method(
+    conn: AsyncConnection, tenant_id: str, user_id: str, contact_method_id: uuid.UUID
+) -> Any:
+    """One of this person's own contact methods; None for anyone else's."""
+    c = contact_methods
+    query = select(c).where(c.c.id == contact_method_id, c.c.tenant_id == tenant_id, c.c.user_id == user_id)
+    return (await conn.execute(query)).first()
+
+
+async def delete_contact_method(conn: AsyncConnection, contact_method_id: uuid.UUID) -> None:
+    await conn.execute(delete(contact_methods).where(contact_methods.c.id == contact_method_id))
+
 
 # The due-time table: one escalation per incident. A timer loop claims the rows whose `next_due_at`
 # has come (FOR UPDATE SKIP LOCKED: replicas share them, none waits for another's), and in the same
@@ -225,6 +424,23 @@ calendar_feeds = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+
+async def save_calendar_feed(
+    conn: AsyncConnection, tenant_id: str, user_id: str, values: dict[str, Any]
+) -> None:
+    f = calendar_feeds
+    await conn.execute(
+        insert(f)
+        .values(tenant_id=tenant_id, user_id=user_id, **values)
+        .on_conflict_do_update(index_elements=[f.c.tenant_id, f.c.user_id], set_=values)
+    )
+
+
+async def calendar_feed(conn: AsyncConnection, token_hash: str) -> Any:
+    f = calendar_feeds
+    return (await conn.execute(select(f).where(f.c.token_hash == token_hash))).first()
+
+
 # oncall's view of people, from auth's `user.*` events: whether a person named in a schedule or a
 # policy is still active.
 people = Table(
@@ -235,6 +451,18 @@ people = Table(
     Column("status", String(16), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+
+async def deactivated(conn: AsyncConnection, tenant_id: str, user_ids: Iterable[str]) -> set[str]:
+    """Those of these people oncall's view has as deactivated (people it does not know yet are not)."""
+    users = set(user_ids)
+    if not users:
+        return set()
+    p = people
+    query = select(p.c.user_id).where(
+        p.c.tenant_id == tenant_id, p.c.user_id.in_(users), p.c.status == "deactivated"
+    )
+    return {r.user_id for r in await conn.execute(query)}
 
 
 # ---- retention

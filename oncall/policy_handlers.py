@@ -6,9 +6,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert
-
 from contracts.commands import CommandFailed, Done, ErrorCode
 from contracts.oncall import (
     CreatePolicy,
@@ -84,33 +81,26 @@ async def create_policy(oc: Oncall, cmd: CreatePolicy) -> PolicyView:
     now = datetime.now(UTC)
     async with oc.service.engine.begin() as conn:
         known = await check_steps(conn, caller.tenant_id, cmd.steps)
-        row = (
-            await conn.execute(
-                db.policies.insert()
-                .values(
-                    id=new_id(),
-                    tenant_id=caller.tenant_id,
-                    name=cmd.name,
-                    steps=[s.model_dump(mode="json") for s in cmd.steps],
-                    repeat=cmd.repeat,
-                    created_by=caller.user_id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(db.policies)
-            )
-        ).one()
+        row = await db.insert_policy(
+            conn,
+            {
+                "id": new_id(),
+                "tenant_id": caller.tenant_id,
+                "name": cmd.name,
+                "steps": [s.model_dump(mode="json") for s in cmd.steps],
+                "repeat": cmd.repeat,
+                "created_by": caller.user_id,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
     return policy_view(row, known)
 
 
 async def list_policies(oc: Oncall, cmd: ListPolicies) -> PolicyPage:
-    p = db.policies
-    query = select(p).where(p.c.tenant_id == cmd.caller.tenant_id)
     after = _cursor(cmd.cursor)
-    if after is not None:
-        query = query.where(p.c.id < after)
     async with oc.service.engine.connect() as conn:
-        rows = list((await conn.execute(query.order_by(p.c.id.desc()).limit(cmd.limit + 1))).all())
+        rows = await db.policies_page(conn, cmd.caller.tenant_id, after, cmd.limit)
         more, rows = len(rows) > cmd.limit, rows[: cmd.limit]
         steps = [StepSpec.model_validate(s) for r in rows for s in r.steps]
         known = await referenced(conn, cmd.caller.tenant_id, steps)
@@ -120,13 +110,8 @@ async def list_policies(oc: Oncall, cmd: ListPolicies) -> PolicyPage:
 
 
 async def get_policy(oc: Oncall, cmd: GetPolicy) -> PolicyView:
-    p = db.policies
     async with oc.service.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(p).where(p.c.tenant_id == cmd.caller.tenant_id, p.c.id == _id(cmd.policy_id, "policy"))
-            )
-        ).first()
+        row = await db.policy(conn, cmd.caller.tenant_id, _id(cmd.policy_id, "policy"))
         if row is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "policy not found")
         steps = [StepSpec.model_validate(s) for s in row.steps]
@@ -136,51 +121,36 @@ async def get_policy(oc: Oncall, cmd: GetPolicy) -> PolicyView:
 async def update_policy(oc: Oncall, cmd: UpdatePolicy) -> PolicyView:
     caller = cmd.caller
     require_admin(caller)
-    p = db.policies
     async with oc.service.engine.begin() as conn:
         # The policy first: another organisation's id is a 404 whatever the body names.
-        found = (
-            await conn.execute(
-                select(p.c.id)
-                .where(p.c.tenant_id == caller.tenant_id, p.c.id == _id(cmd.policy_id, "policy"))
-                .with_for_update()
-            )
-        ).first()
+        found = await db.policy(conn, caller.tenant_id, _id(cmd.policy_id, "policy"), lock=True)
         if found is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "policy not found")
         known = await check_steps(conn, caller.tenant_id, cmd.steps)
-        row = (
-            await conn.execute(
-                p.update()
-                .where(p.c.tenant_id == caller.tenant_id, p.c.id == found.id)
-                .values(
-                    name=cmd.name,
-                    steps=[s.model_dump(mode="json") for s in cmd.steps],
-                    repeat=cmd.repeat,
-                    updated_at=datetime.now(UTC),
-                )
-                .returning(p)
-            )
-        ).one()
+        row = await db.update_policy(
+            conn,
+            caller.tenant_id,
+            found.id,
+            {
+                "name": cmd.name,
+                "steps": [s.model_dump(mode="json") for s in cmd.steps],
+                "repeat": cmd.repeat,
+                "updated_at": datetime.now(UTC),
+            },
+        )
     return policy_view(row, known)
 
 
 async def delete_policy(oc: Oncall, cmd: DeletePolicy) -> Done:
     require_admin(cmd.caller)
-    p = db.policies
     async with oc.service.engine.begin() as conn:
-        gone = await conn.execute(
-            delete(p)
-            .where(p.c.tenant_id == cmd.caller.tenant_id, p.c.id == _id(cmd.policy_id, "policy"))
-            .returning(p.c.id)
-        )
-        if gone.first() is None:
+        if not await db.delete_policy(conn, cmd.caller.tenant_id, _id(cmd.policy_id, "policy")):
             raise CommandFailed(ErrorCode.NOT_FOUND, "policy not found")
     return Done()
 
 
 async def routing_view(conn: Any, tenant_id: str) -> RoutingView:
-    row = (await conn.execute(select(db.routing).where(db.routing.c.tenant_id == tenant_id))).first()
+    row = await db.tenant_routing(conn, tenant_id)
     if row is None:
         return RoutingView(rules=[], default_policy_id=None)
     return RoutingView(
@@ -207,17 +177,13 @@ async def put_routing(oc: Oncall, cmd: PutRouting) -> RoutingView:
     ]
     if cmd.default_policy_id is not None:
         named.append((["body", "default_policy_id"], cmd.default_policy_id))
-    p = db.policies
     async with oc.service.engine.begin() as conn:
         for loc, raw in named:
             try:
                 policy_id = uuid.UUID(raw)
             except ValueError:
                 raise field_problem(loc, "policy not found", ErrorCode.NOT_FOUND) from None
-            found = await conn.execute(
-                select(p.c.id).where(p.c.tenant_id == caller.tenant_id, p.c.id == policy_id)
-            )
-            if found.first() is None:
+            if await db.policy(conn, caller.tenant_id, policy_id) is None:
                 raise field_problem(loc, "policy not found", ErrorCode.NOT_FOUND)
         values = {
             "rules": [r.model_dump(mode="json") for r in cmd.rules],
@@ -225,11 +191,7 @@ async def put_routing(oc: Oncall, cmd: PutRouting) -> RoutingView:
             "updated_by": caller.user_id,
             "updated_at": datetime.now(UTC),
         }
-        await conn.execute(
-            insert(db.routing)
-            .values(tenant_id=caller.tenant_id, **values)
-            .on_conflict_do_update(index_elements=[db.routing.c.tenant_id], set_=values)
-        )
+        await db.save_routing(conn, caller.tenant_id, values)
         return await routing_view(conn, caller.tenant_id)
 
 
@@ -238,15 +200,11 @@ async def service_on_call(oc: Oncall, cmd: ServiceOnCall) -> ServiceOnCallView:
     severity taken as critical: the rule a page at night would follow)."""
     tenant_id, now = cmd.caller.tenant_id, datetime.now(UTC)
     async with oc.service.engine.connect() as conn:
-        row = (await conn.execute(select(db.routing).where(db.routing.c.tenant_id == tenant_id))).first()
-        rules, default = rules_of(row)
+        rules, default = rules_of(await db.tenant_routing(conn, tenant_id))
         chosen = route(rules, default, cmd.service_name, "critical")
         users: list[str] = []
         if chosen is not None:
-            p = db.policies
-            policy = (
-                await conn.execute(select(p).where(p.c.tenant_id == tenant_id, p.c.id == uuid.UUID(chosen)))
-            ).first()
+            policy = await db.policy(conn, tenant_id, uuid.UUID(chosen))
             if policy is not None:
                 first = policy_of({"steps": policy.steps, "repeat": policy.repeat}).steps[0]
                 who, teams = await resolver(conn, tenant_id, list(first.targets), now)

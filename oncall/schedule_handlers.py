@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select, update
 
 from contracts.commands import Caller, CommandFailed, Done, ErrorCode
 from contracts.events import Role
@@ -128,34 +127,27 @@ async def create_schedule(oc: Oncall, cmd: CreateSchedule) -> ScheduleView:
     now = datetime.now(UTC)
     async with oc.service.engine.begin() as conn:
         await refuse_deactivated(conn, caller.tenant_id, _participants(cmd.layers))
-        row = (
-            await conn.execute(
-                db.schedules.insert()
-                .values(
-                    id=new_id(),
-                    tenant_id=caller.tenant_id,
-                    name=cmd.name,
-                    description=cmd.description,
-                    layers=[layer.model_dump(mode="json") for layer in cmd.layers],
-                    created_by=caller.user_id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(db.schedules)
-            )
-        ).one()
+        row = await db.insert_schedule(
+            conn,
+            {
+                "id": new_id(),
+                "tenant_id": caller.tenant_id,
+                "name": cmd.name,
+                "description": cmd.description,
+                "layers": [layer.model_dump(mode="json") for layer in cmd.layers],
+                "created_by": caller.user_id,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
     log.info("schedule_created", schedule_id=str(row.id), layers=len(cmd.layers))
     return schedule_view(row, [])
 
 
 async def list_schedules(oc: Oncall, cmd: ListSchedules) -> SchedulePage:
-    s = db.schedules
-    query = select(s).where(s.c.tenant_id == cmd.caller.tenant_id)
     after = _cursor(cmd.cursor)
-    if after is not None:
-        query = query.where(s.c.id < after)
     async with oc.service.engine.connect() as conn:
-        rows = list((await conn.execute(query.order_by(s.c.id.desc()).limit(cmd.limit + 1))).all())
+        rows = await db.schedules_page(conn, cmd.caller.tenant_id, after, cmd.limit)
         rows, more = rows[: cmd.limit], len(rows) > cmd.limit
         overrides = await db.overrides_of(conn, [r.id for r in rows])
     return SchedulePage(
@@ -181,18 +173,10 @@ async def update_schedule(oc: Oncall, cmd: UpdateSchedule) -> ScheduleView:
     if cmd.layers is not None:
         _checked(cmd.layers)
         values["layers"] = [layer.model_dump(mode="json") for layer in cmd.layers]
-    s = db.schedules
     async with oc.service.engine.begin() as conn:
         if cmd.layers is not None:
             await refuse_deactivated(conn, caller.tenant_id, _participants(cmd.layers))
-        row = (
-            await conn.execute(
-                update(s)
-                .where(s.c.id == schedule_id, s.c.tenant_id == caller.tenant_id)
-                .values(**values)
-                .returning(s)
-            )
-        ).first()
+        row = await db.update_schedule(conn, caller.tenant_id, schedule_id, values)
         if row is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "schedule not found")
         overrides = (await db.overrides_of(conn, [schedule_id]))[schedule_id]
@@ -202,12 +186,8 @@ async def update_schedule(oc: Oncall, cmd: UpdateSchedule) -> ScheduleView:
 async def delete_schedule(oc: Oncall, cmd: DeleteSchedule) -> Done:
     require_admin(cmd.caller)
     schedule_id = _id(cmd.schedule_id, "schedule")
-    s = db.schedules
     async with oc.service.engine.begin() as conn:
-        deleted = await conn.execute(
-            delete(s).where(s.c.id == schedule_id, s.c.tenant_id == cmd.caller.tenant_id).returning(s.c.id)
-        )
-        if deleted.first() is None:
+        if not await db.delete_schedule(conn, cmd.caller.tenant_id, schedule_id):
             raise CommandFailed(ErrorCode.NOT_FOUND, "schedule not found")
     return Done()
 
@@ -237,36 +217,26 @@ async def create_override(oc: Oncall, cmd: CreateOverride) -> OverrideView:
         row = await db.schedule(conn, caller.tenant_id, schedule_id, lock=True)
         if row is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "schedule not found")
-        created = await conn.execute(
-            db.overrides.insert()
-            .values(
-                id=new_id(),
-                tenant_id=caller.tenant_id,
-                schedule_id=schedule_id,
-                user_id=cmd.user_id,
-                start_at=cmd.start,
-                end_at=cmd.end,
-                created_by=caller.user_id,
-                created_at=now,
-            )
-            .returning(db.overrides)
+        created = await db.insert_override(
+            conn,
+            {
+                "id": new_id(),
+                "tenant_id": caller.tenant_id,
+                "schedule_id": schedule_id,
+                "user_id": cmd.user_id,
+                "start_at": cmd.start,
+                "end_at": cmd.end,
+                "created_by": caller.user_id,
+                "created_at": now,
+            },
         )
-        return override_view(created.one())
+        return override_view(created)
 
 
 async def get_override(oc: Oncall, cmd: GetOverride) -> OverrideView:
     schedule_id, override_id = _id(cmd.schedule_id, "schedule"), _id(cmd.override_id, "override")
-    o = db.overrides
     async with oc.service.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(o).where(
-                    o.c.id == override_id,
-                    o.c.schedule_id == schedule_id,
-                    o.c.tenant_id == cmd.caller.tenant_id,
-                )
-            )
-        ).first()
+        row = await db.override(conn, cmd.caller.tenant_id, schedule_id, override_id)
     if row is None:
         raise CommandFailed(ErrorCode.NOT_FOUND, "override not found")
     return override_view(row)
@@ -276,23 +246,14 @@ async def delete_override(oc: Oncall, cmd: DeleteOverride) -> Done:
     """Admins delete any; a responder one that involves them (for them, or made by them)."""
     caller = cmd.caller
     schedule_id, override_id = _id(cmd.schedule_id, "schedule"), _id(cmd.override_id, "override")
-    o = db.overrides
     async with oc.service.engine.begin() as conn:
-        row = (
-            await conn.execute(
-                select(o).where(
-                    o.c.id == override_id,
-                    o.c.schedule_id == schedule_id,
-                    o.c.tenant_id == caller.tenant_id,
-                )
-            )
-        ).first()
+        row = await db.override(conn, caller.tenant_id, schedule_id, override_id)
         if row is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "override not found")
         involved = caller.user_id in (row.user_id, row.created_by)
         if not caller.role.at_least(Role.ADMIN) and not (caller.role.at_least(Role.RESPONDER) and involved):
             raise CommandFailed(ErrorCode.FORBIDDEN, "responders may only delete overrides that involve them")
-        await conn.execute(delete(o).where(o.c.id == override_id))
+        await db.delete_override(conn, override_id)
     return Done()
 
 

@@ -6,8 +6,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
-
 from contracts.commands import CommandFailed, Done, ErrorCode
 from contracts.oncall import CreateTeam, DeleteTeam, GetTeam, ListTeams, TeamPage, TeamView, UpdateTeam
 from oncall import db
@@ -33,12 +31,7 @@ def team_view(row: Any, known: Referenced) -> TeamView:
 
 async def check_team(conn: Any, tenant_id: str, members: list[str], schedule_id: str | None) -> None:
     if schedule_id is not None:
-        found = await conn.execute(
-            select(db.schedules.c.id).where(
-                db.schedules.c.tenant_id == tenant_id, db.schedules.c.id == _id(schedule_id, "schedule")
-            )
-        )
-        if found.first() is None:
+        if await db.schedule(conn, tenant_id, _id(schedule_id, "schedule")) is None:
             raise field_problem(["body", "schedule_id"], "schedule not found", ErrorCode.NOT_FOUND)
     await refuse_deactivated(
         conn, tenant_id, [(["body", "members", n], user) for n, user in enumerate(members)]
@@ -55,46 +48,34 @@ async def create_team(oc: Oncall, cmd: CreateTeam) -> TeamView:
     now = datetime.now(UTC)
     async with oc.service.engine.begin() as conn:
         await check_team(conn, caller.tenant_id, cmd.members, cmd.schedule_id)
-        row = (
-            await conn.execute(
-                db.teams.insert()
-                .values(
-                    id=new_id(),
-                    tenant_id=caller.tenant_id,
-                    name=cmd.name,
-                    members=list(dict.fromkeys(cmd.members)),
-                    schedule_id=uuid.UUID(cmd.schedule_id) if cmd.schedule_id else None,
-                    created_by=caller.user_id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(db.teams)
-            )
-        ).one()
+        row = await db.insert_team(
+            conn,
+            {
+                "id": new_id(),
+                "tenant_id": caller.tenant_id,
+                "name": cmd.name,
+                "members": list(dict.fromkeys(cmd.members)),
+                "schedule_id": uuid.UUID(cmd.schedule_id) if cmd.schedule_id else None,
+                "created_by": caller.user_id,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
         return await answer_team(conn, caller.tenant_id, row)
 
 
 async def list_teams(oc: Oncall, cmd: ListTeams) -> TeamPage:
-    t = db.teams
-    query = select(t).where(t.c.tenant_id == cmd.caller.tenant_id)
     after = _cursor(cmd.cursor)
-    if after is not None:
-        query = query.where(t.c.id < after)
     async with oc.service.engine.connect() as conn:
-        rows = list((await conn.execute(query.order_by(t.c.id.desc()).limit(cmd.limit + 1))).all())
+        rows = await db.teams_page(conn, cmd.caller.tenant_id, after, cmd.limit)
         more, rows = len(rows) > cmd.limit, rows[: cmd.limit]
         known = await referenced(conn, cmd.caller.tenant_id, teams=rows)
     return TeamPage(items=[team_view(r, known) for r in rows], next_cursor=str(rows[-1].id) if more else None)
 
 
 async def get_team(oc: Oncall, cmd: GetTeam) -> TeamView:
-    t = db.teams
     async with oc.service.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(t).where(t.c.tenant_id == cmd.caller.tenant_id, t.c.id == _id(cmd.team_id, "team"))
-            )
-        ).first()
+        row = await db.team(conn, cmd.caller.tenant_id, _id(cmd.team_id, "team"))
         if row is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "team not found")
         return await answer_team(conn, cmd.caller.tenant_id, row)
@@ -111,7 +92,6 @@ async def update_team(oc: Oncall, cmd: UpdateTeam) -> TeamView:
         values["members"] = list(dict.fromkeys(cmd.members))
     if "schedule_id" in cmd.fields:
         values["schedule_id"] = uuid.UUID(cmd.schedule_id) if cmd.schedule_id else None
-    t = db.teams
     async with oc.service.engine.begin() as conn:
         await check_team(
             conn,
@@ -119,14 +99,7 @@ async def update_team(oc: Oncall, cmd: UpdateTeam) -> TeamView:
             cmd.members or [],
             cmd.schedule_id if "schedule_id" in cmd.fields else None,
         )
-        row = (
-            await conn.execute(
-                update(t)
-                .where(t.c.id == team_id, t.c.tenant_id == caller.tenant_id)
-                .values(**values)
-                .returning(t)
-            )
-        ).first()
+        row = await db.update_team(conn, caller.tenant_id, team_id, values)
         if row is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "team not found")
         return await answer_team(conn, caller.tenant_id, row)
@@ -135,13 +108,7 @@ async def update_team(oc: Oncall, cmd: UpdateTeam) -> TeamView:
 async def delete_team(oc: Oncall, cmd: DeleteTeam) -> Done:
     """Policies naming the team keep their step (it pages nobody) and say so in `warnings`."""
     require_admin(cmd.caller)
-    t = db.teams
     async with oc.service.engine.begin() as conn:
-        gone = await conn.execute(
-            delete(t)
-            .where(t.c.tenant_id == cmd.caller.tenant_id, t.c.id == _id(cmd.team_id, "team"))
-            .returning(t.c.id)
-        )
-        if gone.first() is None:
+        if not await db.delete_team(conn, cmd.caller.tenant_id, _id(cmd.team_id, "team")):
             raise CommandFailed(ErrorCode.NOT_FOUND, "team not found")
     return Done()
