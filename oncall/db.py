@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from contracts.oncall import ChannelKind
 from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
 from runtime.retention import delete_in_batches
@@ -342,6 +343,23 @@ async def contact_method(
     return (await conn.execute(query)).first()
 
 
+async def contact_method_by_id(conn: AsyncConnection, contact_method_id: uuid.UUID) -> Any:
+    c = contact_methods
+    return (await conn.execute(select(c).where(c.c.id == contact_method_id))).first()
+
+
+async def slack_contact(conn: AsyncConnection, tenant_id: str, user_id: str, slack_user_id: str) -> Any:
+    """This person's Slack contact method for this Slack member; None when they have none."""
+    c = contact_methods
+    query = select(c.c.id).where(
+        c.c.tenant_id == tenant_id,
+        c.c.user_id == user_id,
+        c.c.kind == ChannelKind.SLACK.value,
+        c.c.address == slack_user_id,
+    )
+    return (await conn.execute(query)).first()
+
+
 async def delete_contact_method(conn: AsyncConnection, contact_method_id: uuid.UUID) -> None:
     await conn.execute(delete(contact_methods).where(contact_methods.c.id == contact_method_id))
 
@@ -370,6 +388,49 @@ escalations = Table(
     Index("ix_escalations_stopped", "updated_at", postgresql_where=text("state = 'stopped'")),
 )
 
+
+async def insert_escalation(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    """Whether it was inserted: an incident has one escalation, and the first insert wins."""
+    query = insert(escalations).values(**values).on_conflict_do_nothing()
+    return (await conn.execute(query.returning(escalations.c.incident_id))).first() is not None
+
+
+async def escalation(conn: AsyncConnection, incident_id: uuid.UUID) -> Any:
+    return (await conn.execute(select(escalations).where(escalations.c.incident_id == incident_id))).first()
+
+
+async def claim_due_escalations(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+    """Active escalations due by `now`, held until the transaction ends; those another replica
+    holds are skipped, not waited for."""
+    e = escalations
+    query = (
+        select(e)
+        .where(e.c.state == "active", e.c.next_due_at <= now)
+        .order_by(e.c.next_due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def update_escalation(conn: AsyncConnection, incident_id: uuid.UUID, values: dict[str, Any]) -> None:
+    await conn.execute(update(escalations).where(escalations.c.incident_id == incident_id).values(**values))
+
+
+async def stop_escalation(
+    conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID, reason: str, now: datetime
+) -> Any:
+    """The escalation stopped, if it was active (its policy id); None otherwise."""
+    e = escalations
+    query = (
+        update(e)
+        .where(e.c.incident_id == incident_id, e.c.tenant_id == tenant_id, e.c.state == "active")
+        .values(state="stopped", stopped_reason=reason, next_due_at=None, updated_at=now)
+        .returning(e.c.policy_id)
+    )
+    return (await conn.execute(query)).first()
+
+
 # One page per person per fired step; the acknowledge link names it.
 pages = Table(
     "pages",
@@ -385,6 +446,26 @@ pages = Table(
     Column("acknowledged_at", DateTime(timezone=True)),
     Index("ix_pages_incident", "incident_id"),
 )
+
+
+async def insert_page(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(pages.insert().values(**values))
+
+
+async def page(conn: AsyncConnection, page_id: uuid.UUID) -> Any:
+    return (await conn.execute(select(pages).where(pages.c.id == page_id))).first()
+
+
+async def mark_acknowledged(conn: AsyncConnection, page_id: uuid.UUID, now: datetime) -> Any:
+    """The page as acknowledged now; None when it was acknowledged already."""
+    query = (
+        update(pages)
+        .where(pages.c.id == page_id, pages.c.acknowledged_at.is_(None))
+        .values(acknowledged_at=now)
+        .returning(pages)
+    )
+    return (await conn.execute(query)).first()
+
 
 # One notification per page and contact method, due at the page's time plus the method's delay;
 # claimed like webhook deliveries (SKIP LOCKED, then a lease).
@@ -406,6 +487,51 @@ notifications = Table(
     Index("ix_notifications_incident", "incident_id"),
 )
 
+
+async def insert_notifications(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(notifications.insert(), rows)
+
+
+async def claim_due_notifications(
+    conn: AsyncConnection, now: datetime, lease_until: datetime, limit: int
+) -> list[Any]:
+    """Pending notifications due by `now` whose lease (if any) ran out, leased to this replica until
+    `lease_until` with their attempt counted; those another transaction holds are skipped."""
+    n = notifications
+    due = (
+        select(n.c.id)
+        .where(n.c.status == "pending", n.c.due_at <= now)
+        .where((n.c.lease_until.is_(None)) | (n.c.lease_until < now))
+        .order_by(n.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    query = (
+        update(n)
+        .where(n.c.id.in_(due.scalar_subquery()))
+        .values(lease_until=lease_until, attempts=n.c.attempts + 1, updated_at=now)
+        .returning(n)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def update_notification(
+    conn: AsyncConnection, notification_id: uuid.UUID, values: dict[str, Any]
+) -> None:
+    await conn.execute(update(notifications).where(notifications.c.id == notification_id).values(**values))
+
+
+async def cancel_notifications(conn: AsyncConnection, incident_id: uuid.UUID, now: datetime) -> None:
+    """The incident's pending notifications, cancelled."""
+    n = notifications
+    await conn.execute(
+        update(n)
+        .where(n.c.incident_id == incident_id, n.c.status == "pending")
+        .values(status="cancelled", updated_at=now)
+    )
+
+
 # Secrets oncall makes for itself once (the acknowledge links' signing key), shared by its replicas.
 keys = Table(
     "keys",
@@ -413,6 +539,13 @@ keys = Table(
     Column("name", String(32), primary_key=True),
     Column("secret", Text, nullable=False),
 )
+
+
+async def shared_secret(conn: AsyncConnection, name: str, fresh: str) -> str:
+    """The secret kept under `name`; `fresh` is kept first when there is none (the first replica's wins)."""
+    await conn.execute(insert(keys).values(name=name, secret=fresh).on_conflict_do_nothing())
+    return str((await conn.execute(select(keys.c.secret).where(keys.c.name == name))).scalar_one())
+
 
 # Each person's secret calendar address (the SHA-256 of its token: the token itself is shown once).
 calendar_feeds = Table(
@@ -451,6 +584,15 @@ people = Table(
     Column("status", String(16), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+
+async def save_person(conn: AsyncConnection, tenant_id: str, user_id: str, status: str, at: datetime) -> None:
+    values = {"status": status, "updated_at": at}
+    await conn.execute(
+        insert(people)
+        .values(tenant_id=tenant_id, user_id=user_id, **values)
+        .on_conflict_do_update(index_elements=[people.c.tenant_id, people.c.user_id], set_=values)
+    )
 
 
 async def deactivated(conn: AsyncConnection, tenant_id: str, user_ids: Iterable[str]) -> set[str]:

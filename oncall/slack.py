@@ -15,10 +15,9 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import select
 
 from contracts.commands import CommandFailed, ErrorCode
-from contracts.oncall import ChannelKind, SlackPageAction
+from contracts.oncall import SlackPageAction
 from contracts.slack import PAGE_OPEN, SlackOutcome
 from oncall import db
 from oncall.paging import Paging
@@ -80,22 +79,12 @@ def register_slack(service: Service, settings: OncallSettings, paging: Paging) -
             page_id = uuid.UUID(action.value)
         except ValueError as exc:
             raise CommandFailed(ErrorCode.VALIDATION, "the button names no page") from exc
-        c = db.contact_methods
         async with service.engine.begin() as conn:
             if not await first_sight(conn, db.slack_requests, cmd.signature, datetime.now(UTC)):
                 raise refused(SignatureProblem.REPLAYED)
-            page = (await conn.execute(select(db.pages).where(db.pages.c.id == page_id))).first()
+            page = await db.page(conn, page_id)
             sent_to = (
-                (
-                    await conn.execute(
-                        select(c.c.id).where(
-                            c.c.tenant_id == page.tenant_id,
-                            c.c.user_id == page.user_id,
-                            c.c.kind == ChannelKind.SLACK.value,
-                            c.c.address == interaction.user.id,
-                        )
-                    )
-                ).first()
+                await db.slack_contact(conn, page.tenant_id, page.user_id, interaction.user.id)
                 if page is not None
                 else None
             )
