@@ -10,9 +10,8 @@ from contracts.commands import CommandFailed, ErrorCode
 from contracts.oncall import CalendarFeedIssued, CalendarText, IssueCalendarFeed, ReadCalendar
 from oncall import db
 from oncall.context import Oncall
-from oncall.domain import CalendarShift, calendar, schedule_of
+from oncall.domain import CalendarShift, calendar, layers_of, schedule_of, stored_overrides
 from oncall.schedule import final_shifts
-from oncall.schedule_handlers import layers_of, stored_overrides
 from runtime.command_args import object_id as _id
 
 

@@ -6,9 +6,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import TypeAdapter
-
-from contracts.commands import Caller, CommandFailed, Done, Email, ErrorCode
+from contracts.commands import Caller, CommandFailed, Done, ErrorCode
 from contracts.events import Role
 from contracts.oncall import (
     ChannelKind,
@@ -22,9 +20,8 @@ from contracts.oncall import (
 )
 from oncall import db
 from oncall.context import Oncall, field_problem, new_id
+from oncall.domain import contact_address
 from runtime.command_args import object_id as _id
-
-EMAIL: TypeAdapter[str] = TypeAdapter(Email)
 
 
 def contact_view(row: Any) -> ContactMethodView:
@@ -42,17 +39,10 @@ async def create_contact_method(oc: Oncall, cmd: CreateContactMethod) -> Contact
     caller = cmd.caller
     if not caller.role.at_least(Role.RESPONDER):
         raise CommandFailed(ErrorCode.FORBIDDEN, "viewers are not paged")
-    if cmd.kind is ChannelKind.EMAIL:
-        try:
-            address = EMAIL.validate_python(cmd.address)
-        except ValueError:
-            raise field_problem(["body", "address"], "not an email address") from None
-    elif cmd.kind is ChannelKind.WEBHOOK:
-        address = cmd.address
-        if not address.startswith(("https://", "http://")):
-            raise field_problem(["body", "address"], "a webhook is an http(s) URL")
-    else:
-        address = cmd.address
+    try:
+        address = contact_address(cmd.kind, cmd.address)
+    except ValueError as exc:
+        raise field_problem(["body", "address"], str(exc)) from None
     secret = f"whsec_{secrets.token_urlsafe(32)}" if cmd.kind is ChannelKind.WEBHOOK else None
     async with oc.service.engine.begin() as conn:
         row = await db.insert_contact_method(

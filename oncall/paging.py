@@ -54,16 +54,23 @@ from contracts.events import (
     PageNotified,
     Role,
 )
-from contracts.oncall import ChannelKind, LayerSpec, RuleSpec, StepSpec
+from contracts.oncall import ChannelKind
 from oncall import db
-from oncall.domain import PageFacts, StoredOverride, ack_token, schedule_of, slack_blocks, subject, text_body
+from oncall.domain import (
+    PageFacts,
+    ack_token,
+    attempted,
+    layers_of,
+    policy_of,
+    rules_of,
+    schedule_of,
+    slack_blocks,
+    stored_overrides,
+    subject,
+    text_body,
+)
 from oncall.escalation import (
     Escalation,
-    LabelMatcher,
-    MatchOp,
-    Policy,
-    Rule,
-    Step,
     Target,
     TargetKind,
     Team,
@@ -118,50 +125,11 @@ def new_id() -> uuid.UUID:
     return uuid.UUID(str(uuid7()))
 
 
-def policy_of(stored: dict[str, Any]) -> Policy:
-    steps = [StepSpec.model_validate(s) for s in stored["steps"]]
-    return Policy(
-        tuple(
-            Step(
-                tuple(Target(TargetKind(t.kind.value), t.id) for t in step.targets),
-                timedelta(minutes=step.wait_minutes),
-            )
-            for step in steps
-        ),
-        int(stored.get("repeat", 0)),
-    )
-
-
-def rules_of(row: Any) -> tuple[list[Rule], str | None]:
-    if row is None:
-        return [], None
-    rules = [RuleSpec.model_validate(r) for r in row.rules]
-    return (
-        [
-            Rule(
-                r.policy_id,
-                r.service_name,
-                frozenset(s.value for s in r.severities),
-                dict(r.labels),
-                tuple(LabelMatcher(m.label, MatchOp(m.op), m.value) for m in r.matchers),
-            )
-            for r in rules
-        ],
-        str(row.default_policy_id) if row.default_policy_id else None,
-    )
-
-
 async def schedules_for(conn: AsyncConnection, tenant_id: str, ids: set[str]) -> dict[str, Schedule]:
     """The schedules of these ids (of this tenant), with their overrides; unknown ids are left out."""
     rows = await db.schedules_in(conn, tenant_id, ids)
     overrides = await db.overrides_of(conn, [r.id for r in rows])
-    return {
-        str(r.id): schedule_of(
-            [LayerSpec.model_validate(x) for x in r.layers],
-            [StoredOverride(str(o.id), o.user_id, o.start_at, o.end_at) for o in overrides[r.id]],
-        )
-        for r in rows
-    }
+    return {str(r.id): schedule_of(layers_of(r), stored_overrides(overrides[r.id])) for r in rows}
 
 
 async def teams_for(conn: AsyncConnection, tenant_id: str, ids: set[str]) -> dict[str, Team]:
@@ -509,14 +477,13 @@ class Paging:
             error = f"no answer within {self.settings.notify_timeout_seconds:g} s"
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
-        final = error is None or row.attempts >= self.settings.notify_max_attempts
+        outcome = attempted(error is None, row.attempts, self.settings.notify_max_attempts, datetime.now(UTC))
+        final = outcome.final
         values: dict[str, Any] = {"lease_until": None, "last_error": error, "updated_at": datetime.now(UTC)}
-        if error is None:
-            values["status"] = "sent"
-        elif final:
-            values["status"] = "failed"
+        if final:
+            values["status"] = outcome.status
         else:
-            values["due_at"] = datetime.now(UTC) + timedelta(seconds=2**row.attempts)
+            values["due_at"] = outcome.retry_at
         events: list[EventEnvelope] = []
         async with self.service.engine.begin() as conn:
             await db.update_notification(conn, row.id, values)

@@ -26,9 +26,9 @@ from contracts.oncall import (
 )
 from oncall import db
 from oncall.context import Oncall, field_problem, new_id, referenced, refuse_deactivated, require_admin
-from oncall.domain import Referenced, policy_warnings
-from oncall.escalation import people, regex_problem, route
-from oncall.paging import policy_of, resolver, rules_of
+from oncall.domain import Referenced, matcher_problem, policy_of, policy_warnings, rules_of
+from oncall.escalation import people, route
+from oncall.paging import resolver
 from runtime.command_args import cursor_id as _cursor
 from runtime.command_args import object_id as _id
 
@@ -167,11 +167,9 @@ async def get_routing(oc: Oncall, cmd: GetRouting) -> RoutingView:
 async def put_routing(oc: Oncall, cmd: PutRouting) -> RoutingView:
     caller = cmd.caller
     require_admin(caller)
-    for n, rule in enumerate(cmd.rules):
-        for m, matcher in enumerate(rule.matchers):
-            problem = regex_problem(matcher.value) if matcher.op in ("=~", "!~") else None
-            if problem is not None:
-                raise field_problem(["body", "rules", n, "matchers", m, "value"], problem)
+    problem = matcher_problem(cmd.rules)
+    if problem is not None:
+        raise field_problem(*problem)
     named: list[tuple[list[str | int], str]] = [
         (["body", "rules", n, "policy_id"], r.policy_id) for n, r in enumerate(cmd.rules)
     ]

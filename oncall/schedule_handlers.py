@@ -5,13 +5,12 @@ as integrations' webhooks are, not projected into the gateway's read models."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from contracts.commands import Caller, CommandFailed, Done, ErrorCode
-from contracts.events import Role
 from contracts.oncall import (
     CreateOverride,
     CreateSchedule,
@@ -33,15 +32,20 @@ from contracts.oncall import (
 )
 from oncall import db
 from oncall.context import Oncall, new_id, refuse_deactivated, require_admin
-from oncall.domain import StoredOverride, schedule_of
+from oncall.domain import (
+    StoredOverride,
+    layers_of,
+    may_delete_override,
+    may_override,
+    override_span_problem,
+    schedule_of,
+    stored_overrides,
+)
 from oncall.schedule import ScheduleError, Shift, next_shifts, on_call_at
 from runtime.command_args import cursor_id as _cursor
 from runtime.command_args import object_id as _id
 
 log = structlog.get_logger(__name__)
-
-# An override longer than this is a layer in disguise (and would make shift lists unbounded).
-MAX_OVERRIDE = timedelta(days=366)
 
 
 def _invalid(exc: ScheduleError) -> CommandFailed:
@@ -50,14 +54,6 @@ def _invalid(exc: ScheduleError) -> CommandFailed:
         exc.message,
         [{"loc": ["body", *exc.loc], "msg": exc.message, "type": "value_error"}],
     )
-
-
-def stored_overrides(rows: list[Any]) -> list[StoredOverride]:
-    return [StoredOverride(str(r.id), r.user_id, r.start_at, r.end_at) for r in rows]
-
-
-def layers_of(row: Any) -> list[LayerSpec]:
-    return [LayerSpec.model_validate(layer) for layer in row.layers]
 
 
 def override_view(row: Any) -> OverrideView:
@@ -193,23 +189,14 @@ async def delete_schedule(oc: Oncall, cmd: DeleteSchedule) -> Done:
 
 
 async def create_override(oc: Oncall, cmd: CreateOverride) -> OverrideView:
-    """Admins put anyone on call; a responder only themselves (covering for someone)."""
     caller = cmd.caller
-    if not caller.role.at_least(Role.ADMIN) and not (
-        caller.role.at_least(Role.RESPONDER) and cmd.user_id == caller.user_id
-    ):
+    if not may_override(caller, cmd.user_id):
         raise CommandFailed(ErrorCode.FORBIDDEN, "responders may only create overrides for themselves")
-    if cmd.end <= cmd.start:
+    problem = override_span_problem(cmd.start, cmd.end)
+    if problem is not None:
+        message, why = problem
         raise CommandFailed(
-            ErrorCode.VALIDATION,
-            "an override ends after it starts",
-            [{"loc": ["body", "end"], "msg": "must be after start", "type": "value_error"}],
-        )
-    if cmd.end - cmd.start > MAX_OVERRIDE:
-        raise CommandFailed(
-            ErrorCode.VALIDATION,
-            "an override lasts at most 366 days",
-            [{"loc": ["body", "end"], "msg": "at most 366 days after start", "type": "value_error"}],
+            ErrorCode.VALIDATION, message, [{"loc": ["body", "end"], "msg": why, "type": "value_error"}]
         )
     schedule_id = _id(cmd.schedule_id, "schedule")
     now = datetime.now(UTC)
@@ -243,15 +230,13 @@ async def get_override(oc: Oncall, cmd: GetOverride) -> OverrideView:
 
 
 async def delete_override(oc: Oncall, cmd: DeleteOverride) -> Done:
-    """Admins delete any; a responder one that involves them (for them, or made by them)."""
     caller = cmd.caller
     schedule_id, override_id = _id(cmd.schedule_id, "schedule"), _id(cmd.override_id, "override")
     async with oc.service.engine.begin() as conn:
         row = await db.override(conn, caller.tenant_id, schedule_id, override_id)
         if row is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "override not found")
-        involved = caller.user_id in (row.user_id, row.created_by)
-        if not caller.role.at_least(Role.ADMIN) and not (caller.role.at_least(Role.RESPONDER) and involved):
+        if not may_delete_override(caller, row.user_id, row.created_by):
             raise CommandFailed(ErrorCode.FORBIDDEN, "responders may only delete overrides that involve them")
         await db.delete_override(conn, override_id)
     return Done()
