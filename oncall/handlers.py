@@ -1,9 +1,9 @@
 """oncall on the bus: register_handlers binds the command handlers of schedule_handlers,
-policy_handlers, team_handlers, contact_handlers, page_handlers and calendar_handlers to their
-command models, the `oncall_escalator` consumer, and the paging machinery (oncall/paging.py) started
-and stopped with the service (slack.py binds its own). Each handler checks the caller, asks the
-domain modules (domain.py, escalation.py, schedule.py) what to do, and reads and writes through
-db.py."""
+policy_handlers, team_handlers, contact_handlers, page_handlers, calendar_handlers and slack.py (a
+page's Acknowledge button) to their command models, the `oncall_escalator` consumer, and the paging
+machinery (oncall/paging.py) started and stopped with the service. Each handler checks the caller,
+asks the domain modules (domain.py, escalation.py, schedule.py) what to do, and reads and writes
+through db.py."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from contracts.oncall import (
     PutRouting,
     ReadCalendar,
     ServiceOnCall,
+    SlackPageAction,
     UpdatePolicy,
     UpdateSchedule,
     UpdateTeam,
@@ -51,12 +52,12 @@ from oncall import (
     page_handlers,
     policy_handlers,
     schedule_handlers,
+    slack,
     team_handlers,
 )
 from oncall.context import Oncall
 from oncall.paging import Paging
 from oncall.settings import OncallSettings
-from oncall.slack import register_slack
 from runtime.service import Service
 
 HANDLERS: tuple[tuple[type[Any], Callable[..., Awaitable[Any]]], ...] = (
@@ -95,7 +96,6 @@ HANDLERS: tuple[tuple[type[Any], Callable[..., Awaitable[Any]]], ...] = (
 
 def register_handlers(service: Service, settings: OncallSettings) -> Oncall:
     oc = Oncall(service, settings, Paging(service, settings))
-    register_slack(service, settings, oc.paging)
 
     @service.app.after_startup
     async def start_paging() -> None:
@@ -107,6 +107,7 @@ def register_handlers(service: Service, settings: OncallSettings) -> Oncall:
 
     for model, handler in HANDLERS:
         service.handles(model)(partial(handler, oc))
+    service.handles(SlackPageAction)(partial(slack.slack_action, oc, slack.Responses(settings, oc.paging)))
     consume = service.consume(ONCALL_ESCALATOR, page_handlers.FILTER_SUBJECTS, db.consumed, max_in_flight=32)
     consume(partial(page_handlers.escalate, oc))
     return oc
