@@ -7,7 +7,7 @@ import re
 from datetime import date
 from enum import StrEnum
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -23,6 +23,7 @@ from pydantic import (
 from contracts.commands import Caller, Command, Email
 from contracts.events import SERVICE_NAME, Severity
 from contracts.integrations import LabelName, Matcher, WebhookUrl
+from contracts.slack import SlackRequest
 from contracts.wire import NOT_BLANK, NulFree, Rfc3339, json_integer, strip
 
 
@@ -170,6 +171,7 @@ class ShiftPage(BaseModel):
 
 
 class CreateSchedule(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.create_schedule"
     caller: Caller
     name: ScheduleName
     description: Text = ""
@@ -177,6 +179,7 @@ class CreateSchedule(Command):
 
 
 class UpdateSchedule(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.update_schedule"
     caller: Caller
     schedule_id: str
     name: ScheduleName | None = None
@@ -185,17 +188,29 @@ class UpdateSchedule(Command):
 
 
 class ScheduleRef(Command):
+    """What the commands naming a schedule share; each is its own subclass, with its subject."""
+
     caller: Caller
     schedule_id: str
 
 
+class GetSchedule(ScheduleRef):
+    SUBJECT: ClassVar[str] = "cmd.oncall.get_schedule"
+
+
+class DeleteSchedule(ScheduleRef):
+    SUBJECT: ClassVar[str] = "cmd.oncall.delete_schedule"
+
+
 class ListSchedules(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.list_schedules"
     caller: Caller
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = None
 
 
 class CreateOverride(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.create_override"
     caller: Caller
     schedule_id: str
     user_id: UserRef
@@ -204,18 +219,30 @@ class CreateOverride(Command):
 
 
 class OverrideRef(Command):
+    """What the commands naming an override share; each is its own subclass, with its subject."""
+
     caller: Caller
     schedule_id: str
     override_id: str
 
 
+class GetOverride(OverrideRef):
+    SUBJECT: ClassVar[str] = "cmd.oncall.get_override"
+
+
+class DeleteOverride(OverrideRef):
+    SUBJECT: ClassVar[str] = "cmd.oncall.delete_override"
+
+
 class OnCallAt(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.on_call"
     caller: Caller
     schedule_id: str
     at: Moment | None = None
 
 
 class NextShifts(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.next_shifts"
     caller: Caller
     schedule_id: str
     after: Moment | None = None
@@ -341,6 +368,7 @@ class ServiceOnCallView(BaseModel):
 
 
 class CreatePolicy(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.create_policy"
     caller: Caller
     name: PolicyName
     steps: Annotated[list[StepSpec], Field(min_length=1, max_length=20)]
@@ -351,6 +379,7 @@ class UpdatePolicy(Command):
     """Replace a policy's name, steps and repeat (escalations under way keep the policy they
     started with)."""
 
+    SUBJECT: ClassVar[str] = "cmd.oncall.update_policy"
     caller: Caller
     policy_id: str
     name: PolicyName
@@ -359,17 +388,29 @@ class UpdatePolicy(Command):
 
 
 class PolicyRef(Command):
+    """What the commands naming a policy share; each is its own subclass, with its subject."""
+
     caller: Caller
     policy_id: str
 
 
+class GetPolicy(PolicyRef):
+    SUBJECT: ClassVar[str] = "cmd.oncall.get_policy"
+
+
+class DeletePolicy(PolicyRef):
+    SUBJECT: ClassVar[str] = "cmd.oncall.delete_policy"
+
+
 class ListPolicies(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.list_policies"
     caller: Caller
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = None
 
 
 class PutRouting(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.put_routing"
     caller: Caller
     rules: Annotated[list[RuleSpec], Field(max_length=100)]
     default_policy_id: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f-]{36}$")] | None = (
@@ -378,10 +419,12 @@ class PutRouting(Command):
 
 
 class GetRouting(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.get_routing"
     caller: Caller
 
 
 class ServiceOnCall(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.service_on_call"
     caller: Caller
     service_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
@@ -422,6 +465,7 @@ class TeamPage(BaseModel):
 
 
 class CreateTeam(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.create_team"
     caller: Caller
     name: TeamName
     members: TeamMembers
@@ -431,6 +475,7 @@ class CreateTeam(Command):
 class UpdateTeam(Command):
     """Only what is given changes (`fields`: the names given, so `schedule_id: null` clears it)."""
 
+    SUBJECT: ClassVar[str] = "cmd.oncall.update_team"
     caller: Caller
     team_id: str
     name: TeamName | None = None
@@ -440,11 +485,22 @@ class UpdateTeam(Command):
 
 
 class TeamRef(Command):
+    """What the commands naming a team share; each is its own subclass, with its subject."""
+
     caller: Caller
     team_id: str
 
 
+class GetTeam(TeamRef):
+    SUBJECT: ClassVar[str] = "cmd.oncall.get_team"
+
+
+class DeleteTeam(TeamRef):
+    SUBJECT: ClassVar[str] = "cmd.oncall.delete_team"
+
+
 class ListTeams(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.list_teams"
     caller: Caller
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = None
@@ -506,6 +562,7 @@ ContactSpec = Annotated[EmailContact | WebhookContact | SlackContact, Field(disc
 
 
 class CreateContactMethod(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.create_contact_method"
     caller: Caller
     kind: ChannelKind
     address: Annotated[str, StringConstraints(min_length=1, max_length=2_048)]
@@ -513,19 +570,37 @@ class CreateContactMethod(Command):
 
 
 class ListContactMethods(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.list_contact_methods"
     caller: Caller
 
 
 class ContactMethodRef(Command):
+    """What the commands naming a contact method share; each is its own subclass, with its subject."""
+
     caller: Caller
     contact_method_id: str
+
+
+class GetContactMethod(ContactMethodRef):
+    SUBJECT: ClassVar[str] = "cmd.oncall.get_contact_method"
+
+
+class DeleteContactMethod(ContactMethodRef):
+    SUBJECT: ClassVar[str] = "cmd.oncall.delete_contact_method"
 
 
 class AcknowledgePage(Command):
     """From a notification's link: the signed token is the authority (no caller)."""
 
+    SUBJECT: ClassVar[str] = "cmd.oncall.acknowledge_page"
     page_id: str
     token: Annotated[str, StringConstraints(max_length=512)]
+
+
+class SlackPageAction(SlackRequest):
+    """A click on a page's Slack DM (its Acknowledge button), forwarded as Slack sent it."""
+
+    SUBJECT: ClassVar[str] = "cmd.oncall.slack_action"
 
 
 class PageAcknowledgedView(BaseModel):
@@ -550,12 +625,14 @@ class CalendarFeedIssued(BaseModel):
 
 
 class IssueCalendarFeed(Command):
+    SUBJECT: ClassVar[str] = "cmd.oncall.issue_calendar_feed"
     caller: Caller
 
 
 class ReadCalendar(Command):
     """`schedule_id` None: the token owner's own shifts in every schedule."""
 
+    SUBJECT: ClassVar[str] = "cmd.oncall.read_calendar"
     token: CalendarToken
     schedule_id: str | None = None
 

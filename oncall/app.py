@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from oncall import db
-from oncall.handlers import register_handlers, register_paging
+from oncall.handlers import register_handlers
 from oncall.settings import OncallSettings
 from runtime.service import Service
 
@@ -15,7 +15,6 @@ def build() -> Service:
     settings = OncallSettings()
     service = Service("oncall", settings, outbox=db.outbox)
     register_handlers(service, settings)
-    register_paging(service, settings)
 
     async def prune() -> int:
         older_than = datetime.now(UTC) - timedelta(days=settings.escalation_retention_days)

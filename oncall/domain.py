@@ -7,14 +7,21 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from enum import StrEnum
+from typing import Any, Literal
 
+from pydantic import TypeAdapter
+
+from contracts.commands import Caller, Email
+from contracts.events import Role
 from contracts.oncall import (
     WEEKDAYS,
+    ChannelKind,
     LayerSpec,
     PolicyWarning,
     RestrictionSpec,
+    RuleSpec,
     StepSpec,
     TargetKind,
     TargetSpec,
@@ -22,6 +29,8 @@ from contracts.oncall import (
     WarningCode,
 )
 from contracts.slack import PAGE_ACKNOWLEDGE, PAGE_OPEN
+from oncall.escalation import LabelMatcher, MatchOp, Policy, Rule, Step, Target, regex_problem
+from oncall.escalation import TargetKind as EngineTarget
 from oncall.schedule import Layer, Override, RotationType, Schedule, Window
 
 
@@ -60,6 +69,136 @@ def schedule_of(layers: Sequence[LayerSpec], overrides: Sequence[StoredOverride]
         tuple(layer_of(spec) for spec in layers),
         tuple(Override(o.user_id, o.start, o.end) for o in overrides),
     )
+
+
+def stored_overrides(rows: Sequence[Any]) -> list[StoredOverride]:
+    """Override rows (oncall.overrides) as the rules take them."""
+    return [StoredOverride(str(r.id), r.user_id, r.start_at, r.end_at) for r in rows]
+
+
+def layers_of(row: Any) -> list[LayerSpec]:
+    """A schedule row's layers (stored as the API states them)."""
+    return [LayerSpec.model_validate(layer) for layer in row.layers]
+
+
+# ---- overrides: who may make and remove them, and how long one lasts
+
+# An override longer than this is a layer in disguise (and would make shift lists unbounded).
+MAX_OVERRIDE = timedelta(days=366)
+
+
+def may_override(caller: Caller, user_id: str) -> bool:
+    """Admins put anyone on call; a responder only themselves (covering for someone)."""
+    return caller.role.at_least(Role.ADMIN) or (
+        caller.role.at_least(Role.RESPONDER) and user_id == caller.user_id
+    )
+
+
+def may_delete_override(caller: Caller, user_id: str, created_by: str) -> bool:
+    """Admins delete any; a responder one that involves them (for them, or made by them)."""
+    involved = caller.user_id in (user_id, created_by)
+    return caller.role.at_least(Role.ADMIN) or (caller.role.at_least(Role.RESPONDER) and involved)
+
+
+def override_span_problem(start: datetime, end: datetime) -> tuple[str, str] | None:
+    """What is wrong with an override's span (the message, and what to say of its `end`); None
+    when it is fine."""
+    if end <= start:
+        return "an override ends after it starts", "must be after start"
+    if end - start > MAX_OVERRIDE:
+        return "an override lasts at most 366 days", "at most 366 days after start"
+    return None
+
+
+# ---- contact methods
+
+_EMAIL: TypeAdapter[str] = TypeAdapter(Email)
+
+
+def contact_address(kind: ChannelKind, address: str) -> str:
+    """The address a contact method keeps (an email address normalised); ValueError saying why it
+    is not one of its kind."""
+    if kind is ChannelKind.EMAIL:
+        try:
+            return _EMAIL.validate_python(address)
+        except ValueError:
+            raise ValueError("not an email address") from None
+    if kind is ChannelKind.WEBHOOK and not address.startswith(("https://", "http://")):
+        raise ValueError("a webhook is an http(s) URL")
+    return address
+
+
+# ---- policies and routing as stored, as the engine takes them
+
+
+def policy_of(stored: Mapping[str, Any]) -> Policy:
+    """A policy as stored (its `steps` and `repeat`: a policy row's, or an escalation's copy)."""
+    steps = [StepSpec.model_validate(s) for s in stored["steps"]]
+    return Policy(
+        tuple(
+            Step(
+                tuple(Target(EngineTarget(t.kind.value), t.id) for t in step.targets),
+                timedelta(minutes=step.wait_minutes),
+            )
+            for step in steps
+        ),
+        int(stored.get("repeat", 0)),
+    )
+
+
+def rules_of(row: Any) -> tuple[list[Rule], str | None]:
+    """A tenant's routing row (None: never saved) as rules in order and the default policy id."""
+    if row is None:
+        return [], None
+    rules = [RuleSpec.model_validate(r) for r in row.rules]
+    return (
+        [
+            Rule(
+                r.policy_id,
+                r.service_name,
+                frozenset(s.value for s in r.severities),
+                dict(r.labels),
+                tuple(LabelMatcher(m.label, MatchOp(m.op), m.value) for m in r.matchers),
+            )
+            for r in rules
+        ],
+        str(row.default_policy_id) if row.default_policy_id else None,
+    )
+
+
+def matcher_problem(rules: Sequence[RuleSpec]) -> tuple[list[str | int], str] | None:
+    """The first regular expression among the rules' matchers that cannot be used: where, and why."""
+    for n, rule in enumerate(rules):
+        for m, matcher in enumerate(rule.matchers):
+            problem = regex_problem(matcher.value) if matcher.op in ("=~", "!~") else None
+            if problem is not None:
+                return ["body", "rules", n, "matchers", m, "value"], problem
+    return None
+
+
+# ---- notifications: what an attempt's outcome leaves
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """`status` after an attempt (`pending`: tried again at `retry_at`); `final` when no attempt
+    follows (the `page.notified` event is due)."""
+
+    status: Literal["sent", "failed", "pending"]
+    retry_at: datetime | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status != "pending"
+
+
+def attempted(delivered: bool, attempts: int, max_attempts: int, now: datetime) -> Attempted:
+    """After attempt number `attempts`: sent, failed for good, or again after 2^attempts seconds."""
+    if delivered:
+        return Attempted("sent")
+    if attempts >= max_attempts:
+        return Attempted("failed")
+    return Attempted("pending", now + timedelta(seconds=2**attempts))
 
 
 # ---- acknowledge links: `<expires>.<hex HMAC-SHA256 of "<page id>.<expires>">`

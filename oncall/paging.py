@@ -31,8 +31,6 @@ import aiosmtplib
 import httpx
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.commands import (
@@ -56,16 +54,23 @@ from contracts.events import (
     PageNotified,
     Role,
 )
-from contracts.oncall import ChannelKind, LayerSpec, RuleSpec, StepSpec
+from contracts.oncall import ChannelKind
 from oncall import db
-from oncall.domain import PageFacts, StoredOverride, ack_token, schedule_of, slack_blocks, subject, text_body
+from oncall.domain import (
+    PageFacts,
+    ack_token,
+    attempted,
+    layers_of,
+    policy_of,
+    rules_of,
+    schedule_of,
+    slack_blocks,
+    stored_overrides,
+    subject,
+    text_body,
+)
 from oncall.escalation import (
     Escalation,
-    LabelMatcher,
-    MatchOp,
-    Policy,
-    Rule,
-    Step,
     Target,
     TargetKind,
     Team,
@@ -120,69 +125,16 @@ def new_id() -> uuid.UUID:
     return uuid.UUID(str(uuid7()))
 
 
-def policy_of(stored: dict[str, Any]) -> Policy:
-    steps = [StepSpec.model_validate(s) for s in stored["steps"]]
-    return Policy(
-        tuple(
-            Step(
-                tuple(Target(TargetKind(t.kind.value), t.id) for t in step.targets),
-                timedelta(minutes=step.wait_minutes),
-            )
-            for step in steps
-        ),
-        int(stored.get("repeat", 0)),
-    )
-
-
-def rules_of(row: Any) -> tuple[list[Rule], str | None]:
-    if row is None:
-        return [], None
-    rules = [RuleSpec.model_validate(r) for r in row.rules]
-    return (
-        [
-            Rule(
-                r.policy_id,
-                r.service_name,
-                frozenset(s.value for s in r.severities),
-                dict(r.labels),
-                tuple(LabelMatcher(m.label, MatchOp(m.op), m.value) for m in r.matchers),
-            )
-            for r in rules
-        ],
-        str(row.default_policy_id) if row.default_policy_id else None,
-    )
-
-
 async def schedules_for(conn: AsyncConnection, tenant_id: str, ids: set[str]) -> dict[str, Schedule]:
     """The schedules of these ids (of this tenant), with their overrides; unknown ids are left out."""
-    wanted = []
-    for raw in ids:
-        with contextlib.suppress(ValueError):
-            wanted.append(uuid.UUID(raw))
-    if not wanted:
-        return {}
-    s = db.schedules
-    rows = (await conn.execute(select(s).where(s.c.tenant_id == tenant_id, s.c.id.in_(wanted)))).all()
+    rows = await db.schedules_in(conn, tenant_id, ids)
     overrides = await db.overrides_of(conn, [r.id for r in rows])
-    return {
-        str(r.id): schedule_of(
-            [LayerSpec.model_validate(x) for x in r.layers],
-            [StoredOverride(str(o.id), o.user_id, o.start_at, o.end_at) for o in overrides[r.id]],
-        )
-        for r in rows
-    }
+    return {str(r.id): schedule_of(layers_of(r), stored_overrides(overrides[r.id])) for r in rows}
 
 
 async def teams_for(conn: AsyncConnection, tenant_id: str, ids: set[str]) -> dict[str, Team]:
     """The teams of these ids (of this tenant); unknown ids are left out."""
-    wanted = []
-    for raw in ids:
-        with contextlib.suppress(ValueError):
-            wanted.append(uuid.UUID(raw))
-    if not wanted:
-        return {}
-    t = db.teams
-    rows = (await conn.execute(select(t).where(t.c.tenant_id == tenant_id, t.c.id.in_(wanted)))).all()
+    rows = await db.teams_in(conn, tenant_id, ids)
     return {str(r.id): Team(tuple(r.members), str(r.schedule_id) if r.schedule_id else None) for r in rows}
 
 
@@ -231,24 +183,11 @@ async def stop(
     conn: AsyncConnection, tenant_id: str, incident_id: uuid.UUID, reason: str, correlation_id: str
 ) -> list[EventEnvelope]:
     """Stop an active escalation and cancel its pending notifications; its event, if it was active."""
-    e = db.escalations
     now = datetime.now(UTC)
-    row = (
-        await conn.execute(
-            update(e)
-            .where(e.c.incident_id == incident_id, e.c.tenant_id == tenant_id, e.c.state == "active")
-            .values(state="stopped", stopped_reason=reason, next_due_at=None, updated_at=now)
-            .returning(e.c.policy_id)
-        )
-    ).first()
+    row = await db.stop_escalation(conn, tenant_id, incident_id, reason, now)
     if row is None:
         return []
-    n = db.notifications
-    await conn.execute(
-        update(n)
-        .where(n.c.incident_id == incident_id, n.c.status == "pending")
-        .values(status="cancelled", updated_at=now)
-    )
+    await db.cancel_notifications(conn, incident_id, now)
     data = EscalationStopped(incident_id=str(incident_id), policy_id=str(row.policy_id), reason=reason)
     return [_event(tenant_id, str(incident_id), data, "escalation.stopped", correlation_id)]
 
@@ -290,13 +229,8 @@ class Paging:
         if self.settings.ack_signing_key is not None:
             return self.settings.ack_signing_key.get_secret_value().encode()
         async with self.service.engine.begin() as conn:
-            await conn.execute(
-                insert(db.keys).values(name="ack", secret=secrets.token_urlsafe(32)).on_conflict_do_nothing()
-            )
-            stored = (
-                await conn.execute(select(db.keys.c.secret).where(db.keys.c.name == "ack"))
-            ).scalar_one()
-        return str(stored).encode()
+            stored = await db.shared_secret(conn, "ack", secrets.token_urlsafe(32))
+        return stored.encode()
 
     async def _loop(self, work: Callable[[], Awaitable[int]]) -> None:
         while True:
@@ -324,14 +258,8 @@ class Paging:
         async with self.service.engine.begin() as conn:
             status = PERSON_STATUS.get(event.type)
             if status is not None:
-                values = {"status": status, "updated_at": event.occurred_at}
-                await conn.execute(
-                    insert(db.people)
-                    .values(tenant_id=event.tenant_id, user_id=getattr(data, "user_id", ""), **values)
-                    .on_conflict_do_update(
-                        index_elements=[db.people.c.tenant_id, db.people.c.user_id], set_=values
-                    )
-                )
+                user_id = getattr(data, "user_id", "")
+                await db.save_person(conn, event.tenant_id, user_id, status, event.occurred_at)
             elif isinstance(data, IncidentCreated) and act:
                 events = await self._start(conn, event, data.incident, data.labels)
             elif isinstance(data, IncidentStateChanged) and data.to_state in STOPPING_STATES:
@@ -342,21 +270,20 @@ class Paging:
                 await stage(conn, db.outbox, events)
                 # Arrived before its incident.created (order is not guaranteed): a stopped row keeps
                 # the late creation from starting an escalation nobody needs.
-                await conn.execute(
-                    insert(db.escalations)
-                    .values(
-                        incident_id=incident_id,
-                        tenant_id=event.tenant_id,
-                        policy_id=NO_POLICY,
-                        policy={"steps": [], "repeat": 0},
-                        incident={},
-                        started_at=event.occurred_at,
-                        state="stopped",
-                        fired=[],
-                        stopped_reason=STOPPING_STATES[data.to_state],
-                        updated_at=datetime.now(UTC),
-                    )
-                    .on_conflict_do_nothing()
+                await db.insert_escalation(
+                    conn,
+                    {
+                        "incident_id": incident_id,
+                        "tenant_id": event.tenant_id,
+                        "policy_id": NO_POLICY,
+                        "policy": {"steps": [], "repeat": 0},
+                        "incident": {},
+                        "started_at": event.occurred_at,
+                        "state": "stopped",
+                        "fired": [],
+                        "stopped_reason": STOPPING_STATES[data.to_state],
+                        "updated_at": datetime.now(UTC),
+                    },
                 )
         await self._publish(events)
         if events:
@@ -371,41 +298,31 @@ class Paging:
         # have been pruned, and starting it again would page people for an incident long gone.
         if incident.created_at < datetime.now(UTC) - timedelta(days=self.settings.escalation_retention_days):
             return []
-        routing = (
-            await conn.execute(select(db.routing).where(db.routing.c.tenant_id == event.tenant_id))
-        ).first()
-        rules, default = rules_of(routing)
+        rules, default = rules_of(await db.tenant_routing(conn, event.tenant_id))
         chosen = route(rules, default, incident.service_name, incident.severity.value, labels)
         if chosen is None:
             return []
-        p = db.policies
-        policy = (
-            await conn.execute(select(p).where(p.c.tenant_id == event.tenant_id, p.c.id == uuid.UUID(chosen)))
-        ).first()
+        policy = await db.policy(conn, event.tenant_id, uuid.UUID(chosen))
         if policy is None:
             log.warning("routed_policy_missing", policy_id=chosen, incident_id=incident.id)
             return []
         now = datetime.now(UTC)
-        inserted = (
-            await conn.execute(
-                insert(db.escalations)
-                .values(
-                    incident_id=uuid.UUID(incident.id),
-                    tenant_id=event.tenant_id,
-                    policy_id=policy.id,
-                    policy={"steps": policy.steps, "repeat": policy.repeat, "name": policy.name},
-                    incident=_facts(incident),
-                    started_at=now,
-                    state="active",
-                    fired=[],
-                    next_due_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing()
-                .returning(db.escalations.c.incident_id)
-            )
-        ).first()
-        if inserted is None:
+        inserted = await db.insert_escalation(
+            conn,
+            {
+                "incident_id": uuid.UUID(incident.id),
+                "tenant_id": event.tenant_id,
+                "policy_id": policy.id,
+                "policy": {"steps": policy.steps, "repeat": policy.repeat, "name": policy.name},
+                "incident": _facts(incident),
+                "started_at": now,
+                "state": "active",
+                "fired": [],
+                "next_due_at": now,
+                "updated_at": now,
+            },
+        )
+        if not inserted:
             return []
         data = EscalationStarted(incident_id=incident.id, policy_id=str(policy.id), policy_name=policy.name)
         events = [_event(event.tenant_id, incident.id, data, "escalation.started", event.correlation_id)]
@@ -418,17 +335,8 @@ class Paging:
         """Fire the steps that have come due, one transaction for the rows claimed."""
         now = datetime.now(UTC)
         events: list[EventEnvelope] = []
-        e = db.escalations
         async with self.service.engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(e)
-                    .where(e.c.state == "active", e.c.next_due_at <= now)
-                    .order_by(e.c.next_due_at)
-                    .limit(BATCH)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = await db.claim_due_escalations(conn, now, BATCH)
             for row in rows:
                 # One escalation that cannot fire (a bug, a bad stored policy) stays due and is
                 # logged; the others in the batch fire.
@@ -447,13 +355,12 @@ class Paging:
         decision = decide(policy, Escalation(row.started_at, False, frozenset(fired)), now)
         incident_id, tenant_id = str(row.incident_id), row.tenant_id
         events: list[EventEnvelope] = []
-        e = db.escalations
         if not decision.due:
             # Nothing due at its due time: the last step's wait ran out, nobody acknowledged.
-            await conn.execute(
-                update(e)
-                .where(e.c.incident_id == row.incident_id)
-                .values(state="stopped", stopped_reason="exhausted", next_due_at=None, updated_at=now)
+            await db.update_escalation(
+                conn,
+                row.incident_id,
+                {"state": "stopped", "stopped_reason": "exhausted", "next_due_at": None, "updated_at": now},
             )
             stopped = EscalationStopped(
                 incident_id=incident_id, policy_id=str(row.policy_id), reason="exhausted"
@@ -477,10 +384,8 @@ class Paging:
                 last=due.last,
             )
             events.append(_event(tenant_id, incident_id, data, "escalation.step_reached", incident_id))
-        await conn.execute(
-            update(e)
-            .where(e.c.incident_id == row.incident_id)
-            .values(fired=sorted(fired), next_due_at=next_at or now, updated_at=now)
+        await db.update_escalation(
+            conn, row.incident_id, {"fired": sorted(fired), "next_due_at": next_at or now, "updated_at": now}
         )
         log.info("escalation_steps_fired", incident_id=incident_id, steps=len(decision.due))
         return events
@@ -489,13 +394,7 @@ class Paging:
         """Those of `users` not deactivated (as far as oncall's view of people knows)."""
         if not users:
             return users
-        p = db.people
-        rows = await conn.execute(
-            select(p.c.user_id).where(
-                p.c.tenant_id == tenant_id, p.c.user_id.in_(users), p.c.status == "deactivated"
-            )
-        )
-        gone = {r.user_id for r in rows}
+        gone = await db.deactivated(conn, tenant_id, users)
         return [u for u in users if u not in gone]
 
     async def _page(
@@ -503,24 +402,22 @@ class Paging:
     ) -> None:
         if not users:
             return
-        c = db.contact_methods
-        methods = (
-            await conn.execute(select(c).where(c.c.tenant_id == row.tenant_id, c.c.user_id.in_(users)))
-        ).all()
+        methods = await db.contact_methods_of(conn, row.tenant_id, users)
         expires = now + timedelta(seconds=self.settings.ack_link_ttl_seconds)
         for user in users:
             page_id = new_id()
-            await conn.execute(
-                db.pages.insert().values(
-                    id=page_id,
-                    tenant_id=row.tenant_id,
-                    incident_id=row.incident_id,
-                    user_id=user,
-                    round=round_,
-                    step=step,
-                    created_at=now,
-                    expires_at=expires,
-                )
+            await db.insert_page(
+                conn,
+                {
+                    "id": page_id,
+                    "tenant_id": row.tenant_id,
+                    "incident_id": row.incident_id,
+                    "user_id": user,
+                    "round": round_,
+                    "step": step,
+                    "created_at": now,
+                    "expires_at": expires,
+                },
             )
             rows = [
                 {
@@ -537,55 +434,27 @@ class Paging:
                 for m in methods
                 if m.user_id == user
             ]
-            if rows:
-                await conn.execute(db.notifications.insert(), rows)
+            await db.insert_notifications(conn, rows)
 
     # ---- notifications
 
     async def send_due(self) -> int:
         now = datetime.now(UTC)
         lease = timedelta(seconds=self.settings.notify_timeout_seconds + 30)
-        n = db.notifications
         async with self.service.engine.begin() as conn:
-            due = (
-                select(n.c.id)
-                .where(n.c.status == "pending", n.c.due_at <= now)
-                .where((n.c.lease_until.is_(None)) | (n.c.lease_until < now))
-                .order_by(n.c.due_at)
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
-            )
-            claimed = (
-                await conn.execute(
-                    update(n)
-                    .where(n.c.id.in_(due.scalar_subquery()))
-                    .values(lease_until=now + lease, attempts=n.c.attempts + 1, updated_at=now)
-                    .returning(n)
-                )
-            ).all()
+            claimed = await db.claim_due_notifications(conn, now, now + lease, BATCH)
         await asyncio.gather(*(self._deliver(row) for row in claimed))
         return len(claimed)
 
     async def _deliver(self, row: Any) -> None:
         async with self.service.engine.connect() as conn:
-            escalation = (
-                await conn.execute(
-                    select(db.escalations).where(db.escalations.c.incident_id == row.incident_id)
-                )
-            ).first()
-            page = (await conn.execute(select(db.pages).where(db.pages.c.id == row.page_id))).first()
-            method = (
-                await conn.execute(
-                    select(db.contact_methods).where(db.contact_methods.c.id == row.contact_method_id)
-                )
-            ).first()
-        n = db.notifications
+            escalation = await db.escalation(conn, row.incident_id)
+            page = await db.page(conn, row.page_id)
+            method = await db.contact_method_by_id(conn, row.contact_method_id)
         now = datetime.now(UTC)
         if escalation is None or escalation.state != "active" or page is None or method is None:
             async with self.service.engine.begin() as conn:
-                await conn.execute(
-                    update(n).where(n.c.id == row.id).values(status="cancelled", updated_at=now)
-                )
+                await db.update_notification(conn, row.id, {"status": "cancelled", "updated_at": now})
             return
         expires = int(page.expires_at.timestamp())
         base = self.settings.public_base_url.rstrip("/")
@@ -608,17 +477,16 @@ class Paging:
             error = f"no answer within {self.settings.notify_timeout_seconds:g} s"
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
-        final = error is None or row.attempts >= self.settings.notify_max_attempts
+        outcome = attempted(error is None, row.attempts, self.settings.notify_max_attempts, datetime.now(UTC))
+        final = outcome.final
         values: dict[str, Any] = {"lease_until": None, "last_error": error, "updated_at": datetime.now(UTC)}
-        if error is None:
-            values["status"] = "sent"
-        elif final:
-            values["status"] = "failed"
+        if final:
+            values["status"] = outcome.status
         else:
-            values["due_at"] = datetime.now(UTC) + timedelta(seconds=2**row.attempts)
+            values["due_at"] = outcome.retry_at
         events: list[EventEnvelope] = []
         async with self.service.engine.begin() as conn:
-            await conn.execute(update(n).where(n.c.id == row.id).values(**values))
+            await db.update_notification(conn, row.id, values)
             if final:
                 data = PageNotified(
                     incident_id=str(row.incident_id),
@@ -723,7 +591,7 @@ class Paging:
         """The incident acknowledged as the paged person, then the page marked and the escalation
         stopped (one transaction). A page already acknowledged is a conflict."""
         async with self.service.engine.connect() as conn:
-            page = (await conn.execute(select(db.pages).where(db.pages.c.id == page_id))).first()
+            page = await db.page(conn, page_id)
         if page is None:
             raise CommandFailed(ErrorCode.NOT_FOUND, "page not found")
         if page.acknowledged_at is not None:
@@ -743,21 +611,10 @@ class Paging:
                 raise
         now = datetime.now(UTC)
         async with self.service.engine.begin() as conn:
-            marked = (
-                await conn.execute(
-                    update(db.pages)
-                    .where(db.pages.c.id == page_id, db.pages.c.acknowledged_at.is_(None))
-                    .values(acknowledged_at=now)
-                    .returning(db.pages)
-                )
-            ).first()
+            marked = await db.mark_acknowledged(conn, page_id, now)
             if marked is None:
                 raise CommandFailed(ErrorCode.CONFLICT, "the page was acknowledged already")
-            escalation = (
-                await conn.execute(
-                    select(db.escalations).where(db.escalations.c.incident_id == page.incident_id)
-                )
-            ).first()
+            escalation = await db.escalation(conn, page.incident_id)
             data = PageAcknowledged(
                 incident_id=str(page.incident_id),
                 page_id=str(page_id),

@@ -15,16 +15,14 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import select
 
 from contracts.commands import CommandFailed, ErrorCode
-from contracts.oncall import ChannelKind
-from contracts.slack import PAGE_OPEN, SlackOutcome, SlackRequest
-from contracts.subjects import command_subject
+from contracts.oncall import SlackPageAction
+from contracts.slack import PAGE_OPEN, SlackOutcome
 from oncall import db
+from oncall.context import Oncall
 from oncall.paging import Paging
 from oncall.settings import OncallSettings
-from runtime.service import Service
 from runtime.slack import (
     SignatureProblem,
     Unreadable,
@@ -37,13 +35,24 @@ from runtime.slack import (
 log = structlog.get_logger(__name__)
 
 
-def register_slack(service: Service, settings: OncallSettings, paging: Paging) -> None:
-    tasks: set[asyncio.Task[None]] = set()
+class Responses:
+    """Posts to Slack's `response_url`s in the background (the click is answered meanwhile), to
+    public addresses only unless private targets are allowed, as for webhook contact methods."""
 
-    async def post(url: str, message: dict[str, Any]) -> None:
+    def __init__(self, settings: OncallSettings, paging: Paging) -> None:
+        self.settings, self.paging = settings, paging
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def send(self, url: str, message: dict[str, Any]) -> None:
+        if url.startswith(("https://", "http://")):
+            task = asyncio.create_task(self._post(url, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _post(self, url: str, message: dict[str, Any]) -> None:
         try:
-            async with asyncio.timeout(settings.notify_timeout_seconds):
-                await paging._check_target(url)
+            async with asyncio.timeout(self.settings.notify_timeout_seconds):
+                await self.paging._check_target(url)
                 async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
                     response = await client.post(url, json=message)
             log.info("slack_response_sent", status_code=response.status_code)
@@ -51,84 +60,67 @@ def register_slack(service: Service, settings: OncallSettings, paging: Paging) -
             # The URL is Slack's one-time credential for the message: never logged.
             log.warning("slack_response_failed", error=type(exc).__name__)
 
-    def respond(url: str, message: dict[str, Any]) -> None:
-        if url.startswith(("https://", "http://")):
-            task = asyncio.create_task(post(url, message))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
 
-    def refused(problem: SignatureProblem) -> CommandFailed:
-        log.info("slack_request_refused", reason=problem.name)
-        return CommandFailed(ErrorCode.UNAUTHORIZED, problem.value)
+def _refused(problem: SignatureProblem) -> CommandFailed:
+    log.info("slack_request_refused", reason=problem.name)
+    return CommandFailed(ErrorCode.UNAUTHORIZED, problem.value)
 
-    @service.command(command_subject("oncall", "slack_action"), SlackRequest)
-    async def slack_action(cmd: SlackRequest) -> SlackOutcome:
-        secret = settings.slack_signing_secret
-        body = cmd.body.encode()
-        if secret is None:
-            raise refused(SignatureProblem.INVALID)
-        problem = signature_problem(
-            secret.get_secret_value(), cmd.timestamp, cmd.signature, body, time.time()
+
+async def slack_action(oc: Oncall, responses: Responses, cmd: SlackPageAction) -> SlackOutcome:
+    secret = oc.settings.slack_signing_secret
+    body = cmd.body.encode()
+    if secret is None:
+        raise _refused(SignatureProblem.INVALID)
+    problem = signature_problem(secret.get_secret_value(), cmd.timestamp, cmd.signature, body, time.time())
+    if problem is not None:
+        raise _refused(problem)
+    try:
+        interaction = read_interaction(body)
+    except Unreadable as exc:
+        raise CommandFailed(ErrorCode.VALIDATION, str(exc)) from exc
+    action = interaction.actions[0]
+    try:
+        page_id = uuid.UUID(action.value)
+    except ValueError as exc:
+        raise CommandFailed(ErrorCode.VALIDATION, "the button names no page") from exc
+    async with oc.service.engine.begin() as conn:
+        if not await first_sight(conn, db.slack_requests, cmd.signature, datetime.now(UTC)):
+            raise _refused(SignatureProblem.REPLAYED)
+        page = await db.page(conn, page_id)
+        sent_to = (
+            await db.slack_contact(conn, page.tenant_id, page.user_id, interaction.user.id)
+            if page is not None
+            else None
         )
-        if problem is not None:
-            raise refused(problem)
-        try:
-            interaction = read_interaction(body)
-        except Unreadable as exc:
-            raise CommandFailed(ErrorCode.VALIDATION, str(exc)) from exc
-        action = interaction.actions[0]
-        try:
-            page_id = uuid.UUID(action.value)
-        except ValueError as exc:
-            raise CommandFailed(ErrorCode.VALIDATION, "the button names no page") from exc
-        c = db.contact_methods
-        async with service.engine.begin() as conn:
-            if not await first_sight(conn, db.slack_requests, cmd.signature, datetime.now(UTC)):
-                raise refused(SignatureProblem.REPLAYED)
-            page = (await conn.execute(select(db.pages).where(db.pages.c.id == page_id))).first()
-            sent_to = (
-                (
-                    await conn.execute(
-                        select(c.c.id).where(
-                            c.c.tenant_id == page.tenant_id,
-                            c.c.user_id == page.user_id,
-                            c.c.kind == ChannelKind.SLACK.value,
-                            c.c.address == interaction.user.id,
-                        )
-                    )
-                ).first()
-                if page is not None
-                else None
-            )
-        if action.action_id == PAGE_OPEN:
-            return SlackOutcome(outcome="ignored")
+    if action.action_id == PAGE_OPEN:
+        return SlackOutcome(outcome="ignored")
 
-        def refuse(text: str) -> SlackOutcome:
-            respond(interaction.response_url, ephemeral(text))
-            return SlackOutcome(outcome="refused", message=text)
+    def refuse(text: str) -> SlackOutcome:
+        responses.send(interaction.response_url, ephemeral(text))
+        return SlackOutcome(outcome="refused", message=text)
 
-        if page is None:
-            return refuse("This page is not known to SRE Copilot (any more); nothing was changed.")
-        if sent_to is None:
-            return refuse("This page was sent to someone else; nothing was changed.")
-        clicked_by = interaction.user.username or interaction.user.name or interaction.user.id
-        try:
-            await paging.acknowledge(
-                page_id, cmd.correlation_id, note=f"acknowledged in Slack by @{clicked_by}"[:200]
-            )
-        except CommandFailed as exc:
-            if exc.code in (ErrorCode.CONFLICT, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
-                return refuse(f"{exc.message}; nothing was changed.")
-            raise
-        who = f"<@{interaction.user.id}>"
-        text = f":white_check_mark: Acknowledged by {who} via Slack: the escalation is stopped."
-        respond(
-            interaction.response_url,
-            {
-                "replace_original": True,
-                "text": text,
-                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-            },
+    if page is None:
+        return refuse("This page is not known to SRE Copilot (any more); nothing was changed.")
+    if sent_to is None:
+        return refuse("This page was sent to someone else; nothing was changed.")
+    clicked_by = interaction.user.username or interaction.user.name or interaction.user.id
+    try:
+        await oc.paging.acknowledge(
+            page_id, cmd.correlation_id, note=f"acknowledged in Slack by @{clicked_by}"[:200]
         )
-        log.info("slack_page_acknowledged", page_id=str(page_id))
-        return SlackOutcome(outcome="acknowledged")
+    except CommandFailed as exc:
+        if exc.code in (ErrorCode.CONFLICT, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
+            return refuse(f"{exc.message}; nothing was changed.")
+        raise
+    who = f"<@{interaction.user.id}>"
+    text = f":white_check_mark: Acknowledged by {who} via Slack: the escalation is stopped."
+    responses.send(
+        interaction.response_url,
+        {
+            "replace_original": True,
+            "text": text,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        },
+    )
+    log.info("slack_page_acknowledged", page_id=str(page_id))
+    return SlackOutcome(outcome="acknowledged")

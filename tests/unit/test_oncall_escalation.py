@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.oncall import RuleSpec, StepSpec, TargetSpec, WarningCode
-from oncall.domain import Referenced, policy_warnings, team_warnings
+from oncall.domain import Referenced, policy_warnings, rules_of, team_warnings
 from oncall.escalation import (
     Escalation,
     LabelMatcher,
@@ -25,7 +25,6 @@ from oncall.escalation import (
     regex_problem,
     route,
 )
-from oncall.paging import rules_of
 
 T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
 ANN, BOB = Target(TargetKind.USER, "ann"), Target(TargetKind.USER, "bob")
