@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request, Response
 
 from contracts import integrations as ci
+from contracts import oncall as co
 from contracts.commands import Done
 from contracts.slack import INCIDENT_ACTIONS, MAX_SLACK_BODY, PAGE_ACTIONS, SlackOutcome
-from contracts.subjects import command_subject
 from gateway.auth.dependencies import SelfDep
 from gateway.errors import ApiError, declare
 from gateway.integrations.schemas import SlackActionRead, SlackLinkPage, SlackLinkRead, SlackLinkUpdate
@@ -95,14 +95,15 @@ async def slack_actions(
         # No button of ours sent it, so no secret can verify it: what an unsigned request is.
         raise ApiError(401, "unauthorized", f"not a Slack click that can be verified: {exc}") from exc
     action_id = interaction.actions[0].action_id
+    command: type[ci.IncidentSlackAction] | type[co.SlackPageAction]
     if action_id in INCIDENT_ACTIONS:
-        service = "integrations"
+        command = ci.IncidentSlackAction
     elif action_id in PAGE_ACTIONS:
-        service = "oncall"
+        command = co.SlackPageAction
     else:
         raise ApiError(401, "unauthorized", "not a click on a button of SRE Copilot's: nothing verifies it")
     outcome: SlackOutcome = await gw.commands.call(
-        command_subject(service, "slack_action"),
+        command,
         {"body": raw.decode(), "timestamp": x_slack_request_timestamp, "signature": x_slack_signature},
         SlackOutcome,
     )

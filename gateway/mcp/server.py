@@ -36,8 +36,7 @@ from starlette.types import Receive, Scope, Send
 
 from contracts.commands import Caller, ErrorCode
 from contracts.events import FeedbackVerdict, IncidentState, KeyScope, Role, Severity
-from contracts.integrations import AlertPage, DeployPage
-from contracts.subjects import command_subject
+from contracts.integrations import AlertPage, DeployPage, ListServiceAlerts, ListServiceDeploys
 from contracts.wire import NO_NUL
 from gateway.auth.dependencies import KeyCaller, verify_integration_key
 from gateway.errors import ApiError, error_response
@@ -400,7 +399,7 @@ Page = TypeVar("Page", DeployPage, AlertPage)
 
 async def _activity(
     ctx: Context,
-    command: str,
+    command: type[ListServiceDeploys] | type[ListServiceAlerts],
     service: str,
     since: datetime | None,
     limit: int,
@@ -419,9 +418,7 @@ async def _activity(
         "cursor": cursor,
     }
     try:
-        return await gateway_of(_request(ctx)).commands.call(
-            command_subject("integrations", command), body, page
-        )
+        return await gateway_of(_request(ctx)).commands.call(command, body, page)
     except ApiError as exc:
         if exc.code == ErrorCode.VALIDATION.value:
             raise ToolError("invalid cursor: pass next_cursor as it was given") from exc
@@ -593,7 +590,7 @@ def build_server() -> MCPServer:
     ) -> DeployPage:
         """Deploys of a service reported by CI, newest first: version, environment, commit, author and
         when. A deploy shortly before an incident started is a prime suspect."""
-        return await _activity(ctx, "list_service_deploys", service, since, limit, cursor, DeployPage)
+        return await _activity(ctx, ListServiceDeploys, service, since, limit, cursor, DeployPage)
 
     @server.tool(title="Recent alerts of a service", annotations=READ)
     @_tool_errors
@@ -606,7 +603,7 @@ def build_server() -> MCPServer:
     ) -> AlertPage:
         """Alerts received about a service (Alertmanager, Grafana), newest first by when they
         started: name, firing or resolved, summary, labels, and the incident they joined."""
-        return await _activity(ctx, "list_service_alerts", service, since, limit, cursor, AlertPage)
+        return await _activity(ctx, ListServiceAlerts, service, since, limit, cursor, AlertPage)
 
     @server.tool(title="Acknowledge or move an incident", annotations=WRITE)
     @_tool_errors

@@ -18,7 +18,6 @@ from sqlalchemy import select
 from contracts import oncall as co
 from contracts.commands import Caller, Done, ErrorCode
 from contracts.events import SERVICE_NAME, Role
-from contracts.subjects import command_subject
 from contracts.wire import NO_NUL
 from gateway.auth.dependencies import AdminDep, SelfDep, require_role
 from gateway.errors import ApiError, declare
@@ -63,11 +62,6 @@ COMMAND = (504,)
 R = TypeVar("R", bound=BaseModel)
 
 
-async def _call(gw: Gateway, command: str, body: dict[str, object], reply: type[R]) -> R:
-    result: R = await gw.commands.call(command_subject("oncall", command), body, reply)
-    return result
-
-
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
@@ -77,9 +71,8 @@ async def create_schedule(gw: GatewayDep, body: ScheduleCreate, caller: AdminDep
     """A schedule: layers of participants (user ids) rotating `daily`, `weekly` or every `length`
     `hours`/`days` from `start_date` at `handoff_time` in `time_zone` (IANA), optionally restricted to
     weekly windows. An unknown time zone or an empty layer is a 422; a deactivated participant a 409."""
-    view = await _call(
-        gw,
-        "create_schedule",
+    view = await gw.commands.call(
+        co.CreateSchedule,
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         co.ScheduleView,
     )
@@ -90,9 +83,8 @@ async def create_schedule(gw: GatewayDep, body: ScheduleCreate, caller: AdminDep
 async def list_schedules(
     gw: GatewayDep, caller: SelfDep, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
 ) -> SchedulePage:
-    page = await _call(
-        gw,
-        "list_schedules",
+    page = await gw.commands.call(
+        co.ListSchedules,
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
         co.SchedulePage,
     )
@@ -101,8 +93,8 @@ async def list_schedules(
 
 @router.get("/{schedule_id}", response_model=ScheduleRead, responses=declare(*COMMAND))
 async def get_schedule(gw: GatewayDep, schedule_id: ScheduleId, caller: SelfDep) -> ScheduleRead:
-    view = await _call(
-        gw, "get_schedule", {"caller": caller.model_dump(), "schedule_id": schedule_id}, co.ScheduleView
+    view = await gw.commands.call(
+        co.GetSchedule, {"caller": caller.model_dump(), "schedule_id": schedule_id}, co.ScheduleView
     )
     return ScheduleRead.model_validate(view.model_dump())
 
@@ -111,9 +103,8 @@ async def get_schedule(gw: GatewayDep, schedule_id: ScheduleId, caller: SelfDep)
 async def update_schedule(
     gw: GatewayDep, schedule_id: ScheduleId, body: ScheduleUpdate, caller: AdminDep
 ) -> ScheduleRead:
-    view = await _call(
-        gw,
-        "update_schedule",
+    view = await gw.commands.call(
+        co.UpdateSchedule,
         {
             "caller": caller.model_dump(),
             "schedule_id": schedule_id,
@@ -126,7 +117,9 @@ async def update_schedule(
 
 @router.delete("/{schedule_id}", status_code=204, responses=declare(*COMMAND))
 async def delete_schedule(gw: GatewayDep, schedule_id: ScheduleId, caller: AdminDep) -> Response:
-    await _call(gw, "delete_schedule", {"caller": caller.model_dump(), "schedule_id": schedule_id}, Done)
+    await gw.commands.call(
+        co.DeleteSchedule, {"caller": caller.model_dump(), "schedule_id": schedule_id}, Done
+    )
     return Response(status_code=204)
 
 
@@ -138,9 +131,8 @@ async def create_override(
 ) -> OverrideRead:
     """Put someone on call from `start` to `end` (after it, at most 366 days later) whatever the
     layers say (admins: anyone; responders: themselves). Where overrides overlap, the later wins."""
-    view = await _call(
-        gw,
-        "create_override",
+    view = await gw.commands.call(
+        co.CreateOverride,
         {"caller": caller.model_dump(), "schedule_id": schedule_id, **body.model_dump(mode="json")},
         co.OverrideView,
     )
@@ -153,9 +145,8 @@ async def create_override(
 async def get_override(
     gw: GatewayDep, schedule_id: ScheduleId, override_id: OverrideId, caller: SelfDep
 ) -> OverrideRead:
-    view = await _call(
-        gw,
-        "get_override",
+    view = await gw.commands.call(
+        co.GetOverride,
         {"caller": caller.model_dump(), "schedule_id": schedule_id, "override_id": override_id},
         co.OverrideView,
     )
@@ -169,9 +160,8 @@ async def delete_override(
     override_id: OverrideId,
     caller: ResponderDep,
 ) -> Response:
-    await _call(
-        gw,
-        "delete_override",
+    await gw.commands.call(
+        co.DeleteOverride,
         {"caller": caller.model_dump(), "schedule_id": schedule_id, "override_id": override_id},
         Done,
     )
@@ -186,9 +176,8 @@ async def on_call(
     at: Annotated[co.Moment | None, Query(description="RFC 3339 (default: now)")] = None,
 ) -> OnCallRead:
     """Who is on call at `at`: `user_id` (null: nobody), from which layer or override."""
-    view = await _call(
-        gw,
-        "on_call",
+    view = await gw.commands.call(
+        co.OnCallAt,
         {"caller": caller.model_dump(), "schedule_id": schedule_id, "at": _iso(at)},
         co.OnCallView,
     )
@@ -205,9 +194,8 @@ async def next_shifts(
 ) -> ShiftPage:
     """The next `count` shifts of the final schedule (layers, restrictions, overrides), the one under
     way first (from `after`); a time nobody covers is no shift."""
-    page = await _call(
-        gw,
-        "next_shifts",
+    page = await gw.commands.call(
+        co.NextShifts,
         {"caller": caller.model_dump(), "schedule_id": schedule_id, "after": _iso(after), "count": count},
         co.ShiftPage,
     )
@@ -230,9 +218,8 @@ async def create_policy(gw: GatewayDep, body: PolicyCreate, caller: AdminDep) ->
     team (`{"kind": "team", "id": TEAM_ID}`: a 404 if there is no such team). A deactivated person
     is a 409. `warnings` (on every read) say what became untrue later: a person deactivated, a
     schedule or team deleted."""
-    view = await _call(
-        gw,
-        "create_policy",
+    view = await gw.commands.call(
+        co.CreatePolicy,
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         co.PolicyView,
     )
@@ -243,9 +230,8 @@ async def create_policy(gw: GatewayDep, body: PolicyCreate, caller: AdminDep) ->
 async def list_policies(
     gw: GatewayDep, caller: SelfDep, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
 ) -> PolicyPage:
-    page = await _call(
-        gw,
-        "list_policies",
+    page = await gw.commands.call(
+        co.ListPolicies,
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
         co.PolicyPage,
     )
@@ -254,8 +240,8 @@ async def list_policies(
 
 @paging_router.get("/escalation-policies/{policy_id}", response_model=PolicyRead, responses=declare(*COMMAND))
 async def get_policy(gw: GatewayDep, policy_id: PolicyId, caller: SelfDep) -> PolicyRead:
-    view = await _call(
-        gw, "get_policy", {"caller": caller.model_dump(), "policy_id": policy_id}, co.PolicyView
+    view = await gw.commands.call(
+        co.GetPolicy, {"caller": caller.model_dump(), "policy_id": policy_id}, co.PolicyView
     )
     return PolicyRead.model_validate(view.model_dump())
 
@@ -268,9 +254,8 @@ async def update_policy(
 ) -> PolicyRead:
     """Replace a policy's name, steps and repeat (the same checks as creating one). Escalations
     under way go on with the policy as it was when they started; the next ones use the new one."""
-    view = await _call(
-        gw,
-        "update_policy",
+    view = await gw.commands.call(
+        co.UpdatePolicy,
         {"caller": caller.model_dump(), "policy_id": policy_id, **body.model_dump(mode="json")},
         co.PolicyView,
     )
@@ -280,7 +265,7 @@ async def update_policy(
 @paging_router.delete("/escalation-policies/{policy_id}", status_code=204, responses=declare(*COMMAND))
 async def delete_policy(gw: GatewayDep, policy_id: PolicyId, caller: AdminDep) -> Response:
     """Running escalations go on with the policy as it was when they started."""
-    await _call(gw, "delete_policy", {"caller": caller.model_dump(), "policy_id": policy_id}, Done)
+    await gw.commands.call(co.DeletePolicy, {"caller": caller.model_dump(), "policy_id": policy_id}, Done)
     return Response(status_code=204)
 
 
@@ -326,8 +311,8 @@ async def create_team(gw: GatewayDep, body: TeamCreate, caller: AdminDep) -> Tea
     user of the organisation, or a schedule that does not exist, is a 404 (its `details` say which);
     a deactivated member a 409."""
     await _known_members(gw, caller.tenant_id, body.members)
-    view = await _call(
-        gw, "create_team", {"caller": caller.model_dump(), **body.model_dump(mode="json")}, co.TeamView
+    view = await gw.commands.call(
+        co.CreateTeam, {"caller": caller.model_dump(), **body.model_dump(mode="json")}, co.TeamView
     )
     return TeamRead.model_validate(view.model_dump())
 
@@ -336,8 +321,8 @@ async def create_team(gw: GatewayDep, body: TeamCreate, caller: AdminDep) -> Tea
 async def list_teams(
     gw: GatewayDep, caller: SelfDep, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
 ) -> TeamPage:
-    page = await _call(
-        gw, "list_teams", {"caller": caller.model_dump(), "limit": limit, "cursor": cursor}, co.TeamPage
+    page = await gw.commands.call(
+        co.ListTeams, {"caller": caller.model_dump(), "limit": limit, "cursor": cursor}, co.TeamPage
     )
     return TeamPage.model_validate(page.model_dump())
 
@@ -346,7 +331,9 @@ async def list_teams(
 async def get_team(gw: GatewayDep, team_id: TeamId, caller: SelfDep) -> TeamRead:
     """`warnings` say what became untrue since it was saved (a member deactivated, its schedule
     deleted)."""
-    view = await _call(gw, "get_team", {"caller": caller.model_dump(), "team_id": team_id}, co.TeamView)
+    view = await gw.commands.call(
+        co.GetTeam, {"caller": caller.model_dump(), "team_id": team_id}, co.TeamView
+    )
     return TeamRead.model_validate(view.model_dump())
 
 
@@ -355,9 +342,8 @@ async def update_team(gw: GatewayDep, team_id: TeamId, body: TeamUpdate, caller:
     given = body.model_dump(mode="json", exclude_unset=True)
     if body.members is not None:
         await _known_members(gw, caller.tenant_id, body.members)
-    view = await _call(
-        gw,
-        "update_team",
+    view = await gw.commands.call(
+        co.UpdateTeam,
         {"caller": caller.model_dump(), "team_id": team_id, **given, "fields": sorted(given)},
         co.TeamView,
     )
@@ -367,13 +353,13 @@ async def update_team(gw: GatewayDep, team_id: TeamId, body: TeamUpdate, caller:
 @paging_router.delete("/teams/{team_id}", status_code=204, responses=declare(*COMMAND))
 async def delete_team(gw: GatewayDep, team_id: TeamId, caller: AdminDep) -> Response:
     """Policies naming the team keep the step (it pages nobody) and say so in their `warnings`."""
-    await _call(gw, "delete_team", {"caller": caller.model_dump(), "team_id": team_id}, Done)
+    await gw.commands.call(co.DeleteTeam, {"caller": caller.model_dump(), "team_id": team_id}, Done)
     return Response(status_code=204)
 
 
 @paging_router.get("/routing", response_model=RoutingRead, responses=declare(*COMMAND))
 async def get_routing(gw: GatewayDep, caller: SelfDep) -> RoutingRead:
-    view = await _call(gw, "get_routing", {"caller": caller.model_dump()}, co.RoutingView)
+    view = await gw.commands.call(co.GetRouting, {"caller": caller.model_dump()}, co.RoutingView)
     return RoutingRead.model_validate(view.model_dump())
 
 
@@ -383,9 +369,8 @@ async def put_routing(gw: GatewayDep, body: RoutingUpdate, caller: AdminDep) -> 
     (`service_name`, one of `severities`, every one of `labels` equal and of `matchers` holding, on
     the labels of the alert that opened it), else `default_policy_id` (none: nobody is paged). A
     matcher's regular expression that does not compile is a 422."""
-    view = await _call(
-        gw,
-        "put_routing",
+    view = await gw.commands.call(
+        co.PutRouting,
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         co.RoutingView,
     )
@@ -402,9 +387,8 @@ async def service_on_call(
 ) -> ServiceOnCallRead:
     """Who would be paged first, now, for a critical incident of this service (routing, then the
     policy's first step, schedules resolved to their on-call)."""
-    view = await _call(
-        gw,
-        "service_on_call",
+    view = await gw.commands.call(
+        co.ServiceOnCall,
         {"caller": caller.model_dump(), "service_name": service_name},
         co.ServiceOnCallView,
     )
@@ -420,9 +404,8 @@ async def create_contact_method(
     """One of your own ways to be paged: `email` (an address), `webhook` (a URL: a signed POST, for
     SMS or phone gateways; its `secret` is in this answer only) or `slack` (your member id: a DM
     from the bot), `delay_minutes` after the page (e.g. Slack at once, email after 5)."""
-    issued = await _call(
-        gw,
-        "create_contact_method",
+    issued = await gw.commands.call(
+        co.CreateContactMethod,
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
         co.ContactMethodIssued,
     )
@@ -431,7 +414,9 @@ async def create_contact_method(
 
 @paging_router.get("/contact-methods", response_model=ContactMethodPage, responses=declare(*COMMAND))
 async def list_contact_methods(gw: GatewayDep, caller: SelfDep) -> ContactMethodPage:
-    page = await _call(gw, "list_contact_methods", {"caller": caller.model_dump()}, co.ContactMethodPage)
+    page = await gw.commands.call(
+        co.ListContactMethods, {"caller": caller.model_dump()}, co.ContactMethodPage
+    )
     return ContactMethodPage.model_validate(page.model_dump())
 
 
@@ -441,9 +426,8 @@ async def list_contact_methods(gw: GatewayDep, caller: SelfDep) -> ContactMethod
 async def get_contact_method(
     gw: GatewayDep, contact_method_id: ContactMethodId, caller: SelfDep
 ) -> ContactMethodRead:
-    view = await _call(
-        gw,
-        "get_contact_method",
+    view = await gw.commands.call(
+        co.GetContactMethod,
         {"caller": caller.model_dump(), "contact_method_id": contact_method_id},
         co.ContactMethodView,
     )
@@ -454,9 +438,8 @@ async def get_contact_method(
 async def delete_contact_method(
     gw: GatewayDep, contact_method_id: ContactMethodId, caller: SelfDep
 ) -> Response:
-    await _call(
-        gw,
-        "delete_contact_method",
+    await gw.commands.call(
+        co.DeleteContactMethod,
         {"caller": caller.model_dump(), "contact_method_id": contact_method_id},
         Done,
     )
@@ -469,7 +452,9 @@ AckToken = Annotated[
 
 
 async def _acknowledge(gw: Gateway, page_id: str, token: str) -> PageAcknowledgedRead:
-    view = await _call(gw, "acknowledge_page", {"page_id": page_id, "token": token}, co.PageAcknowledgedView)
+    view = await gw.commands.call(
+        co.AcknowledgePage, {"page_id": page_id, "token": token}, co.PageAcknowledgedView
+    )
     return PageAcknowledgedRead.model_validate(view.model_dump())
 
 
@@ -507,12 +492,16 @@ ICS: dict[int | str, dict[str, Any]] = {
 async def issue_calendar_feed(gw: GatewayDep, caller: SelfDep) -> CalendarFeedRead:
     """Your secret calendar addresses (your shifts, and any schedule's): subscribe to them in a
     calendar. Calling it again makes a new secret; the old addresses stop working."""
-    issued = await _call(gw, "issue_calendar_feed", {"caller": caller.model_dump()}, co.CalendarFeedIssued)
+    issued = await gw.commands.call(
+        co.IssueCalendarFeed, {"caller": caller.model_dump()}, co.CalendarFeedIssued
+    )
     return CalendarFeedRead.model_validate(issued.model_dump())
 
 
 async def _ics(gw: Gateway, token: str, schedule_id: str | None) -> Response:
-    text = await _call(gw, "read_calendar", {"token": token, "schedule_id": schedule_id}, co.CalendarText)
+    text = await gw.commands.call(
+        co.ReadCalendar, {"token": token, "schedule_id": schedule_id}, co.CalendarText
+    )
     return Response(content=text.ics, media_type="text/calendar")
 
 
