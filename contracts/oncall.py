@@ -93,8 +93,9 @@ Count = Annotated[int, Field(ge=1, le=8_760), BeforeValidator(json_integer)]
 
 
 class RestrictionSpec(NulFree):
-    """On these weekdays, from `start` to `end` in the layer's time zone; an `end` at or before
-    `start` runs into the next day (`00:00`-`00:00` is the whole day)."""
+    """On these weekdays, from `start` to `end` in the layer's time zone; an `end` before `start`
+    runs into the next day. `00:00`-`00:00` is the whole day; any other window whose `start` and
+    `end` are the same time is refused (422)."""
 
     days: Annotated[list[Weekday], Field(min_length=1, max_length=7)]
     start: ClockTime

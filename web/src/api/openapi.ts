@@ -3258,8 +3258,9 @@ export interface components {
         };
         /**
          * RestrictionSpec
-         * @description On these weekdays, from `start` to `end` in the layer's time zone; an `end` at or before
-         *     `start` runs into the next day (`00:00`-`00:00` is the whole day).
+         * @description On these weekdays, from `start` to `end` in the layer's time zone; an `end` before `start`
+         *     runs into the next day. `00:00`-`00:00` is the whole day; any other window whose `start` and
+         *     `end` are the same time is refused (422).
          */
         RestrictionSpec: {
             /** Days */
