@@ -112,6 +112,15 @@ async def processed(client: httpx.AsyncClient, tenant: Tenant, delivery_id: str)
     delivery = await eventually(done)
     assert delivery is not None, f"{delivery_id} was not processed"
     assert delivery["status"] == "processed", delivery
+    opened = (delivery.get("outcome") or {}).get("opened_incident_id")
+    if opened:
+        # The incident is made by the time integrations is done; the gateway reads it once its
+        # creation is projected, a moment later.
+        async def readable() -> bool:
+            response = await client.get(f"/api/v1/incidents/{opened}", headers=tenant.auth)
+            return response.status_code == 200
+
+        assert await eventually(readable), f"the incident {opened} never became readable"
     return delivery
 
 
