@@ -42,7 +42,6 @@ from contracts.subjects import (
     dead_letter_replay_subject,
     dead_letter_subject,
 )
-from runtime.batching import Batched
 from runtime.db import is_transaction_conflict, is_unavailable
 from runtime.metrics import DEAD_LETTERED, RETRIES, TRANSACTION_CONFLICTS
 from runtime.observe import consuming
@@ -259,10 +258,6 @@ class EventConsumer:
         # it needs no BEGIN and no COMMIT/ROLLBACK, two round trips fewer per statement (the same
         # pool). What the handler writes keeps its own transactions.
         self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
-        # Events handled side by side check and record themselves together: one statement for all
-        # that reach that point while the last one is at the database.
-        self._seen_batch: Batched[UUID, bool] = Batched(self._seen_of)
-        self._record_batch: Batched[UUID, None] = Batched(self._record_all)
         self.durable, self.filters = durable, list(filter_subjects)
         self.handler, self.consumed = handler, consumed
         self.max_in_flight, self.ack_wait, self.handler_timeout = max_in_flight, ack_wait, handler_timeout
@@ -455,28 +450,20 @@ class EventConsumer:
             return await through_outages(held, work, self.durable)
 
     async def _seen(self, event_id: UUID) -> bool:
-        return await self._seen_batch(event_id)
-
-    async def _record(self, event_id: UUID) -> None:
-        await self._record_batch(event_id)
-
-    async def _seen_of(self, event_ids: list[UUID]) -> dict[UUID, bool]:
         c = self.consumed
         async with self._single.connect() as conn:
             found = await conn.execute(
-                select(c.c.event_id).where(c.c.consumer == self.durable, c.c.event_id.in_(event_ids))
+                select(c.c.event_id).where(c.c.consumer == self.durable, c.c.event_id == event_id)
             )
-            seen = set(found.scalars())
-        return {event_id: event_id in seen for event_id in event_ids}
+            return found.first() is not None
 
-    async def _record_all(self, event_ids: list[UUID]) -> dict[UUID, None]:
+    async def _record(self, event_id: UUID) -> None:
         async with self._single.connect() as conn:
             await conn.execute(
                 insert(self.consumed)
-                .values([{"consumer": self.durable, "event_id": event_id} for event_id in event_ids])
+                .values(consumer=self.durable, event_id=event_id)
                 .on_conflict_do_nothing()
             )
-        return dict.fromkeys(event_ids)
 
     async def _prune_loop(self) -> None:
         while True:
