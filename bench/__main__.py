@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -190,6 +191,7 @@ class Bench:
             await self.create_latency(http, headers)
             for rate in self.sizes.e2e_rates:
                 timer = UntilHypotheses()
+                cpu_before = self.services_cpu()
                 ws_url = self.url.replace("http://", "ws://") + "/api/v1/stream"
                 async with ws_connect(ws_url, max_size=None) as ws:
                     await ws.send(json.dumps({"type": "auth", "token": who["token"]}))
@@ -207,8 +209,11 @@ class Bench:
                     while timer.started and time.monotonic() < deadline:
                         await asyncio.sleep(0.2)
                     listener.cancel()
+                cpu_after = self.services_cpu()
                 ours = summary_ms(timer.latencies)
+                bench_cpu = time.process_time()
                 base = await self.jetstream_round_trip(rate, seconds)
+                bench_cpu = time.process_time() - bench_cpu
                 self.record(
                     f"end-to-end p99 at {rate}/s (create -> hypotheses readable)",
                     ours["p99_ms"],
@@ -221,6 +226,29 @@ class Bench:
                     p95_ms=ours["p95_ms"],
                     baseline_p50_ms=base["p50_ms"],
                 )
+                if ours["count"] and base["count"]:
+                    spent = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
+                    per_incident = {name: round(s * 1000 / ours["count"], 2) for name, s in spent.items()}
+                    each = ", ".join(f"{name} {ms}" for name, ms in sorted(per_incident.items()))
+                    self.record(
+                        f"CPU per incident at {rate}/s, every service together ({each} ms)",
+                        sum(spent.values()) * 1000 / ours["count"],
+                        "ms",
+                        bench_cpu * 1000 / base["count"],
+                        "JetStream publish->consume in one Python process, CPU per message",
+                        per_service_ms=per_incident,
+                    )
+
+    def services_cpu(self) -> dict[str, float]:
+        """CPU seconds (user + system) each service's process has used so far."""
+        assert self.platform
+        used: dict[str, float] = {}
+        for child in self.platform.children:
+            if child.process is not None:
+                with contextlib.suppress(psutil.Error):
+                    times = psutil.Process(child.process.pid).cpu_times()
+                    used[child.name] = times.user + times.system
+        return used
 
     async def create_latency(self, http: httpx.AsyncClient, headers: dict[str, str]) -> None:
         """One client creating one incident after another: what a create waits for (the command's
