@@ -23,6 +23,7 @@ to at most 1), and each hypothesis carries the line that explains its confidence
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -500,6 +501,9 @@ CATALOGUE: tuple[FailureMode, ...] = (
 BY_CODE = {mode.code: mode for mode in CATALOGUE}
 
 
+# The same texts come back for every mode a generation scores (the report, each similar incident's
+# text and root cause) and in the next generations: normalised once each, while they stay in use.
+@functools.lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
     """Lower-case words, with CamelCase names also split ("OOMKilled" -> "oom killed"), so one
     catalogue matches reports, alert names and metric names alike."""
@@ -667,6 +671,14 @@ def score_modes(
     report_clauses = clauses(incident.text)
     title_norm = normalise(incident.title)
     deploy = relevant_deploy(evidence, deploy_window_minutes)
+    # What each similar incident's recorded root cause says of every mode: the same whichever mode is
+    # being scored, so worked out once, not once per mode.
+    cause_strengths = [
+        {m.code: _root_cause_strength(m, catalogue, s.incident.resolution) for m in CATALOGUE}
+        if s.incident.resolution
+        else {}
+        for s in evidence.similar
+    ]
     cases = []
     for mode in CATALOGUE:
         case = _Case(mode)
@@ -754,10 +766,9 @@ def score_modes(
 
         # Similar past incidents: a recorded root cause that names this mode, in proportion to how
         # similar the incident is; their symptoms alone, a little.
-        for similar in evidence.similar:
+        for similar, strengths in zip(evidence.similar, cause_strengths, strict=True):
             past = similar.incident
             if past.resolution:
-                strengths = {m.code: _root_cause_strength(m, catalogue, past.resolution) for m in CATALOGUE}
                 top = max(strengths.values())
                 mine = strengths[mode.code]
                 if mine > 0 and mine >= ROOT_CAUSE_SHARE * top:
