@@ -415,12 +415,9 @@ async def preview_mapping(gw: GatewayDep, body: MappingPreviewCreate, caller: Ad
     """What `sample` (a body as the sender sends it) reads as with `mapping`, before it is saved:
     `alert`, or `problem` saying which expression found what. A mapping that does not compile is a
     422 naming the field and its expression."""
-    preview = await gw.commands.call(
-        ci.PreviewMapping,
-        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
-        ci.MappingPreview,
+    return await gw.commands.call(
+        ci.PreviewMapping, {"caller": caller.model_dump(), **body.model_dump(mode="json")}, MappingPreviewRead
     )
-    return MappingPreviewRead.model_validate(preview.model_dump())
 
 
 @router.post(
@@ -430,32 +427,25 @@ async def create_json_source(gw: GatewayDep, body: JsonSourceCreate, caller: Adm
     """A generic JSON source: a name and a JMESPath mapping (`title` required; `severity`,
     `dedup_key`, `status`, `service`, `labels`). Senders POST to `/json/{id}`. A mapping that does
     not compile is a 422 naming the expression."""
-    view = await gw.commands.call(
-        ci.CreateJsonSource,
-        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
-        ci.JsonSourceView,
+    return await gw.commands.call(
+        ci.CreateJsonSource, {"caller": caller.model_dump(), **body.model_dump(mode="json")}, JsonSourceRead
     )
-    return JsonSourceRead.model_validate(view.model_dump())
 
 
 @router.get("/json-sources", response_model=JsonSourcePage, responses=declare(*COMMAND))
 async def list_json_sources(
     gw: GatewayDep, caller: AdminDep, limit: Limit = 50, cursor: Cursor = None
 ) -> JsonSourcePage:
-    page = await gw.commands.call(
-        ci.ListJsonSources,
-        {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
-        ci.JsonSourcePage,
+    return await gw.commands.call(
+        ci.ListJsonSources, {"caller": caller.model_dump(), "limit": limit, "cursor": cursor}, JsonSourcePage
     )
-    return JsonSourcePage.model_validate(page.model_dump())
 
 
 @router.get("/json-sources/{source_id}", response_model=JsonSourceRead, responses=declare(*COMMAND))
 async def get_json_source(gw: GatewayDep, source_id: SourceId, caller: AdminDep) -> JsonSourceRead:
-    view = await gw.commands.call(
-        ci.GetJsonSource, {"caller": caller.model_dump(), "source_id": source_id}, ci.JsonSourceView
+    return await gw.commands.call(
+        ci.GetJsonSource, {"caller": caller.model_dump(), "source_id": source_id}, JsonSourceRead
     )
-    return JsonSourceRead.model_validate(view.model_dump())
 
 
 @router.patch("/json-sources/{source_id}", response_model=JsonSourceRead, responses=declare(*COMMAND))
@@ -463,16 +453,15 @@ async def update_json_source(
     gw: GatewayDep, source_id: SourceId, body: JsonSourceUpdate, caller: AdminDep
 ) -> JsonSourceRead:
     """Rename it or change its mapping: bodies received from then on are read with the new one."""
-    view = await gw.commands.call(
+    return await gw.commands.call(
         ci.UpdateJsonSource,
         {
             "caller": caller.model_dump(),
             "source_id": source_id,
             **body.model_dump(mode="json", exclude_unset=True),
         },
-        ci.JsonSourceView,
+        JsonSourceRead,
     )
-    return JsonSourceRead.model_validate(view.model_dump())
 
 
 @router.delete("/json-sources/{source_id}", status_code=204, responses=declare(*COMMAND))
@@ -494,12 +483,11 @@ async def create_silence(gw: GatewayDep, body: SilenceCreate, caller: CallerDep)
     recorded (`silenced` in `GET .../inbound`) and open no incident, page and notify nobody. One-off
     (`starts_at` to `ends_at`) or weekly (`recurrence`: `weekdays`, `start_time`, `duration_minutes`,
     `timezone`, between `starts_at` and `ends_at` if given)."""
-    view = await gw.commands.call(
+    return await gw.commands.call(
         ci.CreateSilence,
         {"caller": caller.model_dump(), "silence": body.model_dump(mode="json")},
-        ci.SilenceView,
+        SilenceRead,
     )
-    return SilenceRead.model_validate(view.model_dump())
 
 
 @router.get("/silences", response_model=SilencePage, responses=declare(*COMMAND))
@@ -512,20 +500,18 @@ async def list_silences(
 ) -> SilencePage:
     """Silences newest first, each `active` (with when it ends), `upcoming` (with when it starts) or
     `expired`; `state` keeps one kind."""
-    page = await gw.commands.call(
+    return await gw.commands.call(
         ci.ListSilences,
         {"caller": caller.model_dump(), "state": state, "limit": limit, "cursor": cursor},
-        ci.SilencePage,
+        SilencePage,
     )
-    return SilencePage.model_validate(page.model_dump())
 
 
 @router.get("/silences/{silence_id}", response_model=SilenceRead, responses=declare(*COMMAND))
 async def get_silence(gw: GatewayDep, silence_id: SilenceId, caller: CallerDep) -> SilenceRead:
-    view = await gw.commands.call(
-        ci.GetSilence, {"caller": caller.model_dump(), "silence_id": silence_id}, ci.SilenceView
+    return await gw.commands.call(
+        ci.GetSilence, {"caller": caller.model_dump(), "silence_id": silence_id}, SilenceRead
     )
-    return SilenceRead.model_validate(view.model_dump())
 
 
 @router.delete("/silences/{silence_id}", status_code=204, responses=declare(*COMMAND))
@@ -549,12 +535,11 @@ async def preview_correlation(
     rule's label values, each with the incidents they opened; `incidents_before` and
     `incidents_after` count the incidents with and without it. Nothing is saved; `enabled` is not
     read."""
-    preview = await gw.commands.call(
+    return await gw.commands.call(
         ci.PreviewCorrelation,
         {"caller": caller.model_dump(), "rule": body.model_dump(mode="json")},
-        ci.CorrelationPreview,
+        CorrelationPreviewRead,
     )
-    return CorrelationPreviewRead.model_validate(preview.model_dump())
 
 
 @router.post(
@@ -572,12 +557,11 @@ async def create_correlation_rule(
     all) limits it to `alertmanager` (and Grafana), `pagerduty` or `json` alerts. Rules are tried
     oldest first; the first that finds an incident decides. The join is an `alert.correlated` event
     on the incident's timeline, naming the rule and the reason."""
-    view = await gw.commands.call(
+    return await gw.commands.call(
         ci.CreateCorrelationRule,
         {"caller": caller.model_dump(), "rule": body.model_dump(mode="json")},
-        ci.CorrelationRuleView,
+        CorrelationRuleRead,
     )
-    return CorrelationRuleRead.model_validate(view.model_dump())
 
 
 @router.get("/correlation-rules", response_model=CorrelationRulePage, responses=declare(*COMMAND))
@@ -585,22 +569,18 @@ async def list_correlation_rules(
     gw: GatewayDep, caller: AdminDep, limit: Limit = 50, cursor: Cursor = None
 ) -> CorrelationRulePage:
     """Oldest first: the order they are tried in."""
-    page = await gw.commands.call(
+    return await gw.commands.call(
         ci.ListCorrelationRules,
         {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
-        ci.CorrelationRulePage,
+        CorrelationRulePage,
     )
-    return CorrelationRulePage.model_validate(page.model_dump())
 
 
 @router.get("/correlation-rules/{rule_id}", response_model=CorrelationRuleRead, responses=declare(*COMMAND))
 async def get_correlation_rule(gw: GatewayDep, rule_id: RuleId, caller: AdminDep) -> CorrelationRuleRead:
-    view = await gw.commands.call(
-        ci.GetCorrelationRule,
-        {"caller": caller.model_dump(), "rule_id": rule_id},
-        ci.CorrelationRuleView,
+    return await gw.commands.call(
+        ci.GetCorrelationRule, {"caller": caller.model_dump(), "rule_id": rule_id}, CorrelationRuleRead
     )
-    return CorrelationRuleRead.model_validate(view.model_dump())
 
 
 @router.patch("/correlation-rules/{rule_id}", response_model=CorrelationRuleRead, responses=declare(*COMMAND))
@@ -609,16 +589,15 @@ async def update_correlation_rule(
 ) -> CorrelationRuleRead:
     """Change it, or turn it on or off (`enabled`): alerts arriving from then on are decided by the
     rule as it is now; those already correlated stay where they are."""
-    view = await gw.commands.call(
+    return await gw.commands.call(
         ci.UpdateCorrelationRule,
         {
             "caller": caller.model_dump(),
             "rule_id": rule_id,
             **body.model_dump(mode="json", exclude_none=True),
         },
-        ci.CorrelationRuleView,
+        CorrelationRuleRead,
     )
-    return CorrelationRuleRead.model_validate(view.model_dump())
 
 
 @router.delete("/correlation-rules/{rule_id}", status_code=204, responses=declare(*COMMAND))
@@ -635,12 +614,9 @@ async def list_rejections(
 ) -> RejectionPage:
     """Payloads refused with a 4xx (newest first), with the reasons and the body as it arrived, so a
     misconfigured sender is visible rather than silently dropped."""
-    page = await gw.commands.call(
-        ci.ListRejections,
-        {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
-        ci.RejectionPage,
+    return await gw.commands.call(
+        ci.ListRejections, {"caller": caller.model_dump(), "limit": limit, "cursor": cursor}, RejectionPage
     )
-    return RejectionPage.model_validate(page.model_dump())
 
 
 @router.get("/inbound", response_model=InboundDeliveryPage, responses=declare(*COMMAND))
@@ -653,20 +629,18 @@ async def list_inbound(
 ) -> InboundDeliveryPage:
     """Accepted Alertmanager notifications (newest first): `pending`, `processed` (with what they did:
     incident opened, alerts attached, duplicates ignored, incidents being resolved) or `failed`."""
-    page = await gw.commands.call(
+    return await gw.commands.call(
         ci.ListInbound,
         {"caller": caller.model_dump(), "status": status, "limit": limit, "cursor": cursor},
-        ci.InboundPage,
+        InboundDeliveryPage,
     )
-    return InboundDeliveryPage.model_validate(page.model_dump())
 
 
 @router.get("/settings", response_model=IntegrationSettingsRead, responses=declare(*COMMAND))
 async def get_settings(gw: GatewayDep, caller: AdminDep) -> IntegrationSettingsRead:
-    view = await gw.commands.call(
-        ci.GetIntegrationSettings, {"caller": caller.model_dump()}, ci.IntegrationSettingsView
+    return await gw.commands.call(
+        ci.GetIntegrationSettings, {"caller": caller.model_dump()}, IntegrationSettingsRead
     )
-    return IntegrationSettingsRead.model_validate(view.model_dump())
 
 
 @router.put("/settings", response_model=IntegrationSettingsRead, responses=declare(*COMMAND))
@@ -674,12 +648,11 @@ async def update_settings(
     gw: GatewayDep, body: IntegrationSettingsUpdate, caller: AdminDep
 ) -> IntegrationSettingsRead:
     """`auto_resolve` (on by default): resolve an incident opened from alerts when all of them are."""
-    view = await gw.commands.call(
+    return await gw.commands.call(
         ci.UpdateIntegrationSettings,
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
-        ci.IntegrationSettingsView,
+        IntegrationSettingsRead,
     )
-    return IntegrationSettingsRead.model_validate(view.model_dump())
 
 
 # ---- outbound webhooks
@@ -703,20 +676,16 @@ async def create_webhook(gw: GatewayDep, body: WebhookCreate, caller: AdminDep) 
 async def list_webhooks(
     gw: GatewayDep, caller: AdminDep, limit: Limit = 50, cursor: Cursor = None
 ) -> WebhookPage:
-    page = await gw.commands.call(
-        ci.ListWebhooks,
-        {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
-        ci.WebhookPage,
+    return await gw.commands.call(
+        ci.ListWebhooks, {"caller": caller.model_dump(), "limit": limit, "cursor": cursor}, WebhookPage
     )
-    return WebhookPage.model_validate(page.model_dump())
 
 
 @router.get("/webhooks/{webhook_id}", response_model=WebhookRead, responses=declare(*COMMAND))
 async def get_webhook(gw: GatewayDep, webhook_id: WebhookId, caller: AdminDep) -> WebhookRead:
-    view = await gw.commands.call(
-        ci.GetWebhook, {"caller": caller.model_dump(), "webhook_id": webhook_id}, ci.WebhookView
+    return await gw.commands.call(
+        ci.GetWebhook, {"caller": caller.model_dump(), "webhook_id": webhook_id}, WebhookRead
     )
-    return WebhookRead.model_validate(view.model_dump())
 
 
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookRead, responses=declare(409, *COMMAND))
@@ -725,12 +694,11 @@ async def update_webhook(
 ) -> WebhookRead:
     """Change its name, URL, event types, or turn it off (`enabled: false`) and on again. A Slack
     signing secret for a webhook of another kind is a 409 (it conflicts with the webhook's kind)."""
-    view = await gw.commands.call(
+    return await gw.commands.call(
         ci.UpdateWebhook,
         {"caller": caller.model_dump(), "webhook_id": webhook_id, **body.model_dump(exclude_unset=True)},
-        ci.WebhookView,
+        WebhookRead,
     )
-    return WebhookRead.model_validate(view.model_dump())
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, responses=declare(*COMMAND))
@@ -753,7 +721,7 @@ async def list_deliveries(
 ) -> WebhookDeliveryPage:
     """Its deliveries, newest first: `pending` (with `next_attempt_at`), `succeeded`, or `failed` after
     the last attempt (with the last status code and error)."""
-    page = await gw.commands.call(
+    return await gw.commands.call(
         ci.ListDeliveries,
         {
             "caller": caller.model_dump(),
@@ -762,9 +730,8 @@ async def list_deliveries(
             "limit": limit,
             "cursor": cursor,
         },
-        ci.DeliveryPage,
+        WebhookDeliveryPage,
     )
-    return WebhookDeliveryPage.model_validate(page.model_dump())
 
 
 @router.post(
@@ -780,9 +747,8 @@ async def retry_delivery(
     caller: AdminDep,
 ) -> WebhookDeliveryRead:
     """Send a failed delivery again, with a fresh series of attempts (a pending one is sent now)."""
-    view = await gw.commands.call(
+    return await gw.commands.call(
         ci.RetryDelivery,
         {"caller": caller.model_dump(), "webhook_id": webhook_id, "delivery_id": delivery_id},
-        ci.DeliveryView,
+        WebhookDeliveryRead,
     )
-    return WebhookDeliveryRead.model_validate(view.model_dump())

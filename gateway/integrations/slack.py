@@ -117,8 +117,7 @@ def _user(caller: Any, user_id: str) -> str:
 @router.get("/links", response_model=SlackLinkPage, responses=declare(504))
 async def list_slack_links(gw: GatewayDep, caller: SelfDep) -> SlackLinkPage:
     """Which Slack member each user is: admins see the organisation's, others their own."""
-    found = await gw.commands.call(ci.ListSlackLinks, {"caller": caller.model_dump()}, ci.SlackLinkList)
-    return SlackLinkPage.model_validate(found.model_dump())
+    return await gw.commands.call(ci.ListSlackLinks, {"caller": caller.model_dump()}, SlackLinkPage)
 
 
 @router.put("/links/{user_id}", response_model=SlackLinkRead, responses=declare(403, 404, 409, 504))
@@ -129,23 +128,19 @@ async def set_slack_link(
     `T…`) and `slack_user_id` (the member id, `U…`, in Slack's profile menu: Copy member ID). Clicks of
     that member on the buttons then act as this user, with their role. A Slack member is linked to at
     most one user (409)."""
-    view = await gw.commands.call(
+    return await gw.commands.call(
         ci.SetSlackLink,
         {"caller": caller.model_dump(), "user_id": _user(caller, user_id), "link": body.model_dump()},
-        ci.SlackLinkView,
+        SlackLinkRead,
     )
-    return SlackLinkRead.model_validate(view.model_dump())
 
 
 @router.get("/links/{user_id}", response_model=SlackLinkRead, responses=declare(403, 404, 504))
 async def get_slack_link(gw: GatewayDep, user_id: UserId, caller: SelfDep) -> SlackLinkRead:
     """The Slack member a user (`me`, or anyone for admins) is linked to; 404 when none."""
-    view = await gw.commands.call(
-        ci.GetSlackLink,
-        {"caller": caller.model_dump(), "user_id": _user(caller, user_id)},
-        ci.SlackLinkView,
+    return await gw.commands.call(
+        ci.GetSlackLink, {"caller": caller.model_dump(), "user_id": _user(caller, user_id)}, SlackLinkRead
     )
-    return SlackLinkRead.model_validate(view.model_dump())
 
 
 @router.delete("/links/{user_id}", status_code=204, responses=declare(403, 404, 504))

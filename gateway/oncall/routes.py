@@ -71,48 +71,40 @@ async def create_schedule(gw: GatewayDep, body: ScheduleCreate, caller: AdminDep
     """A schedule: layers of participants (user ids) rotating `daily`, `weekly` or every `length`
     `hours`/`days` from `start_date` at `handoff_time` in `time_zone` (IANA), optionally restricted to
     weekly windows. An unknown time zone or an empty layer is a 422; a deactivated participant a 409."""
-    view = await gw.commands.call(
-        co.CreateSchedule,
-        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
-        co.ScheduleView,
+    return await gw.commands.call(
+        co.CreateSchedule, {"caller": caller.model_dump(), **body.model_dump(mode="json")}, ScheduleRead
     )
-    return ScheduleRead.model_validate(view.model_dump())
 
 
 @router.get("", response_model=SchedulePage, responses=declare(*COMMAND))
 async def list_schedules(
     gw: GatewayDep, caller: SelfDep, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
 ) -> SchedulePage:
-    page = await gw.commands.call(
-        co.ListSchedules,
-        {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
-        co.SchedulePage,
+    return await gw.commands.call(
+        co.ListSchedules, {"caller": caller.model_dump(), "limit": limit, "cursor": cursor}, SchedulePage
     )
-    return SchedulePage.model_validate(page.model_dump())
 
 
 @router.get("/{schedule_id}", response_model=ScheduleRead, responses=declare(*COMMAND))
 async def get_schedule(gw: GatewayDep, schedule_id: ScheduleId, caller: SelfDep) -> ScheduleRead:
-    view = await gw.commands.call(
-        co.GetSchedule, {"caller": caller.model_dump(), "schedule_id": schedule_id}, co.ScheduleView
+    return await gw.commands.call(
+        co.GetSchedule, {"caller": caller.model_dump(), "schedule_id": schedule_id}, ScheduleRead
     )
-    return ScheduleRead.model_validate(view.model_dump())
 
 
 @router.patch("/{schedule_id}", response_model=ScheduleRead, responses=declare(409, *COMMAND))
 async def update_schedule(
     gw: GatewayDep, schedule_id: ScheduleId, body: ScheduleUpdate, caller: AdminDep
 ) -> ScheduleRead:
-    view = await gw.commands.call(
+    return await gw.commands.call(
         co.UpdateSchedule,
         {
             "caller": caller.model_dump(),
             "schedule_id": schedule_id,
             **body.model_dump(mode="json", exclude_unset=True),
         },
-        co.ScheduleView,
+        ScheduleRead,
     )
-    return ScheduleRead.model_validate(view.model_dump())
 
 
 @router.delete("/{schedule_id}", status_code=204, responses=declare(*COMMAND))
@@ -131,12 +123,11 @@ async def create_override(
 ) -> OverrideRead:
     """Put someone on call from `start` to `end` (after it, at most 366 days later) whatever the
     layers say (admins: anyone; responders: themselves). Where overrides overlap, the later wins."""
-    view = await gw.commands.call(
+    return await gw.commands.call(
         co.CreateOverride,
         {"caller": caller.model_dump(), "schedule_id": schedule_id, **body.model_dump(mode="json")},
-        co.OverrideView,
+        OverrideRead,
     )
-    return OverrideRead.model_validate(view.model_dump())
 
 
 @router.get(
@@ -145,12 +136,11 @@ async def create_override(
 async def get_override(
     gw: GatewayDep, schedule_id: ScheduleId, override_id: OverrideId, caller: SelfDep
 ) -> OverrideRead:
-    view = await gw.commands.call(
+    return await gw.commands.call(
         co.GetOverride,
         {"caller": caller.model_dump(), "schedule_id": schedule_id, "override_id": override_id},
-        co.OverrideView,
+        OverrideRead,
     )
-    return OverrideRead.model_validate(view.model_dump())
 
 
 @router.delete("/{schedule_id}/overrides/{override_id}", status_code=204, responses=declare(*COMMAND))
@@ -176,12 +166,9 @@ async def on_call(
     at: Annotated[co.Moment | None, Query(description="RFC 3339 (default: now)")] = None,
 ) -> OnCallRead:
     """Who is on call at `at`: `user_id` (null: nobody), from which layer or override."""
-    view = await gw.commands.call(
-        co.OnCallAt,
-        {"caller": caller.model_dump(), "schedule_id": schedule_id, "at": _iso(at)},
-        co.OnCallView,
+    return await gw.commands.call(
+        co.OnCallAt, {"caller": caller.model_dump(), "schedule_id": schedule_id, "at": _iso(at)}, OnCallRead
     )
-    return OnCallRead.model_validate(view.model_dump())
 
 
 @router.get("/{schedule_id}/shifts", response_model=ShiftPage, responses=declare(*COMMAND))
@@ -194,12 +181,11 @@ async def next_shifts(
 ) -> ShiftPage:
     """The next `count` shifts of the final schedule (layers, restrictions, overrides), the one under
     way first (from `after`); a time nobody covers is no shift."""
-    page = await gw.commands.call(
+    return await gw.commands.call(
         co.NextShifts,
         {"caller": caller.model_dump(), "schedule_id": schedule_id, "after": _iso(after), "count": count},
-        co.ShiftPage,
+        ShiftPage,
     )
-    return ShiftPage.model_validate(page.model_dump())
 
 
 # ---- escalation policies, routing, contact methods, acknowledgements
@@ -218,32 +204,25 @@ async def create_policy(gw: GatewayDep, body: PolicyCreate, caller: AdminDep) ->
     team (`{"kind": "team", "id": TEAM_ID}`: a 404 if there is no such team). A deactivated person
     is a 409. `warnings` (on every read) say what became untrue later: a person deactivated, a
     schedule or team deleted."""
-    view = await gw.commands.call(
-        co.CreatePolicy,
-        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
-        co.PolicyView,
+    return await gw.commands.call(
+        co.CreatePolicy, {"caller": caller.model_dump(), **body.model_dump(mode="json")}, PolicyRead
     )
-    return PolicyRead.model_validate(view.model_dump())
 
 
 @paging_router.get("/escalation-policies", response_model=PolicyPage, responses=declare(*COMMAND))
 async def list_policies(
     gw: GatewayDep, caller: SelfDep, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
 ) -> PolicyPage:
-    page = await gw.commands.call(
-        co.ListPolicies,
-        {"caller": caller.model_dump(), "limit": limit, "cursor": cursor},
-        co.PolicyPage,
+    return await gw.commands.call(
+        co.ListPolicies, {"caller": caller.model_dump(), "limit": limit, "cursor": cursor}, PolicyPage
     )
-    return PolicyPage.model_validate(page.model_dump())
 
 
 @paging_router.get("/escalation-policies/{policy_id}", response_model=PolicyRead, responses=declare(*COMMAND))
 async def get_policy(gw: GatewayDep, policy_id: PolicyId, caller: SelfDep) -> PolicyRead:
-    view = await gw.commands.call(
-        co.GetPolicy, {"caller": caller.model_dump(), "policy_id": policy_id}, co.PolicyView
+    return await gw.commands.call(
+        co.GetPolicy, {"caller": caller.model_dump(), "policy_id": policy_id}, PolicyRead
     )
-    return PolicyRead.model_validate(view.model_dump())
 
 
 @paging_router.put(
@@ -254,12 +233,11 @@ async def update_policy(
 ) -> PolicyRead:
     """Replace a policy's name, steps and repeat (the same checks as creating one). Escalations
     under way go on with the policy as it was when they started; the next ones use the new one."""
-    view = await gw.commands.call(
+    return await gw.commands.call(
         co.UpdatePolicy,
         {"caller": caller.model_dump(), "policy_id": policy_id, **body.model_dump(mode="json")},
-        co.PolicyView,
+        PolicyRead,
     )
-    return PolicyRead.model_validate(view.model_dump())
 
 
 @paging_router.delete("/escalation-policies/{policy_id}", status_code=204, responses=declare(*COMMAND))
@@ -311,30 +289,25 @@ async def create_team(gw: GatewayDep, body: TeamCreate, caller: AdminDep) -> Tea
     user of the organisation, or a schedule that does not exist, is a 404 (its `details` say which);
     a deactivated member a 409."""
     await _known_members(gw, caller.tenant_id, body.members)
-    view = await gw.commands.call(
-        co.CreateTeam, {"caller": caller.model_dump(), **body.model_dump(mode="json")}, co.TeamView
+    return await gw.commands.call(
+        co.CreateTeam, {"caller": caller.model_dump(), **body.model_dump(mode="json")}, TeamRead
     )
-    return TeamRead.model_validate(view.model_dump())
 
 
 @paging_router.get("/teams", response_model=TeamPage, responses=declare(*COMMAND))
 async def list_teams(
     gw: GatewayDep, caller: SelfDep, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Cursor = None
 ) -> TeamPage:
-    page = await gw.commands.call(
-        co.ListTeams, {"caller": caller.model_dump(), "limit": limit, "cursor": cursor}, co.TeamPage
+    return await gw.commands.call(
+        co.ListTeams, {"caller": caller.model_dump(), "limit": limit, "cursor": cursor}, TeamPage
     )
-    return TeamPage.model_validate(page.model_dump())
 
 
 @paging_router.get("/teams/{team_id}", response_model=TeamRead, responses=declare(*COMMAND))
 async def get_team(gw: GatewayDep, team_id: TeamId, caller: SelfDep) -> TeamRead:
     """`warnings` say what became untrue since it was saved (a member deactivated, its schedule
     deleted)."""
-    view = await gw.commands.call(
-        co.GetTeam, {"caller": caller.model_dump(), "team_id": team_id}, co.TeamView
-    )
-    return TeamRead.model_validate(view.model_dump())
+    return await gw.commands.call(co.GetTeam, {"caller": caller.model_dump(), "team_id": team_id}, TeamRead)
 
 
 @paging_router.patch("/teams/{team_id}", response_model=TeamRead, responses=declare(404, 409, *COMMAND))
@@ -342,12 +315,11 @@ async def update_team(gw: GatewayDep, team_id: TeamId, body: TeamUpdate, caller:
     given = body.model_dump(mode="json", exclude_unset=True)
     if body.members is not None:
         await _known_members(gw, caller.tenant_id, body.members)
-    view = await gw.commands.call(
+    return await gw.commands.call(
         co.UpdateTeam,
         {"caller": caller.model_dump(), "team_id": team_id, **given, "fields": sorted(given)},
-        co.TeamView,
+        TeamRead,
     )
-    return TeamRead.model_validate(view.model_dump())
 
 
 @paging_router.delete("/teams/{team_id}", status_code=204, responses=declare(*COMMAND))
@@ -359,8 +331,7 @@ async def delete_team(gw: GatewayDep, team_id: TeamId, caller: AdminDep) -> Resp
 
 @paging_router.get("/routing", response_model=RoutingRead, responses=declare(*COMMAND))
 async def get_routing(gw: GatewayDep, caller: SelfDep) -> RoutingRead:
-    view = await gw.commands.call(co.GetRouting, {"caller": caller.model_dump()}, co.RoutingView)
-    return RoutingRead.model_validate(view.model_dump())
+    return await gw.commands.call(co.GetRouting, {"caller": caller.model_dump()}, RoutingRead)
 
 
 @paging_router.put("/routing", response_model=RoutingRead, responses=declare(404, *COMMAND))
@@ -369,12 +340,9 @@ async def put_routing(gw: GatewayDep, body: RoutingUpdate, caller: AdminDep) -> 
     (`service_name`, one of `severities`, every one of `labels` equal and of `matchers` holding, on
     the labels of the alert that opened it), else `default_policy_id` (none: nobody is paged). A
     matcher's regular expression that does not compile is a 422."""
-    view = await gw.commands.call(
-        co.PutRouting,
-        {"caller": caller.model_dump(), **body.model_dump(mode="json")},
-        co.RoutingView,
+    return await gw.commands.call(
+        co.PutRouting, {"caller": caller.model_dump(), **body.model_dump(mode="json")}, RoutingRead
     )
-    return RoutingRead.model_validate(view.model_dump())
 
 
 @paging_router.get(
@@ -387,12 +355,9 @@ async def service_on_call(
 ) -> ServiceOnCallRead:
     """Who would be paged first, now, for a critical incident of this service (routing, then the
     policy's first step, schedules resolved to their on-call)."""
-    view = await gw.commands.call(
-        co.ServiceOnCall,
-        {"caller": caller.model_dump(), "service_name": service_name},
-        co.ServiceOnCallView,
+    return await gw.commands.call(
+        co.ServiceOnCall, {"caller": caller.model_dump(), "service_name": service_name}, ServiceOnCallRead
     )
-    return ServiceOnCallRead.model_validate(view.model_dump())
 
 
 @paging_router.post(
@@ -404,20 +369,16 @@ async def create_contact_method(
     """One of your own ways to be paged: `email` (an address), `webhook` (a URL: a signed POST, for
     SMS or phone gateways; its `secret` is in this answer only) or `slack` (your member id: a DM
     from the bot), `delay_minutes` after the page (e.g. Slack at once, email after 5)."""
-    issued = await gw.commands.call(
+    return await gw.commands.call(
         co.CreateContactMethod,
         {"caller": caller.model_dump(), **body.model_dump(mode="json")},
-        co.ContactMethodIssued,
+        ContactMethodSecretRead,
     )
-    return ContactMethodSecretRead.model_validate(issued.model_dump())
 
 
 @paging_router.get("/contact-methods", response_model=ContactMethodPage, responses=declare(*COMMAND))
 async def list_contact_methods(gw: GatewayDep, caller: SelfDep) -> ContactMethodPage:
-    page = await gw.commands.call(
-        co.ListContactMethods, {"caller": caller.model_dump()}, co.ContactMethodPage
-    )
-    return ContactMethodPage.model_validate(page.model_dump())
+    return await gw.commands.call(co.ListContactMethods, {"caller": caller.model_dump()}, ContactMethodPage)
 
 
 @paging_router.get(
@@ -426,12 +387,11 @@ async def list_contact_methods(gw: GatewayDep, caller: SelfDep) -> ContactMethod
 async def get_contact_method(
     gw: GatewayDep, contact_method_id: ContactMethodId, caller: SelfDep
 ) -> ContactMethodRead:
-    view = await gw.commands.call(
+    return await gw.commands.call(
         co.GetContactMethod,
         {"caller": caller.model_dump(), "contact_method_id": contact_method_id},
-        co.ContactMethodView,
+        ContactMethodRead,
     )
-    return ContactMethodRead.model_validate(view.model_dump())
 
 
 @paging_router.delete("/contact-methods/{contact_method_id}", status_code=204, responses=declare(*COMMAND))
@@ -452,10 +412,9 @@ AckToken = Annotated[
 
 
 async def _acknowledge(gw: Gateway, page_id: str, token: str) -> PageAcknowledgedRead:
-    view = await gw.commands.call(
-        co.AcknowledgePage, {"page_id": page_id, "token": token}, co.PageAcknowledgedView
+    return await gw.commands.call(
+        co.AcknowledgePage, {"page_id": page_id, "token": token}, PageAcknowledgedRead
     )
-    return PageAcknowledgedRead.model_validate(view.model_dump())
 
 
 ACK_ERRORS = declare(403, 404, 409, *COMMAND)
@@ -492,10 +451,7 @@ ICS: dict[int | str, dict[str, Any]] = {
 async def issue_calendar_feed(gw: GatewayDep, caller: SelfDep) -> CalendarFeedRead:
     """Your secret calendar addresses (your shifts, and any schedule's): subscribe to them in a
     calendar. Calling it again makes a new secret; the old addresses stop working."""
-    issued = await gw.commands.call(
-        co.IssueCalendarFeed, {"caller": caller.model_dump()}, co.CalendarFeedIssued
-    )
-    return CalendarFeedRead.model_validate(issued.model_dump())
+    return await gw.commands.call(co.IssueCalendarFeed, {"caller": caller.model_dump()}, CalendarFeedRead)
 
 
 async def _ics(gw: Gateway, token: str, schedule_id: str | None) -> Response:
