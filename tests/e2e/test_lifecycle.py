@@ -203,8 +203,10 @@ async def test_incident_metrics(client: httpx.AsyncClient, tenant: Tenant) -> No
     b = await create(client, tenant, severity="low")
     await create(client, tenant, severity="low")
     await move(client, tenant, a["id"], "acknowledged")
-    await move(client, tenant, a["id"], "resolved")
     await move(client, tenant, b["id"], "investigating")  # skipping `acknowledged` still ends TTA
+    # Resolved after both acknowledgements, so its time to resolve is longer than either's time to
+    # acknowledge (b's, measured after a's resolution, once made the median the longer).
+    await move(client, tenant, a["id"], "resolved")
     response = await client.get("/api/v1/metrics/incidents", headers=tenant.auth)
     assert response.status_code == 200, response.text
     metrics = response.json()
