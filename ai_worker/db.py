@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,16 +21,19 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
+    cast,
+    literal,
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ai_worker.evidence import services_named
+from ai_worker.evidence import PastIncident, services_named
 from runtime.consumer import consumed_table
 from runtime.outbox import outbox_table
 from runtime.retention import delete_in_batches
@@ -195,19 +199,30 @@ async def history(
     since: datetime,
     exclude: object,
     limit: int = 500,
-) -> list[Row[Any]]:
+) -> list[PastIncident]:
+    """The tenant's incidents created in [since, before), newest first, as the evidence reads them:
+    every generation reads up to `limit` of them, so the columns come in `PastIncident`'s order and
+    the id as text, and each row becomes one without a look-up by name."""
+    k = known_incidents
     query = (
-        select(known_incidents)
-        .where(
-            known_incidents.c.tenant_id == tenant_id,
-            known_incidents.c.created_at < before,
-            known_incidents.c.created_at >= since,
-            known_incidents.c.id != exclude,
+        select(
+            k.c.key,
+            k.c.title,
+            k.c.description,
+            k.c.service_name,
+            k.c.state,
+            k.c.created_at,
+            cast(k.c.id, String),
+            k.c.resolved_at,
+            k.c.resolution,
         )
-        .order_by(known_incidents.c.created_at.desc())
+        .where(
+            k.c.tenant_id == tenant_id, k.c.created_at < before, k.c.created_at >= since, k.c.id != exclude
+        )
+        .order_by(k.c.created_at.desc())
         .limit(limit)
     )
-    return list((await conn.execute(query)).all())
+    return [PastIncident(*row) for row in await conn.execute(query)]
 
 
 async def record_deploy(conn: AsyncConnection, values: dict[str, object]) -> None:
@@ -269,11 +284,44 @@ async def alerts_of_incident(conn: AsyncConnection, incident_id: uuid.UUID) -> l
     return list((await conn.execute(query)).all())
 
 
-async def trigger(conn: AsyncConnection, event_id: uuid.UUID, incident_id: uuid.UUID) -> Row[Any] | None:
-    t = triggers
-    return (
-        await conn.execute(select(t).where(t.c.event_id == event_id, t.c.incident_id == incident_id))
-    ).first()
+@dataclass(frozen=True)
+class TriggerState:
+    """What deciding about one trigger reads, under the incident's lock, in one statement."""
+
+    seen: bool  # the trigger was recorded before
+    covered_by: int | None  # the generation that covered it, if one did
+    incident: Row[Any] | None  # the worker's view of the incident (None: not known yet)
+    last: tuple[int, datetime] | None  # the incident's latest generation: number, when
+
+
+async def trigger_state(conn: AsyncConnection, event_id: uuid.UUID, incident_id: uuid.UUID) -> TriggerState:
+    t, g, k = triggers, generations, known_incidents
+    last = (
+        select(g.c.generation, g.c.generated_at)
+        .where(g.c.incident_id == incident_id)
+        .order_by(g.c.generation.desc())
+        .limit(1)
+        .lateral("last")
+    )
+    one = select(literal(1).label("one")).subquery("one")
+    query = select(
+        t.c.event_id.label("trigger_event_id"),
+        t.c.generation.label("trigger_generation"),
+        last.c.generation.label("last_generation"),
+        last.c.generated_at.label("last_generated_at"),
+        *k.c,
+    ).select_from(
+        one.outerjoin(t, and_(t.c.event_id == event_id, t.c.incident_id == incident_id))
+        .outerjoin(k, k.c.id == incident_id)
+        .outerjoin(last, true())
+    )
+    row = (await conn.execute(query)).one()
+    return TriggerState(
+        seen=row.trigger_event_id is not None,
+        covered_by=row.trigger_generation,
+        incident=row if row.id is not None else None,
+        last=(int(row.last_generation), row.last_generated_at) if row.last_generation is not None else None,
+    )
 
 
 async def add_trigger(
@@ -313,17 +361,32 @@ async def cover_triggers(
         )
 
 
-async def last_generation(conn: AsyncConnection, incident_id: uuid.UUID) -> tuple[int, datetime] | None:
-    g = generations
-    row = (
-        await conn.execute(
-            select(g.c.generation, g.c.generated_at)
-            .where(g.c.incident_id == incident_id)
-            .order_by(g.c.generation.desc())
-            .limit(1)
+async def add_covered_trigger(
+    conn: AsyncConnection,
+    event_id: uuid.UUID,
+    incident_id: uuid.UUID,
+    tenant_id: str,
+    kind: str,
+    at: datetime,
+    generation: int,
+) -> None:
+    """Record the trigger as covered by `generation`, whether or not it was recorded waiting before
+    (a generation decided and made in one transaction never writes it waiting first)."""
+    statement = insert(triggers).values(
+        event_id=event_id,
+        incident_id=incident_id,
+        tenant_id=tenant_id,
+        kind=kind,
+        received_at=at,
+        generation=generation,
+    )
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[triggers.c.event_id, triggers.c.incident_id],
+            set_={"generation": statement.excluded.generation},
+            where=triggers.c.generation.is_(None),
         )
-    ).first()
-    return (int(row.generation), row.generated_at) if row is not None else None
+    )
 
 
 async def set_claim(conn: AsyncConnection, incident_id: uuid.UUID, until: datetime | None) -> None:

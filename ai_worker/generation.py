@@ -97,6 +97,15 @@ class Snapshot:
     covers: list[uuid.UUID]
 
 
+@dataclass(frozen=True)
+class Step:
+    """What deciding about a trigger came to. Nothing set: no generation to make."""
+
+    decision: Decision | None = None
+    snapshot: Snapshot | None = None  # generate from it, then commit (the three steps)
+    written: list[EventEnvelope] | None = None  # generated and staged already (`at_once`)
+
+
 def _facts(row: Any) -> IncidentFacts:
     return IncidentFacts(
         id=str(row.id),
@@ -107,20 +116,6 @@ def _facts(row: Any) -> IncidentFacts:
         service_name=row.service_name,
         severity=row.severity,
         created_at=row.created_at,
-    )
-
-
-def _past(row: Any) -> PastIncident:
-    return PastIncident(
-        key=row.key,
-        title=row.title,
-        description=row.description,
-        service_name=row.service_name,
-        state=row.state,
-        created_at=row.created_at,
-        id=str(row.id),
-        resolved_at=row.resolved_at,
-        resolution=row.resolution,
     )
 
 
@@ -335,31 +330,40 @@ class Generator:
         while True:
             await self._take_slot(heartbeat)
             try:
-                decision, snapshot = await self._decide(trigger, window, lease, waited)
+                step = await self._decide(trigger, window, lease, waited, heartbeat)
             except BaseException:
                 self.slots.release()
                 raise
-            if decision is None or decision.generate:
+            if step.decision is None or step.decision.generate:
                 break  # the slot is kept for the generation
             self.slots.release()
             if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
                 # Tell JetStream the message is being worked on, so it is not redelivered meanwhile.
                 await heartbeat()
                 last_beat = time.monotonic()
-            await asyncio.sleep(decision.wait_seconds)
-            waited += timedelta(seconds=decision.wait_seconds)
+            await asyncio.sleep(step.decision.wait_seconds)
+            waited += timedelta(seconds=step.decision.wait_seconds)
 
         try:
-            if decision is None or snapshot is None:
+            if step.written is not None:
+                return step.written
+            if step.snapshot is None:
                 return []
             try:
-                evidence, result = await self._run(snapshot, heartbeat)
+                evidence, result = await self._run(step.snapshot, heartbeat)
             except BaseException:
                 await self._release(trigger.incident_id)
                 raise
-            return await self._commit(trigger, snapshot, evidence, result)
+            return await self._commit(trigger, step.snapshot, evidence, result)
         finally:
             self.slots.release()
+
+    @property
+    def at_once(self) -> bool:
+        """The rules with no Prometheus to ask take milliseconds and wait on nothing: a generation is
+        then decided, made and written in the one transaction that holds the incident's lock, with
+        no lease to take and give back (half the statements of the three steps)."""
+        return self.claude is None and self.prometheus is None
 
     async def _take_slot(self, heartbeat: Heartbeat) -> None:
         while True:
@@ -370,44 +374,55 @@ class Generator:
                 await heartbeat()  # waiting for a slot is being worked on too
 
     async def _decide(
-        self, trigger: Trigger, window: timedelta, lease: timedelta, waited: timedelta
-    ) -> tuple[Decision | None, Snapshot | None]:
-        """Step 1 in one transaction: record the trigger and decide. None: nothing to generate."""
+        self, trigger: Trigger, window: timedelta, lease: timedelta, waited: timedelta, heartbeat: Heartbeat
+    ) -> Step:
+        """Step 1 in one transaction: record the trigger and decide (and, `at_once`, generate)."""
         async with self.service.engine.begin() as conn:
             await db.lock_incident(conn, trigger.incident_id)
-            seen = await db.trigger(conn, trigger.event_id, trigger.incident_id)
-            if seen is not None and seen.generation is not None:
-                return None, None
-            row = await db.incident(conn, trigger.incident_id)
+            state = await db.trigger_state(conn, trigger.event_id, trigger.incident_id)
+            if state.covered_by is not None:
+                return Step()
+            row = state.incident
             if row is None:
                 # Its incident.created has not been seen yet: the incident's first generation
                 # will cover this trigger (it reads the pending ones under the same lock).
-                await db.add_trigger(
-                    conn, trigger.event_id, trigger.incident_id, trigger.tenant_id, trigger.kind, _now()
-                )
-                return None, None
+                await self._record_waiting(conn, trigger, state)
+                return Step()
             if row.tenant_id != trigger.tenant_id:
                 log.warning("trigger_for_another_tenant", incident_id=str(trigger.incident_id))
-                return None, None
+                return Step()
             if trigger.only_if_open and row.state == "resolved":
-                return None, None
-            if seen is None:
-                await db.add_trigger(
-                    conn, trigger.event_id, trigger.incident_id, trigger.tenant_id, trigger.kind, _now()
-                )
-            last = await db.last_generation(conn, trigger.incident_id)
+                return Step()
             now = _now()
             decision = decide(
-                GenerationState(last[1] if last else None, row.claimed_until),
+                GenerationState(state.last[1] if state.last else None, row.claimed_until),
                 now,
                 window,
                 waited,
                 max_wait=lease + window,
             )
-            if not decision.generate:
-                return decision, None
-            await db.set_claim(conn, trigger.incident_id, now + lease)
-            return decision, await self._snapshot(conn, row)
+            if decision.generate and self.at_once:
+                snapshot = await self._snapshot(conn, row)
+                evidence, result = await self._run(snapshot, heartbeat)
+                number = (state.last[0] if state.last else 0) + 1
+                written = await self._write(
+                    conn, trigger, snapshot, evidence, result, number, recorded=state.seen, received_at=now
+                )
+            else:
+                await self._record_waiting(conn, trigger, state)
+                if not decision.generate:
+                    return Step(decision)
+                await db.set_claim(conn, trigger.incident_id, now + lease)
+                return Step(decision, snapshot=await self._snapshot(conn, row))
+        self._generated(trigger, snapshot, result, number)
+        return Step(decision, written=written)
+
+    @staticmethod
+    async def _record_waiting(conn: Any, trigger: Trigger, state: db.TriggerState) -> None:
+        if not state.seen:
+            await db.add_trigger(
+                conn, trigger.event_id, trigger.incident_id, trigger.tenant_id, trigger.kind, _now()
+            )
 
     async def _snapshot(self, conn: Any, row: Any) -> Snapshot:
         facts = _facts(row)
@@ -432,7 +447,7 @@ class Generator:
         pending = await db.pending_triggers(conn, row.id)
         return Snapshot(
             facts=facts,
-            history=[_past(p) for p in history],
+            history=history,
             alerts=alerts,
             deploys=[_deploy(d) for d in deploys],
             covers=[event_id for event_id, _ in pending],
@@ -440,14 +455,13 @@ class Generator:
 
     async def history(self, facts: IncidentFacts) -> list[PastIncident]:
         async with self.service.engine.connect() as conn:
-            rows = await db.history(
+            return await db.history(
                 conn,
                 facts.tenant_id,
                 before=facts.created_at,
                 since=facts.created_at - timedelta(days=self.settings.history_days),
                 exclude=uuid.UUID(facts.id),
             )
-        return [_past(r) for r in rows]
 
     async def metrics(
         self, facts: IncidentFacts, start: datetime, alerts: Sequence[AlertFact]
@@ -521,63 +535,97 @@ class Generator:
     async def _commit(
         self, trigger: Trigger, snapshot: Snapshot, evidence: Evidence, result: EngineResult
     ) -> list[EventEnvelope]:
-        items = evidence_items(evidence) + result.extra_items
+        """Step 3: under the lock again, unless another worker covered the trigger meanwhile (its
+        lease had run out), the generation gets the next number and is written."""
         async with self.service.engine.begin() as conn:
             await db.lock_incident(conn, trigger.incident_id)
-            seen = await db.trigger(conn, trigger.event_id, trigger.incident_id)
-            if seen is not None and seen.generation is not None:
-                # Another worker covered it while this one was generating (its lease had run out).
+            state = await db.trigger_state(conn, trigger.event_id, trigger.incident_id)
+            if state.covered_by is not None:
                 return []
-            last = await db.last_generation(conn, trigger.incident_id)
-            number = (last[0] if last else 0) + 1
-            now = _now()
-            common = {
-                "tenant_id": snapshot.facts.tenant_id,
-                "aggregate_id": snapshot.facts.id,
-                "aggregate_version": number,
-                "actor": trigger.actor,
-                "correlation_id": trigger.correlation_id,
-                "causation_id": str(trigger.event_id),
-            }
-            collected = EventEnvelope(
-                type="evidence.collected",
-                data=EvidenceCollected(
-                    incident_id=snapshot.facts.id, generation=number, items=items, collected_at=now
-                ).model_dump(mode="json"),
-                **common,
-            )
-            generated = EventEnvelope(
-                type="hypothesis.generated",
-                data=HypothesisGenerated(
-                    incident_id=snapshot.facts.id,
-                    engine=result.engine,
-                    hypotheses=result.hypotheses,
-                    generated_at=now,
-                    generation=number,
-                    trigger=trigger.kind,
-                    fallback_reason=result.fallback_reason,
-                ).model_dump(mode="json"),
-                **common,
-            )
-            await conn.execute(
-                db.generations.insert().values(
-                    incident_id=trigger.incident_id,
-                    generation=number,
-                    tenant_id=snapshot.facts.tenant_id,
-                    engine=result.engine,
-                    trigger=trigger.kind,
-                    fallback_reason=result.fallback_reason,
-                    event_id=generated.id,
-                    evidence_event_id=collected.id,
-                    hypotheses=[h.model_dump(mode="json") for h in result.hypotheses],
-                    evidence=[i.model_dump(mode="json") for i in items],
-                    generated_at=now,
-                )
-            )
-            await db.cover_triggers(conn, trigger.incident_id, [*snapshot.covers, trigger.event_id], number)
+            number = (state.last[0] if state.last else 0) + 1
+            written = await self._write(conn, trigger, snapshot, evidence, result, number, recorded=True)
             await db.set_claim(conn, trigger.incident_id, None)
-            # Evidence first: the hypotheses that cite it come after it in the stream.
-            await stage(conn, db.outbox, [collected, generated])
+        self._generated(trigger, snapshot, result, number)
+        return written
+
+    async def _write(
+        self,
+        conn: Any,
+        trigger: Trigger,
+        snapshot: Snapshot,
+        evidence: Evidence,
+        result: EngineResult,
+        number: int,
+        *,
+        recorded: bool,
+        received_at: datetime | None = None,
+    ) -> list[EventEnvelope]:
+        """Generation `number`: its row, the triggers it covers, and `evidence.collected` then
+        `hypothesis.generated` staged in the outbox. `recorded`: the trigger has its row already."""
+        items = evidence_items(evidence) + result.extra_items
+        now = _now()
+        common = {
+            "tenant_id": snapshot.facts.tenant_id,
+            "aggregate_id": snapshot.facts.id,
+            "aggregate_version": number,
+            "actor": trigger.actor,
+            "correlation_id": trigger.correlation_id,
+            "causation_id": str(trigger.event_id),
+        }
+        collected = EventEnvelope(
+            type="evidence.collected",
+            data=EvidenceCollected(
+                incident_id=snapshot.facts.id, generation=number, items=items, collected_at=now
+            ).model_dump(mode="json"),
+            **common,
+        )
+        generated = EventEnvelope(
+            type="hypothesis.generated",
+            data=HypothesisGenerated(
+                incident_id=snapshot.facts.id,
+                engine=result.engine,
+                hypotheses=result.hypotheses,
+                generated_at=now,
+                generation=number,
+                trigger=trigger.kind,
+                fallback_reason=result.fallback_reason,
+            ).model_dump(mode="json"),
+            **common,
+        )
+        await conn.execute(
+            db.generations.insert().values(
+                incident_id=trigger.incident_id,
+                generation=number,
+                tenant_id=snapshot.facts.tenant_id,
+                engine=result.engine,
+                trigger=trigger.kind,
+                fallback_reason=result.fallback_reason,
+                event_id=generated.id,
+                evidence_event_id=collected.id,
+                hypotheses=[h.model_dump(mode="json") for h in result.hypotheses],
+                evidence=[i.model_dump(mode="json") for i in items],
+                generated_at=now,
+            )
+        )
+        if recorded:
+            await db.cover_triggers(conn, trigger.incident_id, [*snapshot.covers, trigger.event_id], number)
+        else:
+            await db.cover_triggers(conn, trigger.incident_id, snapshot.covers, number)
+            await db.add_covered_trigger(
+                conn,
+                trigger.event_id,
+                trigger.incident_id,
+                trigger.tenant_id,
+                trigger.kind,
+                received_at or now,
+                number,
+            )
+        # Evidence first: the hypotheses that cite it come after it in the stream.
+        await stage(conn, db.outbox, [collected, generated])
+        return [collected, generated]
+
+    @staticmethod
+    def _generated(trigger: Trigger, snapshot: Snapshot, result: EngineResult, number: int) -> None:
         log.info(
             "hypotheses_generated",
             incident_id=snapshot.facts.id,
@@ -587,7 +635,6 @@ class Generator:
             fallback_reason=result.fallback_reason,
             covered=len(snapshot.covers),
         )
-        return [collected, generated]
 
 
 def _now() -> datetime:
