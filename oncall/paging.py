@@ -254,43 +254,52 @@ class Paging:
     # ---- events in
 
     async def apply(self, event: EventEnvelope, data: EventData, act: bool) -> None:
-        events: list[EventEnvelope] = []
-        async with self.service.engine.begin() as conn:
-            status = PERSON_STATUS.get(event.type)
-            if status is not None:
-                user_id = getattr(data, "user_id", "")
-                await db.save_person(conn, event.tenant_id, user_id, status, event.occurred_at)
-            elif isinstance(data, IncidentCreated) and act:
-                events = await self._start(conn, event, data.incident, data.labels)
-            elif isinstance(data, IncidentStateChanged) and data.to_state in STOPPING_STATES:
-                incident_id = uuid.UUID(data.incident_id)
-                events = await stop(
-                    conn, event.tenant_id, incident_id, STOPPING_STATES[data.to_state], event.correlation_id
-                )
-                await stage(conn, db.outbox, events)
-                # Arrived before its incident.created (order is not guaranteed): a stopped row keeps
-                # the late creation from starting an escalation nobody needs.
-                await db.insert_escalation(
-                    conn,
-                    {
-                        "incident_id": incident_id,
-                        "tenant_id": event.tenant_id,
-                        "policy_id": NO_POLICY,
-                        "policy": {"steps": [], "repeat": 0},
-                        "incident": {},
-                        "started_at": event.occurred_at,
-                        "state": "stopped",
-                        "fired": [],
-                        "stopped_reason": STOPPING_STATES[data.to_state],
-                        "updated_at": datetime.now(UTC),
-                    },
-                )
+        if isinstance(data, IncidentCreated):
+            events = await self._start(event, data.incident, data.labels) if act else []
+        else:
+            async with self.service.engine.begin() as conn:
+                events = await self._apply_change(conn, event, data)
         await self._publish(events)
         if events:
             self.kick()
 
+    async def _apply_change(
+        self, conn: AsyncConnection, event: EventEnvelope, data: EventData
+    ) -> list[EventEnvelope]:
+        """A person's status, or an incident's state change that stops its escalation."""
+        status = PERSON_STATUS.get(event.type)
+        if status is not None:
+            user_id = getattr(data, "user_id", "")
+            await db.save_person(conn, event.tenant_id, user_id, status, event.occurred_at)
+            return []
+        if not (isinstance(data, IncidentStateChanged) and data.to_state in STOPPING_STATES):
+            return []
+        incident_id = uuid.UUID(data.incident_id)
+        events = await stop(
+            conn, event.tenant_id, incident_id, STOPPING_STATES[data.to_state], event.correlation_id
+        )
+        await stage(conn, db.outbox, events)
+        # Arrived before its incident.created (order is not guaranteed): a stopped row keeps the
+        # late creation from starting an escalation nobody needs.
+        await db.insert_escalation(
+            conn,
+            {
+                "incident_id": incident_id,
+                "tenant_id": event.tenant_id,
+                "policy_id": NO_POLICY,
+                "policy": {"steps": [], "repeat": 0},
+                "incident": {},
+                "started_at": event.occurred_at,
+                "state": "stopped",
+                "fired": [],
+                "stopped_reason": STOPPING_STATES[data.to_state],
+                "updated_at": datetime.now(UTC),
+            },
+        )
+        return events
+
     async def _start(
-        self, conn: AsyncConnection, event: EventEnvelope, incident: IncidentSnapshot, labels: dict[str, str]
+        self, event: EventEnvelope, incident: IncidentSnapshot, labels: dict[str, str]
     ) -> list[EventEnvelope]:
         if incident.state is not IncidentState.DETECTED:
             return []
@@ -298,11 +307,21 @@ class Paging:
         # have been pruned, and starting it again would page people for an incident long gone.
         if incident.created_at < datetime.now(UTC) - timedelta(days=self.settings.escalation_retention_days):
             return []
-        rules, default = rules_of(await db.tenant_routing(conn, event.tenant_id))
+        # Most incidents route to no policy (a tenant without routing, or none that matches): that
+        # is known after one statement, with no transaction around it.
+        async with self.service.single_statements.connect() as conn:
+            routing = await db.tenant_routing(conn, event.tenant_id)
+        rules, default = rules_of(routing)
         chosen = route(rules, default, incident.service_name, incident.severity.value, labels)
         if chosen is None:
             return []
-        policy = await db.policy(conn, event.tenant_id, uuid.UUID(chosen))
+        async with self.service.engine.begin() as conn:
+            return await self._start_routed(conn, event, incident, uuid.UUID(chosen))
+
+    async def _start_routed(
+        self, conn: AsyncConnection, event: EventEnvelope, incident: IncidentSnapshot, chosen: uuid.UUID
+    ) -> list[EventEnvelope]:
+        policy = await db.policy(conn, event.tenant_id, chosen)
         if policy is None:
             log.warning("routed_policy_missing", policy_id=chosen, incident_id=incident.id)
             return []

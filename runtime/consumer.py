@@ -29,7 +29,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Uuid, delete, func, select
+from sqlalchemy import Column, DateTime, MetaData, String, Table, Uuid, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -260,6 +260,16 @@ class EventConsumer:
         self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.durable, self.filters = durable, list(filter_subjects)
         self.handler, self.consumed = handler, consumed
+        # Built once: every event runs both, and building a statement costs more than its cache hit.
+        c = consumed.c
+        self._seen_query = select(c.event_id).where(
+            c.consumer == bindparam("consumer"), c.event_id == bindparam("event_id")
+        )
+        self._record_query = (
+            insert(consumed)
+            .values(consumer=bindparam("consumer"), event_id=bindparam("event_id"))
+            .on_conflict_do_nothing()
+        )
         self.max_in_flight, self.ack_wait, self.handler_timeout = max_in_flight, ack_wait, handler_timeout
         self.retention, self.backoff = retention, tuple(backoff)
         self._lanes: dict[tuple[str, str], _Lane] = {}
@@ -450,20 +460,13 @@ class EventConsumer:
             return await through_outages(held, work, self.durable)
 
     async def _seen(self, event_id: UUID) -> bool:
-        c = self.consumed
         async with self._single.connect() as conn:
-            found = await conn.execute(
-                select(c.c.event_id).where(c.c.consumer == self.durable, c.c.event_id == event_id)
-            )
+            found = await conn.execute(self._seen_query, {"consumer": self.durable, "event_id": event_id})
             return found.first() is not None
 
     async def _record(self, event_id: UUID) -> None:
         async with self._single.connect() as conn:
-            await conn.execute(
-                insert(self.consumed)
-                .values(consumer=self.durable, event_id=event_id)
-                .on_conflict_do_nothing()
-            )
+            await conn.execute(self._record_query, {"consumer": self.durable, "event_id": event_id})
 
     async def _prune_loop(self) -> None:
         while True:

@@ -134,6 +134,12 @@ class Service:
         return self._engine
 
     @property
+    def single_statements(self) -> AsyncEngine:
+        """The same pool in autocommit: each statement is its own transaction, with no BEGIN and
+        COMMIT round trips around it. For a read that decides whether there is anything to do."""
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @property
     def js(self) -> JetStreamContext:
         return self.broker.connection.jetstream()
 

@@ -21,12 +21,12 @@ async def change_incident(
 ) -> bool:
     """Apply a change over an older version; False when the incident is not in the view at all."""
     k = known_incidents
-    await conn.execute(
+    result = await conn.execute(
         update(k)
         .where(k.c.id == incident_id, k.c.tenant_id == tenant_id, k.c.version < version)
         .values(version=version, **values)
     )
-    return await incident(conn, incident_id) is not None
+    return bool(result.rowcount) or await incident(conn, incident_id) is not None
 
 
 async def record_hypotheses(
@@ -37,10 +37,11 @@ async def record_hypotheses(
     top: str,
     confidence: float,
 ) -> bool:
+    """Record the generation's top hypothesis unless a later one is; False: the incident is not known."""
     k = known_incidents
-    await conn.execute(
+    result = await conn.execute(
         update(k)
         .where(k.c.id == incident_id, k.c.tenant_id == tenant_id, k.c.hypotheses_generation < generation)
         .values(hypotheses_generation=generation, top_hypothesis=top, top_confidence=confidence)
     )
-    return await incident(conn, incident_id) is not None
+    return bool(result.rowcount) or await incident(conn, incident_id) is not None
