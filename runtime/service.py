@@ -117,6 +117,7 @@ class Service:
             on_shutdown=[self._close],
         )
         self._engine: AsyncEngine | None = None
+        self._single_statements: AsyncEngine | None = None
         self._relay: OutboxRelay | None = None
         self._consumer_specs: list[dict[str, Any]] = []
         self.consumers: list[EventConsumer] = []
@@ -137,7 +138,9 @@ class Service:
     def single_statements(self) -> AsyncEngine:
         """The same pool in autocommit: each statement is its own transaction, with no BEGIN and
         COMMIT round trips around it. For a read that decides whether there is anything to do."""
-        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        if self._single_statements is None:
+            self._single_statements = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return self._single_statements
 
     @property
     def js(self) -> JetStreamContext:
@@ -166,6 +169,7 @@ class Service:
 
     async def _open(self) -> None:
         self._engine = create_engine(self.settings.database_url)
+        self._single_statements = None
 
     def consume(
         self,
