@@ -69,16 +69,25 @@ async def apply_incident_event(service: Service, event: EventEnvelope, data: Inc
     resolution, what it was resolved with (the root cause, or else the resolving note), which later
     incidents cite, kept by the version of the resolution so a late event never replaces a newer one."""
     incident_id = uuid.UUID(data.incident_id)
+    resolution = (
+        data if isinstance(data, IncidentStateChanged) and data.to_state is IncidentState.RESOLVED else None
+    )
+    if data.incident is not None and resolution is None:
+        # One upsert, atomic and idempotent by itself (a newer version wins): no transaction, and no
+        # lock, which only orders it against a generation that might as well have run first.
+        async with service.single_statements.connect() as conn:
+            await apply_snapshot(conn, db.known_incidents, event.tenant_id, data.incident)
+        return
     async with service.engine.begin() as conn:
         await db.lock_incident(conn, incident_id)
         if data.incident is not None:
             await apply_snapshot(conn, db.known_incidents, event.tenant_id, data.incident)
         elif not await _apply_legacy_change(conn, event, data):
             raise RetryLater(f"incident {incident_id} not known yet")
-        if isinstance(data, IncidentStateChanged) and data.to_state is IncidentState.RESOLVED:
-            resolution = (data.root_cause or data.note).strip() or None
+        if resolution is not None:
+            resolved_with = (resolution.root_cause or resolution.note).strip() or None
             await db.record_resolution(
-                conn, event.tenant_id, incident_id, resolution, event.aggregate_version
+                conn, event.tenant_id, incident_id, resolved_with, event.aggregate_version
             )
 
 

@@ -40,7 +40,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
-from sqlalchemy import delete, select, text
+from sqlalchemy import Select, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -173,14 +173,19 @@ async def _hold_projection_lock(conn: AsyncConnection) -> None:
     await conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": tables.PROJECTION_LOCK})
 
 
-async def save_checkpoint(conn: AsyncConnection, name: str, seq: int) -> None:
-    statement = insert(tables.checkpoints).values(name=name, last_seq=seq)
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[tables.checkpoints.c.name],
-            set_={"last_seq": statement.excluded.last_seq},
-            where=tables.checkpoints.c.last_seq < statement.excluded.last_seq,
-        )
+def checkpointed(name: str, seq: int) -> Select[Any]:
+    """One statement that ends a batch: the checkpoint moves to `seq` (never back), the stall it
+    got past is cleared, and the other gateways are told (`pg_notify`, delivered at commit)."""
+    checkpoint = insert(tables.checkpoints).values(name=name, last_seq=seq)
+    checkpoint = checkpoint.on_conflict_do_update(
+        index_elements=[tables.checkpoints.c.name],
+        set_={"last_seq": checkpoint.excluded.last_seq},
+        where=tables.checkpoints.c.last_seq < checkpoint.excluded.last_seq,
+    )
+    stalls = tables.projection_stalls
+    cleared = delete(stalls).where(stalls.c.name == name, stalls.c.seq <= seq)
+    return select(func.pg_notify(PROJECTION_CHANNEL, str(seq))).add_cte(
+        checkpoint.cte("checkpoint"), cleared.cte("cleared")
     )
 
 
@@ -500,12 +505,8 @@ class Projector:
                     if skips:
                         return skips
                     await apply_batch(conn, _items(items))
-                await save_checkpoint(conn, self.name, last)
-                # Delivered to the other gateways at commit: their waiters and feeds move on.
-                notify = text("SELECT pg_notify(:channel, :seq)")
-                await conn.execute(notify, {"channel": PROJECTION_CHANNEL, "seq": str(last)})
-                stalls = tables.projection_stalls
-                await conn.execute(delete(stalls).where(stalls.c.name == self.name, stalls.c.seq <= last))
+                # The other gateways' waiters and feeds move on at commit.
+                await conn.execute(checkpointed(self.name, last))
             return {}
 
         return await self._retrying(work)
