@@ -202,20 +202,34 @@ def tfidf_similarity(query: str, documents: list[str]) -> list[float]:
     for d in [q, *docs]:
         df.update(d.keys())
 
+    idf: dict[str, float] = {}
+
+    def weight(t: str) -> float:
+        w = idf.get(t)
+        if w is None:
+            w = idf[t] = math.log((1 + n) / (1 + df[t])) + 1
+        return w
+
     def vector(counts: Counter[str]) -> dict[str, float]:
-        return {t: c * (math.log((1 + n) / (1 + df[t])) + 1) for t, c in counts.items()}
+        return {t: c * weight(t) for t, c in counts.items()}
 
     qv = vector(q)
     qn = math.sqrt(sum(v * v for v in qv.values())) or 1.0
+    # Texts that repeat (an alert storm's incidents share a title) share one Counter: score it once.
+    scored: dict[int, float] = {}
     scores = []
     for d in docs:
-        if q.keys().isdisjoint(d):
-            # No word in common: the dot product is a sum of zeros, 0.0 whatever the norm.
-            scores.append(0.0)
-            continue
-        dv = vector(d)
-        dn = math.sqrt(sum(v * v for v in dv.values())) or 1.0
-        scores.append(sum(w * dv.get(t, 0.0) for t, w in qv.items()) / (qn * dn))
+        score = scored.get(id(d))
+        if score is None:
+            if q.keys().isdisjoint(d):
+                # No word in common: the dot product is a sum of zeros, 0.0 whatever the norm.
+                score = 0.0
+            else:
+                dv = vector(d)
+                dn = math.sqrt(sum(v * v for v in dv.values())) or 1.0
+                score = sum(w * dv.get(t, 0.0) for t, w in qv.items()) / (qn * dn)
+            scored[id(d)] = score
+        scores.append(score)
     return scores
 
 
