@@ -22,6 +22,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     cast,
+    func,
     literal,
     or_,
     select,
@@ -29,7 +30,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -292,6 +293,7 @@ class TriggerState:
     covered_by: int | None  # the generation that covered it, if one did
     incident: Row[Any] | None  # the worker's view of the incident (None: not known yet)
     last: tuple[int, datetime] | None  # the incident's latest generation: number, when
+    waiting: list[uuid.UUID]  # the incident's triggers no generation covers yet, oldest first
 
 
 async def trigger_state(conn: AsyncConnection, event_id: uuid.UUID, incident_id: uuid.UUID) -> TriggerState:
@@ -304,11 +306,18 @@ async def trigger_state(conn: AsyncConnection, event_id: uuid.UUID, incident_id:
         .lateral("last")
     )
     one = select(literal(1).label("one")).subquery("one")
+    w = triggers.alias("waiting")
+    waiting = (
+        select(w.c.event_id)
+        .where(w.c.incident_id == incident_id, w.c.generation.is_(None))
+        .order_by(w.c.received_at, w.c.event_id)
+    )
     query = select(
         t.c.event_id.label("trigger_event_id"),
         t.c.generation.label("trigger_generation"),
         last.c.generation.label("last_generation"),
         last.c.generated_at.label("last_generated_at"),
+        func.array(waiting.scalar_subquery(), type_=ARRAY(Uuid)).label("waiting"),
         *k.c,
     ).select_from(
         one.outerjoin(t, and_(t.c.event_id == event_id, t.c.incident_id == incident_id))
@@ -321,6 +330,7 @@ async def trigger_state(conn: AsyncConnection, event_id: uuid.UUID, incident_id:
         covered_by=row.trigger_generation,
         incident=row if row.id is not None else None,
         last=(int(row.last_generation), row.last_generated_at) if row.last_generation is not None else None,
+        waiting=list(row.waiting),
     )
 
 

@@ -402,7 +402,7 @@ class Generator:
                 max_wait=lease + window,
             )
             if decision.generate and self.at_once:
-                snapshot = await self._snapshot(conn, row)
+                snapshot = await self._snapshot(conn, row, state.waiting)
                 evidence, result = await self._run(snapshot, heartbeat)
                 number = (state.last[0] if state.last else 0) + 1
                 written = await self._write(
@@ -413,7 +413,7 @@ class Generator:
                 if not decision.generate:
                     return Step(decision)
                 await db.set_claim(conn, trigger.incident_id, now + lease)
-                return Step(decision, snapshot=await self._snapshot(conn, row))
+                return Step(decision, snapshot=await self._snapshot(conn, row, state.waiting))
         self._generated(trigger, snapshot, result, number)
         return Step(decision, written=written)
 
@@ -424,7 +424,7 @@ class Generator:
                 conn, trigger.event_id, trigger.incident_id, trigger.tenant_id, trigger.kind, _now()
             )
 
-    async def _snapshot(self, conn: Any, row: Any) -> Snapshot:
+    async def _snapshot(self, conn: Any, row: Any, waiting: list[uuid.UUID]) -> Snapshot:
         facts = _facts(row)
         history = await db.history(
             conn,
@@ -444,13 +444,12 @@ class Generator:
         deployed = await db.deployed_services(conn, facts.tenant_id, since, _now())
         for name in services_named(facts.text, [n for n in deployed if n != facts.service_name]):
             deploys += await db.deploys_of_service(conn, facts.tenant_id, name, since, _now())
-        pending = await db.pending_triggers(conn, row.id)
         return Snapshot(
             facts=facts,
             history=history,
             alerts=alerts,
             deploys=[_deploy(d) for d in deploys],
-            covers=[event_id for event_id, _ in pending],
+            covers=waiting,
         )
 
     async def history(self, facts: IncidentFacts) -> list[PastIncident]:
