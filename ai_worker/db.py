@@ -16,11 +16,13 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    Select,
     String,
     Table,
     Text,
     Uuid,
     and_,
+    bindparam,
     cast,
     func,
     literal,
@@ -193,19 +195,9 @@ async def open_incidents_of_service(
     ]
 
 
-async def history(
-    conn: AsyncConnection,
-    tenant_id: str,
-    before: datetime,
-    since: datetime,
-    exclude: object,
-    limit: int = 500,
-) -> list[PastIncident]:
-    """The tenant's incidents created in [since, before), newest first, as the evidence reads them:
-    every generation reads up to `limit` of them, so the columns come in `PastIncident`'s order and
-    the id as text, and each row becomes one without a look-up by name."""
+def _history_query() -> Select[Any]:
     k = known_incidents
-    query = (
+    return (
         select(
             k.c.key,
             k.c.title,
@@ -218,12 +210,36 @@ async def history(
             k.c.resolution,
         )
         .where(
-            k.c.tenant_id == tenant_id, k.c.created_at < before, k.c.created_at >= since, k.c.id != exclude
+            k.c.tenant_id == bindparam("tenant_id"),
+            k.c.created_at < bindparam("before"),
+            k.c.created_at >= bindparam("since"),
+            k.c.id != bindparam("exclude", type_=Uuid),
         )
         .order_by(k.c.created_at.desc())
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
-    return [PastIncident(*row) for row in await conn.execute(query)]
+
+
+# The columns in `PastIncident`'s order, the id as text: each row becomes one without a look-up by
+# name. Built once, like TRIGGER_STATE: every generation reads it.
+HISTORY = _history_query()
+
+
+async def history(
+    conn: AsyncConnection,
+    tenant_id: str,
+    before: datetime,
+    since: datetime,
+    exclude: object,
+    limit: int = 500,
+) -> list[PastIncident]:
+    """The tenant's incidents created in [since, before), newest first, as the evidence reads them
+    (every generation reads up to `limit` of them)."""
+    rows = await conn.execute(
+        HISTORY,
+        {"tenant_id": tenant_id, "before": before, "since": since, "exclude": exclude, "limit": limit},
+    )
+    return [PastIncident(*row) for row in rows]
 
 
 async def record_deploy(conn: AsyncConnection, values: dict[str, object]) -> None:
@@ -296,8 +312,9 @@ class TriggerState:
     waiting: list[uuid.UUID]  # the incident's triggers no generation covers yet, oldest first
 
 
-async def trigger_state(conn: AsyncConnection, event_id: uuid.UUID, incident_id: uuid.UUID) -> TriggerState:
+def _trigger_state_query() -> Select[Any]:
     t, g, k = triggers, generations, known_incidents
+    event_id, incident_id = bindparam("event_id", type_=Uuid), bindparam("incident_id", type_=Uuid)
     last = (
         select(g.c.generation, g.c.generated_at)
         .where(g.c.incident_id == incident_id)
@@ -312,7 +329,7 @@ async def trigger_state(conn: AsyncConnection, event_id: uuid.UUID, incident_id:
         .where(w.c.incident_id == incident_id, w.c.generation.is_(None))
         .order_by(w.c.received_at, w.c.event_id)
     )
-    query = select(
+    return select(
         t.c.event_id.label("trigger_event_id"),
         t.c.generation.label("trigger_generation"),
         last.c.generation.label("last_generation"),
@@ -324,7 +341,14 @@ async def trigger_state(conn: AsyncConnection, event_id: uuid.UUID, incident_id:
         .outerjoin(k, k.c.id == incident_id)
         .outerjoin(last, true())
     )
-    row = (await conn.execute(query)).one()
+
+
+# Built once: it runs for every trigger, and building it costs more than its cached compilation.
+TRIGGER_STATE = _trigger_state_query()
+
+
+async def trigger_state(conn: AsyncConnection, event_id: uuid.UUID, incident_id: uuid.UUID) -> TriggerState:
+    row = (await conn.execute(TRIGGER_STATE, {"event_id": event_id, "incident_id": incident_id})).one()
     return TriggerState(
         seen=row.trigger_event_id is not None,
         covered_by=row.trigger_generation,
