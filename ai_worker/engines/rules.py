@@ -117,6 +117,10 @@ class FailureMode:
     deploy_affinity: float = 0.0
     metric_rules: tuple[MetricRule, ...] = ()
     patterns: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
+    # Texts already searched for its signals, and what was found (see `signals_in`).
+    found: dict[str, tuple[tuple[str, float], ...]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @property
     def description(self) -> str:
@@ -512,14 +516,25 @@ def normalise(text: str) -> str:
     return f"{plain} | {split}" if split != plain else plain
 
 
-def signals_in(mode: FailureMode, text: str) -> list[tuple[str, float]]:
+# Texts kept per failure mode. A generation searches the report, its alerts and each similar
+# incident's text for every mode's signals, and the next generations search the same texts again
+# (in an alert storm, hundreds of incidents share them): each text is searched once while kept.
+FOUND_KEPT = 2048
+
+
+def signals_in(mode: FailureMode, text: str) -> tuple[tuple[str, float], ...]:
     """The mode's signals found in `text`, in catalogue order."""
-    norm = normalise(text)
-    return [
-        (signal, weight)
-        for (signal, weight), pattern in zip(mode.signals.items(), mode.patterns, strict=True)
-        if pattern.search(norm)
-    ]
+    found = mode.found.get(text)
+    if found is None:
+        if len(mode.found) >= FOUND_KEPT:
+            mode.found.clear()
+        norm = normalise(text)
+        found = mode.found[text] = tuple(
+            (signal, weight)
+            for (signal, weight), pattern in zip(mode.signals.items(), mode.patterns, strict=True)
+            if pattern.search(norm)
+        )
+    return found
 
 
 def _weight(hits: Sequence[tuple[str, float]], cap: float) -> float:
