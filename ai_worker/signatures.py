@@ -144,6 +144,14 @@ class Catalogue:
         return tuple(s for s in self.entries if s.pattern is not None and s.weight)
 
     @cached_property
+    def patterns_by_cause(self) -> dict[str, tuple[Signature, ...]]:
+        """`patterns` grouped by the failure mode they point at, each group in catalogue order."""
+        grouped: dict[str, list[Signature]] = {}
+        for signature in self.patterns:
+            grouped.setdefault(signature.cause, []).append(signature)
+        return {cause: tuple(group) for cause, group in grouped.items()}
+
+    @cached_property
     def alerts(self) -> tuple[Signature, ...]:
         return tuple(s for s in self.entries if s.alert is not None and s.weight)
 

@@ -624,8 +624,8 @@ def _mentions(mode: FailureMode, catalogue: Catalogue, report_clauses: Sequence[
             best[key] = mention
 
     for clause in report_clauses:
-        for signature in catalogue.patterns:
-            if signature.cause != mode.code or signature.pattern is None:
+        for signature in catalogue.patterns_by_cause.get(mode.code, ()):
+            if signature.pattern is None:
                 continue
             for match in signature.pattern.finditer(clause.text):
                 stance = polarity(clause, match.start(), match.end())
@@ -653,8 +653,8 @@ def _root_cause_strength(mode: FailureMode, catalogue: Catalogue, text: str) -> 
     """How plainly a recorded root cause names this mode (0..1)."""
     found = sum(
         s.weight
-        for s in catalogue.patterns
-        if s.cause == mode.code and s.weight > 0 and s.pattern is not None and s.pattern.search(text)
+        for s in catalogue.patterns_by_cause.get(mode.code, ())
+        if s.weight > 0 and s.pattern is not None and s.pattern.search(text)
     )
     found += WORD_WEIGHT * _weight(signals_in(mode, text), 3.0)
     return min(found / 3.0, 1.0)
@@ -736,12 +736,8 @@ def score_modes(
             values = " ".join(
                 v for k, v in sorted({**alert.labels, **alert.annotations}.items()) if k not in NOISY_LABELS
             )
-            for signature in catalogue.patterns:
-                if (
-                    signature.cause == mode.code
-                    and signature.pattern is not None
-                    and signature.pattern.search(values)
-                ):
+            for signature in catalogue.patterns_by_cause.get(mode.code, ()):
+                if signature.pattern is not None and signature.pattern.search(values):
                     this = max(this, signature.weight * LABEL_TEXT_FACTOR)
             words = signals_in(mode, alert.text)
             this += ALERT_WORD_WEIGHT * _weight(words, 2.0)
