@@ -30,6 +30,10 @@ class EngineOnly:
 
     engine: AsyncEngine
 
+    @property
+    def single_statements(self) -> AsyncEngine:
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
 
 async def apply_everywhere(engine: AsyncEngine, seq: int, event: EventEnvelope) -> None:
     data = payload_of(event)

@@ -131,6 +131,11 @@ class FullDatabase:
     def begin(self) -> Any:
         raise as_sqlalchemy_raises(asyncpg.DiskFullError("could not extend file"))
 
+    connect = begin
+
+    def execution_options(self, **options: Any) -> FullDatabase:
+        return self
+
 
 def event() -> EventEnvelope:
     return EventEnvelope(
@@ -158,20 +163,23 @@ async def test_a_published_event_is_a_success_even_if_marking_it_fails() -> None
 
 
 class SlowDatabase:
-    """Marks rows only once `gate` opens; records each transaction's rows."""
+    """Marks rows only once `gate` opens; records the sequences each marking statement marks."""
 
     def __init__(self) -> None:
         self.gate = asyncio.Event()
-        self.transactions: list[list[dict[str, Any]]] = []
+        self.markings: list[list[int]] = []
+
+    def execution_options(self, **options: Any) -> SlowDatabase:
+        return self
 
     @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[Any]:
-        rows: list[dict[str, Any]] = []
-        self.transactions.append(rows)
+    async def connect(self) -> AsyncIterator[Any]:
+        marked: list[int] = []
+        self.markings.append(marked)
         await self.gate.wait()
 
         async def execute(statement: Any, parameters: Any = None) -> None:
-            rows.extend(parameters or [])
+            marked.extend((parameters or {}).get("row_seqs", []))
 
         yield SimpleNamespace(execute=execute)
 
@@ -188,6 +196,6 @@ async def test_a_command_is_answered_before_its_outbox_row_is_marked_and_marks_a
     assert answers.result() == [1, 2, 3]
     database.gate.set()
     await outbox.flush_marks()
-    assert sorted(row["row_seq"] for rows in database.transactions for row in rows) == [1, 2, 3]
-    assert len(database.transactions) < 3, "one transaction per command"
+    assert sorted(seq for marked in database.markings for seq in marked) == [1, 2, 3]
+    assert len(database.markings) < 3, "one marking per command"
     await outbox.stop()
