@@ -19,6 +19,7 @@ from contracts.envelope import EventEnvelope
 from contracts.events import IncidentStateChanged, payload_of
 from gateway.projection.apply import apply_batch
 from integrations.outbound import apply_to_view
+from runtime.db import single_statements
 from tests.events import incident_history, snapshot_of
 
 TENANT = "t_convergence"
@@ -32,7 +33,7 @@ class EngineOnly:
 
     @property
     def single_statements(self) -> AsyncEngine:
-        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return single_statements(self.engine)
 
 
 async def apply_everywhere(engine: AsyncEngine, seq: int, event: EventEnvelope) -> None:
