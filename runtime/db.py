@@ -37,13 +37,6 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     return engine
 
 
-def single_statements(engine: AsyncEngine) -> AsyncEngine:
-    """The same pool in autocommit: each statement is its own transaction, with no BEGIN and COMMIT
-    round trips around it (each of those costs about as much as the statement). For work that is
-    one atomic statement: a consumer's bookkeeping, an outbox mark, a read deciding if there is work."""
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
 def _ping_stale_connections(engine: AsyncEngine) -> None:
     """`pool_pre_ping` without its round trip on every checkout (it was ~10% of a consumer's CPU:
     a consumer checks out three connections per event). A connection whose socket the server closed

@@ -45,7 +45,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import EventEnvelope
 from runtime.bus import publish_event
-from runtime.db import single_statements
 from runtime.metrics import EVENTS_PUBLISHED
 from runtime.retention import delete_in_batches
 
@@ -121,7 +120,7 @@ class OutboxRelay:
         prune_interval_seconds: float = 60.0,
     ) -> None:
         self.engine, self.table, self.js = engine, table, js
-        self._single = single_statements(engine)
+        self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.poll_seconds = poll_seconds
         # Rows younger than this are left to the fast path of the request that wrote them.
         self.grace = timedelta(seconds=grace_seconds)

@@ -34,7 +34,7 @@ from contracts.subjects import host_ping_subject, metrics_subject, ping_subject
 from runtime import tracing
 from runtime.bus import connection_failure, declare_streams, nats_servers
 from runtime.consumer import EventConsumer, Handler
-from runtime.db import create_engine, is_invalid_value, is_unavailable, single_statements, unavailable_message
+from runtime.db import create_engine, is_invalid_value, is_unavailable, unavailable_message
 from runtime.logging import configure_logging, redact_url
 from runtime.metrics import COMMAND_SECONDS, COMMANDS, Exposition, outbox_refresher
 from runtime.outbox import OutboxRelay
@@ -136,10 +136,10 @@ class Service:
 
     @property
     def single_statements(self) -> AsyncEngine:
-        """`runtime.db.single_statements` of this service's engine, made once (`execution_options`
-        builds a new engine proxy on every call)."""
+        """The same pool in autocommit: each statement is its own transaction, with no BEGIN and
+        COMMIT round trips around it. For a read that decides whether there is anything to do."""
         if self._single_statements is None:
-            self._single_statements = single_statements(self.engine)
+            self._single_statements = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         return self._single_statements
 
     @property

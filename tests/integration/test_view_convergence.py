@@ -19,7 +19,6 @@ from contracts.envelope import EventEnvelope
 from contracts.events import IncidentStateChanged, payload_of
 from gateway.projection.apply import apply_batch
 from integrations.outbound import apply_to_view
-from runtime.db import single_statements
 from tests.events import incident_history, snapshot_of
 
 TENANT = "t_convergence"
@@ -33,7 +32,7 @@ class EngineOnly:
 
     @property
     def single_statements(self) -> AsyncEngine:
-        return single_statements(self.engine)
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def apply_everywhere(engine: AsyncEngine, seq: int, event: EventEnvelope) -> None:
